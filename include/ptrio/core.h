@@ -1,0 +1,348 @@
+/* ptrio/core.h: the run loop, tasks, nurseries, cancel scopes and time.
+ *
+ * Every object here is caller-owned and may be static; ptrio never
+ * allocates. Objects start zeroed (static storage or `= {0}`). Fields of
+ * the structs are private: use the functions and macros.
+ */
+#ifndef PTRIO_CORE_H
+#define PTRIO_CORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "coro.h"
+#include "error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- time --------------------------------------------------------- */
+
+/* Nanoseconds on the loop's clock. */
+typedef int64_t ptrio_time;
+
+#define PTRIO_TIME_INF  INT64_MAX   /* no deadline */
+#define PTRIO_TIME_NINF INT64_MIN   /* effective deadline when cancelled */
+#define PTRIO_NS(n)  ((ptrio_time)(n))
+#define PTRIO_US(n)  ((ptrio_time)(n) * 1000)
+#define PTRIO_MS(n)  ((ptrio_time)(n) * 1000000)
+#define PTRIO_SEC(n) ((ptrio_time)(n) * 1000000000)
+
+/* ---- private storage types ---------------------------------------- */
+
+/* A node of the deadline tree (a red-black tree ordered by deadline, then
+ * by insertion), embedded in sleeping tasks and in scopes. */
+typedef struct ptrio__tnode {
+    struct ptrio__tnode *left, *right;
+    uintptr_t parent;               /* parent | red bit | scope bit */
+    uint32_t key_lo, key_hi;        /* deadline, order-preserving */
+} ptrio__tnode;
+
+typedef struct ptrio_task ptrio_task;
+typedef struct ptrio_scope ptrio_scope;
+typedef struct ptrio_nursery ptrio_nursery;
+typedef struct ptrio_loop ptrio_loop;
+
+struct ptrio_task {
+    union {                         /* what the task is doing now */
+        ptrio_task *next;           /* ready: run-queue link */
+        ptrio__tnode timer;         /* sleeping */
+        struct { ptrio_task *next, *prev; int fd; uint16_t events; } fd;
+        struct { ptrio_task *child; void **value; } start;
+        struct { ptrio_task *next; int code; } done;
+    } w;
+    union {
+        struct { ptrio_task *next, *prev; } sib;      /* nursery children */
+        struct { ptrio_task *starter; ptrio_nursery *target; } starting;
+    } n;
+    ptrio_frame *frame;             /* innermost frame: resumed directly */
+    ptrio_scope *scope;             /* innermost cancel scope */
+    const char *name;
+    const void *origin;             /* site (or group) of the last error */
+    int16_t err;                    /* the code `origin` belongs to */
+    uint8_t state;
+    uint8_t wait;
+};
+
+struct ptrio_scope {
+    ptrio__tnode timer;             /* deadline, while registered */
+    ptrio_scope *parent;            /* enclosing scope, maybe another task's */
+    ptrio_task *task;               /* task that opened it */
+    ptrio_frame *frame;             /* frame whose block it is */
+    uintptr_t exit;                 /* resume point of the block's close */
+    int pending;                    /* what ended the body; TRY_BLOCK's catch */
+    uint16_t flags;
+};
+
+struct ptrio_nursery {
+    ptrio_scope scope;              /* the nursery's own cancel scope */
+    ptrio_task *children;           /* running children */
+    ptrio_task *failed, *failed_tail;   /* failed children, in order */
+    ptrio_site site;                /* where the block is */
+    const void *body_origin;        /* the body's own failure */
+    int body_err;
+    uint32_t live;                  /* running children + pending starts */
+    uint8_t state;
+};
+
+/* ---- the loop ----------------------------------------------------- */
+
+typedef struct ptrio_backend ptrio_backend;
+
+/* Receives one report line (no newline). */
+typedef void (*ptrio_report_fn)(void *ctx, const char *line);
+
+/* Instrument hooks: any member may be NULL. */
+typedef struct ptrio_hooks {
+    void (*task_spawned)(void *ctx, const ptrio_task *t);
+    void (*task_scheduled)(void *ctx, const ptrio_task *t);
+    void (*task_exited)(void *ctx, const ptrio_task *t, int status);
+    void (*before_wait)(void *ctx, ptrio_time deadline);
+    void (*after_wait)(void *ctx);
+} ptrio_hooks;
+
+struct ptrio_loop {
+    const ptrio_backend *backend;
+    union { int64_t i64; void *ptr; intptr_t word; } be[4];  /* backend's */
+    ptrio_task *runq, *runq_tail;   /* the next batch */
+    ptrio__tnode *timers, *first;   /* deadline tree, its earliest node */
+    ptrio_task *current;            /* running task */
+    ptrio_nursery system;           /* holds the main task */
+    ptrio_task main;
+    ptrio_report_fn report;
+    void *report_ctx;
+    const ptrio_hooks *hooks;
+    void *hooks_ctx;
+    uint32_t ntasks;                /* live tasks */
+    uint8_t running;
+};
+
+/* Prepares a loop with the build's default backend (poll on POSIX hosts)
+ * and the default report sink (stderr on hosts, none when freestanding). */
+void ptrio_loop_init(ptrio_loop *loop);
+
+/* Selects the backend. Returns 0, -PTRIO_EINVAL for NULL, -PTRIO_EBUSY
+ * while the loop runs. */
+int ptrio_loop_use_backend(ptrio_loop *loop, const ptrio_backend *backend);
+
+/* Replaces the sink of failure reports and misuse messages (NULL: none). */
+void ptrio_loop_set_report(ptrio_loop *loop, ptrio_report_fn fn, void *ctx);
+
+/* Installs instrument hooks (NULL removes them). */
+void ptrio_loop_set_hooks(ptrio_loop *loop, const ptrio_hooks *hooks,
+                          void *ctx);
+
+/* Runs `fn` over `frame` as the main task until it and every task under it
+ * finished. Returns its status (>= 0), or its failure after reporting it.
+ * Errors: -PTRIO_EINVAL (NULL), -PTRIO_EBUSY (loop already running),
+ * -PTRIO_ENOBACKEND, a backend's open error, -PTRIO_EDEADLK when the
+ * virtual clock finds every task blocked forever. */
+int ptrio_loop_run_named(ptrio_loop *loop, ptrio_fn fn, void *frame,
+                         const char *name);
+#define ptrio_loop_run(loop, fn, frame)                                     \
+    ptrio_loop_run_named((loop), (fn), (frame), #fn)
+
+/* ptrio_loop_run on a fresh default loop. */
+int ptrio_run_named(ptrio_fn fn, void *frame, const char *name);
+#define ptrio_run(fn, frame) ptrio_run_named((fn), (frame), #fn)
+
+/* Wakes the loop from a signal handler, an interrupt or another thread. */
+void ptrio_loop_wake(ptrio_loop *loop);
+
+/* The loop running on this thread, or NULL. */
+ptrio_loop *ptrio_current_loop(void);
+
+/* Writes the task tree (every task, its frames and where each is parked)
+ * to `fn`, one line at a time. Returns the number of tasks, or
+ * -PTRIO_ENOTASK outside a running loop. */
+int ptrio_dump(ptrio_report_fn fn, void *ctx);
+
+/* ---- tasks and calls ---------------------------------------------- */
+
+/* Awaits the coroutine `fn` over the frame `sub` (usually embedded in the
+ * caller's frame). Returns its status, or PTRIO_PENDING. Errors:
+ * -PTRIO_ENOTASK (self is not the running frame), -PTRIO_EINVAL (NULL),
+ * -PTRIO_EBUSY (sub is still running). */
+int ptrio_call(void *self, void *sub, ptrio_fn fn);
+#define PTRIO_CALL(f, fn, sub) PTRIO_AWAIT(f, ptrio_call((f), (sub), (fn)))
+
+/* The running task, or NULL. */
+ptrio_task *ptrio_current_task(void);
+
+/* A task's name. */
+const char *ptrio_task_name(const ptrio_task *t);
+
+/* Queues `fn` over `frame` as a new task in the nursery; it runs from the
+ * next batch on. Returns 0, or -PTRIO_EINVAL (NULL), -PTRIO_ECLOSED (the
+ * nursery is closed), -PTRIO_EBUSY (task or frame still running),
+ * -PTRIO_ENOTASK (outside a running loop). Not a checkpoint. */
+int ptrio_start_soon_named(ptrio_nursery *n, ptrio_task *t, ptrio_fn fn,
+                           void *frame, const char *name);
+#define ptrio_start_soon(n, t, fn, frame)                                   \
+    ptrio_start_soon_named((n), (t), (fn), (frame), #fn)
+
+/* Starts a task and waits until it calls ptrio_started: awaitable. Until
+ * then the child runs under the caller's cancel scopes, and its failure is
+ * the caller's; then it moves into the nursery. `*value` (may be NULL)
+ * receives started()'s value. Errors: those of start_soon,
+ * -PTRIO_ENOSTART (child returned without calling started), the child's. */
+int ptrio_start_named(void *self, ptrio_nursery *n, ptrio_task *t,
+                      ptrio_fn fn, void *frame, void **value,
+                      const char *name);
+#define ptrio_start(self, n, t, fn, frame, value)                           \
+    ptrio_start_named((self), (n), (t), (fn), (frame), (value), #fn)
+
+/* Tells the ptrio_start that started this task that it is ready. Returns
+ * 0 (also when the task was not started by ptrio_start), -PTRIO_EMISUSE
+ * when called twice, -PTRIO_ENOTASK outside a task. Not a checkpoint. */
+int ptrio_started(void *self, void *value);
+
+/* ---- checkpoints and time ----------------------------------------- */
+
+/* A checkpoint: fails with -PTRIO_ECANCELED if cancelled, else lets the
+ * other ready tasks run. Awaitable. */
+int ptrio_checkpoint(void *self);
+#define PTRIO_CHECKPOINT(f) PTRIO_AWAIT(f, ptrio_checkpoint(f))
+
+/* A schedule point that ignores cancellation. Awaitable. */
+int ptrio_yield(void *self);
+#define PTRIO_YIELD(f) PTRIO_AWAIT(f, ptrio_yield(f))
+
+/* Returns -PTRIO_ECANCELED if the caller is cancelled, else 0 (no yield).
+ * Errors: -PTRIO_ENOTASK. */
+int ptrio_checkpoint_if_cancelled(void *self);
+
+/* The loop's clock (0 outside a loop). */
+ptrio_time ptrio_now(void);
+
+/* Sleeps for `d` (>= 0; PTRIO_TIME_INF: forever). Awaitable checkpoint.
+ * Errors: -PTRIO_EINVAL (d < 0), -PTRIO_EOVERFLOW (now + d overflows),
+ * -PTRIO_ECANCELED, -PTRIO_ENOTASK. */
+int ptrio_sleep(void *self, ptrio_time d);
+
+/* Sleeps until the clock reads `deadline`. Awaitable checkpoint. */
+int ptrio_sleep_until(void *self, ptrio_time deadline);
+
+/* Sleeps until cancelled. Awaitable checkpoint. */
+int ptrio_sleep_forever(void *self);
+
+/* ---- cancel scopes ------------------------------------------------ */
+
+#define PTRIO__SCOPE_OPEN     0x0004u
+#define PTRIO__SCOPE_CALLED   0x0008u  /* cancel_called */
+#define PTRIO__SCOPE_CAUGHT   0x0010u  /* cancelled_caught */
+#define PTRIO__SCOPE_SHIELD   0x0020u
+#define PTRIO__SCOPE_DEADLINE 0x0040u  /* has a finite deadline */
+#define PTRIO__SCOPE_FAIL     0x0080u  /* fail_after: catch -> ETIMEDOUT */
+#define PTRIO__SCOPE_CATCH    0x0100u  /* TRY_BLOCK: catches every error */
+#define PTRIO__SCOPE_NURSERY  0x0200u
+#define PTRIO__SCOPE_TIMER    0x0400u  /* deadline in the tree */
+
+int ptrio__scope_open(ptrio_frame *fr, ptrio_scope *sc, uintptr_t exit,
+                      ptrio_time deadline, unsigned flags);
+int ptrio__scope_open_after(ptrio_frame *fr, ptrio_scope *sc,
+                            uintptr_t exit, ptrio_time d, unsigned flags);
+int ptrio__scope_close(ptrio_frame *fr, ptrio_scope *sc);
+
+/* A cancel scope block, without deadline or shield at entry. */
+#define PTRIO_CANCEL_SCOPE(f, sc)                                           \
+    PTRIO__BLOCK((sc), ptrio__scope_open(&(f)->fr, (sc),                    \
+        PTRIO__POINT(__LINE__), PTRIO_TIME_INF, 0),                         \
+        ptrio__scope_close(ptrio__fr, (sc)))
+
+/* A shielded cancel scope block: outer cancellation does not reach in. */
+#define PTRIO_SHIELD(f, sc)                                                 \
+    PTRIO__BLOCK((sc), ptrio__scope_open(&(f)->fr, (sc),                    \
+        PTRIO__POINT(__LINE__), PTRIO_TIME_INF, PTRIO__SCOPE_SHIELD),       \
+        ptrio__scope_close(ptrio__fr, (sc)))
+
+/* Cancels the block at `deadline` / after `d`; execution continues after
+ * the block. Test ptrio_cancelled_caught(sc) to know whether it fired. */
+#define PTRIO_MOVE_ON_AT(f, sc, deadline)                                   \
+    PTRIO__BLOCK((sc), ptrio__scope_open(&(f)->fr, (sc),                    \
+        PTRIO__POINT(__LINE__), (deadline), 0),                             \
+        ptrio__scope_close(ptrio__fr, (sc)))
+#define PTRIO_MOVE_ON_AFTER(f, sc, d)                                       \
+    PTRIO__BLOCK((sc), ptrio__scope_open_after(&(f)->fr, (sc),              \
+        PTRIO__POINT(__LINE__), (d), 0),                                    \
+        ptrio__scope_close(ptrio__fr, (sc)))
+
+/* Like MOVE_ON, but a deadline that fires raises -PTRIO_ETIMEDOUT. */
+#define PTRIO_FAIL_AT(f, sc, deadline)                                      \
+    PTRIO__BLOCK((sc), ptrio__scope_open(&(f)->fr, (sc),                    \
+        PTRIO__POINT(__LINE__), (deadline), PTRIO__SCOPE_FAIL),             \
+        ptrio__scope_close(ptrio__fr, (sc)))
+#define PTRIO_FAIL_AFTER(f, sc, d)                                          \
+    PTRIO__BLOCK((sc), ptrio__scope_open_after(&(f)->fr, (sc),              \
+        PTRIO__POINT(__LINE__), (d), PTRIO__SCOPE_FAIL),                    \
+        ptrio__scope_close(ptrio__fr, (sc)))
+
+/* Catches any error raised in the block (a try/except in one frame):
+ * execution continues after it; ptrio_scope_error(sc) tells what it was. */
+#define PTRIO_TRY_BLOCK(f, sc)                                              \
+    PTRIO__BLOCK((sc), ptrio__scope_open(&(f)->fr, (sc),                    \
+        PTRIO__POINT(__LINE__), PTRIO_TIME_INF, PTRIO__SCOPE_CATCH),        \
+        ptrio__scope_close(ptrio__fr, (sc)))
+
+/* Cancels a scope: every task inside it fails its next checkpoint, and a
+ * task parked inside it is woken now. Idempotent; no effect once closed. */
+void ptrio_cancel(ptrio_scope *sc);
+
+/* Moves the deadline (absolute). Earlier fires at the new time (now, if
+ * passed), later postpones, PTRIO_TIME_INF clears. Returns 0. */
+int ptrio_scope_set_deadline(ptrio_scope *sc, ptrio_time deadline);
+
+/* Sets the deadline to now + d. Errors: -PTRIO_EINVAL (d < 0),
+ * -PTRIO_EOVERFLOW. */
+int ptrio_scope_set_timeout(ptrio_scope *sc, ptrio_time d);
+
+/* The scope's deadline (PTRIO_TIME_INF: none). */
+ptrio_time ptrio_scope_deadline(const ptrio_scope *sc);
+
+/* Shields (or unshields) the scope from outer cancellation, also while
+ * inside; unshielding delivers a pending outer cancellation. */
+void ptrio_scope_set_shield(ptrio_scope *sc, bool shield);
+bool ptrio_scope_shield(const ptrio_scope *sc);
+
+/* Whether the scope was cancelled (by ptrio_cancel or its deadline). */
+bool ptrio_cancel_called(const ptrio_scope *sc);
+
+/* Whether the scope's block caught the cancellation it produced. */
+bool ptrio_cancelled_caught(const ptrio_scope *sc);
+
+/* TRY_BLOCK: the error the block caught, 0 if none. */
+int ptrio_scope_error(const ptrio_scope *sc);
+
+/* The earliest deadline that applies to the caller (PTRIO_TIME_NINF when
+ * it is cancelled, PTRIO_TIME_INF when none). */
+ptrio_time ptrio_current_effective_deadline(void);
+
+/* ---- nurseries ---------------------------------------------------- */
+
+int ptrio__nursery_open(ptrio_frame *fr, ptrio_nursery *n, uintptr_t exit,
+                        const char *file, int line);
+int ptrio__nursery_close(ptrio_frame *fr, ptrio_nursery *n);
+
+/* Opens a nursery for the block; the block's end joins every child. When
+ * a child or the body fails, the nursery cancels itself, joins, and raises:
+ * the one failure as itself, several as -PTRIO_EGROUP. */
+#define PTRIO_NURSERY(f, n)                                                 \
+    PTRIO__BLOCK(&(n)->scope, ptrio__nursery_open(&(f)->fr, (n),            \
+        PTRIO__POINT(__LINE__), __FILE__, __LINE__),                        \
+        ptrio__nursery_close(ptrio__fr, (n)))
+
+/* Cancels the nursery's scope: its body and every child. */
+void ptrio_nursery_cancel(ptrio_nursery *n);
+
+/* The nursery's cancel scope (deadline, shield, cancel_called...). */
+ptrio_scope *ptrio_nursery_scope(ptrio_nursery *n);
+
+/* Children running or starting in the nursery. */
+unsigned ptrio_nursery_live(const ptrio_nursery *n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PTRIO_CORE_H */

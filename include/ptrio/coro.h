@@ -1,0 +1,230 @@
+/* ptrio/coro.h: stackless coroutines.
+ *
+ * A coroutine is a step function over a frame struct whose first member is
+ * a ptrio_frame named `fr`. Everything that must survive an await lives in
+ * that struct; C locals do not survive an await.
+ *
+ *     struct child { ptrio_frame fr; int secs; };
+ *
+ *     static int child(ptrio_frame *fr)
+ *     {
+ *         struct child *c = PTRIO_SELF(fr, struct child);
+ *         PTRIO_BEGIN(c);
+ *         PTRIO_AWAIT(c, ptrio_sleep(c, PTRIO_SEC(c->secs)));
+ *         PTRIO_END(c);
+ *     }
+ *
+ * Resume points are `case __LINE__` labels of one switch (portable C99), or
+ * label addresses when built with PTRIO_COMPUTED_GOTO (GCC/Clang), which
+ * lifts the one restriction of the switch form: no await inside a switch
+ * statement of your own. In both forms: one await or block per line, and no
+ * C `return` inside the body (use PTRIO_RETURN).
+ */
+#ifndef PTRIO_CORO_H
+#define PTRIO_CORO_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Returned by a step or an awaitable: "suspended, resume me later". */
+#define PTRIO_PENDING INT_MIN
+
+typedef struct ptrio_frame ptrio_frame;
+
+/* A coroutine's step function. Returns PTRIO_PENDING, or its final status:
+ * a non-negative value on success, a negative error code on failure. */
+typedef int (*ptrio_fn)(ptrio_frame *fr);
+
+/* The header of every frame. Zero it before first use (static storage,
+ * `= {0}` or a compound literal); ptrio keeps it consistent afterwards. */
+struct ptrio_frame {
+    ptrio_fn fn;          /* step function */
+    ptrio_frame *caller;  /* frame awaiting this one; NULL for a task's root */
+    uintptr_t resume;     /* resume point; 0 while the frame is idle */
+    int result;           /* status of the last await */
+    int pending;          /* error or return value carried into FINALLY */
+};
+
+/* Where an error was raised: kept in static storage, never allocated. */
+typedef struct ptrio_site {
+    const char *file;
+    int line;
+    const char *msg;      /* PTRIO_RAISE's message, or NULL */
+} ptrio_site;
+
+/* The frame struct that embeds `fr` as its first member. */
+#define PTRIO_SELF(fr, type) ((type *)(void *)(fr))
+
+/* ---- internals the macros expand to (not API) ---------------------- */
+
+#define PTRIO__START   (~(uintptr_t)0)        /* first step */
+#define PTRIO__FINALLY (~(uintptr_t)0 - 1)    /* the FINALLY section */
+#define PTRIO__END     (~(uintptr_t)0 - 2)    /* straight to the end */
+#define PTRIO__SPECIAL (~(uintptr_t)0 - 7)    /* values above are not labels */
+#define PTRIO__IN_BODY INT_MIN                /* fr->pending before FINALLY */
+
+uintptr_t ptrio__raise(ptrio_frame *fr, int rc, const ptrio_site *site);
+uintptr_t ptrio__raise_new(ptrio_frame *fr, int rc, const ptrio_site *site);
+uintptr_t ptrio__return(ptrio_frame *fr, int value);
+int ptrio__end(ptrio_frame *fr);
+void ptrio__caught(int rc);
+
+#define PTRIO__CAT2(a, b) a##b
+#define PTRIO__CAT(a, b) PTRIO__CAT2(a, b)
+
+#if defined(__GNUC__) || defined(__clang__)
+#define PTRIO__FALLTHROUGH __attribute__((__fallthrough__))
+#else
+#define PTRIO__FALLTHROUGH ((void)0)
+#endif
+
+#ifdef PTRIO_COMPUTED_GOTO
+#define PTRIO__POINT(n) (__extension__(uintptr_t) && PTRIO__CAT(ptrio__L, n))
+#define PTRIO__LABEL(n) PTRIO__CAT(ptrio__L, n)
+#define PTRIO__JUMP_TO_LABEL()                                              \
+    _Pragma("GCC diagnostic push")                                          \
+    _Pragma("GCC diagnostic ignored \"-Wpedantic\"")                        \
+    if (ptrio__fr->resume < PTRIO__SPECIAL)                                 \
+        goto *(void *)ptrio__fr->resume;                                    \
+    _Pragma("GCC diagnostic pop")
+#else
+#define PTRIO__POINT(n) ((uintptr_t)(n))
+#define PTRIO__LABEL(n) case n
+#define PTRIO__JUMP_TO_LABEL()
+#endif
+
+/* Re-enter the dispatch at the point `raise` chose. */
+#define PTRIO__GO(point)                                                    \
+    do {                                                                    \
+        ptrio__fr->resume = (point);                                        \
+        goto ptrio__dispatch;                                               \
+    } while (0)
+
+#define PTRIO__RAISE_RC(rc)                                                 \
+    do {                                                                    \
+        static const ptrio_site ptrio__site = {__FILE__, __LINE__, NULL};   \
+        PTRIO__GO(ptrio__raise(ptrio__fr, (rc), &ptrio__site));             \
+    } while (0)
+
+/* ---- the coroutine body ------------------------------------------- */
+
+/* Opens the body of a step function; `f` is the frame struct pointer. */
+#define PTRIO_BEGIN(f)                                                      \
+    ptrio_frame *const ptrio__fr = &(f)->fr;                                \
+    ptrio__dispatch:                                                        \
+    PTRIO__JUMP_TO_LABEL()                                                  \
+    switch (ptrio__fr->resume) {                                            \
+    case PTRIO__START:
+
+/* Closes the body: returns the frame's value (0, PTRIO_RETURN's value,
+ * or the error that is propagating). */
+#define PTRIO_END(f)                                                        \
+    PTRIO__FALLTHROUGH;                                                     \
+    default:;                                                               \
+    }                                                                       \
+    if (0)                                                                  \
+        goto ptrio__dispatch;                                               \
+    return ptrio__end(&(f)->fr)
+
+/* Awaits `expr` (an awaitable returning a status or PTRIO_PENDING). A
+ * negative status is raised: the rest of the block is skipped. The status
+ * is then available as PTRIO_RESULT(f). */
+#define PTRIO_AWAIT(f, expr)                                                \
+    do {                                                                    \
+        if (((f)->fr.result = (expr)) == PTRIO_PENDING) {                   \
+            ptrio__fr->resume = PTRIO__POINT(__LINE__);                     \
+            return PTRIO_PENDING;                                           \
+            PTRIO__LABEL(__LINE__):;                                        \
+        }                                                                   \
+        if (ptrio__fr->result < 0)                                          \
+            PTRIO__RAISE_RC(ptrio__fr->result);                             \
+    } while (0)
+
+/* Awaits `expr` and stores its status in `var` instead of raising: the
+ * error becomes a value (it is caught). */
+#define PTRIO_TRY(f, var, expr)                                             \
+    do {                                                                    \
+        if (((f)->fr.result = (expr)) == PTRIO_PENDING) {                   \
+            ptrio__fr->resume = PTRIO__POINT(__LINE__);                     \
+            return PTRIO_PENDING;                                           \
+            PTRIO__LABEL(__LINE__):;                                        \
+        }                                                                   \
+        (var) = ptrio__fr->result;                                          \
+        ptrio__caught(ptrio__fr->result);                                   \
+    } while (0)
+
+/* The status of the last await in this frame. */
+#define PTRIO_RESULT(f) ((f)->fr.result)
+
+/* Raises `code` (negative) with a static message, recording file:line. */
+#define PTRIO_RAISE(f, code, message)                                       \
+    do {                                                                    \
+        static const ptrio_site ptrio__site = {__FILE__, __LINE__, message};\
+        (void)(f);                                                          \
+        PTRIO__GO(ptrio__raise_new(ptrio__fr, (code), &ptrio__site));       \
+    } while (0)
+
+/* Raises if the (non-awaitable) expression returns a negative status. */
+#define PTRIO_CHECK(f, expr)                                                \
+    do {                                                                    \
+        if (((f)->fr.result = (expr)) < 0)                                  \
+            PTRIO__RAISE_RC(ptrio__fr->result);                             \
+    } while (0)
+
+/* Finishes the frame with `value` (>= 0), after closing the open blocks
+ * and running FINALLY; a negative value is raised instead. */
+#define PTRIO_RETURN(f, value)                                              \
+    do {                                                                    \
+        (void)(f);                                                          \
+        PTRIO__GO(ptrio__return(ptrio__fr, (value)));                       \
+    } while (0)
+
+/* Starts the cleanup section: runs after the body ends, whether it ended
+ * normally, by PTRIO_RETURN or by an error; the error (or value) carries on
+ * after it. At most one per function, outside any block. */
+#define PTRIO_FINALLY(f)                                                    \
+    (f)->fr.pending = 0;                                                    \
+    PTRIO__FALLTHROUGH;                                                     \
+    case PTRIO__FINALLY:
+
+/* Inside FINALLY: the error being propagated (0 when none). */
+#define PTRIO_FINALLY_ERROR(f) ((f)->fr.pending < 0 ? (f)->fr.pending : 0)
+
+/* ---- blocks ------------------------------------------------------- */
+
+/* A block runs its body once, then its close step (which may suspend: a
+ * nursery joins there). A raise inside the body jumps to the close step of
+ * the innermost open block of the frame. `break` and `continue` inside a
+ * block leave the block normally. */
+#define PTRIO__BLOCK(sc, OPEN, CLOSE)                                       \
+    for (int ptrio__rc = (OPEN);;)                                          \
+        if (ptrio__rc < 0) {                                                \
+            PTRIO__RAISE_RC(ptrio__rc);                                     \
+        } else if ((sc)->flags & PTRIO__SCOPE_ENTERED) {                    \
+            PTRIO__LABEL(__LINE__):                                         \
+            ptrio__rc = (CLOSE);                                            \
+            if (ptrio__rc == PTRIO_PENDING) {                               \
+                ptrio__fr->resume = PTRIO__POINT(__LINE__);                 \
+                return PTRIO_PENDING;                                       \
+            }                                                               \
+            if (ptrio__rc < 0)                                              \
+                PTRIO__RAISE_RC(ptrio__rc);                                 \
+            break;                                                          \
+        } else                                                              \
+            for ((sc)->flags |= PTRIO__SCOPE_ENTERED;                       \
+                 (sc)->flags & PTRIO__SCOPE_BODY;                           \
+                 (sc)->flags &= (uint16_t)~PTRIO__SCOPE_BODY)
+
+#define PTRIO__SCOPE_ENTERED 0x0001u  /* body started: next pass closes */
+#define PTRIO__SCOPE_BODY    0x0002u  /* body not yet run */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PTRIO_CORO_H */

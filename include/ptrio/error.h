@@ -1,0 +1,82 @@
+/* ptrio/error.h: error codes, their names, and failure records.
+ *
+ * Errors are negative ints. The errno-style codes carry Linux's errno
+ * numbers, so on Linux -PTRIO_ETIMEDOUT == -ETIMEDOUT; ptrio's own codes sit
+ * above every errno value. The core needs no <errno.h>.
+ */
+#ifndef PTRIO_ERROR_H
+#define PTRIO_ERROR_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PTRIO_EPERM        1
+#define PTRIO_ENOENT       2
+#define PTRIO_EINTR        4
+#define PTRIO_EIO          5
+#define PTRIO_EBADF        9
+#define PTRIO_EAGAIN      11
+#define PTRIO_ENOMEM      12
+#define PTRIO_EBUSY       16
+#define PTRIO_EEXIST      17
+#define PTRIO_EINVAL      22
+#define PTRIO_EMFILE      24
+#define PTRIO_EPIPE       32
+#define PTRIO_ERANGE      34
+#define PTRIO_EDEADLK     35
+#define PTRIO_ENOSYS      38
+#define PTRIO_EOVERFLOW   75
+#define PTRIO_ENOTSUP     95
+#define PTRIO_ECONNRESET 104
+#define PTRIO_ETIMEDOUT  110
+#define PTRIO_ECONNREFUSED 111
+#define PTRIO_ECANCELED  125
+
+#define PTRIO_ERRBASE   9000
+#define PTRIO_EGROUP    (PTRIO_ERRBASE + 1) /* several failures: walk the group */
+#define PTRIO_ECLOSED   (PTRIO_ERRBASE + 2) /* nursery closed to new arrivals */
+#define PTRIO_ENOTASK   (PTRIO_ERRBASE + 3) /* await outside a task or frame */
+#define PTRIO_ENOSTART  (PTRIO_ERRBASE + 4) /* child exited without started() */
+#define PTRIO_EMISUSE   (PTRIO_ERRBASE + 5) /* API misuse (see the message) */
+#define PTRIO_ENOBACKEND (PTRIO_ERRBASE + 6) /* loop has no backend */
+
+/* The symbolic name of a code ("ETIMEDOUT", "PTRIO_EGROUP"); sign ignored.
+ * Never NULL: unknown codes give "E?". */
+const char *ptrio_errname(int code);
+
+/* A short description of a code ("timed out"); sign ignored. Never NULL. */
+const char *ptrio_strerror(int code);
+
+struct ptrio_nursery;
+
+/* One failure as ptrio recorded it: no allocation, it points into the
+ * task, nursery and static site records, valid until they are reused. */
+typedef struct ptrio_failure {
+    int code;
+    const char *msg;                    /* PTRIO_RAISE message, or NULL */
+    const char *file;                   /* where it was raised, or NULL */
+    int line;
+    const char *task;                   /* the task that failed */
+    const struct ptrio_nursery *via;    /* the nursery it came through */
+    const struct ptrio_nursery *group;  /* code == -PTRIO_EGROUP: members */
+} ptrio_failure;
+
+/* Describes the error the calling task raised or caught last, whose code
+ * is `code`. Returns 0, or -PTRIO_ENOTASK outside a task, -PTRIO_EINVAL if
+ * `code` is not that error. */
+int ptrio_failure_last(int code, ptrio_failure *out);
+
+/* Walks a group: pass cursor NULL first, then what it returned. Returns the
+ * next cursor and fills `out`, or returns NULL when no member is left. */
+const void *ptrio_group_next(const struct ptrio_nursery *group,
+                             const void *cursor, ptrio_failure *out);
+
+/* Number of members of a group. */
+int ptrio_group_size(const struct ptrio_nursery *group);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PTRIO_ERROR_H */
