@@ -1,0 +1,8 @@
+/* src/backend/default_none.c: defaults of a freestanding build: no
+ * backend until the port installs one (ptrio_loop_use_backend), and no
+ * report sink until the application sets one. */
+#include "../core/internal.h"
+
+const ptrio_backend *ptrio_default_backend(void) { return NULL; }
+
+ptrio_report_fn ptrio__default_sink(void) { return NULL; }

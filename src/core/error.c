@@ -1,0 +1,386 @@
+/* src/core/error.c: error names, failure records, reports and the task
+ * tree dump. Formats its own lines: the core has no stdio.
+ */
+#include "internal.h"
+
+/* ---- names -------------------------------------------------------- */
+
+static const struct errinfo {
+    int code;
+    const char *name, *text;
+} errs[] = {
+    {PTRIO_EPERM, "EPERM", "operation not permitted"},
+    {PTRIO_ENOENT, "ENOENT", "no such file or directory"},
+    {PTRIO_EINTR, "EINTR", "interrupted"},
+    {PTRIO_EIO, "EIO", "input/output error"},
+    {PTRIO_EBADF, "EBADF", "bad file descriptor"},
+    {PTRIO_EAGAIN, "EAGAIN", "try again"},
+    {PTRIO_ENOMEM, "ENOMEM", "out of memory"},
+    {PTRIO_EBUSY, "EBUSY", "busy: still running"},
+    {PTRIO_EEXIST, "EEXIST", "already exists"},
+    {PTRIO_EINVAL, "EINVAL", "invalid argument"},
+    {PTRIO_EMFILE, "EMFILE", "too many open files"},
+    {PTRIO_EPIPE, "EPIPE", "broken pipe"},
+    {PTRIO_ERANGE, "ERANGE", "out of range"},
+    {PTRIO_EDEADLK, "EDEADLK", "deadlock: every task waits forever"},
+    {PTRIO_ENOSYS, "ENOSYS", "not implemented"},
+    {PTRIO_EOVERFLOW, "EOVERFLOW", "value overflows"},
+    {PTRIO_ENOTSUP, "ENOTSUP", "not supported"},
+    {PTRIO_ECONNRESET, "ECONNRESET", "connection reset"},
+    {PTRIO_ETIMEDOUT, "ETIMEDOUT", "timed out"},
+    {PTRIO_ECONNREFUSED, "ECONNREFUSED", "connection refused"},
+    {PTRIO_ECANCELED, "ECANCELED", "cancelled"},
+    {PTRIO_EGROUP, "PTRIO_EGROUP", "several failures"},
+    {PTRIO_ECLOSED, "PTRIO_ECLOSED", "closed"},
+    {PTRIO_ENOTASK, "PTRIO_ENOTASK", "await outside its task"},
+    {PTRIO_ENOSTART, "PTRIO_ENOSTART", "child exited without started()"},
+    {PTRIO_EMISUSE, "PTRIO_EMISUSE", "API misuse"},
+    {PTRIO_ENOBACKEND, "PTRIO_ENOBACKEND", "the loop has no backend"},
+};
+
+static const struct errinfo *lookup(int code)
+{
+    size_t i;
+    if (code < 0)
+        code = -code;
+    for (i = 0; i < sizeof errs / sizeof errs[0]; i++)
+        if (errs[i].code == code)
+            return &errs[i];
+    return NULL;
+}
+
+const char *ptrio_errname(int code)
+{
+    const struct errinfo *e = lookup(code);
+    return e ? e->name : code == 0 ? "OK" : "E?";
+}
+
+const char *ptrio_strerror(int code)
+{
+    const struct errinfo *e = lookup(code);
+    return e ? e->text : code == 0 ? "success" : "unknown error";
+}
+
+/* ---- failure records ---------------------------------------------- */
+
+#define MAX_HOPS 16
+
+static const ptrio_nursery *nursery_of_task(const ptrio_task *c)
+{
+    if (!(c->state & T_STARTING) && c->scope &&
+        (c->scope->flags & PTRIO__SCOPE_NURSERY))
+        return NURSERY_OF(c->scope);
+    return NULL;
+}
+
+/* Follows an origin to where the error was raised, noting the nurseries
+ * it came through (innermost last) in `via` when given. */
+static int describe(int code, const void *origin, const char *task,
+                    const ptrio_nursery *via0, ptrio_failure *out,
+                    const ptrio_nursery **via, int nvia)
+{
+    int hops, k = 0;
+
+    memset(out, 0, sizeof *out);
+    out->code = code;
+    out->task = task;
+    out->via = via0;
+    if (via0 && via && k < nvia)
+        via[k++] = via0;
+    for (hops = 0; hops < MAX_HOPS; hops++) {
+        const void *p = OPTR(origin);
+        if (OTAG(origin) == O_TASK && p) {
+            const ptrio_task *c = p;
+            const ptrio_nursery *n = nursery_of_task(c);
+            out->task = ptrio_task_name(c);
+            if (n && n != out->via) {
+                out->via = n;
+                if (via && k < nvia)
+                    via[k++] = n;
+            }
+            origin = c->origin;
+        } else if (OTAG(origin) == O_GROUP && p) {
+            const ptrio_nursery *g = p;
+            out->group = g;
+            out->file = g->site.file;
+            out->line = g->site.line;
+            break;
+        } else {
+            const ptrio_site *s = p;
+            if (s) {
+                out->file = s->file;
+                out->line = s->line;
+                out->msg = s->msg;
+            }
+            break;
+        }
+    }
+    return k;
+}
+
+int ptrio_failure_last(int code, ptrio_failure *out)
+{
+    ptrio_task *t = ptrio_current_task();
+    if (!t)
+        return -PTRIO_ENOTASK;
+    if (!out || code >= 0 || t->err != (int16_t)code)
+        return -PTRIO_EINVAL;
+    describe(code, t->origin, ptrio_task_name(t), NULL, out, NULL, 0);
+    return 0;
+}
+
+static const void *member(const ptrio_nursery *g, const void *cursor,
+                          ptrio_failure *out, const ptrio_nursery **via,
+                          int nvia, int *k)
+{
+    const ptrio_task *c;
+
+    if (!g)
+        return NULL;
+    if (!cursor && g->body_err < 0) {
+        *k = describe(g->body_err, g->body_origin,
+                      ptrio_task_name(g->scope.task), g, out, via, nvia);
+        return &g->body_err;
+    }
+    if (!cursor || cursor == (const void *)&g->body_err)
+        c = g->failed;
+    else
+        c = ((const ptrio_task *)cursor)->w.done.next;
+    if (!c)
+        return NULL;
+    *k = describe(c->w.done.code, OMAKE(c, O_TASK), ptrio_task_name(c), g,
+                  out, via, nvia);
+    return c;
+}
+
+const void *ptrio_group_next(const ptrio_nursery *group, const void *cursor,
+                             ptrio_failure *out)
+{
+    ptrio_failure tmp;
+    int k;
+    return member(group, cursor, out ? out : &tmp, NULL, 0, &k);
+}
+
+int ptrio_group_size(const ptrio_nursery *group)
+{
+    const ptrio_task *c;
+    int k;
+    if (!group)
+        return 0;
+    k = group->body_err < 0;
+    for (c = group->failed; c; c = c->w.done.next)
+        k++;
+    return k;
+}
+
+/* ---- reports ------------------------------------------------------ */
+
+typedef struct line {
+    char buf[320];
+    size_t n;
+} line;
+
+static void put(line *b, const char *s)
+{
+    while (s && *s && b->n + 1 < sizeof b->buf)
+        b->buf[b->n++] = *s++;
+    b->buf[b->n] = '\0';
+}
+
+static void put_uint(line *b, uintptr_t v, unsigned base)
+{
+    char d[24];
+    int i = 0;
+    do {
+        d[i++] = "0123456789abcdef"[v % base];
+        v /= base;
+    } while (v);
+    while (i && b->n + 1 < sizeof b->buf)
+        b->buf[b->n++] = d[--i];
+    b->buf[b->n] = '\0';
+}
+
+static void put_int(line *b, long v)
+{
+    if (v < 0) {
+        put(b, "-");
+        put_uint(b, (uintptr_t)(-(v + 1)) + 1, 10);
+    } else {
+        put_uint(b, (uintptr_t)v, 10);
+    }
+}
+
+static void put_site(line *b, const char *file, int lineno)
+{
+    put(b, file);
+    put(b, ":");
+    put_int(b, lineno);
+}
+
+static void start(line *b, int depth)
+{
+    b->n = 0;
+    put(b, "ptrio: ");
+    while (depth-- > 0)
+        put(b, "  ");
+}
+
+static void report(ptrio_loop *l, int depth, const ptrio_failure *f,
+                   const ptrio_nursery *const *via, int nvia)
+{
+    line b;
+    int i;
+
+    start(&b, depth);
+    put(&b, "task '");
+    put(&b, f->task);
+    put(&b, "' failed: ");
+    put(&b, ptrio_errname(f->code));
+    put(&b, " (");
+    if (f->group) {
+        put_int(&b, ptrio_group_size(f->group));
+        put(&b, " failures) in nursery at ");
+        put_site(&b, f->file, f->line);
+    } else {
+        put(&b, f->msg ? f->msg : ptrio_strerror(f->code));
+        put(&b, ")");
+        if (f->file) {
+            put(&b, " at ");
+            put_site(&b, f->file, f->line);
+        }
+    }
+    for (i = nvia - 1; i >= 0; i--) {
+        if (via[i] == f->group)
+            continue;
+        put(&b, " via nursery at ");
+        put_site(&b, via[i]->site.file, via[i]->site.line);
+    }
+    ptrio__report(l, b.buf);
+    if (f->group && depth < 8) {
+        const void *cur = NULL;
+        ptrio_failure m;
+        const ptrio_nursery *mvia[MAX_HOPS];
+        int k = 0;
+        while ((cur = member(f->group, cur, &m, mvia, MAX_HOPS, &k)))
+            report(l, depth + 1, &m, mvia, k);
+    }
+}
+
+void ptrio__report_failure(ptrio_loop *l, const ptrio_task *t)
+{
+    ptrio_failure f;
+    const ptrio_nursery *via[MAX_HOPS];
+    int k = describe(t->w.done.code, t->origin, ptrio_task_name(t), NULL,
+                     &f, via, MAX_HOPS);
+    report(l, 0, &f, via, k);
+}
+
+/* ---- the task tree ------------------------------------------------ */
+
+static const char *state_name(const ptrio_task *t)
+{
+    static const char *const waits[] = {
+        "ready", "ready", "sleeping", "sleeping forever", "waiting on fd",
+        "joining a nursery", "joining a nursery", "starting a task"
+    };
+    switch (TSTATE(t)) {
+    case T_RUNNING: return "running";
+    case T_PARKED: return t->wait < 8 ? waits[t->wait] : "parked";
+    case T_DONE: return "done";
+    case T_READY: return "ready";
+    default: return "idle";
+    }
+}
+
+static int dump_nursery(ptrio_report_fn fn, void *ctx,
+                        const ptrio_nursery *n, int depth);
+
+static int dump_task(ptrio_report_fn fn, void *ctx, const ptrio_task *t,
+                     int depth)
+{
+    const ptrio_nursery *mine[16];
+    const ptrio_scope *s;
+    const ptrio_frame *fr;
+    int k = 0, count = 1;
+    line b;
+
+    start(&b, depth);
+    put(&b, "task '");
+    put(&b, ptrio_task_name(t));
+    put(&b, "' ");
+    put(&b, state_name(t));
+    put(&b, ", frames");
+    for (fr = t->frame; fr; fr = fr->caller) {
+        put(&b, fr == t->frame ? " @" : " <- @");
+        if (fr->resume == PTRIO__START)
+            put(&b, "start");
+        else if (fr->resume < 1000000)
+            put_uint(&b, fr->resume, 10);   /* a line number */
+        else {
+            put(&b, "0x");
+            put_uint(&b, fr->resume, 16);   /* a label address */
+        }
+    }
+    fn(ctx, b.buf);
+    for (s = t->scope; s && s->task == t; s = s->parent)
+        if ((s->flags & PTRIO__SCOPE_NURSERY) && k < 16)
+            mine[k++] = NURSERY_OF(s);
+    while (k--)
+        count += dump_nursery(fn, ctx, mine[k], depth + 1);
+    return count;
+}
+
+static int dump_nursery(ptrio_report_fn fn, void *ctx,
+                        const ptrio_nursery *n, int depth)
+{
+    const ptrio_task *c = n->children;
+    int count = 0;
+    line b;
+
+    start(&b, depth);
+    put(&b, "nursery at ");
+    put_site(&b, n->site.file ? n->site.file : "(run)", n->site.line);
+    put(&b, ", ");
+    put_int(&b, (long)n->live);
+    put(&b, " live");
+    fn(ctx, b.buf);
+    if (c)
+        do {
+            count += dump_task(fn, ctx, c, depth + 1);
+            c = c->n.sib.next;
+        } while (c != n->children);
+    return count;
+}
+
+int ptrio_dump(ptrio_report_fn fn, void *ctx)
+{
+    ptrio_loop *l = ptrio__loop;
+    if (!l || !l->running)
+        return -PTRIO_ENOTASK;
+    if (!fn)
+        return -PTRIO_EINVAL;
+    return dump_nursery(fn, ctx, &l->system, 0);
+}
+
+#ifdef PTRIO_DEBUG
+void ptrio__misuse(const char *what, const char *file, int lineno)
+{
+    ptrio_loop *l = ptrio__loop;
+    line b;
+
+    start(&b, 0);
+    put(&b, "misuse: ");
+    put(&b, what);
+    put(&b, " (");
+    put_site(&b, file, lineno);
+    if (l && l->current) {
+        put(&b, ", task '");
+        put(&b, ptrio_task_name(l->current));
+        put(&b, "' at line ");
+        put_uint(&b, l->current->frame->resume, 10);
+    }
+    put(&b, ")");
+    ptrio__report(l, b.buf);
+    __builtin_trap();
+}
+#endif

@@ -1,0 +1,115 @@
+/* src/core/internal.h: what the core's files share. Never installed. */
+#ifndef PTRIO_INTERNAL_H
+#define PTRIO_INTERNAL_H
+
+#include <stddef.h>
+#include <string.h>
+
+#include <ptrio/backend.h>
+#include <ptrio/core.h>
+
+/* The one global: the loop running on this thread. */
+extern ptrio_loop *ptrio__loop;
+
+/* Task states (low bits of task->state) and flags (high bits). */
+enum {
+    T_IDLE = 0,         /* never started, or finished (DONE keeps its record) */
+    T_READY = 1,        /* in the run queue */
+    T_RUNNING = 2,
+    T_PARKED = 3,
+    T_DONE = 4,
+    T_STATE = 0x07,
+    T_STARTING = 0x08,  /* ptrio_start's child before started() */
+    T_STARTED = 0x10,   /* started() was called */
+    T_ARMED = 0x20,     /* err/origin describe an error still propagating */
+    T_LISTED = 0x40     /* in the failure list of a nursery still open */
+};
+#define TSTATE(t) ((t)->state & T_STATE)
+#define TSET(t, s) ((t)->state = (uint8_t)(((t)->state & ~T_STATE) | (s)))
+
+/* What a task waits on (task->wait). */
+enum {
+    W_NONE = 0,
+    W_YIELD,            /* ready after a checkpoint: abort sets -ECANCELED */
+    W_TIMER,            /* sleeping: w.timer in the deadline tree */
+    W_FOREVER,          /* sleep_forever */
+    W_FD,               /* in loop->watchers */
+    W_JOIN,             /* nursery close waiting for children */
+    W_JOIN_YIELD,       /* nursery close's checkpoint (no children) */
+    W_START             /* ptrio_start waiting for started() */
+};
+
+/* Nursery states and flags. */
+enum {
+    N_IDLE = 0,         /* closed (or never opened) */
+    N_OPEN = 1,
+    N_CLOSING = 2,      /* body done, joining */
+    N_STATE = 0x03,
+    N_CANCELLED = 0x10  /* an -ECANCELED ended the body or a child */
+};
+
+/* Markers routed through blocks by PTRIO_RETURN. */
+#define PTRIO__UNWIND_BODY (INT_MIN + 1)
+#define PTRIO__UNWIND_FIN  (INT_MIN + 2)
+#define IS_MARKER(rc) ((rc) == PTRIO__UNWIND_BODY || (rc) == PTRIO__UNWIND_FIN)
+
+/* task->origin is a tagged pointer: a site, a failed child task whose
+ * error was forwarded, or a nursery (the group). */
+enum { O_SITE = 0, O_TASK = 1, O_GROUP = 2 };
+#define OTAG(o) ((unsigned)((uintptr_t)(o) & 3u))
+#define OPTR(o) ((const void *)((uintptr_t)(o) & ~(uintptr_t)3))
+#define OMAKE(p, tag) ((const void *)((uintptr_t)(p) | (tag)))
+
+#define CONTAINER(ptr, type, member)                                        \
+    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define NURSERY_OF(sc) CONTAINER(sc, ptrio_nursery, scope)
+
+/* Misuse: an assertion with file:line in debug builds, else the caller
+ * returns an error code. */
+#ifdef PTRIO_DEBUG
+void ptrio__misuse(const char *what, const char *file, int line);
+#define MISUSE(what) ptrio__misuse((what), __FILE__, __LINE__)
+#else
+#define MISUSE(what) ((void)0)
+#endif
+
+/* loop.c */
+ptrio_task *ptrio__self(void *self);
+void ptrio__ready(ptrio_loop *l, ptrio_task *t);
+void ptrio__wake(ptrio_loop *l, ptrio_task *t, int rc);
+void ptrio__park(ptrio_task *t, int wait);
+void ptrio__report(ptrio_loop *l, const char *line);
+
+/* timer.c */
+void ptrio__timer_add(ptrio_loop *l, ptrio__tnode *n, ptrio_time when,
+                      int is_scope);
+void ptrio__timer_del(ptrio_loop *l, ptrio__tnode *n);
+ptrio_time ptrio__timer_when(const ptrio__tnode *n);
+void ptrio__timer_set_when(ptrio__tnode *n, ptrio_time when);
+int ptrio__timer_is_scope(const ptrio__tnode *n);
+
+/* scope.c */
+int ptrio__cancelled(const ptrio_task *t);
+int ptrio__chain_cancelled(const ptrio_scope *sc);
+int ptrio__scope_catches(const ptrio_scope *sc);
+void ptrio__deliver_task(ptrio_task *t, ptrio_scope *top);
+void ptrio__scope_expired(ptrio_scope *sc);
+
+/* nursery.c */
+void ptrio__task_finished(ptrio_loop *l, ptrio_task *t, int rc);
+void ptrio__join_aborted(ptrio_task *t);
+void ptrio__abandon_blocks(ptrio_task *t, ptrio_frame *fr);
+
+/* frame.c */
+void ptrio__note_origin(ptrio_task *t, int rc, const void *origin);
+
+/* io/fd.c */
+void ptrio__fd_abort(ptrio_loop *l, ptrio_task *t);
+
+/* error.c */
+void ptrio__report_failure(ptrio_loop *l, const ptrio_task *t);
+
+/* backend/default_*.c */
+ptrio_report_fn ptrio__default_sink(void);
+
+#endif /* PTRIO_INTERNAL_H */

@@ -1,0 +1,392 @@
+/* src/core/loop.c: the scheduler, task steps, calls, checkpoints, sleep and
+ * ptrio_run.
+ *
+ * The run queue is a FIFO list threaded through the tasks, processed in
+ * batches: a task made ready during a batch runs in the next one. Between
+ * batches expired deadlines fire, and when nothing is ready the backend
+ * waits until the earliest deadline. A step resumes the task's innermost
+ * frame directly; when a frame finishes its status goes to its caller in
+ * the same step, so resuming costs the same at any call depth.
+ */
+#include "internal.h"
+
+ptrio_loop *ptrio__loop;
+
+ptrio_loop *ptrio_current_loop(void) { return ptrio__loop; }
+
+ptrio_task *ptrio_current_task(void)
+{
+    return ptrio__loop ? ptrio__loop->current : NULL;
+}
+
+const char *ptrio_task_name(const ptrio_task *t)
+{
+    return t && t->name ? t->name : "?";
+}
+
+/* The running task, if `self` is its innermost frame: the frame that may
+ * await now. Anything else is an await outside its task. */
+ptrio_task *ptrio__self(void *self)
+{
+    ptrio_loop *l = ptrio__loop;
+    ptrio_task *t = l ? l->current : NULL;
+
+    if (!t || !self || t->frame != (ptrio_frame *)self) {
+        MISUSE("await outside the running task's innermost frame");
+        return NULL;
+    }
+    return t;
+}
+
+void ptrio__report(ptrio_loop *l, const char *line)
+{
+    if (l && l->report)
+        l->report(l->report_ctx, line);
+}
+
+void ptrio__ready(ptrio_loop *l, ptrio_task *t)
+{
+    TSET(t, T_READY);
+    t->w.next = NULL;
+    if (l->runq_tail)
+        l->runq_tail->w.next = t;
+    else
+        l->runq = t;
+    l->runq_tail = t;
+}
+
+void ptrio__park(ptrio_task *t, int wait)
+{
+    TSET(t, T_PARKED);
+    t->wait = (uint8_t)wait;
+}
+
+/* Makes a parked task ready; `rc` becomes the status of its await. */
+void ptrio__wake(ptrio_loop *l, ptrio_task *t, int rc)
+{
+    t->wait = W_NONE;
+    t->frame->result = rc;
+    ptrio__ready(l, t);
+}
+
+/* ---- loop setup --------------------------------------------------- */
+
+void ptrio_loop_init(ptrio_loop *loop)
+{
+    memset(loop, 0, sizeof *loop);
+    loop->backend = ptrio_default_backend();
+    loop->report = ptrio__default_sink();
+}
+
+int ptrio_loop_use_backend(ptrio_loop *loop, const ptrio_backend *backend)
+{
+    if (!loop || !backend || !backend->now || !backend->wait)
+        return -PTRIO_EINVAL;
+    if (loop->running)
+        return -PTRIO_EBUSY;
+    loop->backend = backend;
+    return 0;
+}
+
+void ptrio_loop_set_report(ptrio_loop *loop, ptrio_report_fn fn, void *ctx)
+{
+    loop->report = fn;
+    loop->report_ctx = ctx;
+}
+
+void ptrio_loop_set_hooks(ptrio_loop *loop, const ptrio_hooks *hooks,
+                          void *ctx)
+{
+    loop->hooks = hooks;
+    loop->hooks_ctx = ctx;
+}
+
+void ptrio_loop_wake(ptrio_loop *loop)
+{
+    if (loop && loop->backend && loop->backend->wake)
+        loop->backend->wake(loop);
+}
+
+ptrio_time ptrio_now(void)
+{
+    ptrio_loop *l = ptrio__loop;
+    return l ? l->backend->now(l) : 0;
+}
+
+/* ---- steps -------------------------------------------------------- */
+
+static void step(ptrio_loop *l, ptrio_task *t)
+{
+    ptrio_frame *fr = t->frame;
+    int rc;
+
+    l->current = t;
+    TSET(t, T_RUNNING);
+    t->wait = W_NONE;
+    if (l->hooks && l->hooks->task_scheduled)
+        l->hooks->task_scheduled(l->hooks_ctx, t);
+    for (;;) {
+        rc = fr->fn(fr);
+        if (rc == PTRIO_PENDING)
+            break;
+        fr->resume = 0;
+        if (t->scope && t->scope->frame == fr) {
+            ptrio__abandon_blocks(t, fr);
+            rc = -PTRIO_EMISUSE;
+        }
+        if (!fr->caller) {
+            l->current = NULL;
+            ptrio__task_finished(l, t, rc);
+            return;
+        }
+        fr = fr->caller;
+        t->frame = fr;
+        fr->result = rc;
+    }
+    if (TSTATE(t) == T_RUNNING) {
+        /* Returned PTRIO_PENDING without waiting on anything: it would
+         * never run again. Make its await fail instead. */
+        MISUSE("a step returned PTRIO_PENDING without waiting");
+        t->frame->result = -PTRIO_EMISUSE;
+        ptrio__ready(l, t);
+    }
+    l->current = NULL;
+}
+
+static void run_batch(ptrio_loop *l)
+{
+    ptrio_task *t = l->runq, *next;
+
+    l->runq = l->runq_tail = NULL;
+    for (; t; t = next) {
+        next = t->w.next;
+        step(l, t);
+    }
+}
+
+static void fire_timers(ptrio_loop *l)
+{
+    ptrio__tnode *n;
+    ptrio_time now;
+
+    if (!l->first)
+        return;
+    now = l->backend->now(l);
+    while ((n = l->first) && ptrio__timer_when(n) <= now) {
+        ptrio__timer_del(l, n);
+        if (ptrio__timer_is_scope(n)) {
+            ptrio__scope_expired(CONTAINER(n, ptrio_scope, timer));
+        } else {
+            ptrio_task *t = CONTAINER(n, ptrio_task, w.timer);
+            ptrio__wake(l, t, 0);
+        }
+    }
+}
+
+/* Waits for I/O or the earliest deadline when nothing is ready; only polls
+ * fds (without blocking) when tasks are ready and some wait on fds. */
+static int wait_step(ptrio_loop *l)
+{
+    ptrio_time deadline;
+    int rc;
+
+    if (l->runq) {
+        if (!l->nwatch)
+            return 0;
+        deadline = PTRIO_TIME_NINF;
+    } else {
+        deadline = l->first ? ptrio__timer_when(l->first) : PTRIO_TIME_INF;
+    }
+    if (l->hooks && l->hooks->before_wait)
+        l->hooks->before_wait(l->hooks_ctx, deadline);
+    rc = l->backend->wait(l, deadline);
+    if (l->hooks && l->hooks->after_wait)
+        l->hooks->after_wait(l->hooks_ctx);
+    return rc;
+}
+
+static void run_until_done(ptrio_loop *l)
+{
+    int rc;
+
+    while (TSTATE(&l->main) != T_DONE) {
+        if (l->runq)
+            run_batch(l);
+        if (TSTATE(&l->main) == T_DONE)
+            break;
+        rc = wait_step(l);
+        if (rc < 0) {
+            if (l->fatal)
+                return;     /* failed again while unwinding: give up */
+            l->fatal = rc;
+            ptrio_cancel(&l->system.scope);
+        }
+        fire_timers(l);
+    }
+}
+
+int ptrio_loop_run_named(ptrio_loop *loop, ptrio_fn fn, void *frame,
+                         const char *name)
+{
+    ptrio_frame *fr = frame;
+    ptrio_nursery *sys;
+    int rc;
+
+    if (!loop || !fn || !frame)
+        return -PTRIO_EINVAL;
+    if (loop->running || ptrio__loop)
+        return -PTRIO_EBUSY;
+    if (!loop->backend)
+        return -PTRIO_ENOBACKEND;
+    if (loop->backend->open && (rc = loop->backend->open(loop)) < 0)
+        return rc;
+    loop->running = 1;
+    loop->fatal = 0;
+    ptrio__loop = loop;
+
+    /* The system nursery: an open nursery with no owner task. */
+    sys = &loop->system;
+    memset(sys, 0, sizeof *sys);
+    sys->state = N_OPEN;
+    sys->scope.flags = PTRIO__SCOPE_OPEN | PTRIO__SCOPE_NURSERY;
+    memset(&loop->main, 0, sizeof loop->main);
+    fr->resume = 0;
+    rc = ptrio_start_soon_named(sys, &loop->main, fn, fr, name);
+    if (rc == 0) {
+        run_until_done(loop);
+        rc = loop->main.w.done.code;
+        if (loop->fatal) {
+            rc = loop->fatal;
+            ptrio__report(loop, rc == -PTRIO_EDEADLK
+                ? "ptrio: deadlock: every task waits with no deadline"
+                : "ptrio: the backend failed; every task was cancelled");
+        } else if (rc < 0) {
+            ptrio__report_failure(loop, &loop->main);
+        }
+    }
+    sys->state = N_IDLE;
+    ptrio__loop = NULL;
+    loop->running = 0;
+    if (loop->backend->close)
+        loop->backend->close(loop);
+    return rc;
+}
+
+int ptrio_run_named(ptrio_fn fn, void *frame, const char *name)
+{
+    ptrio_loop loop;
+    ptrio_loop_init(&loop);
+    return ptrio_loop_run_named(&loop, fn, frame, name);
+}
+
+/* ---- calls, checkpoints, sleep ------------------------------------- */
+
+int ptrio_call(void *self, void *sub, ptrio_fn fn)
+{
+    ptrio_task *t = ptrio__self(self);
+    ptrio_frame *s = sub;
+    int rc;
+
+    if (!t)
+        return -PTRIO_ENOTASK;
+    if (!sub || !fn)
+        return -PTRIO_EINVAL;
+    if (s->resume) {
+        MISUSE("ptrio_call on a frame that is still running");
+        return -PTRIO_EBUSY;
+    }
+    s->fn = fn;
+    s->caller = self;
+    s->resume = PTRIO__START;
+    s->result = 0;
+    s->pending = PTRIO__IN_BODY;
+    t->frame = s;
+    rc = fn(s);
+    if (rc == PTRIO_PENDING)
+        return rc;
+    s->resume = 0;
+    if (t->scope && t->scope->frame == s) {
+        ptrio__abandon_blocks(t, s);
+        rc = -PTRIO_EMISUSE;
+    }
+    t->frame = self;
+    return rc;
+}
+
+/* Queues the running task behind the ready ones. */
+static int yield(ptrio_task *t)
+{
+    t->frame->result = 0;
+    ptrio__ready(ptrio__loop, t);
+    t->wait = W_YIELD;
+    return PTRIO_PENDING;
+}
+
+int ptrio_checkpoint(void *self)
+{
+    ptrio_task *t = ptrio__self(self);
+    if (!t)
+        return -PTRIO_ENOTASK;
+    if (ptrio__cancelled(t))
+        return -PTRIO_ECANCELED;
+    return yield(t);
+}
+
+int ptrio_yield(void *self)
+{
+    ptrio_task *t = ptrio__self(self);
+    if (!t)
+        return -PTRIO_ENOTASK;
+    yield(t);
+    t->wait = W_NONE;   /* not a cancel point */
+    return PTRIO_PENDING;
+}
+
+int ptrio_checkpoint_if_cancelled(void *self)
+{
+    ptrio_task *t = ptrio__self(self);
+    if (!t)
+        return -PTRIO_ENOTASK;
+    return ptrio__cancelled(t) ? -PTRIO_ECANCELED : 0;
+}
+
+int ptrio_sleep_until(void *self, ptrio_time deadline)
+{
+    ptrio_task *t = ptrio__self(self);
+    ptrio_loop *l = ptrio__loop;
+
+    if (!t)
+        return -PTRIO_ENOTASK;
+    if (ptrio__cancelled(t))
+        return -PTRIO_ECANCELED;
+    if (deadline == PTRIO_TIME_INF) {
+        ptrio__park(t, W_FOREVER);
+        return PTRIO_PENDING;
+    }
+    if (deadline <= l->backend->now(l))
+        return yield(t);
+    ptrio__timer_add(l, &t->w.timer, deadline, 0);
+    ptrio__park(t, W_TIMER);
+    return PTRIO_PENDING;
+}
+
+int ptrio_sleep(void *self, ptrio_time d)
+{
+    ptrio_time now;
+
+    if (!ptrio__self(self))
+        return -PTRIO_ENOTASK;
+    if (d < 0)
+        return -PTRIO_EINVAL;
+    if (d == PTRIO_TIME_INF)
+        return ptrio_sleep_until(self, PTRIO_TIME_INF);
+    now = ptrio_now();
+    if (now > 0 && d > PTRIO_TIME_INF - now)
+        return -PTRIO_EOVERFLOW;
+    return ptrio_sleep_until(self, now + d);
+}
+
+int ptrio_sleep_forever(void *self)
+{
+    return ptrio_sleep_until(self, PTRIO_TIME_INF);
+}

@@ -1,0 +1,372 @@
+/* src/core/nursery.c: nurseries, starting tasks, and collecting failures.
+ *
+ * A nursery is a cancel scope, a circular list of running children, and a
+ * list of failed children threaded through the finished tasks themselves.
+ * Its block's close step records the body's error, waits until no child
+ * runs (nor is being started), then raises: nothing, the one failure as
+ * itself, or -PTRIO_EGROUP whose members are walked in error.c. An
+ * -ECANCELED that ended the body or a child is not a failure: the nursery's
+ * own scope absorbs it when it was the one cancelled, otherwise one
+ * -ECANCELED goes on to the scope that was.
+ */
+#include "internal.h"
+
+static void link_child(ptrio_nursery *n, ptrio_task *t)
+{
+    ptrio_task *head = n->children;
+    if (!head) {
+        t->n.sib.next = t->n.sib.prev = t;
+        n->children = t;
+        return;
+    }
+    t->n.sib.next = head;
+    t->n.sib.prev = head->n.sib.prev;
+    head->n.sib.prev->n.sib.next = t;
+    head->n.sib.prev = t;
+}
+
+static void unlink_child(ptrio_nursery *n, ptrio_task *t)
+{
+    if (t->n.sib.next == t) {
+        n->children = NULL;
+    } else {
+        t->n.sib.prev->n.sib.next = t->n.sib.next;
+        t->n.sib.next->n.sib.prev = t->n.sib.prev;
+        if (n->children == t)
+            n->children = t->n.sib.next;
+    }
+}
+
+/* Whether start_soon may add a child: Trio closes a nursery to new
+ * arrivals once its body is done and nothing runs in it. */
+static int accepting(const ptrio_nursery *n)
+{
+    int st = n->state & N_STATE;
+    return st == N_OPEN || (st == N_CLOSING && n->live);
+}
+
+static void wake_owner_if_joined(ptrio_nursery *n)
+{
+    ptrio_task *owner = n->scope.task;
+    if (!n->live && owner && TSTATE(owner) == T_PARKED &&
+        owner->wait == W_JOIN && owner->scope == &n->scope) {
+        owner->wait = W_NONE;
+        ptrio__ready(ptrio__loop, owner);   /* close re-runs: no result */
+    }
+}
+
+/* Prepares task and frame; checks what start_soon and start share. */
+static int prepare(ptrio_nursery *n, ptrio_task *t, ptrio_fn fn,
+                   ptrio_frame *fr, const char *name)
+{
+    ptrio_loop *l = ptrio__loop;
+
+    if (!n || !t || !fn || !fr)
+        return -PTRIO_EINVAL;
+    if (!l)
+        return -PTRIO_ENOTASK;
+    if (!accepting(n)) {
+        MISUSE("starting a task in a closed nursery");
+        return -PTRIO_ECLOSED;
+    }
+    if ((TSTATE(t) != T_IDLE && TSTATE(t) != T_DONE) ||
+        (t->state & T_LISTED) || fr->resume) {
+        MISUSE("starting a task or frame that is still running");
+        return -PTRIO_EBUSY;
+    }
+    memset(t, 0, sizeof *t);
+    t->frame = fr;
+    t->name = name;
+    fr->fn = fn;
+    fr->caller = NULL;
+    fr->resume = PTRIO__START;
+    fr->result = 0;
+    fr->pending = PTRIO__IN_BODY;
+    n->live++;
+    l->ntasks++;
+    return 0;
+}
+
+static void spawned(ptrio_loop *l, ptrio_task *t)
+{
+    ptrio__ready(l, t);
+    if (l->hooks && l->hooks->task_spawned)
+        l->hooks->task_spawned(l->hooks_ctx, t);
+}
+
+int ptrio_start_soon_named(ptrio_nursery *n, ptrio_task *t, ptrio_fn fn,
+                           void *frame, const char *name)
+{
+    int rc = prepare(n, t, fn, frame, name);
+    if (rc < 0)
+        return rc;
+    t->scope = &n->scope;
+    link_child(n, t);
+    spawned(ptrio__loop, t);
+    return 0;
+}
+
+int ptrio_start_named(void *self, ptrio_nursery *n, ptrio_task *t,
+                      ptrio_fn fn, void *frame, void **value,
+                      const char *name)
+{
+    ptrio_task *st = ptrio__self(self);
+    int rc;
+
+    if (!st)
+        return -PTRIO_ENOTASK;
+    if (t == st)
+        return -PTRIO_EBUSY;
+    rc = prepare(n, t, fn, frame, name);
+    if (rc < 0)
+        return rc;
+    /* Until started(), the child runs under the starter's scopes. */
+    t->scope = st->scope;
+    t->state |= T_STARTING;
+    t->n.starting.starter = st;
+    t->n.starting.target = n;
+    spawned(ptrio__loop, t);
+    st->w.start.child = t;
+    st->w.start.value = value;
+    ptrio__park(st, W_START);
+    return PTRIO_PENDING;
+}
+
+int ptrio_started(void *self, void *value)
+{
+    ptrio_task *t = ptrio__self(self), *st;
+    ptrio_nursery *n;
+    ptrio_scope *s, *outer = NULL;
+
+    if (!t)
+        return -PTRIO_ENOTASK;
+    if (t->state & T_STARTED) {
+        MISUSE("ptrio_started called twice");
+        return -PTRIO_EMISUSE;
+    }
+    if (!(t->state & T_STARTING))
+        return 0;
+    t->state |= T_STARTED;
+    st = t->n.starting.starter;
+    n = t->n.starting.target;
+    if (st->w.start.value)
+        *st->w.start.value = value;
+    /* Trio: if the starter is cancelled, the child stays where it is and
+     * its cancellation ends the start; it is not moved into the nursery. */
+    if (ptrio__chain_cancelled(st->scope))
+        return 0;
+    for (s = t->scope; s != st->scope; s = s->parent)
+        outer = s;
+    if (outer)
+        outer->parent = &n->scope;
+    else
+        t->scope = &n->scope;
+    t->state &= (uint8_t)~T_STARTING;
+    link_child(n, t);
+    ptrio__wake(ptrio__loop, st, 0);
+    /* Moved into a cancelled nursery: its parked descendants learn now. */
+    if (ptrio__chain_cancelled(&n->scope))
+        ptrio__deliver_task(t, &n->scope);
+    return 0;
+}
+
+static const ptrio_site enostart_site = {
+    __FILE__, __LINE__, "child exited without calling ptrio_started"
+};
+
+/* The child of a ptrio_start finished before it was moved. */
+static void start_finished(ptrio_loop *l, ptrio_task *t, int rc)
+{
+    ptrio_task *st = t->n.starting.starter;
+    ptrio_nursery *n = t->n.starting.target;
+
+    n->live--;
+    wake_owner_if_joined(n);
+    if (rc < 0) {
+        ptrio__note_origin(st, rc, OMAKE(t, O_TASK));
+        ptrio__wake(l, st, rc);
+    } else if (t->state & T_STARTED) {
+        ptrio__wake(l, st, 0);
+    } else {
+        ptrio__note_origin(st, -PTRIO_ENOSTART, &enostart_site);
+        ptrio__wake(l, st, -PTRIO_ENOSTART);
+    }
+}
+
+void ptrio__task_finished(ptrio_loop *l, ptrio_task *t, int rc)
+{
+    ptrio_nursery *n;
+
+    if (rc < 0 && !((t->state & T_ARMED) && t->err == (int16_t)rc))
+        ptrio__note_origin(t, rc, NULL);    /* e.g. a C `return -E;` */
+    TSET(t, T_DONE);
+    t->w.done.next = NULL;
+    t->w.done.code = rc;
+    l->ntasks--;
+    if (l->hooks && l->hooks->task_exited)
+        l->hooks->task_exited(l->hooks_ctx, t, rc);
+    if (t->state & T_STARTING) {
+        start_finished(l, t, rc);
+        return;
+    }
+    n = NURSERY_OF(t->scope);
+    unlink_child(n, t);
+    if (rc == -PTRIO_ECANCELED) {
+        n->state |= N_CANCELLED;
+    } else if (rc < 0) {
+        if (n->failed_tail)
+            n->failed_tail->w.done.next = t;
+        else
+            n->failed = t;
+        n->failed_tail = t;
+        t->state |= T_LISTED;
+        ptrio_cancel(&n->scope);
+    }
+    n->live--;
+    wake_owner_if_joined(n);
+}
+
+/* The owner waiting at the block's end was cancelled from outside: like
+ * Trio, note it, cancel the nursery, and keep waiting for the children. */
+void ptrio__join_aborted(ptrio_task *t)
+{
+    ptrio_nursery *n = NURSERY_OF(t->scope);
+    n->state |= N_CANCELLED;
+    ptrio_cancel(&n->scope);
+}
+
+/* A frame ended (by a C return or goto) with blocks still open: pop them
+ * so nothing points into it; a nursery's children are cancelled. */
+void ptrio__abandon_blocks(ptrio_task *t, ptrio_frame *fr)
+{
+    MISUSE("a frame ended inside an open block (C return or goto?)");
+    while (t->scope && t->scope->frame == fr) {
+        ptrio_scope *sc = t->scope;
+        if (sc->flags & PTRIO__SCOPE_NURSERY)
+            ptrio_cancel(sc);
+        if (sc->flags & PTRIO__SCOPE_TIMER)
+            ptrio__timer_del(ptrio__loop, &sc->timer);
+        sc->flags &= (uint16_t)~(PTRIO__SCOPE_OPEN | PTRIO__SCOPE_TIMER);
+        t->scope = sc->parent;
+    }
+}
+
+int ptrio__nursery_open(ptrio_frame *fr, ptrio_nursery *n, uintptr_t exit,
+                        const char *file, int line)
+{
+    ptrio_task *t = ptrio__self(fr);
+
+    if (!t)
+        return -PTRIO_ENOTASK;
+    if (!n)
+        return -PTRIO_EINVAL;
+    if (n->state & N_STATE) {
+        MISUSE("opening a nursery that is already open");
+        return -PTRIO_EBUSY;
+    }
+    memset(n, 0, sizeof *n);
+    n->state = N_OPEN;
+    n->site.file = file;
+    n->site.line = line;
+    n->scope.flags = (uint16_t)(PTRIO__SCOPE_OPEN | PTRIO__SCOPE_BODY |
+                                PTRIO__SCOPE_NURSERY);
+    n->scope.parent = t->scope;
+    n->scope.task = t;
+    n->scope.frame = fr;
+    n->scope.exit = exit;
+    t->scope = &n->scope;
+    return 0;
+}
+
+static int count_failures(const ptrio_nursery *n)
+{
+    const ptrio_task *c;
+    int k = n->body_err < 0;
+    for (c = n->failed; c; c = c->w.done.next)
+        k++;
+    return k;
+}
+
+/* The body ended: record its error, join, then decide what to raise. */
+int ptrio__nursery_close(ptrio_frame *fr, ptrio_nursery *n)
+{
+    ptrio_task *t = ptrio__loop ? ptrio__loop->current : NULL, *c;
+    int rc, k;
+
+    (void)fr;
+    if (!t || t->scope != &n->scope) {
+        MISUSE("closing a nursery that is not the innermost block");
+        return -PTRIO_EMISUSE;
+    }
+    if ((n->state & N_STATE) == N_OPEN) {
+        n->state = (uint8_t)((n->state & ~N_STATE) | N_CLOSING);
+        rc = n->scope.pending;
+        if (rc == -PTRIO_ECANCELED) {
+            n->state |= N_CANCELLED;
+        } else if (rc < 0 && !IS_MARKER(rc)) {
+            n->body_err = rc;
+            n->body_origin = (t->state & T_ARMED) && t->err == (int16_t)rc
+                                 ? t->origin : NULL;
+            ptrio_cancel(&n->scope);
+        }
+        t->state &= (uint8_t)~T_ARMED;
+        if (!n->live) {
+            /* Nothing to wait for: still a checkpoint, as in Trio. */
+            if (ptrio__cancelled(t)) {
+                n->state |= N_CANCELLED;
+            } else {
+                t->frame->result = 0;
+                ptrio__ready(ptrio__loop, t);
+                t->wait = W_JOIN_YIELD;
+                return PTRIO_PENDING;
+            }
+        }
+    }
+    if (n->live) {
+        ptrio__park(t, W_JOIN);
+        return PTRIO_PENDING;
+    }
+
+    /* Joined. The failure records stay readable; the tasks are free. */
+    for (c = n->failed; c; c = c->w.done.next)
+        c->state &= (uint8_t)~T_LISTED;
+    t->scope = n->scope.parent;
+    n->scope.flags &= (uint16_t)~PTRIO__SCOPE_OPEN;
+    n->state = (uint8_t)(n->state & ~N_STATE);
+    k = count_failures(n);
+    if (k == 0) {
+        if (!(n->state & N_CANCELLED))
+            return n->scope.pending;    /* 0, or PTRIO_RETURN unwinding */
+        if (ptrio__scope_catches(&n->scope)) {
+            n->scope.flags |= PTRIO__SCOPE_CAUGHT;
+            return IS_MARKER(n->scope.pending) ? n->scope.pending : 0;
+        }
+        return -PTRIO_ECANCELED;
+    }
+    if (k > 1) {
+        ptrio__note_origin(t, -PTRIO_EGROUP, OMAKE(n, O_GROUP));
+        return -PTRIO_EGROUP;
+    }
+    if (n->body_err < 0) {
+        ptrio__note_origin(t, n->body_err, n->body_origin);
+        return n->body_err;
+    }
+    ptrio__note_origin(t, n->failed->w.done.code, OMAKE(n->failed, O_TASK));
+    return n->failed->w.done.code;
+}
+
+void ptrio_nursery_cancel(ptrio_nursery *n)
+{
+    if (n)
+        ptrio_cancel(&n->scope);
+}
+
+ptrio_scope *ptrio_nursery_scope(ptrio_nursery *n)
+{
+    return n ? &n->scope : NULL;
+}
+
+unsigned ptrio_nursery_live(const ptrio_nursery *n)
+{
+    return n ? n->live : 0;
+}

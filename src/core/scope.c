@@ -1,0 +1,345 @@
+/* src/core/scope.c: cancel scopes, deadlines, shields and the delivery of
+ * cancellation.
+ *
+ * Scopes form a tree through `parent`: a task's scopes are a stack, and a
+ * child task's outermost scope hangs under its nursery's scope. A task is
+ * cancelled when a scope on its path to the root is cancelled with no
+ * shield in between; that is computed when it reaches a checkpoint.
+ * Cancelling a scope also wakes, at once, every task parked inside it:
+ * the scope's owner, and the children of the nurseries opened inside it,
+ * recursively, stopping at shields. The walk visits each affected task
+ * once: O(tasks inside).
+ */
+#include "internal.h"
+
+int ptrio__chain_cancelled(const ptrio_scope *sc)
+{
+    for (; sc; sc = sc->parent) {
+        if (sc->flags & PTRIO__SCOPE_CALLED)
+            return 1;
+        if (sc->flags & PTRIO__SCOPE_SHIELD)
+            return 0;
+    }
+    return 0;
+}
+
+int ptrio__cancelled(const ptrio_task *t)
+{
+    return ptrio__chain_cancelled(t->scope);
+}
+
+/* Trio's rule: a cancelled scope catches the -ECANCELED at its end only
+ * when no cancellation outside it is visible; otherwise the outermost
+ * cancelled scope catches it. */
+int ptrio__scope_catches(const ptrio_scope *sc)
+{
+    return (sc->flags & PTRIO__SCOPE_CALLED) &&
+           ((sc->flags & PTRIO__SCOPE_SHIELD) ||
+            !ptrio__chain_cancelled(sc->parent));
+}
+
+/* Wakes a parked task with -ECANCELED, as its wait allows. */
+static void abort_task(ptrio_task *t)
+{
+    ptrio_loop *l = ptrio__loop;
+
+    if (TSTATE(t) == T_READY && t->wait == W_YIELD) {
+        t->frame->result = -PTRIO_ECANCELED;
+        t->wait = W_NONE;
+        return;
+    }
+    if (TSTATE(t) == T_READY && t->wait == W_JOIN_YIELD) {
+        t->wait = W_NONE;
+        ptrio__join_aborted(t);
+        return;
+    }
+    if (TSTATE(t) != T_PARKED)
+        return;
+    switch (t->wait) {
+    case W_TIMER:
+        ptrio__timer_del(l, &t->w.timer);
+        ptrio__wake(l, t, -PTRIO_ECANCELED);
+        break;
+    case W_FOREVER:
+        ptrio__wake(l, t, -PTRIO_ECANCELED);
+        break;
+    case W_FD:
+        ptrio__fd_abort(l, t);
+        ptrio__wake(l, t, -PTRIO_ECANCELED);
+        break;
+    case W_JOIN:
+        ptrio__join_aborted(t);     /* keeps waiting for the children */
+        break;
+    case W_START:
+        /* The child still runs under the starter: it gets the cancel. */
+        ptrio__deliver_task(t->w.start.child, t->scope);
+        break;
+    default:
+        break;
+    }
+}
+
+static void deliver_children(ptrio_nursery *n)
+{
+    ptrio_task *c = n->children;
+    if (!c)
+        return;
+    do {
+        ptrio__deliver_task(c, &n->scope);
+        c = c->n.sib.next;
+    } while (c != n->children);
+}
+
+/* Delivers a cancellation of `top` (or of a scope above it) to task `t`,
+ * whose scope path reaches `top`: to the children of the nurseries `t`
+ * opened below `top` and to `t` itself, except under a shield. */
+void ptrio__deliver_task(ptrio_task *t, ptrio_scope *top)
+{
+    ptrio_scope *s, *from = t->scope;
+
+    for (s = t->scope; s && s != top; s = s->parent)
+        if (s->flags & PTRIO__SCOPE_SHIELD)
+            from = s->parent;
+    for (s = from; s && s != top; s = s->parent)
+        if (s->flags & PTRIO__SCOPE_NURSERY)
+            deliver_children(NURSERY_OF(s));
+    if (from == t->scope)
+        abort_task(t);
+}
+
+static void deliver(ptrio_scope *sc)
+{
+    if (sc->flags & PTRIO__SCOPE_NURSERY)
+        deliver_children(NURSERY_OF(sc));
+    if (sc->task)
+        ptrio__deliver_task(sc->task, sc);
+}
+
+static void drop_timer(ptrio_scope *sc)
+{
+    if (sc->flags & PTRIO__SCOPE_TIMER) {
+        ptrio__timer_del(ptrio__loop, &sc->timer);
+        sc->flags &= (uint16_t)~PTRIO__SCOPE_TIMER;
+    }
+}
+
+void ptrio_cancel(ptrio_scope *sc)
+{
+    if (!sc || (sc->flags & PTRIO__SCOPE_CALLED))
+        return;
+    sc->flags |= PTRIO__SCOPE_CALLED;
+    if (!(sc->flags & PTRIO__SCOPE_OPEN) || !ptrio__loop)
+        return;
+    drop_timer(sc);
+    /* Already inside a cancelled region: everyone inside was told. */
+    if (!(sc->flags & PTRIO__SCOPE_SHIELD) &&
+        ptrio__chain_cancelled(sc->parent))
+        return;
+    deliver(sc);
+}
+
+void ptrio__scope_expired(ptrio_scope *sc)
+{
+    sc->flags &= (uint16_t)~PTRIO__SCOPE_TIMER;
+    ptrio_cancel(sc);
+}
+
+/* Registers the scope's deadline, or cancels it now if it has passed. */
+static void arm(ptrio_scope *sc)
+{
+    ptrio_loop *l = ptrio__loop;
+    ptrio_time when = ptrio__timer_when(&sc->timer);
+
+    drop_timer(sc);
+    if (!(sc->flags & PTRIO__SCOPE_DEADLINE) ||
+        (sc->flags & (PTRIO__SCOPE_CALLED | PTRIO__SCOPE_OPEN)) !=
+            PTRIO__SCOPE_OPEN)
+        return;
+    if (when <= l->backend->now(l)) {
+        ptrio_cancel(sc);
+        return;
+    }
+    ptrio__timer_add(l, &sc->timer, when, 1);
+    sc->flags |= PTRIO__SCOPE_TIMER;
+}
+
+int ptrio_scope_set_deadline(ptrio_scope *sc, ptrio_time deadline)
+{
+    if (!sc)
+        return -PTRIO_EINVAL;
+    if (deadline == PTRIO_TIME_INF) {
+        sc->flags &= (uint16_t)~PTRIO__SCOPE_DEADLINE;
+    } else {
+        sc->flags |= PTRIO__SCOPE_DEADLINE;
+        ptrio__timer_set_when(&sc->timer, deadline);
+    }
+    if (sc->flags & PTRIO__SCOPE_OPEN)
+        arm(sc);
+    return 0;
+}
+
+/* now + d, or an error for a negative or overflowing duration. */
+static int after(ptrio_time d, ptrio_time *out)
+{
+    ptrio_time now = ptrio_now();
+    if (d < 0)
+        return -PTRIO_EINVAL;
+    if (d == PTRIO_TIME_INF) {
+        *out = PTRIO_TIME_INF;
+        return 0;
+    }
+    if (now > 0 && d > PTRIO_TIME_INF - 1 - now)
+        return -PTRIO_EOVERFLOW;
+    *out = now + d;
+    return 0;
+}
+
+int ptrio_scope_set_timeout(ptrio_scope *sc, ptrio_time d)
+{
+    ptrio_time when;
+    int rc = after(d, &when);
+    return rc < 0 ? rc : ptrio_scope_set_deadline(sc, when);
+}
+
+ptrio_time ptrio_scope_deadline(const ptrio_scope *sc)
+{
+    return sc && (sc->flags & PTRIO__SCOPE_DEADLINE)
+               ? ptrio__timer_when(&sc->timer) : PTRIO_TIME_INF;
+}
+
+void ptrio_scope_set_shield(ptrio_scope *sc, bool shield)
+{
+    if (!sc)
+        return;
+    if (shield) {
+        sc->flags |= PTRIO__SCOPE_SHIELD;
+        return;
+    }
+    if (!(sc->flags & PTRIO__SCOPE_SHIELD))
+        return;
+    sc->flags &= (uint16_t)~PTRIO__SCOPE_SHIELD;
+    /* What the shield held back now reaches inside. */
+    if ((sc->flags & PTRIO__SCOPE_OPEN) && ptrio__loop &&
+        !(sc->flags & PTRIO__SCOPE_CALLED) &&
+        ptrio__chain_cancelled(sc->parent))
+        deliver(sc);
+}
+
+bool ptrio_scope_shield(const ptrio_scope *sc)
+{
+    return sc && (sc->flags & PTRIO__SCOPE_SHIELD);
+}
+
+bool ptrio_cancel_called(const ptrio_scope *sc)
+{
+    return sc && (sc->flags & PTRIO__SCOPE_CALLED);
+}
+
+bool ptrio_cancelled_caught(const ptrio_scope *sc)
+{
+    return sc && (sc->flags & PTRIO__SCOPE_CAUGHT);
+}
+
+int ptrio_scope_error(const ptrio_scope *sc)
+{
+    return sc && (sc->flags & PTRIO__SCOPE_CATCH) && sc->pending < 0
+               ? sc->pending : 0;
+}
+
+ptrio_time ptrio_current_effective_deadline(void)
+{
+    ptrio_task *t = ptrio_current_task();
+    ptrio_time best = PTRIO_TIME_INF;
+    const ptrio_scope *sc;
+
+    for (sc = t ? t->scope : NULL; sc; sc = sc->parent) {
+        if (sc->flags & PTRIO__SCOPE_CALLED)
+            return PTRIO_TIME_NINF;
+        if ((sc->flags & PTRIO__SCOPE_DEADLINE) &&
+            ptrio__timer_when(&sc->timer) < best)
+            best = ptrio__timer_when(&sc->timer);
+        if (sc->flags & PTRIO__SCOPE_SHIELD)
+            break;
+    }
+    return best;
+}
+
+/* ---- blocks ------------------------------------------------------- */
+
+/* Pushes `sc` on the task's scope stack as the block of frame `fr`. */
+static void push(ptrio_task *t, ptrio_frame *fr, ptrio_scope *sc,
+                 uintptr_t exit, unsigned flags)
+{
+    sc->flags = (uint16_t)(PTRIO__SCOPE_OPEN | PTRIO__SCOPE_BODY | flags);
+    sc->parent = t->scope;
+    sc->task = t;
+    sc->frame = fr;
+    sc->exit = exit;
+    sc->pending = 0;
+    t->scope = sc;
+}
+
+int ptrio__scope_open(ptrio_frame *fr, ptrio_scope *sc, uintptr_t exit,
+                      ptrio_time deadline, unsigned flags)
+{
+    ptrio_task *t = ptrio__self(fr);
+
+    if (!t)
+        return -PTRIO_ENOTASK;
+    if (!sc)
+        return -PTRIO_EINVAL;
+    if (sc->flags & PTRIO__SCOPE_OPEN) {
+        MISUSE("entering a scope that is already open");
+        return -PTRIO_EBUSY;
+    }
+    push(t, fr, sc, exit, flags);
+    if (deadline != PTRIO_TIME_INF) {
+        sc->flags |= PTRIO__SCOPE_DEADLINE;
+        ptrio__timer_set_when(&sc->timer, deadline);
+        arm(sc);
+    }
+    return 0;
+}
+
+int ptrio__scope_open_after(ptrio_frame *fr, ptrio_scope *sc,
+                            uintptr_t exit, ptrio_time d, unsigned flags)
+{
+    ptrio_time when;
+    int rc;
+
+    if (!ptrio__self(fr))
+        return -PTRIO_ENOTASK;
+    rc = after(d, &when);
+    return rc < 0 ? rc : ptrio__scope_open(fr, sc, exit, when, flags);
+}
+
+/* Pops the scope; says what the block raises: the cancellation it
+ * caught becomes nothing (or -ETIMEDOUT for fail_after); TRY_BLOCK keeps
+ * every other error to itself. */
+int ptrio__scope_close(ptrio_frame *fr, ptrio_scope *sc)
+{
+    ptrio_task *t = ptrio__loop ? ptrio__loop->current : NULL;
+    int rc = sc->pending;
+
+    (void)fr;
+    if (!t || t->scope != sc) {
+        MISUSE("closing a scope that is not the innermost");
+        return -PTRIO_EMISUSE;
+    }
+    t->scope = sc->parent;
+    drop_timer(sc);
+    sc->flags &= (uint16_t)~PTRIO__SCOPE_OPEN;
+    if (rc == -PTRIO_ECANCELED && ptrio__scope_catches(sc)) {
+        sc->flags |= PTRIO__SCOPE_CAUGHT;
+        t->state &= (uint8_t)~T_ARMED;
+        rc = (sc->flags & PTRIO__SCOPE_FAIL) ? -PTRIO_ETIMEDOUT : 0;
+    }
+    if ((sc->flags & PTRIO__SCOPE_CATCH) && rc < 0 && !IS_MARKER(rc) &&
+        rc != -PTRIO_ECANCELED) {
+        t->state &= (uint8_t)~T_ARMED;
+        return 0;   /* sc->pending keeps it for ptrio_scope_error */
+    }
+    if (sc->flags & PTRIO__SCOPE_CATCH)
+        sc->pending = 0;
+    return rc;
+}
