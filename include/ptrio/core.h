@@ -108,6 +108,8 @@ struct ptrio_loop {
     ptrio_task *runq, *runq_tail;   /* the next batch */
     ptrio__tnode *timers, *first;   /* deadline tree, its earliest node */
     ptrio_task *current;            /* running task */
+    ptrio_task *watchers;           /* tasks waiting on fds */
+    uint32_t nwatch;
     ptrio_nursery system;           /* holds the main task */
     ptrio_task main;
     ptrio_report_fn report;
@@ -115,6 +117,7 @@ struct ptrio_loop {
     const ptrio_hooks *hooks;
     void *hooks_ctx;
     uint32_t ntasks;                /* live tasks */
+    int fatal;                      /* backend failure that ends the run */
     uint8_t running;
 };
 
@@ -176,9 +179,11 @@ const char *ptrio_task_name(const ptrio_task *t);
 /* Queues `fn` over `frame` as a new task in the nursery; it runs from the
  * next batch on. Returns 0, or -PTRIO_EINVAL (NULL), -PTRIO_ECLOSED (the
  * nursery is closed), -PTRIO_EBUSY (task or frame still running),
- * -PTRIO_ENOTASK (outside a running loop). Not a checkpoint. */
-int ptrio_start_soon_named(ptrio_nursery *n, ptrio_task *t, ptrio_fn fn,
-                           void *frame, const char *name);
+ * -PTRIO_ENOTASK (outside a running loop). Not a checkpoint. The result
+ * must be used: PTRIO_CHECK(f, ptrio_start_soon(...)) raises it. */
+PTRIO_NODISCARD int ptrio_start_soon_named(ptrio_nursery *n, ptrio_task *t,
+                                           ptrio_fn fn, void *frame,
+                                           const char *name);
 #define ptrio_start_soon(n, t, fn, frame)                                   \
     ptrio_start_soon_named((n), (t), (fn), (frame), #fn)
 

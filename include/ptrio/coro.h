@@ -70,7 +70,7 @@ typedef struct ptrio_site {
 
 uintptr_t ptrio__raise(ptrio_frame *fr, int rc, const ptrio_site *site);
 uintptr_t ptrio__raise_new(ptrio_frame *fr, int rc, const ptrio_site *site);
-uintptr_t ptrio__return(ptrio_frame *fr, int value);
+uintptr_t ptrio__return(ptrio_frame *fr, int value, const ptrio_site *site);
 int ptrio__end(ptrio_frame *fr);
 void ptrio__caught(int rc);
 
@@ -79,8 +79,10 @@ void ptrio__caught(int rc);
 
 #if defined(__GNUC__) || defined(__clang__)
 #define PTRIO__FALLTHROUGH __attribute__((__fallthrough__))
+#define PTRIO_NODISCARD __attribute__((__warn_unused_result__))
 #else
 #define PTRIO__FALLTHROUGH ((void)0)
+#define PTRIO_NODISCARD
 #endif
 
 #ifdef PTRIO_COMPUTED_GOTO
@@ -136,26 +138,30 @@ void ptrio__caught(int rc);
  * is then available as PTRIO_RESULT(f). */
 #define PTRIO_AWAIT(f, expr)                                                \
     do {                                                                    \
-        if (((f)->fr.result = (expr)) == PTRIO_PENDING) {                   \
+        int ptrio__r = (expr);                                              \
+        if (ptrio__r == PTRIO_PENDING) {                                    \
             ptrio__fr->resume = PTRIO__POINT(__LINE__);                     \
             return PTRIO_PENDING;                                           \
-            PTRIO__LABEL(__LINE__):;                                        \
+            PTRIO__LABEL(__LINE__):                                         \
+            ptrio__r = ptrio__fr->result;                                   \
         }                                                                   \
-        if (ptrio__fr->result < 0)                                          \
-            PTRIO__RAISE_RC(ptrio__fr->result);                             \
+        if (((f)->fr.result = ptrio__r) < 0)                                \
+            PTRIO__RAISE_RC(ptrio__r);                                      \
     } while (0)
 
 /* Awaits `expr` and stores its status in `var` instead of raising: the
  * error becomes a value (it is caught). */
 #define PTRIO_TRY(f, var, expr)                                             \
     do {                                                                    \
-        if (((f)->fr.result = (expr)) == PTRIO_PENDING) {                   \
+        int ptrio__r = (expr);                                              \
+        if (ptrio__r == PTRIO_PENDING) {                                    \
             ptrio__fr->resume = PTRIO__POINT(__LINE__);                     \
             return PTRIO_PENDING;                                           \
-            PTRIO__LABEL(__LINE__):;                                        \
+            PTRIO__LABEL(__LINE__):                                         \
+            ptrio__r = ptrio__fr->result;                                   \
         }                                                                   \
-        (var) = ptrio__fr->result;                                          \
-        ptrio__caught(ptrio__fr->result);                                   \
+        (var) = (f)->fr.result = ptrio__r;                                  \
+        ptrio__caught(ptrio__r);                                            \
     } while (0)
 
 /* The status of the last await in this frame. */
@@ -180,8 +186,9 @@ void ptrio__caught(int rc);
  * and running FINALLY; a negative value is raised instead. */
 #define PTRIO_RETURN(f, value)                                              \
     do {                                                                    \
+        static const ptrio_site ptrio__site = {__FILE__, __LINE__, NULL};   \
         (void)(f);                                                          \
-        PTRIO__GO(ptrio__return(ptrio__fr, (value)));                       \
+        PTRIO__GO(ptrio__return(ptrio__fr, (value), &ptrio__site));         \
     } while (0)
 
 /* Starts the cleanup section: runs after the body ends, whether it ended
