@@ -34,7 +34,7 @@ typedef int64_t ptrio_time;
 /* A node of the deadline tree (a red-black tree ordered by deadline, then
  * by insertion), embedded in sleeping tasks and in scopes. */
 typedef struct ptrio__tnode {
-    struct ptrio__tnode *left, *right;
+    struct ptrio__tnode *child[2];  /* left, right */
     uintptr_t parent;               /* parent | red bit | scope bit */
     uint32_t key_lo, key_hi;        /* deadline, order-preserving */
 } ptrio__tnode;

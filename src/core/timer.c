@@ -51,75 +51,50 @@ ptrio_time ptrio__timer_when(const node *n)
 
 int ptrio__timer_is_scope(const node *n) { return (n->parent & SCOPE) != 0; }
 
-/* Puts `child` where `old` hung below `p` (or at the root). */
-static void replace_child(ptrio_loop *l, node *p, node *old, node *child)
+/* Puts `c` where `old` hung below `p` (or at the root). */
+static void replace_child(ptrio_loop *l, node *p, node *old, node *c)
 {
     if (!p)
-        l->timers = child;
-    else if (p->left == old)
-        p->left = child;
+        l->timers = c;
     else
-        p->right = child;
+        p->child[p->child[1] == old] = c;
 }
 
-static void rotate_left(ptrio_loop *l, node *x)
+/* Rotates `x` down towards side `dir`; its other child takes its place.
+ * Indexing children by side lets one path serve both mirror cases. */
+static void rotate(ptrio_loop *l, node *x, int dir)
 {
-    node *y = x->right, *p = parent_of(x);
-    x->right = y->left;
-    if (y->left)
-        set_parent(y->left, x);
+    node *y = x->child[!dir], *p = parent_of(x);
+    x->child[!dir] = y->child[dir];
+    if (y->child[dir])
+        set_parent(y->child[dir], x);
     set_parent(y, p);
     replace_child(l, p, x, y);
-    y->left = x;
-    set_parent(x, y);
-}
-
-static void rotate_right(ptrio_loop *l, node *x)
-{
-    node *y = x->left, *p = parent_of(x);
-    x->left = y->right;
-    if (y->right)
-        set_parent(y->right, x);
-    set_parent(y, p);
-    replace_child(l, p, x, y);
-    y->right = x;
+    y->child[dir] = x;
     set_parent(x, y);
 }
 
 static void insert_fixup(ptrio_loop *l, node *z)
 {
     node *p, *g, *u;
+    int dir;
+
     while ((p = parent_of(z)) && is_red(p)) {
         g = parent_of(p);
-        if (p == g->left) {
-            u = g->right;
-            if (is_red(u)) {
-                set_black(p), set_black(u), set_red(g);
-                z = g;
-                continue;
-            }
-            if (z == p->right) {
-                rotate_left(l, p);
-                z = p;
-                p = parent_of(z);
-            }
-            set_black(p), set_red(g);
-            rotate_right(l, g);
-        } else {
-            u = g->left;
-            if (is_red(u)) {
-                set_black(p), set_black(u), set_red(g);
-                z = g;
-                continue;
-            }
-            if (z == p->left) {
-                rotate_right(l, p);
-                z = p;
-                p = parent_of(z);
-            }
-            set_black(p), set_red(g);
-            rotate_left(l, g);
+        dir = p == g->child[1];
+        u = g->child[!dir];
+        if (is_red(u)) {
+            set_black(p), set_black(u), set_red(g);
+            z = g;
+            continue;
         }
+        if (z == p->child[!dir]) {
+            rotate(l, p, dir);
+            z = p;
+            p = parent_of(z);
+        }
+        set_black(p), set_red(g);
+        rotate(l, g, !dir);
     }
     set_black(l->timers);
 }
@@ -128,27 +103,22 @@ void ptrio__timer_add(ptrio_loop *l, node *z, ptrio_time when, int is_scope)
 {
     node *y = NULL, *x = l->timers;
     uint64_t k;
-    int leftmost = 1;
+    int leftmost = 1, right = 0;
 
     ptrio__timer_set_when(z, when);
     k = key(z);
     while (x) {
         y = x;
-        if (k < key(x)) {
-            x = x->left;
-        } else {
-            x = x->right;
-            leftmost = 0;
-        }
+        right = k >= key(x);    /* equal keys go right: insertion order */
+        leftmost &= !right;
+        x = x->child[right];
     }
-    z->left = z->right = NULL;
+    z->child[0] = z->child[1] = NULL;
     z->parent = (uintptr_t)y | RED | (is_scope ? SCOPE : 0u);
     if (!y)
         l->timers = z;
-    else if (k < key(y))
-        y->left = z;
     else
-        y->right = z;
+        y->child[right] = z;
     if (leftmost)
         l->first = z;
     insert_fixup(l, z);
@@ -157,66 +127,46 @@ void ptrio__timer_add(ptrio_loop *l, node *z, ptrio_time when, int is_scope)
 static node *next_of(const node *n)
 {
     node *p;
-    if (n->right) {
-        n = n->right;
-        while (n->left)
-            n = n->left;
+    if (n->child[1]) {
+        n = n->child[1];
+        while (n->child[0])
+            n = n->child[0];
         return (node *)n;
     }
-    while ((p = parent_of(n)) && n == p->right)
+    while ((p = parent_of(n)) && n == p->child[1])
         n = p;
     return p;
 }
 
+/* `x` (maybe NULL) below `xp` lacks one black: restore the balance. */
 static void erase_fixup(ptrio_loop *l, node *x, node *xp)
 {
     node *w;
+    int dir;
+
     while (x != l->timers && !is_red(x)) {
-        if (x == xp->left) {
-            w = xp->right;
-            if (is_red(w)) {
-                set_black(w), set_red(xp);
-                rotate_left(l, xp);
-                w = xp->right;
-            }
-            if (!is_red(w->left) && !is_red(w->right)) {
-                set_red(w);
-                x = xp;
-                xp = parent_of(x);
-                continue;
-            }
-            if (!is_red(w->right)) {
-                set_black(w->left), set_red(w);
-                rotate_right(l, w);
-                w = xp->right;
-            }
-            w->parent = (w->parent & ~(uintptr_t)RED) | (xp->parent & RED);
-            set_black(xp), set_black(w->right);
-            rotate_left(l, xp);
-        } else {
-            w = xp->left;
-            if (is_red(w)) {
-                set_black(w), set_red(xp);
-                rotate_right(l, xp);
-                w = xp->left;
-            }
-            if (!is_red(w->left) && !is_red(w->right)) {
-                set_red(w);
-                x = xp;
-                xp = parent_of(x);
-                continue;
-            }
-            if (!is_red(w->left)) {
-                set_black(w->right), set_red(w);
-                rotate_left(l, w);
-                w = xp->left;
-            }
-            w->parent = (w->parent & ~(uintptr_t)RED) | (xp->parent & RED);
-            set_black(xp), set_black(w->left);
-            rotate_right(l, xp);
+        dir = x != xp->child[0];
+        w = xp->child[!dir];
+        if (is_red(w)) {
+            set_black(w), set_red(xp);
+            rotate(l, xp, dir);
+            w = xp->child[!dir];
         }
+        if (!is_red(w->child[0]) && !is_red(w->child[1])) {
+            set_red(w);
+            x = xp;
+            xp = parent_of(x);
+            continue;
+        }
+        if (!is_red(w->child[!dir])) {
+            set_black(w->child[dir]), set_red(w);
+            rotate(l, w, !dir);
+            w = xp->child[!dir];
+        }
+        w->parent = (w->parent & ~(uintptr_t)RED) | (xp->parent & RED);
+        set_black(xp), set_black(w->child[!dir]);
+        rotate(l, xp, dir);
         x = l->timers;
-        break;
     }
     if (x)
         set_black(x);
@@ -224,41 +174,41 @@ static void erase_fixup(ptrio_loop *l, node *x, node *xp)
 
 void ptrio__timer_del(ptrio_loop *l, node *z)
 {
-    node *x, *xp, *y = z;
+    node *x, *xp, *y;
     int removed_red = is_red(z);
 
     if (l->first == z)
         l->first = next_of(z);
-    if (!z->left || !z->right) {
-        x = z->left ? z->left : z->right;
+    if (!z->child[0] || !z->child[1]) {
+        x = z->child[0] ? z->child[0] : z->child[1];
         xp = parent_of(z);
         replace_child(l, xp, z, x);
         if (x)
             set_parent(x, xp);
     } else {
-        y = z->right;
-        while (y->left)
-            y = y->left;
+        y = z->child[1];        /* z's successor takes its place */
+        while (y->child[0])
+            y = y->child[0];
         removed_red = is_red(y);
-        x = y->right;
+        x = y->child[1];
         if (parent_of(y) == z) {
             xp = y;
         } else {
             xp = parent_of(y);
-            xp->left = x;
+            xp->child[0] = x;
             if (x)
                 set_parent(x, xp);
-            y->right = z->right;
-            set_parent(y->right, y);
+            y->child[1] = z->child[1];
+            set_parent(y->child[1], y);
         }
         replace_child(l, parent_of(z), z, y);
         set_parent(y, parent_of(z));
-        y->left = z->left;
-        set_parent(y->left, y);
+        y->child[0] = z->child[0];
+        set_parent(y->child[0], y);
         y->parent = (y->parent & ~(uintptr_t)RED) | (z->parent & RED);
     }
     if (!removed_red)
         erase_fixup(l, x, xp);
-    z->left = z->right = NULL;
+    z->child[0] = z->child[1] = NULL;
     z->parent &= SCOPE;
 }
