@@ -107,6 +107,7 @@ struct ptrio_loop {
     union { int64_t i64; void *ptr; intptr_t word; } be[4];  /* backend's */
     ptrio_task *runq, *runq_tail;   /* the next batch */
     ptrio__tnode *timers, *first;   /* deadline tree, its earliest node */
+    ptrio__tnode *lazy;             /* relative deadlines not yet armed */
     ptrio_task *current;            /* running task */
     ptrio_task *watchers;           /* tasks waiting on fds */
     uint32_t nwatch;
@@ -243,6 +244,7 @@ int ptrio_sleep_forever(void *self);
 #define PTRIO__SCOPE_CATCH    0x0100u  /* TRY_BLOCK: catches every error */
 #define PTRIO__SCOPE_NURSERY  0x0200u
 #define PTRIO__SCOPE_TIMER    0x0400u  /* deadline in the tree */
+#define PTRIO__SCOPE_LAZY     0x0800u  /* relative deadline, not yet armed */
 
 int ptrio__scope_open(ptrio_frame *fr, ptrio_scope *sc, uintptr_t exit,
                       ptrio_time deadline, unsigned flags);

@@ -94,6 +94,8 @@ int ptrio__chain_cancelled(const ptrio_scope *sc);
 int ptrio__scope_catches(const ptrio_scope *sc);
 void ptrio__deliver_task(ptrio_task *t, ptrio_scope *top);
 void ptrio__scope_expired(ptrio_scope *sc);
+void ptrio__arm_lazy(ptrio_loop *l);
+void ptrio__drop_timer(ptrio_scope *sc);
 
 /* nursery.c */
 void ptrio__task_finished(ptrio_loop *l, ptrio_task *t, int rc);

@@ -127,8 +127,11 @@ static void step(ptrio_loop *l, ptrio_task *t)
         l->hooks->task_scheduled(l->hooks_ctx, t);
     for (;;) {
         rc = fr->fn(fr);
-        if (rc == PTRIO_PENDING)
+        if (rc == PTRIO_PENDING) {
+            if (l->lazy)
+                ptrio__arm_lazy(l);
             break;
+        }
         fr->resume = 0;
         if (t->scope && t->scope->frame == fr) {
             ptrio__abandon_blocks(t, fr);

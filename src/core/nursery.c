@@ -244,9 +244,8 @@ void ptrio__abandon_blocks(ptrio_task *t, ptrio_frame *fr)
         ptrio_scope *sc = t->scope;
         if (sc->flags & PTRIO__SCOPE_NURSERY)
             ptrio_cancel(sc);
-        if (sc->flags & PTRIO__SCOPE_TIMER)
-            ptrio__timer_del(ptrio__loop, &sc->timer);
-        sc->flags &= (uint16_t)~(PTRIO__SCOPE_OPEN | PTRIO__SCOPE_TIMER);
+        ptrio__drop_timer(sc);
+        sc->flags &= (uint16_t)~PTRIO__SCOPE_OPEN;
         t->scope = sc->parent;
     }
 }

@@ -115,9 +115,51 @@ static void deliver(ptrio_scope *sc)
         ptrio__deliver_task(sc->task, sc);
 }
 
-static void drop_timer(ptrio_scope *sc)
+/* ---- lazy relative deadlines --------------------------------------
+ *
+ * A relative deadline (MOVE_ON_AFTER, FAIL_AFTER) is armed when its task
+ * first suspends inside the block, not at entry: a block that never blocks
+ * costs no clock read and no tree insertion. Deadlines only fire between
+ * batches, so the only difference is that the deadline counts from the
+ * first suspension: never earlier than asked, later by the CPU time the
+ * step spent before its first checkpoint. Until armed, the scope waits in
+ * loop->lazy (threaded through its tree node) with the duration as key.
+ */
+
+static void lazy_unlink(ptrio_loop *l, ptrio_scope *sc)
 {
-    if (sc->flags & PTRIO__SCOPE_TIMER) {
+    ptrio__tnode *n = &sc->timer;
+    if (n->child[1])
+        n->child[1]->child[0] = n->child[0];
+    else
+        l->lazy = n->child[0];
+    if (n->child[0])
+        n->child[0]->child[1] = n->child[1];
+    sc->flags &= (uint16_t)~PTRIO__SCOPE_LAZY;
+}
+
+void ptrio__arm_lazy(ptrio_loop *l)
+{
+    ptrio_time now = l->backend->now(l), d;
+    ptrio__tnode *n = l->lazy, *next;
+
+    l->lazy = NULL;
+    for (; n; n = next) {
+        ptrio_scope *sc = CONTAINER(n, ptrio_scope, timer);
+        next = n->child[0];
+        d = ptrio__timer_when(n);
+        sc->flags &= (uint16_t)~PTRIO__SCOPE_LAZY;
+        ptrio__timer_add(l, n, d > PTRIO_TIME_INF - 1 - now
+                                   ? PTRIO_TIME_INF - 1 : now + d, 1);
+        sc->flags |= PTRIO__SCOPE_TIMER;
+    }
+}
+
+void ptrio__drop_timer(ptrio_scope *sc)
+{
+    if (sc->flags & PTRIO__SCOPE_LAZY) {
+        lazy_unlink(ptrio__loop, sc);
+    } else if (sc->flags & PTRIO__SCOPE_TIMER) {
         ptrio__timer_del(ptrio__loop, &sc->timer);
         sc->flags &= (uint16_t)~PTRIO__SCOPE_TIMER;
     }
@@ -130,7 +172,7 @@ void ptrio_cancel(ptrio_scope *sc)
     sc->flags |= PTRIO__SCOPE_CALLED;
     if (!(sc->flags & PTRIO__SCOPE_OPEN) || !ptrio__loop)
         return;
-    drop_timer(sc);
+    ptrio__drop_timer(sc);
     /* Already inside a cancelled region: everyone inside was told. */
     if (!(sc->flags & PTRIO__SCOPE_SHIELD) &&
         ptrio__chain_cancelled(sc->parent))
@@ -150,7 +192,7 @@ static void arm(ptrio_scope *sc)
     ptrio_loop *l = ptrio__loop;
     ptrio_time when = ptrio__timer_when(&sc->timer);
 
-    drop_timer(sc);
+    ptrio__drop_timer(sc);
     if (!(sc->flags & PTRIO__SCOPE_DEADLINE) ||
         (sc->flags & (PTRIO__SCOPE_CALLED | PTRIO__SCOPE_OPEN)) !=
             PTRIO__SCOPE_OPEN)
@@ -178,6 +220,9 @@ int ptrio_scope_set_deadline(ptrio_scope *sc, ptrio_time deadline)
     return 0;
 }
 
+/* Durations beyond ~146 years are taken for overflow bugs. */
+#define PTRIO__TIME_HUGE (PTRIO_TIME_INF / 2)
+
 /* now + d, or an error for a negative or overflowing duration. */
 static int after(ptrio_time d, ptrio_time *out)
 {
@@ -203,6 +248,8 @@ int ptrio_scope_set_timeout(ptrio_scope *sc, ptrio_time d)
 
 ptrio_time ptrio_scope_deadline(const ptrio_scope *sc)
 {
+    if (sc && (sc->flags & PTRIO__SCOPE_LAZY))
+        ptrio__arm_lazy(ptrio__loop);
     return sc && (sc->flags & PTRIO__SCOPE_DEADLINE)
                ? ptrio__timer_when(&sc->timer) : PTRIO_TIME_INF;
 }
@@ -252,6 +299,8 @@ ptrio_time ptrio_current_effective_deadline(void)
     ptrio_time best = PTRIO_TIME_INF;
     const ptrio_scope *sc;
 
+    if (t && ptrio__loop->lazy)
+        ptrio__arm_lazy(ptrio__loop);
     for (sc = t ? t->scope : NULL; sc; sc = sc->parent) {
         if (sc->flags & PTRIO__SCOPE_CALLED)
             return PTRIO_TIME_NINF;
@@ -304,13 +353,26 @@ int ptrio__scope_open(ptrio_frame *fr, ptrio_scope *sc, uintptr_t exit,
 int ptrio__scope_open_after(ptrio_frame *fr, ptrio_scope *sc,
                             uintptr_t exit, ptrio_time d, unsigned flags)
 {
-    ptrio_time when;
+    ptrio_loop *l = ptrio__loop;
     int rc;
 
-    if (!ptrio__self(fr))
-        return -PTRIO_ENOTASK;
-    rc = after(d, &when);
-    return rc < 0 ? rc : ptrio__scope_open(fr, sc, exit, when, flags);
+    if (d < 0)
+        return ptrio__self(fr) ? -PTRIO_EINVAL : -PTRIO_ENOTASK;
+    if (d == 0 || d == PTRIO_TIME_INF)
+        return ptrio__scope_open(fr, sc, exit, d ? d : ptrio_now(), flags);
+    if (d > PTRIO__TIME_HUGE)
+        return ptrio__self(fr) ? -PTRIO_EOVERFLOW : -PTRIO_ENOTASK;
+    rc = ptrio__scope_open(fr, sc, exit, PTRIO_TIME_INF, flags);
+    if (rc < 0)
+        return rc;
+    sc->flags |= PTRIO__SCOPE_DEADLINE | PTRIO__SCOPE_LAZY;
+    ptrio__timer_set_when(&sc->timer, d);
+    sc->timer.child[0] = l->lazy;       /* next */
+    sc->timer.child[1] = NULL;          /* prev */
+    if (l->lazy)
+        l->lazy->child[1] = &sc->timer;
+    l->lazy = &sc->timer;
+    return 0;
 }
 
 /* Pops the scope; says what the block raises: the cancellation it
@@ -327,7 +389,7 @@ int ptrio__scope_close(ptrio_frame *fr, ptrio_scope *sc)
         return -PTRIO_EMISUSE;
     }
     t->scope = sc->parent;
-    drop_timer(sc);
+    ptrio__drop_timer(sc);
     sc->flags &= (uint16_t)~PTRIO__SCOPE_OPEN;
     if (rc == -PTRIO_ECANCELED && ptrio__scope_catches(sc)) {
         sc->flags |= PTRIO__SCOPE_CAUGHT;
