@@ -314,7 +314,7 @@ int ptrio__nursery_close(ptrio_frame *fr, ptrio_nursery *n)
             if (ptrio__cancelled(t)) {
                 n->state |= N_CANCELLED;
             } else {
-                t->frame->result = 0;
+                /* fr->result may hold PTRIO_RETURN's value: untouched */
                 ptrio__ready(ptrio__loop, t);
                 t->wait = W_JOIN_YIELD;
                 return PTRIO_PENDING;
