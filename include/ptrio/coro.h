@@ -164,7 +164,7 @@ void ptrio__caught(int rc);
         ptrio__caught(ptrio__r);                                            \
     } while (0)
 
-/* The status of the last await in this frame. */
+/* The status of the last await (or block entry) in this frame. */
 #define PTRIO_RESULT(f) ((f)->fr.result)
 
 /* Raises `code` (negative) with a static message, recording file:line. */
@@ -207,25 +207,29 @@ void ptrio__caught(int rc);
 /* A block runs its body once, then its close step (which may suspend: a
  * nursery joins there). A raise inside the body jumps to the close step of
  * the innermost open block of the frame. `break` and `continue` inside a
- * block leave the block normally. */
+ * block leave the block normally. Only the first pass tests OPEN's status:
+ * a resume jumps into the body past it, and later passes test the scope's
+ * flags, never a C local. One statement, so it nests like `for`. */
 #define PTRIO__BLOCK(sc, OPEN, CLOSE)                                       \
-    for (int ptrio__rc = (OPEN);;)                                          \
-        if (ptrio__rc < 0) {                                                \
-            PTRIO__RAISE_RC(ptrio__rc);                                     \
-        } else if ((sc)->flags & PTRIO__SCOPE_ENTERED) {                    \
-            PTRIO__LABEL(__LINE__):                                         \
-            ptrio__rc = (CLOSE);                                            \
-            if (ptrio__rc == PTRIO_PENDING) {                               \
-                ptrio__fr->resume = PTRIO__POINT(__LINE__);                 \
-                return PTRIO_PENDING;                                       \
-            }                                                               \
-            if (ptrio__rc < 0)                                              \
-                PTRIO__RAISE_RC(ptrio__rc);                                 \
-            break;                                                          \
-        } else                                                              \
-            for ((sc)->flags |= PTRIO__SCOPE_ENTERED;                       \
-                 (sc)->flags & PTRIO__SCOPE_BODY;                           \
-                 (sc)->flags &= (uint16_t)~PTRIO__SCOPE_BODY)
+    if ((ptrio__fr->result = (OPEN)) < 0) {                                 \
+        PTRIO__RAISE_RC(ptrio__fr->result);                                 \
+    } else                                                                  \
+        for (;;)                                                            \
+            if ((sc)->flags & PTRIO__SCOPE_ENTERED) {                       \
+                int ptrio__rc;                                              \
+                PTRIO__LABEL(__LINE__):                                     \
+                ptrio__rc = (CLOSE);                                        \
+                if (ptrio__rc == PTRIO_PENDING) {                           \
+                    ptrio__fr->resume = PTRIO__POINT(__LINE__);             \
+                    return PTRIO_PENDING;                                   \
+                }                                                           \
+                if (ptrio__rc < 0)                                          \
+                    PTRIO__RAISE_RC(ptrio__rc);                             \
+                break;                                                      \
+            } else                                                          \
+                for ((sc)->flags |= PTRIO__SCOPE_ENTERED;                   \
+                     (sc)->flags & PTRIO__SCOPE_BODY;                       \
+                     (sc)->flags &= (uint16_t)~PTRIO__SCOPE_BODY)
 
 #define PTRIO__SCOPE_ENTERED 0x0001u  /* body started: next pass closes */
 #define PTRIO__SCOPE_BODY    0x0002u  /* body not yet run */

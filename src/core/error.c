@@ -41,6 +41,8 @@ static const struct errinfo {
 static const struct errinfo *lookup(int code)
 {
     size_t i;
+    if (code == INT_MIN)
+        return NULL;
     if (code < 0)
         code = -code;
     for (i = 0; i < sizeof errs / sizeof errs[0]; i++)
