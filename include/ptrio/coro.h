@@ -88,7 +88,9 @@ void ptrio__caught(int rc);
 #ifdef PTRIO_COMPUTED_GOTO
 #define PTRIO__POINT(n) (__extension__(uintptr_t) && PTRIO__CAT(ptrio__L, n))
 #define PTRIO__LABEL(n) PTRIO__CAT(ptrio__L, n)
+/* (void)&&: clang wants a label address in any function with goto *. */
 #define PTRIO__JUMP_TO_LABEL()                                              \
+    (void)(__extension__ && ptrio__dispatch);                               \
     _Pragma("GCC diagnostic push")                                          \
     _Pragma("GCC diagnostic ignored \"-Wpedantic\"")                        \
     if (ptrio__fr->resume < PTRIO__SPECIAL)                                 \
