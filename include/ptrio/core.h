@@ -118,6 +118,7 @@ struct ptrio_loop {
     const ptrio_hooks *hooks;
     void *hooks_ctx;
     uint32_t ntasks;                /* live tasks */
+    uint32_t ncalled;               /* open scopes with cancel_called */
     int fatal;                      /* backend failure that ends the run */
     uint8_t running;
 };

@@ -26,6 +26,8 @@ enum {
 };
 #define TSTATE(t) ((t)->state & T_STATE)
 #define TSET(t, s) ((t)->state = (uint8_t)(((t)->state & ~T_STATE) | (s)))
+/* Hot paths: `t` is known to be in state `from`; one xor moves it. */
+#define TMOVE(t, from, to) ((t)->state ^= (uint8_t)((from) ^ (to)))
 
 /* What a task waits on (task->wait). */
 enum {
@@ -96,6 +98,7 @@ void ptrio__deliver_task(ptrio_task *t, ptrio_scope *top);
 void ptrio__scope_expired(ptrio_scope *sc);
 void ptrio__arm_lazy(ptrio_loop *l);
 void ptrio__drop_timer(ptrio_scope *sc);
+void ptrio__scope_closed(ptrio_scope *sc);
 
 /* nursery.c */
 void ptrio__task_finished(ptrio_loop *l, ptrio_task *t, int rc);

@@ -121,8 +121,7 @@ static void step(ptrio_loop *l, ptrio_task *t)
     int rc;
 
     l->current = t;
-    TSET(t, T_RUNNING);
-    t->wait = W_NONE;
+    TMOVE(t, T_READY, T_RUNNING);   /* t->wait keeps what woke it */
     if (l->hooks && l->hooks->task_scheduled)
         l->hooks->task_scheduled(l->hooks_ctx, t);
     for (;;) {
@@ -153,7 +152,6 @@ static void step(ptrio_loop *l, ptrio_task *t)
         t->frame->result = -PTRIO_EMISUSE;
         ptrio__ready(l, t);
     }
-    l->current = NULL;
 }
 
 static void run_batch(ptrio_loop *l)
@@ -165,6 +163,7 @@ static void run_batch(ptrio_loop *l)
         next = t->w.next;
         step(l, t);
     }
+    l->current = NULL;
 }
 
 static void fire_timers(ptrio_loop *l)
@@ -213,10 +212,15 @@ static void run_until_done(ptrio_loop *l)
     int rc;
 
     while (TSTATE(&l->main) != T_DONE) {
-        if (l->runq)
-            run_batch(l);
-        if (TSTATE(&l->main) == T_DONE)
-            break;
+        if (l->runq) {
+            /* No deadline and no fd waiter: nothing to do between
+             * batches, go straight on. */
+            do
+                run_batch(l);
+            while (l->runq && !l->first && !l->nwatch);
+            if (TSTATE(&l->main) == T_DONE)
+                break;
+        }
         rc = wait_step(l);
         if (rc < 0) {
             if (l->fatal)
@@ -252,6 +256,7 @@ int ptrio_loop_run_named(ptrio_loop *loop, ptrio_fn fn, void *frame,
     memset(sys, 0, sizeof *sys);
     sys->state = N_OPEN;
     sys->scope.flags = PTRIO__SCOPE_OPEN | PTRIO__SCOPE_NURSERY;
+    loop->ncalled = 0;
     memset(&loop->main, 0, sizeof loop->main);
     fr->resume = 0;
     rc = ptrio_start_soon_named(sys, &loop->main, fn, fr, name);
@@ -268,6 +273,7 @@ int ptrio_loop_run_named(ptrio_loop *loop, ptrio_fn fn, void *frame,
         }
     }
     sys->state = N_IDLE;
+    ptrio__scope_closed(&sys->scope);
     ptrio__loop = NULL;
     loop->running = 0;
     if (loop->backend->close)
@@ -325,14 +331,26 @@ static int yield(ptrio_task *t)
     return PTRIO_PENDING;
 }
 
+/* The hot path of every CPU-bound loop: kept free of calls. */
 int ptrio_checkpoint(void *self)
 {
-    ptrio_task *t = ptrio__self(self);
-    if (!t)
-        return -PTRIO_ENOTASK;
-    if (ptrio__cancelled(t))
+    ptrio_loop *l = ptrio__loop;
+    ptrio_task *t = l ? l->current : NULL;
+
+    if (!t || t->frame != (ptrio_frame *)self)
+        return ptrio__self(self) ? -PTRIO_EMISUSE : -PTRIO_ENOTASK;
+    if (l->ncalled && ptrio__chain_cancelled(t->scope))
         return -PTRIO_ECANCELED;
-    return yield(t);
+    t->frame->result = 0;
+    TMOVE(t, T_RUNNING, T_READY);
+    t->wait = W_YIELD;
+    t->w.next = NULL;
+    if (l->runq_tail)
+        l->runq_tail->w.next = t;
+    else
+        l->runq = t;
+    l->runq_tail = t;
+    return PTRIO_PENDING;
 }
 
 int ptrio_yield(void *self)

@@ -245,7 +245,7 @@ void ptrio__abandon_blocks(ptrio_task *t, ptrio_frame *fr)
         if (sc->flags & PTRIO__SCOPE_NURSERY)
             ptrio_cancel(sc);
         ptrio__drop_timer(sc);
-        sc->flags &= (uint16_t)~PTRIO__SCOPE_OPEN;
+        ptrio__scope_closed(sc);
         t->scope = sc->parent;
     }
 }
@@ -330,7 +330,7 @@ int ptrio__nursery_close(ptrio_frame *fr, ptrio_nursery *n)
     for (c = n->failed; c; c = c->w.done.next)
         c->state &= (uint8_t)~T_LISTED;
     t->scope = n->scope.parent;
-    n->scope.flags &= (uint16_t)~PTRIO__SCOPE_OPEN;
+    ptrio__scope_closed(&n->scope);
     n->state = (uint8_t)(n->state & ~N_STATE);
     k = count_failures(n);
     if (k == 0) {

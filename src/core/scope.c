@@ -23,9 +23,20 @@ int ptrio__chain_cancelled(const ptrio_scope *sc)
     return 0;
 }
 
+/* Checkpoints ask this all the time; while no open scope is cancelled
+ * (the usual case) the answer needs no walk. */
 int ptrio__cancelled(const ptrio_task *t)
 {
-    return ptrio__chain_cancelled(t->scope);
+    return ptrio__loop->ncalled && ptrio__chain_cancelled(t->scope);
+}
+
+/* A scope leaves the tree of open scopes. */
+void ptrio__scope_closed(ptrio_scope *sc)
+{
+    if ((sc->flags & (PTRIO__SCOPE_OPEN | PTRIO__SCOPE_CALLED)) ==
+        (PTRIO__SCOPE_OPEN | PTRIO__SCOPE_CALLED))
+        ptrio__loop->ncalled--;
+    sc->flags &= (uint16_t)~PTRIO__SCOPE_OPEN;
 }
 
 /* Trio's rule: a cancelled scope catches the -ECANCELED at its end only
@@ -172,6 +183,7 @@ void ptrio_cancel(ptrio_scope *sc)
     sc->flags |= PTRIO__SCOPE_CALLED;
     if (!(sc->flags & PTRIO__SCOPE_OPEN) || !ptrio__loop)
         return;
+    ptrio__loop->ncalled++;
     ptrio__drop_timer(sc);
     /* Already inside a cancelled region: everyone inside was told. */
     if (!(sc->flags & PTRIO__SCOPE_SHIELD) &&
@@ -390,7 +402,7 @@ int ptrio__scope_close(ptrio_frame *fr, ptrio_scope *sc)
     }
     t->scope = sc->parent;
     ptrio__drop_timer(sc);
-    sc->flags &= (uint16_t)~PTRIO__SCOPE_OPEN;
+    ptrio__scope_closed(sc);
     if (rc == -PTRIO_ECANCELED && ptrio__scope_catches(sc)) {
         sc->flags |= PTRIO__SCOPE_CAUGHT;
         t->state &= (uint8_t)~T_ARMED;
