@@ -1,0 +1,1700 @@
+/* tests/check_failure.c: failures in nurseries: a child's failure cancels
+ * its siblings and the body, one failure is raised as itself, several as
+ * -PTRIO_EGROUP (walked in order, nested as a tree), failure records, and
+ * the report of an uncaught failure. Where a test has a twin in Python
+ * Trio (trio/_core/_tests/test_run.py) the comment above it names it.
+ * Portable: no POSIX calls; all time is on the virtual clock. */
+#include <stdlib.h>
+
+#include "testutil.h"
+
+/* ---- shared helpers ------------------------------------------------ */
+
+static tlog L;
+
+/* Logs "<who><what>@<ms>". */
+static void ev(const char *who, const char *what)
+{
+    char buf[64];
+    size_t n = 0;
+    const char *p;
+    for (p = who; p && *p && n < 30; p++)
+        buf[n++] = *p;
+    for (p = what; p && *p && n < 62; p++)
+        buf[n++] = *p;
+    buf[n] = '\0';
+    tlog_at(&L, buf);
+}
+
+/* Logs "<who>!<ERRNAME>@<ms>". */
+static void ev_err(const char *who, int code)
+{
+    char buf[32];
+    const char *name = ptrio_errname(code);
+    size_t n = 1;
+    buf[0] = '!';
+    while (*name && n < sizeof buf - 1)
+        buf[n++] = *name++;
+    buf[n] = '\0';
+    ev(who, buf);
+}
+
+/* "file:line" into buf. */
+static const char *site(char *buf, size_t cap, const char *file, int line)
+{
+    char d[16];
+    size_t n = 0;
+    int k = 0;
+    while (*file && n + 1 < cap)
+        buf[n++] = *file++;
+    if (n + 1 < cap)
+        buf[n++] = ':';
+    do {
+        d[k++] = (char)('0' + line % 10);
+        line /= 10;
+    } while (line && k < 15);
+    while (k && n + 1 < cap)
+        buf[n++] = d[--k];
+    buf[n] = '\0';
+    return buf;
+}
+
+/* " at file:line" / " via nursery at file:line" into buf. */
+static const char *at_site(char *buf, size_t cap, const char *prefix,
+                           const char *file, int line)
+{
+    size_t n = strlen(prefix);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(buf, prefix, n);
+    buf[n] = '\0';
+    site(buf + n, cap - n, file, line);
+    return buf;
+}
+
+/* Line i (from 0) of a report, or NULL. */
+static const char *rline(const treport *r, int i, char *out, size_t cap)
+{
+    const char *p = r->lines.buf;
+    int k = 0;
+    for (;;) {
+        const char *e = strstr(p, " |");
+        size_t n;
+        if (!e)
+            return NULL;
+        if (k == i) {
+            n = (size_t)(e - p);
+            if (n >= cap)
+                n = cap - 1;
+            memcpy(out, p, n);
+            out[n] = '\0';
+            return out;
+        }
+        p = e + 2;
+        if (*p == ' ')
+            p++;
+        k++;
+    }
+}
+
+static int count_sub(const char *s, const char *sub)
+{
+    int k = 0;
+    size_t n = strlen(sub);
+    while ((s = strstr(s, sub))) {
+        k++;
+        s += n;
+    }
+    return k;
+}
+
+/* Spaces after the "ptrio: " prefix. */
+static int indent_of(const char *line)
+{
+    int k = 0;
+    ck_assert_msg(strncmp(line, "ptrio: ", 7) == 0, "line: %s", line);
+    line += 7;
+    while (line[k] == ' ')
+        k++;
+    return k;
+}
+
+/* A group as a string: "task:ERR:msg ..." with nested groups as
+ * "task:PTRIO_EGROUP[...]"; counts members whose via is not the group.
+ * Call it inside the run: a body member's task is the loop's. */
+static char G[1024];
+static int via_bad;
+
+static void gcat(const char *s)
+{
+    size_t n = strlen(G);
+    while (s && *s && n < sizeof G - 1)
+        G[n++] = *s++;
+    G[n] = '\0';
+}
+
+static void walk(const struct ptrio_nursery *g)
+{
+    const void *cur = NULL;
+    ptrio_failure m;
+    int first = 1, count = 0;
+    while ((cur = ptrio_group_next(g, cur, &m))) {
+        count++;
+        if (!first)
+            gcat(" ");
+        first = 0;
+        gcat(m.task ? m.task : "?");
+        gcat(":");
+        gcat(ptrio_errname(m.code));
+        if (m.via != g)
+            via_bad++;
+        if (m.group) {
+            ck_assert_int_eq(m.code, -PTRIO_EGROUP);
+            gcat("[");
+            walk(m.group);
+            gcat("]");
+        } else {
+            gcat(":");
+            gcat(m.msg ? m.msg : "-");
+        }
+    }
+    ck_assert_int_eq(count, ptrio_group_size(g));
+}
+
+static const char *group_str(const struct ptrio_nursery *g)
+{
+    G[0] = '\0';
+    via_bad = 0;
+    walk(g);
+    return G;
+}
+
+/* Logs "<name>+", sleeps `d` (PTRIO_TIME_INF: forever), logs "<name>";
+ * an error is logged "<name>!<ERR>". */
+struct sleeper {
+    ptrio_frame fr;
+    const char *name;
+    ptrio_time d;
+};
+
+static int sleeper(ptrio_frame *fr)
+{
+    struct sleeper *f = PTRIO_SELF(fr, struct sleeper);
+    PTRIO_BEGIN(f);
+    ev(f->name, "+");
+    PTRIO_AWAIT(f, ptrio_sleep(f, f->d));
+    ev(f->name, "");
+    PTRIO_FINALLY(f);
+    if (PTRIO_FINALLY_ERROR(f))
+        ev_err(f->name, PTRIO_FINALLY_ERROR(f));
+    PTRIO_END(f);
+}
+
+/* Sleeps `d` (0: no checkpoint at all), logs "<name>:raise", raises
+ * `code` with the message "crash". */
+static int crasher_line;
+
+struct crasher {
+    ptrio_frame fr;
+    const char *name;
+    ptrio_time d;
+    int code;
+};
+
+static int crasher(ptrio_frame *fr)
+{
+    struct crasher *f = PTRIO_SELF(fr, struct crasher);
+    PTRIO_BEGIN(f);
+    if (f->d > 0)
+        PTRIO_AWAIT(f, ptrio_sleep(f, f->d));
+    ev(f->name, ":raise");
+    crasher_line = __LINE__ + 1;
+    PTRIO_RAISE(f, f->code, "crash");
+    PTRIO_END(f);
+}
+
+/* Raises -EIO "uh oh" at once. */
+static int erroring_line;
+
+struct erroring {
+    ptrio_frame fr;
+};
+
+static int erroring(ptrio_frame *fr)
+{
+    struct erroring *f = PTRIO_SELF(fr, struct erroring);
+    PTRIO_BEGIN(f);
+    erroring_line = __LINE__ + 1;
+    PTRIO_RAISE(f, -PTRIO_EIO, "uh oh");
+    PTRIO_END(f);
+}
+
+/* A nursery holding one `erroring` child, as a sub-coroutine. */
+struct err_sub {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t;
+    struct erroring k;
+};
+
+static int err_sub(ptrio_frame *fr)
+{
+    struct err_sub *f = PTRIO_SELF(fr, struct err_sub);
+    PTRIO_BEGIN(f);
+    PTRIO_NURSERY(f, &f->n) {
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t, erroring, &f->k));
+    }
+    ev("not-reached", "");
+    PTRIO_END(f);
+}
+
+/* Catches what a nursery sub-coroutine raises, and its record. */
+#define CATCHER_FIELDS                                                      \
+    ptrio_frame fr;                                                         \
+    int rc, frc;                                                            \
+    ptrio_failure fail
+
+/* ---- one failure -------------------------------------------------- */
+
+struct basic_main {
+    CATCHER_FIELDS;
+    struct err_sub sub;
+};
+
+static int basic_main(ptrio_frame *fr)
+{
+    struct basic_main *f = PTRIO_SELF(fr, struct basic_main);
+    PTRIO_BEGIN(f);
+    PTRIO_TRY(f, f->rc, ptrio_call(f, &f->sub, err_sub));
+    f->frc = ptrio_failure_last(f->rc, &f->fail);
+    ev("caught", "");
+    PTRIO_END(f);
+}
+
+/* The child's failure comes out of the nursery as itself; its record names
+ * the task, message, site and nursery. */
+/* Trio test_run.py: test_child_crash_basic */
+START_TEST(test_child_crash_basic)
+{
+    static struct basic_main m;
+    tlog_clear(&L);
+    ck_assert_int_eq(run_virtual(basic_main, &m, NULL), 0);
+    ck_assert_int_eq(m.rc, -PTRIO_EIO);
+    ck_assert_int_eq(m.frc, 0);
+    ck_assert_int_eq(m.fail.code, -PTRIO_EIO);
+    ck_assert_str_eq(m.fail.msg, "uh oh");
+    ck_assert_str_eq(m.fail.task, "erroring");
+    ck_assert_str_eq(m.fail.file, __FILE__);
+    ck_assert_int_eq(m.fail.line, erroring_line);
+    ck_assert_ptr_eq(m.fail.via, &m.sub.n);
+    ck_assert_ptr_null(m.fail.group);
+    ck_assert_str_eq(L.buf, "caught@0");
+}
+END_TEST
+
+static int block_line;
+
+struct block_sub {
+    ptrio_frame fr;
+    ptrio_nursery n;
+};
+
+static int block_sub(ptrio_frame *fr)
+{
+    struct block_sub *f = PTRIO_SELF(fr, struct block_sub);
+    PTRIO_BEGIN(f);
+    PTRIO_NURSERY(f, &f->n) {
+        block_line = __LINE__ + 1;
+        PTRIO_RAISE(f, -PTRIO_EIO, "whoops");
+    }
+    PTRIO_END(f);
+}
+
+struct block_main {
+    CATCHER_FIELDS;
+    struct block_sub sub;
+};
+
+static int block_main(ptrio_frame *fr)
+{
+    struct block_main *f = PTRIO_SELF(fr, struct block_main);
+    PTRIO_BEGIN(f);
+    PTRIO_TRY(f, f->rc, ptrio_call(f, &f->sub, block_sub));
+    f->frc = ptrio_failure_last(f->rc, &f->fail);
+    PTRIO_END(f);
+}
+
+/* The body's own failure is raised as itself. */
+/* Trio test_run.py: test_nursery_main_block_error_basic */
+START_TEST(test_body_error_basic)
+{
+    static struct block_main m;
+    tlog_clear(&L);
+    ck_assert_int_eq(run_virtual(block_main, &m, NULL), 0);
+    ck_assert_int_eq(m.rc, -PTRIO_EIO);
+    ck_assert_int_eq(m.frc, 0);
+    ck_assert_str_eq(m.fail.msg, "whoops");
+    ck_assert_str_eq(m.fail.task, "block_main");
+    ck_assert_str_eq(m.fail.file, __FILE__);
+    ck_assert_int_eq(m.fail.line, block_line);
+    ck_assert_ptr_null(m.fail.group);
+}
+END_TEST
+
+struct forever_looper {
+    ptrio_frame fr;
+};
+
+static int forever_looper(ptrio_frame *fr)
+{
+    struct forever_looper *f = PTRIO_SELF(fr, struct forever_looper);
+    PTRIO_BEGIN(f);
+    for (;;)
+        PTRIO_CHECKPOINT(f);
+    PTRIO_FINALLY(f);
+    ev_err("looper", PTRIO_FINALLY_ERROR(f));
+    PTRIO_END(f);
+}
+
+struct prop_main {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[2];
+    struct forever_looper lo;
+    struct crasher c;
+};
+
+static int prop_main(ptrio_frame *fr)
+{
+    struct prop_main *f = PTRIO_SELF(fr, struct prop_main);
+    PTRIO_BEGIN(f);
+    PTRIO_NURSERY(f, &f->n) {
+        f->c = (struct crasher){.name = "crasher", .code = -PTRIO_EIO};
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[0], forever_looper,
+                                        &f->lo));
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[1], crasher, &f->c));
+    }
+    PTRIO_END(f);
+}
+
+/* A sibling looping on checkpoints is cancelled; the crash is what the run
+ * returns. */
+/* Trio test_run.py: test_task_crash_propagation */
+START_TEST(test_task_crash_propagation)
+{
+    static struct prop_main m;
+    static treport rep;
+    tlog_clear(&L);
+    ck_assert_int_eq(run_virtual(prop_main, &m, &rep), -PTRIO_EIO);
+    ck_assert_str_eq(L.buf, "crasher:raise@0 looper!ECANCELED@0");
+    ck_assert_int_eq(rep.count, 1);
+}
+END_TEST
+
+struct sib_sub {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[3];
+    struct sleeper s[2];
+    struct crasher c;
+    struct sleeper body;
+};
+
+static int sib_sub(ptrio_frame *fr)
+{
+    struct sib_sub *f = PTRIO_SELF(fr, struct sib_sub);
+    PTRIO_BEGIN(f);
+    PTRIO_NURSERY(f, &f->n) {
+        f->s[0] = (struct sleeper){.name = "s1", .d = PTRIO_SEC(10)};
+        f->s[1] = (struct sleeper){.name = "s2", .d = PTRIO_TIME_INF};
+        f->c = (struct crasher){.name = "crasher", .d = PTRIO_SEC(1),
+                                .code = -PTRIO_EIO};
+        f->body = (struct sleeper){.name = "body", .d = PTRIO_SEC(5)};
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[0], sleeper, &f->s[0]));
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[1], sleeper, &f->s[1]));
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[2], crasher, &f->c));
+        PTRIO_CALL(f, sleeper, &f->body);
+        ev("body-not-reached", "");
+    }
+    PTRIO_END(f);
+}
+
+struct sib_main {
+    CATCHER_FIELDS;
+    struct sib_sub sub;
+};
+
+static int sib_main(ptrio_frame *fr)
+{
+    struct sib_main *f = PTRIO_SELF(fr, struct sib_main);
+    PTRIO_BEGIN(f);
+    PTRIO_TRY(f, f->rc, ptrio_call(f, &f->sub, sib_sub));
+    f->frc = ptrio_failure_last(f->rc, &f->fail);
+    ev("caught", "");
+    PTRIO_END(f);
+}
+
+/* A child failing cancels its siblings and the body at once (each sees
+ * -ECANCELED at the failure's time); the nursery waits for them, then
+ * raises the failure. */
+START_TEST(test_crash_cancels_siblings_and_body)
+{
+    static struct sib_main m;
+    tlog_clear(&L);
+    ck_assert_int_eq(run_virtual(sib_main, &m, NULL), 0);
+    ck_assert_int_eq(m.rc, -PTRIO_EIO);
+    ck_assert_str_eq(L.buf,
+                     "body+@0 s1+@0 s2+@0 crasher:raise@1000 "
+                     "s1!ECANCELED@1000 s2!ECANCELED@1000 "
+                     "body!ECANCELED@1000 caught@1000");
+    ck_assert_str_eq(m.fail.task, "crasher");
+    ck_assert_str_eq(m.fail.msg, "crash");
+    ck_assert_int_eq(m.fail.line, crasher_line);
+    ck_assert_ptr_eq(m.fail.via, &m.sub.n);
+}
+END_TEST
+
+struct wake_main {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t;
+    struct crasher c;
+    struct sleeper body;
+};
+
+static int wake_main(ptrio_frame *fr)
+{
+    struct wake_main *f = PTRIO_SELF(fr, struct wake_main);
+    PTRIO_BEGIN(f);
+    PTRIO_NURSERY(f, &f->n) {
+        f->c = (struct crasher){.name = "crasher", .code = -PTRIO_EIO};
+        f->body = (struct sleeper){.name = "body", .d = PTRIO_TIME_INF};
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t, crasher, &f->c));
+        PTRIO_CALL(f, sleeper, &f->body);
+    }
+    PTRIO_END(f);
+}
+
+/* A body sleeping forever is woken by the child's failure. */
+/* Trio test_run.py: test_child_crash_wakes_parent */
+START_TEST(test_child_crash_wakes_parent)
+{
+    static struct wake_main m;
+    tlog_clear(&L);
+    ck_assert_int_eq(run_virtual(wake_main, &m, NULL), -PTRIO_EIO);
+    ck_assert_str_eq(L.buf, "body+@0 crasher:raise@0 body!ECANCELED@0");
+}
+END_TEST
+
+/* ---- groups ---------------------------------------------------------- */
+
+struct two_sub {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[2];
+    struct crasher c[2];
+};
+
+static int two_sub(ptrio_frame *fr)
+{
+    struct two_sub *f = PTRIO_SELF(fr, struct two_sub);
+    PTRIO_BEGIN(f);
+    PTRIO_NURSERY(f, &f->n) {
+        f->c[0] = (struct crasher){.name = "a", .code = -PTRIO_EIO};
+        f->c[1] = (struct crasher){.name = "b", .code = -PTRIO_EPIPE};
+        PTRIO_CHECK(f, ptrio_start_soon_named(&f->n, &f->t[0], crasher,
+                                              &f->c[0], "a"));
+        PTRIO_CHECK(f, ptrio_start_soon_named(&f->n, &f->t[1], crasher,
+                                              &f->c[1], "b"));
+    }
+    PTRIO_END(f);
+}
+
+struct two_main {
+    CATCHER_FIELDS;
+    struct two_sub sub;
+};
+
+static int two_main(ptrio_frame *fr)
+{
+    struct two_main *f = PTRIO_SELF(fr, struct two_main);
+    PTRIO_BEGIN(f);
+    PTRIO_TRY(f, f->rc, ptrio_call(f, &f->sub, two_sub));
+    f->frc = ptrio_failure_last(-PTRIO_EGROUP, &f->fail);
+    if (f->frc == 0)
+        group_str(f->fail.group);   /* while the loop lives */
+    PTRIO_END(f);
+}
+
+/* Two failures make -PTRIO_EGROUP; its members are the children in the
+ * order they failed. */
+/* Trio test_run.py: test_two_child_crashes */
+START_TEST(test_two_child_crashes)
+{
+    static struct two_main m;
+    ptrio_failure mem;
+    const void *cur;
+    tlog_clear(&L);
+    ck_assert_int_eq(run_virtual(two_main, &m, NULL), 0);
+    ck_assert_int_eq(m.rc, -PTRIO_EGROUP);
+    ck_assert_int_eq(m.frc, 0);
+    ck_assert_int_eq(m.fail.code, -PTRIO_EGROUP);
+    ck_assert_ptr_eq(m.fail.group, &m.sub.n);
+    ck_assert_int_eq(ptrio_group_size(m.fail.group), 2);
+    ck_assert_str_eq(G, "a:EIO:crash b:EPIPE:crash");
+    ck_assert_int_eq(via_bad, 0);
+    /* the walk by hand: file and line of each member, then the end */
+    cur = ptrio_group_next(m.fail.group, NULL, &mem);
+    ck_assert_ptr_nonnull(cur);
+    ck_assert_str_eq(mem.file, __FILE__);
+    ck_assert_int_eq(mem.line, crasher_line);
+    ck_assert_ptr_null(mem.group);
+    cur = ptrio_group_next(m.fail.group, cur, &mem);
+    ck_assert_ptr_nonnull(cur);
+    ck_assert_str_eq(mem.task, "b");
+    ck_assert_ptr_null(ptrio_group_next(m.fail.group, cur, &mem));
+    ck_assert_str_eq(L.buf, "a:raise@0 b:raise@0");
+}
+END_TEST
+
+struct cleanup_fail {
+    ptrio_frame fr;
+    int rc;
+};
+
+static int cleanup_fail(ptrio_frame *fr)
+{
+    struct cleanup_fail *f = PTRIO_SELF(fr, struct cleanup_fail);
+    PTRIO_BEGIN(f);
+    PTRIO_TRY(f, f->rc, ptrio_sleep_forever(f));
+    ev_err("cleanup", f->rc);
+    PTRIO_RAISE(f, -PTRIO_EPIPE, "cleanup failed");
+    PTRIO_END(f);
+}
+
+struct after_sub {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[2];
+    struct cleanup_fail b;
+    struct crasher a;
+};
+
+static int after_sub(ptrio_frame *fr)
+{
+    struct after_sub *f = PTRIO_SELF(fr, struct after_sub);
+    PTRIO_BEGIN(f);
+    PTRIO_NURSERY(f, &f->n) {
+        f->a = (struct crasher){.name = "a", .code = -PTRIO_EIO};
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[0], cleanup_fail,
+                                        &f->b));
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_SEC(1)));
+        PTRIO_CHECK(f, ptrio_start_soon_named(&f->n, &f->t[1], crasher,
+                                              &f->a, "a"));
+    }
+    PTRIO_END(f);
+}
+
+struct after_main {
+    CATCHER_FIELDS;
+    struct after_sub sub;
+};
+
+static int after_main(ptrio_frame *fr)
+{
+    struct after_main *f = PTRIO_SELF(fr, struct after_main);
+    PTRIO_BEGIN(f);
+    PTRIO_TRY(f, f->rc, ptrio_call(f, &f->sub, after_sub));
+    f->frc = ptrio_failure_last(f->rc, &f->fail);
+    if (f->frc == 0)
+        group_str(f->fail.group);   /* while the loop lives */
+    PTRIO_END(f);
+}
+
+/* A child that fails while handling its cancellation is a failure too;
+ * members come in the order of failure, not of start. */
+START_TEST(test_failure_after_cancel)
+{
+    static struct after_main m;
+    tlog_clear(&L);
+    ck_assert_int_eq(run_virtual(after_main, &m, NULL), 0);
+    ck_assert_int_eq(m.rc, -PTRIO_EGROUP);
+    ck_assert_int_eq(m.frc, 0);
+    ck_assert_str_eq(L.buf, "a:raise@1000 cleanup!ECANCELED@1000");
+    ck_assert_int_eq(ptrio_group_size(m.fail.group), 2);
+    ck_assert_str_eq(G,
+                     "a:EIO:crash cleanup_fail:EPIPE:cleanup failed");
+    ck_assert_int_eq(via_bad, 0);
+}
+END_TEST
+
+struct both_sub {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t;
+    struct crasher k;
+    int yield_first;
+};
+
+static int both_sub(ptrio_frame *fr)
+{
+    struct both_sub *f = PTRIO_SELF(fr, struct both_sub);
+    PTRIO_BEGIN(f);
+    PTRIO_NURSERY(f, &f->n) {
+        f->k = (struct crasher){.name = "kid", .code = -PTRIO_EIO};
+        PTRIO_CHECK(f, ptrio_start_soon_named(&f->n, &f->t, crasher, &f->k,
+                                              "kid"));
+        if (f->yield_first)
+            PTRIO_YIELD(f);     /* the kid fails first; no cancel point */
+        ev("body", ":raise");
+        PTRIO_RAISE(f, -PTRIO_EPIPE, "body");
+    }
+    PTRIO_END(f);
+}
+
+struct both_main {
+    CATCHER_FIELDS;
+    struct both_sub sub;
+    int yield_first;
+};
+
+static int both_main(ptrio_frame *fr)
+{
+    struct both_main *f = PTRIO_SELF(fr, struct both_main);
+    PTRIO_BEGIN(f);
+    f->sub.yield_first = f->yield_first;
+    PTRIO_TRY(f, f->rc, ptrio_call(f, &f->sub, both_sub));
+    f->frc = ptrio_failure_last(f->rc, &f->fail);
+    if (f->frc == 0)
+        group_str(f->fail.group);   /* while the loop lives */
+    PTRIO_END(f);
+}
+
+/* The body's failure and a child's make a group; the body's comes first
+ * although the child failed first. */
+/* Trio test_run.py: test_main_and_task_both_crash */
+START_TEST(test_main_and_task_both_crash)
+{
+    static struct both_main m;
+    tlog_clear(&L);
+    m.yield_first = 1;
+    ck_assert_int_eq(run_virtual(both_main, &m, NULL), 0);
+    ck_assert_int_eq(m.rc, -PTRIO_EGROUP);
+    ck_assert_int_eq(m.frc, 0);
+    ck_assert_str_eq(L.buf, "kid:raise@0 body:raise@0");
+    ck_assert_str_eq(G,
+                     "both_main:EPIPE:body kid:EIO:crash");
+    ck_assert_int_eq(via_bad, 0);
+}
+END_TEST
+
+/* The body raises first, then the child (which does not checkpoint) fails
+ * as well: (body, child). */
+/* Trio test_run.py: test_nursery_stop_iteration */
+START_TEST(test_body_raises_then_child)
+{
+    static struct both_main m;
+    tlog_clear(&L);
+    m.yield_first = 0;
+    ck_assert_int_eq(run_virtual(both_main, &m, NULL), 0);
+    ck_assert_int_eq(m.rc, -PTRIO_EGROUP);
+    ck_assert_str_eq(L.buf, "body:raise@0 kid:raise@0");
+    ck_assert_int_eq(ptrio_group_size(m.fail.group), 2);
+    ck_assert_str_eq(G,
+                     "both_main:EPIPE:body kid:EIO:crash");
+}
+END_TEST
+
+/* A worker whose nursery holds two crashing children k1 (EIO), k2
+ * (EPIPE): it fails with a group. */
+static int wgroup_line;
+
+struct wgroup {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[2];
+    struct crasher k[2];
+};
+
+static int wgroup(ptrio_frame *fr)
+{
+    struct wgroup *f = PTRIO_SELF(fr, struct wgroup);
+    PTRIO_BEGIN(f);
+    wgroup_line = __LINE__ + 1;
+    PTRIO_NURSERY(f, &f->n) {
+        f->k[0] = (struct crasher){.name = "k1", .code = -PTRIO_EIO};
+        f->k[1] = (struct crasher){.name = "k2", .code = -PTRIO_EPIPE};
+        PTRIO_CHECK(f, ptrio_start_soon_named(&f->n, &f->t[0], crasher,
+                                              &f->k[0], "k1"));
+        PTRIO_CHECK(f, ptrio_start_soon_named(&f->n, &f->t[1], crasher,
+                                              &f->k[1], "k2"));
+    }
+    PTRIO_END(f);
+}
+
+static int nested_line;
+
+struct nested_sub {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[2];
+    struct wgroup w;
+    struct crasher c;
+};
+
+static int nested_sub(ptrio_frame *fr)
+{
+    struct nested_sub *f = PTRIO_SELF(fr, struct nested_sub);
+    PTRIO_BEGIN(f);
+    nested_line = __LINE__ + 1;
+    PTRIO_NURSERY(f, &f->n) {
+        f->c = (struct crasher){.name = "c", .code = -PTRIO_EIO};
+        PTRIO_CHECK(f, ptrio_start_soon_named(&f->n, &f->t[0], wgroup,
+                                              &f->w, "w"));
+        PTRIO_CHECK(f, ptrio_start_soon_named(&f->n, &f->t[1], crasher,
+                                              &f->c, "c"));
+    }
+    PTRIO_END(f);
+}
+
+struct nested_main {
+    CATCHER_FIELDS;
+    struct nested_sub sub;
+};
+
+static int nested_main(ptrio_frame *fr)
+{
+    struct nested_main *f = PTRIO_SELF(fr, struct nested_main);
+    PTRIO_BEGIN(f);
+    PTRIO_TRY(f, f->rc, ptrio_call(f, &f->sub, nested_sub));
+    f->frc = ptrio_failure_last(f->rc, &f->fail);
+    if (f->frc == 0)
+        group_str(f->fail.group);   /* while the loop lives */
+    PTRIO_END(f);
+}
+
+/* Nested groups form a tree: a member that is itself a group has code
+ * -PTRIO_EGROUP and its own members. */
+START_TEST(test_nested_groups)
+{
+    static struct nested_main m;
+    ptrio_failure mem;
+    const void *cur;
+    tlog_clear(&L);
+    ck_assert_int_eq(run_virtual(nested_main, &m, NULL), 0);
+    ck_assert_int_eq(m.rc, -PTRIO_EGROUP);
+    ck_assert_int_eq(m.frc, 0);
+    ck_assert_ptr_eq(m.fail.group, &m.sub.n);
+    ck_assert_int_eq(ptrio_group_size(&m.sub.n), 2);
+    ck_assert_int_eq(ptrio_group_size(&m.sub.w.n), 2);
+    ck_assert_str_eq(G,
+                     "c:EIO:crash "
+                     "w:PTRIO_EGROUP[k1:EIO:crash k2:EPIPE:crash]");
+    ck_assert_int_eq(via_bad, 0);
+    cur = ptrio_group_next(m.fail.group, NULL, &mem);
+    cur = ptrio_group_next(m.fail.group, cur, &mem);
+    ck_assert_ptr_nonnull(cur);
+    ck_assert_ptr_eq(mem.group, &m.sub.w.n);
+    ck_assert_str_eq(L.buf, "c:raise@0 k1:raise@0 k2:raise@0");
+}
+END_TEST
+
+/* A worker whose nursery holds one crashing child "kid". */
+static int wone_line;
+
+struct wone {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t;
+    struct crasher k;
+};
+
+static int wone(ptrio_frame *fr)
+{
+    struct wone *f = PTRIO_SELF(fr, struct wone);
+    PTRIO_BEGIN(f);
+    wone_line = __LINE__ + 1;
+    PTRIO_NURSERY(f, &f->n) {
+        f->k = (struct crasher){.name = "kid", .d = PTRIO_SEC(1),
+                                .code = -PTRIO_EIO};
+        PTRIO_CHECK(f, ptrio_start_soon_named(&f->n, &f->t, crasher, &f->k,
+                                              "kid"));
+    }
+    PTRIO_END(f);
+}
+
+static int single_line;
+
+struct single_sub {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[2];
+    struct wone w;
+    struct sleeper s;
+};
+
+static int single_sub(ptrio_frame *fr)
+{
+    struct single_sub *f = PTRIO_SELF(fr, struct single_sub);
+    PTRIO_BEGIN(f);
+    single_line = __LINE__ + 1;
+    PTRIO_NURSERY(f, &f->n) {
+        f->s = (struct sleeper){.name = "s", .d = PTRIO_TIME_INF};
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[0], wone, &f->w));
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[1], sleeper, &f->s));
+    }
+    PTRIO_END(f);
+}
+
+struct single_main {
+    CATCHER_FIELDS;
+    struct single_sub sub;
+};
+
+static int single_main(ptrio_frame *fr)
+{
+    struct single_main *f = PTRIO_SELF(fr, struct single_main);
+    PTRIO_BEGIN(f);
+    PTRIO_TRY(f, f->rc, ptrio_call(f, &f->sub, single_sub));
+    f->frc = ptrio_failure_last(f->rc, &f->fail);
+    ev("caught", "");
+    PTRIO_END(f);
+}
+
+/* One failure through two nurseries stays itself; its record names the
+ * task that raised it and the nursery it came through first. */
+START_TEST(test_single_failure_through_nested)
+{
+    static struct single_main m;
+    tlog_clear(&L);
+    ck_assert_int_eq(run_virtual(single_main, &m, NULL), 0);
+    ck_assert_int_eq(m.rc, -PTRIO_EIO);
+    ck_assert_int_eq(m.frc, 0);
+    ck_assert_str_eq(m.fail.task, "kid");
+    ck_assert_str_eq(m.fail.msg, "crash");
+    ck_assert_ptr_eq(m.fail.via, &m.sub.w.n);
+    ck_assert_ptr_null(m.fail.group);
+    ck_assert_str_eq(L.buf, "s+@0 kid:raise@1000 s!ECANCELED@1000 "
+                            "caught@1000");
+}
+END_TEST
+
+/* ---- reports of uncaught failures ----------------------------------- */
+
+static int rsingle_nline, disk_line;
+
+struct disk_kid {
+    ptrio_frame fr;
+};
+
+static int disk_kid(ptrio_frame *fr)
+{
+    struct disk_kid *f = PTRIO_SELF(fr, struct disk_kid);
+    PTRIO_BEGIN(f);
+    PTRIO_CHECKPOINT(f);
+    disk_line = __LINE__ + 1;
+    PTRIO_RAISE(f, -PTRIO_EIO, "disk gone");
+    PTRIO_END(f);
+}
+
+struct rsingle_main {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t;
+    struct disk_kid k;
+};
+
+static int rsingle_main(ptrio_frame *fr)
+{
+    struct rsingle_main *f = PTRIO_SELF(fr, struct rsingle_main);
+    PTRIO_BEGIN(f);
+    rsingle_nline = __LINE__ + 1;
+    PTRIO_NURSERY(f, &f->n) {
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t, disk_kid, &f->k));
+    }
+    PTRIO_END(f);
+}
+
+/* An uncaught failure is the run's status and is reported on one line. */
+/* Trio test_run.py: test_initial_task_error (through a nursery) */
+START_TEST(test_report_single)
+{
+    static struct rsingle_main m;
+    static treport rep;
+    char line[512], s1[256], s2[256];
+    ck_assert_int_eq(run_virtual(rsingle_main, &m, &rep), -PTRIO_EIO);
+    ck_assert_int_eq(rep.count, 1);
+    ck_assert_ptr_nonnull(rline(&rep, 0, line, sizeof line));
+    ck_assert_int_eq(strncmp(line, "ptrio: ", 7), 0);
+    ck_assert_ptr_nonnull(strstr(line, "task 'disk_kid'"));
+    ck_assert_ptr_nonnull(strstr(line, "EIO"));
+    ck_assert_ptr_nonnull(strstr(line, "disk gone"));
+    at_site(s1, sizeof s1, " at ", __FILE__, disk_line);
+    ck_assert_ptr_nonnull(strstr(line, s1));
+    at_site(s2, sizeof s2, " via nursery at ", __FILE__, rsingle_nline);
+    ck_assert_ptr_nonnull(strstr(line, s2));
+    ck_assert_int_eq(count_sub(line, " via nursery at "), 1);
+}
+END_TEST
+
+static int rgroup_nline;
+
+struct rgroup_main {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[2];
+    struct crasher c[2];
+};
+
+static int rgroup_main(ptrio_frame *fr)
+{
+    struct rgroup_main *f = PTRIO_SELF(fr, struct rgroup_main);
+    PTRIO_BEGIN(f);
+    rgroup_nline = __LINE__ + 1;
+    PTRIO_NURSERY(f, &f->n) {
+        f->c[0] = (struct crasher){.name = "a", .code = -PTRIO_EIO};
+        f->c[1] = (struct crasher){.name = "b", .d = PTRIO_SEC(2),
+                                   .code = -PTRIO_ETIMEDOUT};
+        PTRIO_CHECK(f, ptrio_start_soon_named(&f->n, &f->t[0], crasher,
+                                              &f->c[0], "a"));
+        PTRIO_CHECK(f, ptrio_start_soon_named(&f->n, &f->t[1], crasher,
+                                              &f->c[1], "b"));
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_SEC(1)));
+    }
+    PTRIO_END(f);
+}
+
+/* The siblings that the failure cancelled (b, the body) are not failures:
+ * one line, for a. */
+/* Trio test_run.py: test_task_crash_propagation (report) */
+START_TEST(test_report_cancelled_not_reported)
+{
+    static struct rgroup_main m;
+    static treport rep;
+    char line[512], s[256];
+    tlog_clear(&L);
+    ck_assert_int_eq(run_virtual(rgroup_main, &m, &rep), -PTRIO_EIO);
+    ck_assert_int_eq(rep.count, 1);
+    ck_assert_ptr_nonnull(rline(&rep, 0, line, sizeof line));
+    ck_assert_ptr_nonnull(strstr(line, "task 'a'"));
+    at_site(s, sizeof s, " via nursery at ", __FILE__, rgroup_nline);
+    ck_assert_ptr_nonnull(strstr(line, s));
+    ck_assert_str_eq(L.buf, "a:raise@0");
+}
+END_TEST
+
+static int rgroup2_nline;
+
+struct rgroup2_main {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[2];
+    struct crasher c[2];
+};
+
+static int rgroup2_main(ptrio_frame *fr)
+{
+    struct rgroup2_main *f = PTRIO_SELF(fr, struct rgroup2_main);
+    PTRIO_BEGIN(f);
+    rgroup2_nline = __LINE__ + 1;
+    PTRIO_NURSERY(f, &f->n) {
+        f->c[0] = (struct crasher){.name = "a", .code = -PTRIO_EIO};
+        f->c[1] = (struct crasher){.name = "b", .code = -PTRIO_ETIMEDOUT};
+        PTRIO_CHECK(f, ptrio_start_soon_named(&f->n, &f->t[0], crasher,
+                                              &f->c[0], "a"));
+        PTRIO_CHECK(f, ptrio_start_soon_named(&f->n, &f->t[1], crasher,
+                                              &f->c[1], "b"));
+    }
+    PTRIO_END(f);
+}
+
+/* A group is reported as a header line, then one indented line per member,
+ * in order. */
+/* Trio test_run.py: test_two_child_crashes (report) */
+START_TEST(test_report_group)
+{
+    static struct rgroup2_main m;
+    static treport rep;
+    char line[512], s1[256], s2[256], s3[256];
+    ck_assert_int_eq(run_virtual(rgroup2_main, &m, &rep), -PTRIO_EGROUP);
+    ck_assert_int_eq(rep.count, 3);
+    site(s3, sizeof s3, __FILE__, rgroup2_nline);
+    at_site(s1, sizeof s1, " at ", __FILE__, crasher_line);
+    at_site(s2, sizeof s2, " via nursery at ", __FILE__, rgroup2_nline);
+
+    ck_assert_ptr_nonnull(rline(&rep, 0, line, sizeof line));
+    ck_assert_int_eq(indent_of(line), 0);
+    ck_assert_ptr_nonnull(strstr(line, "task 'rgroup2_main'"));
+    ck_assert_ptr_nonnull(strstr(line, "PTRIO_EGROUP"));
+    ck_assert_ptr_nonnull(strstr(line, s3));
+
+    ck_assert_ptr_nonnull(rline(&rep, 1, line, sizeof line));
+    ck_assert_int_gt(indent_of(line), 0);
+    ck_assert_ptr_nonnull(strstr(line, "task 'a'"));
+    ck_assert_ptr_nonnull(strstr(line, "EIO"));
+    ck_assert_ptr_nonnull(strstr(line, "crash"));
+    ck_assert_ptr_nonnull(strstr(line, s1));
+    ck_assert_ptr_nonnull(strstr(line, s2));
+
+    ck_assert_ptr_nonnull(rline(&rep, 2, line, sizeof line));
+    ck_assert_int_gt(indent_of(line), 0);
+    ck_assert_ptr_nonnull(strstr(line, "task 'b'"));
+    ck_assert_ptr_nonnull(strstr(line, "ETIMEDOUT"));
+    ck_assert_ptr_nonnull(strstr(line, s1));
+    ck_assert_ptr_nonnull(strstr(line, s2));
+}
+END_TEST
+
+struct rnested_main {
+    ptrio_frame fr;
+    struct nested_sub sub;
+};
+
+static int rnested_main(ptrio_frame *fr)
+{
+    struct rnested_main *f = PTRIO_SELF(fr, struct rnested_main);
+    PTRIO_BEGIN(f);
+    PTRIO_CALL(f, nested_sub, &f->sub);
+    PTRIO_END(f);
+}
+
+/* A nested group is reported as a tree: the inner group's members are
+ * indented below its own line. */
+START_TEST(test_report_nested_group)
+{
+    static struct rnested_main m;
+    static treport rep;
+    char line[512], s[256];
+    int w_indent;
+    ck_assert_int_eq(run_virtual(rnested_main, &m, &rep), -PTRIO_EGROUP);
+    ck_assert_int_eq(rep.count, 5);
+
+    ck_assert_ptr_nonnull(rline(&rep, 0, line, sizeof line));
+    ck_assert_int_eq(indent_of(line), 0);
+    ck_assert_ptr_nonnull(strstr(line, "task 'rnested_main'"));
+    ck_assert_ptr_nonnull(strstr(line, "PTRIO_EGROUP"));
+
+    ck_assert_ptr_nonnull(rline(&rep, 1, line, sizeof line));
+    ck_assert_int_gt(indent_of(line), 0);
+    ck_assert_ptr_nonnull(strstr(line, "task 'c'"));
+    ck_assert_ptr_nonnull(strstr(line, "EIO"));
+
+    ck_assert_ptr_nonnull(rline(&rep, 2, line, sizeof line));
+    w_indent = indent_of(line);
+    ck_assert_int_gt(w_indent, 0);
+    ck_assert_ptr_nonnull(strstr(line, "task 'w'"));
+    ck_assert_ptr_nonnull(strstr(line, "PTRIO_EGROUP"));
+
+    at_site(s, sizeof s, " via nursery at ", __FILE__, wgroup_line);
+    ck_assert_ptr_nonnull(rline(&rep, 3, line, sizeof line));
+    ck_assert_int_gt(indent_of(line), w_indent);
+    ck_assert_ptr_nonnull(strstr(line, "task 'k1'"));
+    ck_assert_ptr_nonnull(strstr(line, "EIO"));
+    ck_assert_ptr_nonnull(strstr(line, s));
+
+    ck_assert_ptr_nonnull(rline(&rep, 4, line, sizeof line));
+    ck_assert_int_gt(indent_of(line), w_indent);
+    ck_assert_ptr_nonnull(strstr(line, "task 'k2'"));
+    ck_assert_ptr_nonnull(strstr(line, "EPIPE"));
+    ck_assert_ptr_nonnull(strstr(line, s));
+}
+END_TEST
+
+struct rthrough_main {
+    ptrio_frame fr;
+    struct single_sub sub;
+};
+
+static int rthrough_main(ptrio_frame *fr)
+{
+    struct rthrough_main *f = PTRIO_SELF(fr, struct rthrough_main);
+    PTRIO_BEGIN(f);
+    PTRIO_CALL(f, single_sub, &f->sub);
+    PTRIO_END(f);
+}
+
+/* One failure through two nurseries: one line naming both nurseries,
+ * the inner one first. */
+START_TEST(test_report_through_nested)
+{
+    static struct rthrough_main m;
+    static treport rep;
+    char line[512], s1[256], s2[256], s3[256];
+    const char *inner, *outer;
+    tlog_clear(&L);
+    ck_assert_int_eq(run_virtual(rthrough_main, &m, &rep), -PTRIO_EIO);
+    ck_assert_int_eq(rep.count, 1);
+    ck_assert_ptr_nonnull(rline(&rep, 0, line, sizeof line));
+    ck_assert_int_eq(strncmp(line, "ptrio: ", 7), 0);
+    ck_assert_ptr_nonnull(strstr(line, "task 'kid'"));
+    ck_assert_ptr_nonnull(strstr(line, "EIO"));
+    at_site(s3, sizeof s3, " at ", __FILE__, crasher_line);
+    ck_assert_ptr_nonnull(strstr(line, s3));
+    ck_assert_int_eq(count_sub(line, " via nursery at "), 2);
+    at_site(s1, sizeof s1, " via nursery at ", __FILE__, wone_line);
+    at_site(s2, sizeof s2, " via nursery at ", __FILE__, single_line);
+    inner = strstr(line, s1);
+    outer = strstr(line, s2);
+    ck_assert_ptr_nonnull(inner);
+    ck_assert_ptr_nonnull(outer);
+    ck_assert(inner < outer);
+}
+END_TEST
+
+static int root_line;
+
+struct root_raises {
+    ptrio_frame fr;
+};
+
+static int root_raises(ptrio_frame *fr)
+{
+    struct root_raises *f = PTRIO_SELF(fr, struct root_raises);
+    PTRIO_BEGIN(f);
+    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_SEC(1)));
+    root_line = __LINE__ + 1;
+    PTRIO_RAISE(f, -PTRIO_EIO, "boom");
+    PTRIO_END(f);
+}
+
+/* The main task's own failure: one line, no nursery. */
+/* Trio test_run.py: test_initial_task_error */
+START_TEST(test_report_root_failure)
+{
+    static struct root_raises m;
+    static treport rep;
+    char line[512], s[256];
+    ck_assert_int_eq(run_virtual(root_raises, &m, &rep), -PTRIO_EIO);
+    ck_assert_int_eq(rep.count, 1);
+    ck_assert_ptr_nonnull(rline(&rep, 0, line, sizeof line));
+    ck_assert_int_eq(strncmp(line, "ptrio: ", 7), 0);
+    ck_assert_ptr_nonnull(strstr(line, "task 'root_raises'"));
+    ck_assert_ptr_nonnull(strstr(line, "EIO"));
+    ck_assert_ptr_nonnull(strstr(line, "boom"));
+    at_site(s, sizeof s, " at ", __FILE__, root_line);
+    ck_assert_ptr_nonnull(strstr(line, s));
+    ck_assert_ptr_null(strstr(line, "via nursery"));
+}
+END_TEST
+
+struct ok_main {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t;
+    struct sleeper s;
+    struct err_sub sub;
+    int rc;
+};
+
+static int ok_main(ptrio_frame *fr)
+{
+    struct ok_main *f = PTRIO_SELF(fr, struct ok_main);
+    PTRIO_BEGIN(f);
+    PTRIO_NURSERY(f, &f->n) {
+        f->s = (struct sleeper){.name = "s", .d = PTRIO_SEC(1)};
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t, sleeper, &f->s));
+    }
+    PTRIO_TRY(f, f->rc, ptrio_call(f, &f->sub, err_sub));  /* caught */
+    PTRIO_END(f);
+}
+
+/* A successful run (even one that caught a failure) reports nothing. */
+/* Trio test_run.py: test_basic */
+START_TEST(test_report_nothing_on_success)
+{
+    static struct ok_main m;
+    static treport rep;
+    tlog_clear(&L);
+    ck_assert_int_eq(run_virtual(ok_main, &m, &rep), 0);
+    ck_assert_int_eq(m.rc, -PTRIO_EIO);
+    ck_assert_int_eq(rep.count, 0);
+    ck_assert_str_eq(L.buf, "s+@0 s@1000");
+}
+END_TEST
+
+/* ---- catching ------------------------------------------------------- */
+
+struct tb_main {
+    ptrio_frame fr;
+    ptrio_scope tb;
+    ptrio_nursery n;
+    ptrio_task t[2];
+    struct erroring e;
+    struct sleeper s;
+    int err, frc;
+    ptrio_failure fail;
+};
+
+static int tb_main(ptrio_frame *fr)
+{
+    struct tb_main *f = PTRIO_SELF(fr, struct tb_main);
+    PTRIO_BEGIN(f);
+    PTRIO_TRY_BLOCK(f, &f->tb) {
+        PTRIO_NURSERY(f, &f->n) {
+            f->s = (struct sleeper){.name = "s", .d = PTRIO_TIME_INF};
+            PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[0], erroring, &f->e));
+            PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[1], sleeper, &f->s));
+        }
+        ev("not-reached", "");
+    }
+    f->err = ptrio_scope_error(&f->tb);
+    f->frc = ptrio_failure_last(f->err, &f->fail);
+    ev("after", "");
+    PTRIO_END(f);
+}
+
+/* README's errors example (Trio's try/except around a nursery):
+ * TRY_BLOCK catches the child's failure; execution continues after it. */
+START_TEST(test_try_block_catches_child_failure)
+{
+    static struct tb_main m;
+    static treport rep;
+    tlog_clear(&L);
+    ck_assert_int_eq(run_virtual(tb_main, &m, &rep), 0);
+    ck_assert_int_eq(rep.count, 0);
+    ck_assert_int_eq(m.err, -PTRIO_EIO);
+    ck_assert_int_eq(m.frc, 0);
+    ck_assert_str_eq(m.fail.task, "erroring");
+    ck_assert_str_eq(m.fail.msg, "uh oh");
+    ck_assert_ptr_eq(m.fail.via, &m.n);
+    ck_assert_str_eq(L.buf, "s+@0 s!ECANCELED@0 after@0");
+}
+END_TEST
+
+struct tbc_main {
+    ptrio_frame fr;
+    ptrio_scope cs, tb;
+    int err_inside;
+};
+
+static int tbc_main(ptrio_frame *fr)
+{
+    struct tbc_main *f = PTRIO_SELF(fr, struct tbc_main);
+    PTRIO_BEGIN(f);
+    PTRIO_CANCEL_SCOPE(f, &f->cs) {
+        PTRIO_TRY_BLOCK(f, &f->tb) {
+            ptrio_cancel(&f->cs);
+            PTRIO_CHECKPOINT(f);
+            ev("not-reached", "");
+        }
+        f->err_inside = 1;
+        ev("not-reached-either", "");
+    }
+    ev("after", "");
+    PTRIO_END(f);
+}
+
+/* README (differences): TRY_BLOCK never swallows -ECANCELED; it goes on
+ * to the scope that was cancelled. */
+START_TEST(test_try_block_passes_cancel)
+{
+    static struct tbc_main m;
+    tlog_clear(&L);
+    ck_assert_int_eq(run_virtual(tbc_main, &m, NULL), 0);
+    ck_assert_int_eq(m.err_inside, 0);
+    ck_assert_int_eq(ptrio_scope_error(&m.tb), 0);
+    ck_assert(ptrio_cancelled_caught(&m.cs));
+    ck_assert_str_eq(L.buf, "after@0");
+}
+END_TEST
+
+struct clean_shield {
+    ptrio_frame fr;
+    ptrio_scope sh;
+};
+
+static int clean_shield(ptrio_frame *fr)
+{
+    struct clean_shield *f = PTRIO_SELF(fr, struct clean_shield);
+    PTRIO_BEGIN(f);
+    PTRIO_AWAIT(f, ptrio_sleep_forever(f));
+    PTRIO_FINALLY(f);
+    ev_err("k1", PTRIO_FINALLY_ERROR(f));
+    PTRIO_SHIELD(f, &f->sh) {
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_SEC(1)));
+    }
+    ev("k1", "-cleaned");
+    PTRIO_END(f);
+}
+
+struct clean_retry {
+    ptrio_frame fr;
+    int rc;
+};
+
+static int clean_retry(ptrio_frame *fr)
+{
+    struct clean_retry *f = PTRIO_SELF(fr, struct clean_retry);
+    PTRIO_BEGIN(f);
+    PTRIO_AWAIT(f, ptrio_sleep_forever(f));
+    PTRIO_FINALLY(f);
+    ev_err("k2", PTRIO_FINALLY_ERROR(f));
+    PTRIO_TRY(f, f->rc, ptrio_sleep(f, PTRIO_SEC(1)));
+    ev_err("k2-retry", f->rc);
+    PTRIO_END(f);
+}
+
+struct fin_sub {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[3];
+    struct clean_shield k1;
+    struct clean_retry k2;
+    struct crasher c;
+};
+
+static int fin_sub(ptrio_frame *fr)
+{
+    struct fin_sub *f = PTRIO_SELF(fr, struct fin_sub);
+    PTRIO_BEGIN(f);
+    PTRIO_NURSERY(f, &f->n) {
+        f->c = (struct crasher){.name = "crasher", .d = PTRIO_SEC(1),
+                                .code = -PTRIO_EIO};
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[0], clean_shield,
+                                        &f->k1));
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[1], clean_retry,
+                                        &f->k2));
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[2], crasher, &f->c));
+    }
+    PTRIO_END(f);
+}
+
+struct fin_main {
+    CATCHER_FIELDS;
+    struct fin_sub sub;
+};
+
+static int fin_main(ptrio_frame *fr)
+{
+    struct fin_main *f = PTRIO_SELF(fr, struct fin_main);
+    PTRIO_BEGIN(f);
+    PTRIO_TRY(f, f->rc, ptrio_call(f, &f->sub, fin_sub));
+    ev_err("caught", f->rc);
+    PTRIO_END(f);
+}
+
+/* README (samples/cancel): FINALLY runs in the cancelled children; an
+ * await there fails again unless shielded; the nursery waits for the
+ * shielded cleanup before raising. */
+START_TEST(test_finally_runs_in_cancelled_children)
+{
+    static struct fin_main m;
+    tlog_clear(&L);
+    ck_assert_int_eq(run_virtual(fin_main, &m, NULL), 0);
+    ck_assert_int_eq(m.rc, -PTRIO_EIO);
+    ck_assert_str_eq(L.buf,
+                     "crasher:raise@1000 k1!ECANCELED@1000 k2!ECANCELED@1000 "
+                     "k2-retry!ECANCELED@1000 k1-cleaned@2000 "
+                     "caught!EIO@2000");
+}
+END_TEST
+
+struct shbody_sub {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_scope sh;
+    ptrio_task t;
+    struct crasher c;
+};
+
+static int shbody_sub(ptrio_frame *fr)
+{
+    struct shbody_sub *f = PTRIO_SELF(fr, struct shbody_sub);
+    PTRIO_BEGIN(f);
+    PTRIO_NURSERY(f, &f->n) {
+        f->c = (struct crasher){.name = "crasher", .d = PTRIO_SEC(1),
+                                .code = -PTRIO_EIO};
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t, crasher, &f->c));
+        PTRIO_SHIELD(f, &f->sh) {
+            PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_SEC(2)));
+        }
+        ev("shield-done", "");
+        PTRIO_CHECKPOINT(f);
+        ev("not-reached", "");
+    }
+    PTRIO_END(f);
+}
+
+struct shbody_main {
+    CATCHER_FIELDS;
+    struct shbody_sub sub;
+};
+
+static int shbody_main(ptrio_frame *fr)
+{
+    struct shbody_main *f = PTRIO_SELF(fr, struct shbody_main);
+    PTRIO_BEGIN(f);
+    PTRIO_TRY(f, f->rc, ptrio_call(f, &f->sub, shbody_sub));
+    ev_err("caught", f->rc);
+    PTRIO_END(f);
+}
+
+/* The failure waits for a body that is shielded; the body's next
+ * checkpoint after the shield fails; then the failure is raised. */
+START_TEST(test_failure_waits_for_shielded_body)
+{
+    static struct shbody_main m;
+    tlog_clear(&L);
+    ck_assert_int_eq(run_virtual(shbody_main, &m, NULL), 0);
+    ck_assert_int_eq(m.rc, -PTRIO_EIO);
+    ck_assert_str_eq(L.buf, "crasher:raise@1000 shield-done@2000 "
+                            "caught!EIO@2000");
+}
+END_TEST
+
+struct filter_main {
+    ptrio_frame fr;
+    ptrio_scope tb, outer, sh;
+    ptrio_nursery n;
+    ptrio_task t[4];
+    struct sleeper s[3];
+    struct crasher c;
+    int frc;
+    ptrio_failure fail;
+};
+
+static int filter_main(ptrio_frame *fr)
+{
+    struct filter_main *f = PTRIO_SELF(fr, struct filter_main);
+    PTRIO_BEGIN(f);
+    PTRIO_TRY_BLOCK(f, &f->tb) {
+        PTRIO_CANCEL_SCOPE(f, &f->outer) {
+            PTRIO_NURSERY(f, &f->n) {
+                f->s[0] = (struct sleeper){.name = "t1", .d = PTRIO_TIME_INF};
+                f->s[1] = (struct sleeper){.name = "t2", .d = PTRIO_TIME_INF};
+                f->s[2] = (struct sleeper){.name = "t3", .d = PTRIO_TIME_INF};
+                f->c = (struct crasher){.name = "c", .code = -PTRIO_EIO};
+                PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[0], sleeper,
+                                                &f->s[0]));
+                PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[1], sleeper,
+                                                &f->s[1]));
+                ptrio_nursery_cancel(&f->n);
+                PTRIO_SHIELD(f, &f->sh) {
+                    PTRIO_CHECKPOINT(f);
+                }
+                PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[2], sleeper,
+                                                &f->s[2]));
+                ptrio_cancel(&f->outer);
+                PTRIO_CHECK(f, ptrio_start_soon_named(&f->n, &f->t[3],
+                                                      crasher, &f->c, "c"));
+            }
+        }
+    }
+    f->frc = ptrio_failure_last(ptrio_scope_error(&f->tb), &f->fail);
+    ev("after", "");
+    PTRIO_END(f);
+}
+
+/* The -ECANCELEDs are absorbed; the real error passes through the
+ * cancelled outer scope unchanged. */
+/* Trio test_run.py: test_cancel_scope_multierror_filtering */
+START_TEST(test_error_passes_cancelled_scope)
+{
+    static struct filter_main m;
+    tlog_clear(&L);
+    ck_assert_int_eq(run_virtual(filter_main, &m, NULL), 0);
+    ck_assert_int_eq(ptrio_scope_error(&m.tb), -PTRIO_EIO);
+    ck_assert_int_eq(m.frc, 0);
+    ck_assert_str_eq(m.fail.task, "c");
+    ck_assert(ptrio_cancel_called(&m.outer));
+    ck_assert(!ptrio_cancelled_caught(&m.outer));
+    ck_assert(ptrio_cancel_called(ptrio_nursery_scope(&m.n)));
+    ck_assert_str_eq(L.buf, "t1+@0 t1!ECANCELED@0 t2+@0 t2!ECANCELED@0 "
+                            "t3+@0 t3!ECANCELED@0 c:raise@0 after@0");
+}
+END_TEST
+
+/* ---- records and names ---------------------------------------------- */
+
+struct misuse_main {
+    CATCHER_FIELDS;
+    struct err_sub sub;
+    int wrong, positive;
+};
+
+static int misuse_main(ptrio_frame *fr)
+{
+    struct misuse_main *f = PTRIO_SELF(fr, struct misuse_main);
+    PTRIO_BEGIN(f);
+    PTRIO_TRY(f, f->rc, ptrio_call(f, &f->sub, err_sub));
+    f->wrong = ptrio_failure_last(-PTRIO_EPIPE, &f->fail);
+    f->positive = ptrio_failure_last(5, &f->fail);
+    f->frc = ptrio_failure_last(f->rc, &f->fail);
+    PTRIO_END(f);
+}
+
+/* ptrio_failure_last: -PTRIO_EINVAL for a code that is not the last
+ * error, -PTRIO_ENOTASK outside a task. */
+START_TEST(test_failure_last_errors)
+{
+    static struct misuse_main m;
+    ptrio_failure f;
+    ck_assert_int_eq(ptrio_failure_last(-PTRIO_EIO, &f), -PTRIO_ENOTASK);
+    ck_assert_int_eq(run_virtual(misuse_main, &m, NULL), 0);
+    ck_assert_int_eq(m.rc, -PTRIO_EIO);
+    ck_assert_int_eq(m.wrong, -PTRIO_EINVAL);
+    ck_assert_int_eq(m.positive, -PTRIO_EINVAL);
+    ck_assert_int_eq(m.frc, 0);
+    ck_assert_str_eq(m.fail.task, "erroring");
+}
+END_TEST
+
+/* A step function written without the macros: it fails with a plain
+ * C return. */
+static int plain_fail(ptrio_frame *fr)
+{
+    (void)fr;
+    return -PTRIO_EIO;
+}
+
+struct plain_sub {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t;
+    ptrio_frame k;
+};
+
+static int plain_sub(ptrio_frame *fr)
+{
+    struct plain_sub *f = PTRIO_SELF(fr, struct plain_sub);
+    PTRIO_BEGIN(f);
+    PTRIO_NURSERY(f, &f->n) {
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t, plain_fail, &f->k));
+    }
+    PTRIO_END(f);
+}
+
+struct plain_main {
+    CATCHER_FIELDS;
+    struct plain_sub sub;
+};
+
+static int plain_main(ptrio_frame *fr)
+{
+    struct plain_main *f = PTRIO_SELF(fr, struct plain_main);
+    PTRIO_BEGIN(f);
+    PTRIO_TRY(f, f->rc, ptrio_call(f, &f->sub, plain_sub));
+    f->frc = ptrio_failure_last(f->rc, &f->fail);
+    PTRIO_END(f);
+}
+
+/* A failure without a raise site still has a record: code and task. */
+START_TEST(test_plain_step_failure)
+{
+    static struct plain_main m;
+    ck_assert_int_eq(run_virtual(plain_main, &m, NULL), 0);
+    ck_assert_int_eq(m.rc, -PTRIO_EIO);
+    ck_assert_int_eq(m.frc, 0);
+    ck_assert_int_eq(m.fail.code, -PTRIO_EIO);
+    ck_assert_str_eq(m.fail.task, "plain_fail");
+    ck_assert_ptr_null(m.fail.msg);
+    ck_assert_ptr_eq(m.fail.via, &m.sub.n);
+}
+END_TEST
+
+struct mid {
+    ptrio_frame fr;
+    struct err_sub sub;
+};
+
+static int mid(ptrio_frame *fr)
+{
+    struct mid *f = PTRIO_SELF(fr, struct mid);
+    PTRIO_BEGIN(f);
+    PTRIO_CALL(f, err_sub, &f->sub);
+    ev("mid", "-not-reached");
+    PTRIO_FINALLY(f);
+    ev_err("mid-finally", PTRIO_FINALLY_ERROR(f));
+    PTRIO_END(f);
+}
+
+struct chain_main {
+    CATCHER_FIELDS;
+    struct mid m;
+};
+
+static int chain_main(ptrio_frame *fr)
+{
+    struct chain_main *f = PTRIO_SELF(fr, struct chain_main);
+    PTRIO_BEGIN(f);
+    PTRIO_TRY(f, f->rc, ptrio_call(f, &f->m, mid));
+    f->frc = ptrio_failure_last(f->rc, &f->fail);
+    PTRIO_END(f);
+}
+
+/* A failure goes up a chain of calls, running each FINALLY, and keeps
+ * its record. */
+START_TEST(test_failure_through_call_chain)
+{
+    static struct chain_main m;
+    tlog_clear(&L);
+    ck_assert_int_eq(run_virtual(chain_main, &m, NULL), 0);
+    ck_assert_int_eq(m.rc, -PTRIO_EIO);
+    ck_assert_int_eq(m.frc, 0);
+    ck_assert_str_eq(m.fail.task, "erroring");
+    ck_assert_str_eq(m.fail.msg, "uh oh");
+    ck_assert_int_eq(m.fail.line, erroring_line);
+    ck_assert_ptr_eq(m.fail.via, &m.m.sub.n);
+    ck_assert_str_eq(L.buf, "mid-finally!EIO@0");
+}
+END_TEST
+
+/* Error names and descriptions. */
+START_TEST(test_errnames)
+{
+    ck_assert_str_eq(ptrio_errname(-PTRIO_EIO), "EIO");
+    ck_assert_str_eq(ptrio_errname(PTRIO_EIO), "EIO");
+    ck_assert_str_eq(ptrio_errname(-PTRIO_ETIMEDOUT), "ETIMEDOUT");
+    ck_assert_str_eq(ptrio_errname(-PTRIO_ECANCELED), "ECANCELED");
+    ck_assert_str_eq(ptrio_errname(-PTRIO_EGROUP), "PTRIO_EGROUP");
+    ck_assert_str_eq(ptrio_errname(-PTRIO_ECLOSED), "PTRIO_ECLOSED");
+    ck_assert_str_eq(ptrio_errname(-PTRIO_ENOSTART), "PTRIO_ENOSTART");
+    ck_assert_str_eq(ptrio_errname(-PTRIO_EMISUSE), "PTRIO_EMISUSE");
+    ck_assert_str_eq(ptrio_errname(-8888), "E?");
+    ck_assert_str_eq(ptrio_strerror(-PTRIO_ETIMEDOUT), "timed out");
+    ck_assert_ptr_nonnull(ptrio_strerror(-8888));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("failure");
+    TCase *tc = tcase_create("failure");
+    SRunner *sr;
+    int failed;
+
+    tcase_set_timeout(tc, 10);
+    tcase_add_test(tc, test_child_crash_basic);
+    tcase_add_test(tc, test_body_error_basic);
+    tcase_add_test(tc, test_task_crash_propagation);
+    tcase_add_test(tc, test_crash_cancels_siblings_and_body);
+    tcase_add_test(tc, test_child_crash_wakes_parent);
+    tcase_add_test(tc, test_two_child_crashes);
+    tcase_add_test(tc, test_failure_after_cancel);
+    tcase_add_test(tc, test_main_and_task_both_crash);
+    tcase_add_test(tc, test_body_raises_then_child);
+    tcase_add_test(tc, test_nested_groups);
+    tcase_add_test(tc, test_single_failure_through_nested);
+    tcase_add_test(tc, test_report_single);
+    tcase_add_test(tc, test_report_cancelled_not_reported);
+    tcase_add_test(tc, test_report_group);
+    tcase_add_test(tc, test_report_nested_group);
+    tcase_add_test(tc, test_report_through_nested);
+    tcase_add_test(tc, test_report_root_failure);
+    tcase_add_test(tc, test_report_nothing_on_success);
+    tcase_add_test(tc, test_try_block_catches_child_failure);
+    tcase_add_test(tc, test_try_block_passes_cancel);
+    tcase_add_test(tc, test_finally_runs_in_cancelled_children);
+    tcase_add_test(tc, test_failure_waits_for_shielded_body);
+    tcase_add_test(tc, test_error_passes_cancelled_scope);
+    tcase_add_test(tc, test_failure_last_errors);
+    tcase_add_test(tc, test_plain_step_failure);
+    tcase_add_test(tc, test_failure_through_call_chain);
+    tcase_add_test(tc, test_errnames);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
