@@ -140,6 +140,60 @@ static int start_kid(ptrio_frame *fr)
     PTRIO_END(f);
 }
 
+struct just_started {
+    ptrio_frame fr;
+};
+
+/* Calls started() and returns without reaching a checkpoint. */
+static int just_started(ptrio_frame *fr)
+{
+    struct just_started *f = PTRIO_SELF(fr, struct just_started);
+    PTRIO_BEGIN(f);
+    ev("child", "+");
+    PTRIO_CHECK(f, ptrio_started(f, NULL));
+    ev("child", "");
+    PTRIO_END(f);
+}
+
+struct jstart_main {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_scope cs;
+    ptrio_task t;
+    struct just_started k;
+    int rc;
+};
+
+static int jstart_main(ptrio_frame *fr)
+{
+    struct jstart_main *f = PTRIO_SELF(fr, struct jstart_main);
+    PTRIO_BEGIN(f);
+    PTRIO_NURSERY(f, &f->n) {
+        PTRIO_CANCEL_SCOPE(f, &f->cs) {
+            ptrio_cancel(&f->cs);
+            PTRIO_TRY(f, f->rc, ptrio_start(f, &f->n, &f->t, just_started,
+                                            &f->k, NULL));
+            ev("start", "");
+        }
+        ev("after-cs", "");
+    }
+    PTRIO_END(f);
+}
+
+/* Trio test_run.py: test_nursery_start (just_started): a caller already
+ * cancelled gets -ECANCELED from start() even though the child called
+ * started() and ended without a checkpoint: ending a start is one. */
+START_TEST(test_start_just_started_cancelled)
+{
+    static struct jstart_main m;
+    m = (struct jstart_main){0};
+    tlog_clear(&L);
+    ck_assert_int_eq(run_virtual(jstart_main, &m, NULL), 0);
+    ck_assert_int_eq(m.rc, -PTRIO_ECANCELED);
+    ck_assert_str_eq(L.buf, "child+@0 child@0 start@0 after-cs@0");
+}
+END_TEST
+
 /* ---- joining and scheduling ----------------------------------------- */
 
 struct join_main {
@@ -1492,6 +1546,7 @@ int main(void)
     tcase_add_test(tc, test_start_value);
     tcase_add_test(tc, test_start_error_before_started);
     tcase_add_test(tc, test_start_enostart);
+    tcase_add_test(tc, test_start_just_started_cancelled);
     tcase_add_test(tc, test_start_cancel_starter);
     tcase_add_test(tc, test_start_when_already_cancelled);
     tcase_add_test(tc, test_started_twice);

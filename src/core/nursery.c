@@ -186,7 +186,9 @@ static void start_finished(ptrio_loop *l, ptrio_task *t, int rc)
         ptrio__note_origin(st, rc, OMAKE(t, O_TASK));
         ptrio__wake(l, st, rc);
     } else if (t->state & T_STARTED) {
-        ptrio__wake(l, st, 0);
+        /* Ending the start is a checkpoint (Trio's hidden nursery exits):
+         * a starter cancelled meanwhile gets its -ECANCELED. */
+        ptrio__wake(l, st, ptrio__cancelled(st) ? -PTRIO_ECANCELED : 0);
     } else {
         ptrio__note_origin(st, -PTRIO_ENOSTART, &enostart_site);
         ptrio__wake(l, st, -PTRIO_ENOSTART);
