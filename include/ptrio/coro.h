@@ -135,18 +135,23 @@ void ptrio__caught(int rc);
         goto ptrio__dispatch;                                               \
     return ptrio__end(&(f)->fr)
 
+/* Evaluates an awaitable into ptrio__r; if it suspended, returns to the
+ * scheduler, and the resume lands here with the status it woke with. */
+#define PTRIO__AWAIT_INTO(expr)                                             \
+    int ptrio__r = (expr);                                                  \
+    if (ptrio__r == PTRIO_PENDING) {                                        \
+        ptrio__fr->resume = PTRIO__POINT(__LINE__);                         \
+        return PTRIO_PENDING;                                               \
+        PTRIO__LABEL(__LINE__):                                             \
+        ptrio__r = ptrio__fr->result;                                       \
+    }
+
 /* Awaits `expr` (an awaitable returning a status or PTRIO_PENDING). A
  * negative status is raised: the rest of the block is skipped. The status
  * is then available as PTRIO_RESULT(f). */
 #define PTRIO_AWAIT(f, expr)                                                \
     do {                                                                    \
-        int ptrio__r = (expr);                                              \
-        if (ptrio__r == PTRIO_PENDING) {                                    \
-            ptrio__fr->resume = PTRIO__POINT(__LINE__);                     \
-            return PTRIO_PENDING;                                           \
-            PTRIO__LABEL(__LINE__):                                         \
-            ptrio__r = ptrio__fr->result;                                   \
-        }                                                                   \
+        PTRIO__AWAIT_INTO(expr)                                             \
         if (((f)->fr.result = ptrio__r) < 0)                                \
             PTRIO__RAISE_RC(ptrio__r);                                      \
     } while (0)
@@ -155,13 +160,7 @@ void ptrio__caught(int rc);
  * error becomes a value (it is caught). */
 #define PTRIO_TRY(f, var, expr)                                             \
     do {                                                                    \
-        int ptrio__r = (expr);                                              \
-        if (ptrio__r == PTRIO_PENDING) {                                    \
-            ptrio__fr->resume = PTRIO__POINT(__LINE__);                     \
-            return PTRIO_PENDING;                                           \
-            PTRIO__LABEL(__LINE__):                                         \
-            ptrio__r = ptrio__fr->result;                                   \
-        }                                                                   \
+        PTRIO__AWAIT_INTO(expr)                                             \
         (var) = (f)->fr.result = ptrio__r;                                  \
         ptrio__caught(ptrio__r);                                            \
     } while (0)

@@ -75,6 +75,17 @@ void ptrio__misuse(const char *what, const char *file, int line);
 #define MISUSE(what) ((void)0)
 #endif
 
+/* Appends `t` to the next batch: the run queue is linked through w.next. */
+static inline void ptrio__enqueue(ptrio_loop *l, ptrio_task *t)
+{
+    t->w.next = NULL;
+    if (l->runq_tail)
+        l->runq_tail->w.next = t;
+    else
+        l->runq = t;
+    l->runq_tail = t;
+}
+
 /* loop.c */
 ptrio_task *ptrio__self(void *self);
 void ptrio__ready(ptrio_loop *l, ptrio_task *t);

@@ -47,12 +47,7 @@ void ptrio__report(ptrio_loop *l, const char *line)
 void ptrio__ready(ptrio_loop *l, ptrio_task *t)
 {
     TSET(t, T_READY);
-    t->w.next = NULL;
-    if (l->runq_tail)
-        l->runq_tail->w.next = t;
-    else
-        l->runq = t;
-    l->runq_tail = t;
+    ptrio__enqueue(l, t);
 }
 
 void ptrio__park(ptrio_task *t, int wait)
@@ -344,12 +339,7 @@ int ptrio_checkpoint(void *self)
     t->frame->result = 0;
     TMOVE(t, T_RUNNING, T_READY);
     t->wait = W_YIELD;
-    t->w.next = NULL;
-    if (l->runq_tail)
-        l->runq_tail->w.next = t;
-    else
-        l->runq = t;
-    l->runq_tail = t;
+    ptrio__enqueue(l, t);
     return PTRIO_PENDING;
 }
 
