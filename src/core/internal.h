@@ -62,6 +62,13 @@ enum { O_SITE = 0, O_TASK = 1, O_GROUP = 2 };
 #define OPTR(o) ((const void *)((uintptr_t)(o) & ~(uintptr_t)3))
 #define OMAKE(p, tag) ((const void *)((uintptr_t)(p) | (tag)))
 
+/* Keeps a rare path out of a hot leaf function. */
+#if defined(__GNUC__) || defined(__clang__)
+#define NOINLINE __attribute__((__noinline__))
+#else
+#define NOINLINE
+#endif
+
 #define CONTAINER(ptr, type, member)                                        \
     ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 #define NURSERY_OF(sc) CONTAINER(sc, ptrio_nursery, scope)

@@ -110,53 +110,66 @@ ptrio_time ptrio_now(void)
 
 /* ---- steps -------------------------------------------------------- */
 
-static void step(ptrio_loop *l, ptrio_task *t)
+/* Frame `fr` of task `t` finished with `rc`: hand it to its caller, or
+ * finish the task. Returns the caller to resume in the same step, or NULL
+ * when the task is done. */
+static NOINLINE ptrio_frame *frame_finished(ptrio_loop *l, ptrio_task *t,
+                                            ptrio_frame *fr, int rc)
+{
+    fr->resume = 0;
+    if (t->scope && t->scope->frame == fr) {
+        ptrio__abandon_blocks(t, fr);
+        rc = -PTRIO_EMISUSE;
+    }
+    if (!fr->caller) {
+        l->current = NULL;
+        ptrio__task_finished(l, t, rc);
+        return NULL;
+    }
+    fr = fr->caller;
+    t->frame = fr;
+    fr->result = rc;
+    return fr;
+}
+
+/* Returned PTRIO_PENDING without waiting on anything: it would never run
+ * again. Make its await fail instead. */
+static NOINLINE void lost_step(ptrio_loop *l, ptrio_task *t)
+{
+    MISUSE("a step returned PTRIO_PENDING without waiting");
+    t->frame->result = -PTRIO_EMISUSE;
+    ptrio__ready(l, t);
+}
+
+static void step(ptrio_loop *l, ptrio_task *t, const ptrio_hooks *hooks)
 {
     ptrio_frame *fr = t->frame;
     int rc;
 
     l->current = t;
     TMOVE(t, T_READY, T_RUNNING);   /* t->wait keeps what woke it */
-    if (l->hooks && l->hooks->task_scheduled)
-        l->hooks->task_scheduled(l->hooks_ctx, t);
-    for (;;) {
-        rc = fr->fn(fr);
-        if (rc == PTRIO_PENDING) {
-            if (l->lazy)
-                ptrio__arm_lazy(l);
-            break;
-        }
-        fr->resume = 0;
-        if (t->scope && t->scope->frame == fr) {
-            ptrio__abandon_blocks(t, fr);
-            rc = -PTRIO_EMISUSE;
-        }
-        if (!fr->caller) {
-            l->current = NULL;
-            ptrio__task_finished(l, t, rc);
+    if (hooks && hooks->task_scheduled)
+        hooks->task_scheduled(l->hooks_ctx, t);
+    while ((rc = fr->fn(fr)) != PTRIO_PENDING)
+        if (!(fr = frame_finished(l, t, fr, rc)))
             return;
-        }
-        fr = fr->caller;
-        t->frame = fr;
-        fr->result = rc;
-    }
-    if (TSTATE(t) == T_RUNNING) {
-        /* Returned PTRIO_PENDING without waiting on anything: it would
-         * never run again. Make its await fail instead. */
-        MISUSE("a step returned PTRIO_PENDING without waiting");
-        t->frame->result = -PTRIO_EMISUSE;
-        ptrio__ready(l, t);
-    }
+    if (l->lazy)
+        ptrio__arm_lazy(l);
+    if (TSTATE(t) == T_RUNNING)
+        lost_step(l, t);
 }
 
+/* Runs the tasks ready now; those they make ready run in the next batch.
+ * Hooks installed during a batch apply from the next one. */
 static void run_batch(ptrio_loop *l)
 {
+    const ptrio_hooks *hooks = l->hooks;
     ptrio_task *t = l->runq, *next;
 
     l->runq = l->runq_tail = NULL;
     for (; t; t = next) {
         next = t->w.next;
-        step(l, t);
+        step(l, t, hooks);
     }
     l->current = NULL;
 }
@@ -326,16 +339,27 @@ static int yield(ptrio_task *t)
     return PTRIO_PENDING;
 }
 
-/* The hot path of every CPU-bound loop: kept free of calls. */
+/* Validation failures and cancelled scopes: out of the hot path. */
+static NOINLINE int checkpoint_slow(void *self)
+{
+    ptrio_task *t = ptrio__self(self);
+    if (!t)
+        return -PTRIO_ENOTASK;
+    if (ptrio__cancelled(t))
+        return -PTRIO_ECANCELED;
+    return yield(t);
+}
+
+/* The hot path of every CPU-bound loop: a leaf, no calls, while no open
+ * scope is cancelled. */
 int ptrio_checkpoint(void *self)
 {
     ptrio_loop *l = ptrio__loop;
-    ptrio_task *t = l ? l->current : NULL;
+    ptrio_task *t;
 
-    if (!t || t->frame != (ptrio_frame *)self)
-        return ptrio__self(self) ? -PTRIO_EMISUSE : -PTRIO_ENOTASK;
-    if (l->ncalled && ptrio__chain_cancelled(t->scope))
-        return -PTRIO_ECANCELED;
+    if (!l || !(t = l->current) || t->frame != (ptrio_frame *)self ||
+        l->ncalled)
+        return checkpoint_slow(self);
     t->frame->result = 0;
     TMOVE(t, T_RUNNING, T_READY);
     t->wait = W_YIELD;
