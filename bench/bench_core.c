@@ -28,18 +28,11 @@
 
 #include <ptrio.h>
 
+#include "bench.h"
+
 #define ROUNDS 7
 #define YIELDS 10000000L        /* per round */
 #define DEPTH 32
-
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static double min2(double a, double b) { return a < b ? a : b; }
 
 static void bench_line(const char *name, double value, const char *unit,
                        double baseline)
@@ -49,19 +42,6 @@ static void bench_line(const char *name, double value, const char *unit,
                name, value, unit, baseline, value / baseline);
     else
         printf("BENCH name=%s value=%.2f unit=%s\n", name, value, unit);
-    fflush(stdout);
-}
-
-static void size_line(const char *name, size_t bytes)
-{
-    printf("BENCH name=%s value=%zu unit=bytes\n", name, bytes);
-    fflush(stdout);
-}
-
-static void target_line(const char *name, double ratio, double target)
-{
-    printf("# target %s ratio <= %.1f: %s (%.3f)\n", name, target,
-           ratio <= target ? "met" : "missed", ratio);
     fflush(stdout);
 }
 

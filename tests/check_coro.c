@@ -6,52 +6,6 @@
 
 #include "testutil.h"
 
-static tlog L;
-
-/* Writes "<s><v>" into b (at most 40 characters of s). */
-static char *fmt(char *b, const char *s, long v)
-{
-    char d[24];
-    size_t n = strlen(s);
-    unsigned long u;
-    int k = 0;
-
-    if (n > 40)
-        n = 40;
-    memcpy(b, s, n);
-    b += n;
-    if (v < 0) {
-        *b++ = '-';
-        u = 0UL - (unsigned long)v;
-    } else {
-        u = (unsigned long)v;
-    }
-    do {
-        d[k++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    while (k)
-        *b++ = d[--k];
-    *b = '\0';
-    return b;
-}
-
-/* Appends "<s><v>" to the log. */
-static void logn(const char *s, long v)
-{
-    char b[64];
-    fmt(b, s, v);
-    tlog_add(&L, b);
-}
-
-/* Same, with the virtual time: "<s><v>@<ms>". */
-static void logn_at(const char *s, long v)
-{
-    char b[64];
-    fmt(b, s, v);
-    tlog_at(&L, b);
-}
-
 /* ---- helpers: small coroutines ------------------------------------ */
 
 /* Returns its `v` without suspending. */
@@ -245,21 +199,21 @@ static int loops(ptrio_frame *fr)
             f->sum += f->j;
         }
     }
-    logn_at("for", f->sum);
+    logn_at(&L, "for", f->sum);
     /* while loop */
     f->k = 0;
     while (f->k < 7) {
         PTRIO_AWAIT(f, ptrio_yield(f));
         f->k++;
     }
-    logn("while", f->k);
+    logn(&L, "while", f->k);
     /* do-while loop, the await in the condition's body */
     f->k = 0;
     do {
         PTRIO_AWAIT(f, ptrio_sleep(f, 0));
         f->k += 2;
     } while (f->k < 9);
-    logn("do", f->k);
+    logn(&L, "do", f->k);
     /* a loop of calls, each looping with awaits of its own */
     f->sum = 0;
     for (f->i = 0; f->i <= 12; f->i++) {
@@ -268,7 +222,7 @@ static int loops(ptrio_frame *fr)
         f->calls++;
         f->sum += PTRIO_RESULT(f);
     }
-    logn("calls", f->sum);
+    logn(&L, "calls", f->sum);
     PTRIO_END(f);
 }
 
@@ -299,7 +253,7 @@ static int counter(ptrio_frame *fr)
         f->acc += f->id * 100 + f->i;
         PTRIO_AWAIT(f, ptrio_checkpoint(f));
     }
-    logn("c", f->id);
+    logn(&L, "c", f->id);
     PTRIO_RETURN(f, f->acc);
     PTRIO_END(f);
 }
@@ -416,17 +370,17 @@ static int elevel(ptrio_frame *fr)
     if (f->idx == DEPTH) {
         PTRIO_AWAIT(f, ptrio_checkpoint(f));
         ev_raise_line = __LINE__; PTRIO_RAISE(f, -PTRIO_EIO, "deep");
-        logn("unreached", f->idx);
+        logn(&L, "unreached", f->idx);
     }
     ev[f->idx + 1].idx = f->idx + 1;
     PTRIO_CALL(f, elevel, &ev[f->idx + 1]);
-    logn("after", f->idx);
+    logn(&L, "after", f->idx);
     PTRIO_FINALLY(f);
     if (f->idx % 8 == 0)
         PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
     if (PTRIO_FINALLY_ERROR(f) != -PTRIO_EIO)
         ev_bad++;
-    logn_at("F", f->idx);
+    logn_at(&L, "F", f->idx);
     PTRIO_END(f);
 }
 
@@ -565,7 +519,7 @@ static int ret_negative(ptrio_frame *fr)
     PTRIO_RETURN(f, -PTRIO_ERANGE);
     tlog_add(&L, "unreached");
     PTRIO_FINALLY(f);
-    logn("fin", PTRIO_FINALLY_ERROR(f));
+    logn(&L, "fin", PTRIO_FINALLY_ERROR(f));
     PTRIO_END(f);
 }
 
@@ -576,7 +530,7 @@ static int retneg_main(ptrio_frame *fr)
     struct retneg_main *f = PTRIO_SELF(fr, struct retneg_main);
     PTRIO_BEGIN(f);
     PTRIO_TRY(f, f->rc, ptrio_call(f, &f->sub, ret_negative));
-    logn("rc", f->rc);
+    logn(&L, "rc", f->rc);
     PTRIO_END(f);
 }
 
@@ -715,7 +669,7 @@ static int fin_main(ptrio_frame *fr)
     struct fin_main *f = PTRIO_SELF(fr, struct fin_main);
     PTRIO_BEGIN(f);
     PTRIO_TRY(f, f->rc, ptrio_call(f, &f->sub, fin_body));
-    logn("rc", f->rc);
+    logn(&L, "rc", f->rc);
     PTRIO_END(f);
 }
 
@@ -884,18 +838,18 @@ static int try_main(ptrio_frame *fr)
     /* an error after a suspension becomes a value */
     f->v = (struct value){.v = -PTRIO_ECONNREFUSED};
     PTRIO_TRY(f, f->r1, ptrio_call(f, &f->v, fail_later));
-    logn("r1=", f->r1);
+    logn(&L, "r1=", f->r1);
     /* ... also without a suspension */
     f->v = (struct value){.v = -PTRIO_EAGAIN};
     PTRIO_TRY(f, f->r2, ptrio_call(f, &f->v, fail_now));
-    logn("r2=", f->r2);
+    logn(&L, "r2=", f->r2);
     /* a success is the value */
     f->v = (struct value){.v = 7};
     PTRIO_TRY(f, f->r3, ptrio_call(f, &f->v, value_later));
-    logn("r3=", f->r3);
+    logn(&L, "r3=", f->r3);
     /* a failing primitive */
     PTRIO_TRY(f, f->r4, ptrio_sleep(f, -1));
-    logn("r4=", f->r4);
+    logn(&L, "r4=", f->r4);
     if (PTRIO_RESULT(f) != -PTRIO_EINVAL)
         tlog_add(&L, "bad-result");
     /* the frame goes on awaiting normally */
@@ -903,7 +857,7 @@ static int try_main(ptrio_frame *fr)
     f->v = (struct value){.v = 8};
     PTRIO_CALL(f, value_later, &f->v);
     f->r5 = PTRIO_RESULT(f);
-    logn_at("r5=", f->r5);
+    logn_at(&L, "r5=", f->r5);
     PTRIO_END(f);
 }
 
@@ -955,7 +909,7 @@ static int checker(ptrio_frame *fr)
     struct value *f = PTRIO_SELF(fr, struct value);
     PTRIO_BEGIN(f);
     PTRIO_CHECK(f, 5);
-    logn("check", PTRIO_RESULT(f));
+    logn(&L, "check", PTRIO_RESULT(f));
     PTRIO_CHECK(f, f->v);
     tlog_add(&L, "unreached");
     PTRIO_END(f);
@@ -978,7 +932,7 @@ static int raise_main(ptrio_frame *fr)
     tlog_at(&L, "caught");
     f->c = (struct value){.v = -PTRIO_ERANGE};
     PTRIO_TRY(f, f->rc2, ptrio_call(f, &f->c, checker));
-    logn("rc2", f->rc2);
+    logn(&L, "rc2", f->rc2);
     PTRIO_END(f);
 }
 
@@ -1104,12 +1058,12 @@ static int intruder(ptrio_frame *fr)
     struct intruder *f = PTRIO_SELF(fr, struct intruder);
     PTRIO_BEGIN(f);
     PTRIO_TRY(f, f->rc, ptrio_call(f, &shared_sleeper, sleeper));
-    logn("intruder", f->rc);
+    logn(&L, "intruder", f->rc);
     PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(20)));
     /* finished by now: allowed */
     shared_sleeper.d = PTRIO_MS(1);
     PTRIO_TRY(f, f->rc2, ptrio_call(f, &shared_sleeper, sleeper));
-    logn("again", f->rc2);
+    logn(&L, "again", f->rc2);
     PTRIO_END(f);
 }
 
@@ -1163,7 +1117,7 @@ static int yielder(ptrio_frame *fr)
     struct yielder *f = PTRIO_SELF(fr, struct yielder);
     PTRIO_BEGIN(f);
     for (f->i = 0; f->i < 3; f->i++) {
-        logn(f->name, f->i);
+        logn(&L, f->name, f->i);
         PTRIO_YIELD(f);
     }
     PTRIO_END(f);

@@ -10,7 +10,6 @@
 #include <errno.h>
 #endif
 
-static tlog L;
 
 /* ---- small coroutines ------------------------------------------------ */
 

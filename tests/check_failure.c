@@ -6,38 +6,10 @@
  * Portable: no POSIX calls; all time is on the virtual clock. */
 #include <stdlib.h>
 
+#define TESTUTIL_EVENTS
 #include "testutil.h"
 
 /* ---- shared helpers ------------------------------------------------ */
-
-static tlog L;
-
-/* Logs "<who><what>@<ms>". */
-static void ev(const char *who, const char *what)
-{
-    char buf[64];
-    size_t n = 0;
-    const char *p;
-    for (p = who; p && *p && n < 30; p++)
-        buf[n++] = *p;
-    for (p = what; p && *p && n < 62; p++)
-        buf[n++] = *p;
-    buf[n] = '\0';
-    tlog_at(&L, buf);
-}
-
-/* Logs "<who>!<ERRNAME>@<ms>". */
-static void ev_err(const char *who, int code)
-{
-    char buf[32];
-    const char *name = ptrio_errname(code);
-    size_t n = 1;
-    buf[0] = '!';
-    while (*name && n < sizeof buf - 1)
-        buf[n++] = *name++;
-    buf[n] = '\0';
-    ev(who, buf);
-}
 
 /* "file:line" into buf. */
 static const char *site(char *buf, size_t cap, const char *file, int line)
@@ -95,17 +67,6 @@ static const char *rline(const treport *r, int i, char *out, size_t cap)
             p++;
         k++;
     }
-}
-
-static int count_sub(const char *s, const char *sub)
-{
-    int k = 0;
-    size_t n = strlen(sub);
-    while ((s = strstr(s, sub))) {
-        k++;
-        s += n;
-    }
-    return k;
 }
 
 /* Spaces after the "ptrio: " prefix. */
@@ -167,27 +128,6 @@ static const char *group_str(const struct ptrio_nursery *g)
     via_bad = 0;
     walk(g);
     return G;
-}
-
-/* Logs "<name>+", sleeps `d` (PTRIO_TIME_INF: forever), logs "<name>";
- * an error is logged "<name>!<ERR>". */
-struct sleeper {
-    ptrio_frame fr;
-    const char *name;
-    ptrio_time d;
-};
-
-static int sleeper(ptrio_frame *fr)
-{
-    struct sleeper *f = PTRIO_SELF(fr, struct sleeper);
-    PTRIO_BEGIN(f);
-    ev(f->name, "+");
-    PTRIO_AWAIT(f, ptrio_sleep(f, f->d));
-    ev(f->name, "");
-    PTRIO_FINALLY(f);
-    if (PTRIO_FINALLY_ERROR(f))
-        ev_err(f->name, PTRIO_FINALLY_ERROR(f));
-    PTRIO_END(f);
 }
 
 /* Sleeps `d` (0: no checkpoint at all), logs "<name>:raise", raises
@@ -933,7 +873,7 @@ START_TEST(test_report_single)
     ck_assert_ptr_nonnull(strstr(line, s1));
     at_site(s2, sizeof s2, " via nursery at ", __FILE__, rsingle_nline);
     ck_assert_ptr_nonnull(strstr(line, s2));
-    ck_assert_int_eq(count_sub(line, " via nursery at "), 1);
+    ck_assert_int_eq(count_of(line, " via nursery at "), 1);
 }
 END_TEST
 
@@ -1130,7 +1070,7 @@ START_TEST(test_report_through_nested)
     ck_assert_ptr_nonnull(strstr(line, "EIO"));
     at_site(s3, sizeof s3, " at ", __FILE__, crasher_line);
     ck_assert_ptr_nonnull(strstr(line, s3));
-    ck_assert_int_eq(count_sub(line, " via nursery at "), 2);
+    ck_assert_int_eq(count_of(line, " via nursery at "), 2);
     at_site(s1, sizeof s1, " via nursery at ", __FILE__, wone_line);
     at_site(s2, sizeof s2, " via nursery at ", __FILE__, single_line);
     inner = strstr(line, s1);

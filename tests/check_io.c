@@ -6,15 +6,12 @@
 
 #include "testutil.h"
 
-static tlog L;
 static int fds[2];
 
 static int run_poll(ptrio_fn fn, void *frame)
 {
     ptrio_loop loop;
-    ptrio_loop_init(&loop);
-    ck_assert_int_eq(ptrio_loop_use_backend(&loop, &ptrio_backend_poll), 0);
-    ptrio_loop_set_report(&loop, NULL, NULL);
+    loop_setup(&loop, &ptrio_backend_poll, NULL);
     return ptrio_loop_run_named(&loop, fn, frame, "main");
 }
 

@@ -5,50 +5,6 @@
 
 #include "testutil.h"
 
-static tlog L;
-
-/* Writes "<s><v>" into b (at most 40 characters of s). */
-static char *fmt(char *b, const char *s, long v)
-{
-    char d[24];
-    size_t n = strlen(s);
-    unsigned long u;
-    int k = 0;
-
-    if (n > 40)
-        n = 40;
-    memcpy(b, s, n);
-    b += n;
-    if (v < 0) {
-        *b++ = '-';
-        u = 0UL - (unsigned long)v;
-    } else {
-        u = (unsigned long)v;
-    }
-    do {
-        d[k++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    while (k)
-        *b++ = d[--k];
-    *b = '\0';
-    return b;
-}
-
-static void logn(tlog *l, const char *s, long v)
-{
-    char b[64];
-    fmt(b, s, v);
-    tlog_add(l, b);
-}
-
-static void logn_at(tlog *l, const char *s, long v)
-{
-    char b[64];
-    fmt(b, s, v);
-    tlog_at(l, b);
-}
-
 /* Appends "<a><b>". */
 static void log2s(tlog *l, const char *a, const char *b)
 {
@@ -62,18 +18,6 @@ static void log2s(tlog *l, const char *a, const char *b)
     memcpy(buf + na, b, nb);
     buf[na + nb] = '\0';
     tlog_add(l, buf);
-}
-
-/* Occurrences of `needle` in `hay`. */
-static int count_of(const char *hay, const char *needle)
-{
-    int k = 0;
-    size_t n = strlen(needle);
-    while ((hay = strstr(hay, needle))) {
-        k++;
-        hay += n;
-    }
-    return k;
 }
 
 /* ---- a configurable worker ------------------------------------------ */
@@ -643,17 +587,6 @@ static int hooks_main(ptrio_frame *fr)
         }
     }
     PTRIO_END(f);
-}
-
-static int run_hooked(ptrio_fn fn, void *frame, const char *name,
-                      const ptrio_hooks *hooks, struct hook_counts *c)
-{
-    static ptrio_loop loop;
-    ptrio_loop_init(&loop);
-    ck_assert_int_eq(ptrio_loop_use_backend(&loop, &ptrio_backend_virtual), 0);
-    ptrio_loop_set_report(&loop, NULL, NULL);
-    ptrio_loop_set_hooks(&loop, hooks, c);
-    return ptrio_loop_run_named(&loop, fn, frame, name);
 }
 
 /* Spawned, scheduled (every step) and exited (with the status), in

@@ -5,73 +5,10 @@
  * Portable: no POSIX calls; all time is on the virtual clock. */
 #include <stdlib.h>
 
+#define TESTUTIL_EVENTS
 #include "testutil.h"
 
 /* ---- shared helpers ------------------------------------------------ */
-
-static tlog L;
-
-/* Logs "<who><what>@<ms>". */
-static void ev(const char *who, const char *what)
-{
-    char buf[64];
-    size_t n = 0;
-    const char *p;
-    for (p = who; p && *p && n < 30; p++)
-        buf[n++] = *p;
-    for (p = what; p && *p && n < 62; p++)
-        buf[n++] = *p;
-    buf[n] = '\0';
-    tlog_at(&L, buf);
-}
-
-/* Logs "<who>!<ERRNAME>@<ms>". */
-static void ev_err(const char *who, int code)
-{
-    char buf[32];
-    const char *name = ptrio_errname(code);
-    size_t n = 1;
-    buf[0] = '!';
-    while (*name && n < sizeof buf - 1)
-        buf[n++] = *name++;
-    buf[n] = '\0';
-    ev(who, buf);
-}
-
-/* Logs "<name>+" when it starts, sleeps `d` (PTRIO_TIME_INF: forever),
- * logs "<name>" when it wakes, "<name>!<ERR>" if it ends by an error. */
-struct sleeper {
-    ptrio_frame fr;
-    const char *name;
-    ptrio_time d;
-};
-
-static int sleeper(ptrio_frame *fr)
-{
-    struct sleeper *f = PTRIO_SELF(fr, struct sleeper);
-    PTRIO_BEGIN(f);
-    ev(f->name, "+");
-    PTRIO_AWAIT(f, ptrio_sleep(f, f->d));
-    ev(f->name, "");
-    PTRIO_FINALLY(f);
-    if (PTRIO_FINALLY_ERROR(f))
-        ev_err(f->name, PTRIO_FINALLY_ERROR(f));
-    PTRIO_END(f);
-}
-
-/* Logs its name and returns at once (no checkpoint). */
-struct marker {
-    ptrio_frame fr;
-    const char *name;
-};
-
-static int marker(ptrio_frame *fr)
-{
-    struct marker *f = PTRIO_SELF(fr, struct marker);
-    PTRIO_BEGIN(f);
-    ev(f->name, "");
-    PTRIO_END(f);
-}
 
 /* Logs "<name><i>" then checkpoints, three times. */
 struct looper {
@@ -89,24 +26,6 @@ static int looper(ptrio_frame *fr)
         ev(f->name, digits[f->i]);
         PTRIO_CHECKPOINT(f);
     }
-    PTRIO_END(f);
-}
-
-/* Sleeps `d`, logs "<name>", then cancels `target`. */
-struct canceller {
-    ptrio_frame fr;
-    const char *name;
-    ptrio_time d;
-    ptrio_scope *target;
-};
-
-static int canceller(ptrio_frame *fr)
-{
-    struct canceller *f = PTRIO_SELF(fr, struct canceller);
-    PTRIO_BEGIN(f);
-    PTRIO_AWAIT(f, ptrio_sleep(f, f->d));
-    ev(f->name, "");
-    ptrio_cancel(f->target);
     PTRIO_END(f);
 }
 

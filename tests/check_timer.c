@@ -6,43 +6,6 @@
 
 #include "testutil.h"
 
-static tlog L;
-
-/* Writes "<s><v>" into b (at most 40 characters of s). */
-static char *fmt(char *b, const char *s, long v)
-{
-    char d[24];
-    size_t n = strlen(s);
-    unsigned long u;
-    int k = 0;
-
-    if (n > 40)
-        n = 40;
-    memcpy(b, s, n);
-    b += n;
-    if (v < 0) {
-        *b++ = '-';
-        u = 0UL - (unsigned long)v;
-    } else {
-        u = (unsigned long)v;
-    }
-    do {
-        d[k++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    while (k)
-        *b++ = d[--k];
-    *b = '\0';
-    return b;
-}
-
-static void logn_at(const char *s, long v)
-{
-    char b[64];
-    fmt(b, s, v);
-    tlog_at(&L, b);
-}
-
 /* ---- sleepers -------------------------------------------------------- */
 
 struct sleeper {
@@ -65,7 +28,7 @@ static int sleeper(ptrio_frame *fr)
     else
         PTRIO_TRY(f, f->rc, ptrio_sleep(f, f->d));
     if (f->rc < 0)
-        logn_at(f->name, f->rc);
+        logn_at(&L, f->name, f->rc);
     else
         tlog_at(&L, f->name);
     PTRIO_END(f);
@@ -339,10 +302,10 @@ static int talker(ptrio_frame *fr)
     struct talker *f = PTRIO_SELF(fr, struct talker);
     PTRIO_BEGIN(f);
     for (f->i = 0; f->i < 2; f->i++) {
-        logn_at(f->name, f->i);
+        logn_at(&L, f->name, f->i);
         PTRIO_TRY(f, f->rc[f->i], talker_await(f));
     }
-    logn_at(f->name, f->i);
+    logn_at(&L, f->name, f->i);
     PTRIO_END(f);
 }
 
@@ -430,26 +393,18 @@ static tlog WL;
 
 static void before_wait(void *ctx, ptrio_time deadline)
 {
-    char b[64];
     (void)ctx;
     if (deadline == PTRIO_TIME_INF)
         tlog_add(&WL, "inf");
-    else {
-        fmt(b, "", (long)(deadline / PTRIO_MS(1)));
-        tlog_add(&WL, b);
-    }
+    else
+        logn(&WL, "", (long)(deadline / PTRIO_MS(1)));
 }
 
 static const ptrio_hooks wait_hooks = {NULL, NULL, NULL, before_wait, NULL};
 
 static int run_watched(ptrio_fn fn, void *frame, const char *name)
 {
-    static ptrio_loop loop;
-    ptrio_loop_init(&loop);
-    ck_assert_int_eq(ptrio_loop_use_backend(&loop, &ptrio_backend_virtual), 0);
-    ptrio_loop_set_report(&loop, NULL, NULL);
-    ptrio_loop_set_hooks(&loop, &wait_hooks, NULL);
-    return ptrio_loop_run_named(&loop, fn, frame, name);
+    return run_hooked(fn, frame, name, &wait_hooks, NULL);
 }
 
 struct canceller { ptrio_frame fr; ptrio_nursery *n; ptrio_time after; };
@@ -534,7 +489,7 @@ static int scoped(ptrio_frame *fr)
             tlog_add(&L, "unreached2");
         }
     }
-    logn_at("failed", ptrio_scope_error(&f->b));
+    logn_at(&L, "failed", ptrio_scope_error(&f->b));
     PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
     tlog_at(&L, "end");
     PTRIO_END(f);
