@@ -1351,7 +1351,7 @@ int main(void)
     tcase_add_test(tc, test_raise_reaches_try);
     tcase_add_test(tc, test_raise_uncaught);
     tcase_add_test(tc, test_frame_reuse_sequential);
-    tcase_add_test(tc, test_frame_busy_while_running);
+    tcase_add_misuse_test(tc, test_frame_busy_while_running);
     tcase_add_test(tc, test_yield_interleaves);
     tcase_add_test(tc, test_yield_ignores_cancel);
     tcase_add_test(tc, test_blocks_resumed_in_body);

@@ -890,12 +890,12 @@ int main(void)
     int failed;
 
     tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_outside_loop);
-    tcase_add_test(tc, test_wrong_self);
-    tcase_add_test(tc, test_call_errors);
-    tcase_add_test(tc, test_call_ancestor);
-    tcase_add_test(tc, test_start_soon_errors);
-    tcase_add_test(tc, test_start_errors);
+    tcase_add_misuse_test(tc, test_outside_loop);
+    tcase_add_misuse_test(tc, test_wrong_self);
+    tcase_add_misuse_test(tc, test_call_errors);
+    tcase_add_misuse_test(tc, test_call_ancestor);
+    tcase_add_misuse_test(tc, test_start_soon_errors);
+    tcase_add_misuse_test(tc, test_start_errors);
     tcase_add_test(tc, test_loop_run_errors);
     tcase_add_test(tc, test_use_backend_errors);
     tcase_add_test(tc, test_no_backend);

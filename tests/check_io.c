@@ -190,7 +190,7 @@ int main(void)
     tcase_add_test(tc, test_notify_closing_wakes_waiter);
     tcase_add_test(tc, test_fd_wait_is_cancellable);
     tcase_add_test(tc, test_second_waiter_and_bad_fd);
-    tcase_add_test(tc, test_virtual_has_no_fd_waits);
+    tcase_add_misuse_test(tc, test_virtual_has_no_fd_waits);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1451,11 +1451,11 @@ int main(void)
     tcase_add_test(tc, test_start_soon_order);
     tcase_add_test(tc, test_start_soon_batches);
     tcase_add_test(tc, test_nested_nurseries);
-    tcase_add_test(tc, test_nursery_closure);
+    tcase_add_misuse_test(tc, test_nursery_closure);
     tcase_add_test(tc, test_spawn_name);
     tcase_add_test(tc, test_out_of_context);
     tcase_add_test(tc, test_nursery_live);
-    tcase_add_test(tc, test_start_soon_busy_and_reuse);
+    tcase_add_misuse_test(tc, test_start_soon_busy_and_reuse);
     tcase_add_test(tc, test_return_inside_nursery);
     tcase_add_test(tc, test_break_leaves_nursery);
     tcase_add_test(tc, test_children_return_values);
@@ -1468,7 +1468,7 @@ int main(void)
     tcase_add_test(tc, test_start_just_started_cancelled);
     tcase_add_test(tc, test_start_cancel_starter);
     tcase_add_test(tc, test_start_when_already_cancelled);
-    tcase_add_test(tc, test_started_twice);
+    tcase_add_misuse_test(tc, test_started_twice);
     tcase_add_test(tc, test_started_ignored);
     tcase_add_test(tc, test_start_keeps_nursery_open);
     tcase_add_test(tc, test_start_keeps_nursery_open_crash);

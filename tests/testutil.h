@@ -13,6 +13,17 @@
 
 #include <ptrio.h>
 
+/* A test that passes bad input on purpose. A debug build (PTRIO_DEBUG)
+ * turns misuse into a trap at its first instance, so there the test checks
+ * that the trap fires (SIGILL: __builtin_trap); elsewhere it checks the
+ * error codes. */
+#ifdef PTRIO_DEBUG
+#include <signal.h>
+#define tcase_add_misuse_test(tc, fn) tcase_add_test_raise_signal(tc, fn, SIGILL)
+#else
+#define tcase_add_misuse_test(tc, fn) tcase_add_test(tc, fn)
+#endif
+
 /* An event log: tests append short strings and compare the whole. */
 #define TLOG_MAX 4096
 typedef struct tlog {
