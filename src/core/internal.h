@@ -98,6 +98,7 @@ ptrio_task *ptrio__self(void *self);
 void ptrio__ready(ptrio_loop *l, ptrio_task *t);
 void ptrio__wake(ptrio_loop *l, ptrio_task *t, int rc);
 void ptrio__park(ptrio_task *t, int wait);
+int ptrio__after(ptrio_time now, ptrio_time d, ptrio_time *out);
 void ptrio__report(ptrio_loop *l, const char *line);
 
 /* timer.c */

@@ -330,12 +330,13 @@ int ptrio_call(void *self, void *sub, ptrio_fn fn)
     return rc;
 }
 
-/* Queues the running task behind the ready ones. */
-static int yield(ptrio_task *t)
+/* Queues the running task behind the ready ones. `wait` W_YIELD makes it
+ * a cancel point: a cancellation while queued becomes its status. */
+static int yield(ptrio_task *t, int wait)
 {
     t->frame->result = 0;
     ptrio__ready(ptrio__loop, t);
-    t->wait = W_YIELD;
+    t->wait = (uint8_t)wait;
     return PTRIO_PENDING;
 }
 
@@ -347,7 +348,7 @@ static NOINLINE int checkpoint_slow(void *self)
         return -PTRIO_ENOTASK;
     if (ptrio__cancelled(t))
         return -PTRIO_ECANCELED;
-    return yield(t);
+    return yield(t, W_YIELD);
 }
 
 /* The hot path of every CPU-bound loop: a leaf, no calls, while no open
@@ -370,11 +371,7 @@ int ptrio_checkpoint(void *self)
 int ptrio_yield(void *self)
 {
     ptrio_task *t = ptrio__self(self);
-    if (!t)
-        return -PTRIO_ENOTASK;
-    yield(t);
-    t->wait = W_NONE;   /* not a cancel point */
-    return PTRIO_PENDING;
+    return t ? yield(t, W_NONE) : -PTRIO_ENOTASK;
 }
 
 int ptrio_checkpoint_if_cancelled(void *self)
@@ -385,6 +382,40 @@ int ptrio_checkpoint_if_cancelled(void *self)
     return ptrio__cancelled(t) ? -PTRIO_ECANCELED : 0;
 }
 
+/* now + d, or an error for a negative or overflowing duration; a finite
+ * duration always gives a finite deadline. */
+int ptrio__after(ptrio_time now, ptrio_time d, ptrio_time *out)
+{
+    if (d < 0)
+        return -PTRIO_EINVAL;
+    if (d == PTRIO_TIME_INF) {
+        *out = PTRIO_TIME_INF;
+        return 0;
+    }
+    if (now > 0 && d > PTRIO_TIME_INF - 1 - now)
+        return -PTRIO_EOVERFLOW;
+    *out = now + d;
+    return 0;
+}
+
+/* Parks `t` until `deadline`; a deadline already passed at `now` makes it
+ * a checkpoint. */
+static int sleep_task(ptrio_loop *l, ptrio_task *t, ptrio_time deadline,
+                      ptrio_time now)
+{
+    if (ptrio__cancelled(t))
+        return -PTRIO_ECANCELED;
+    if (deadline == PTRIO_TIME_INF) {
+        ptrio__park(t, W_FOREVER);
+        return PTRIO_PENDING;
+    }
+    if (deadline <= now)
+        return yield(t, W_YIELD);
+    ptrio__timer_add(l, &t->w.timer, deadline, 0);
+    ptrio__park(t, W_TIMER);
+    return PTRIO_PENDING;
+}
+
 int ptrio_sleep_until(void *self, ptrio_time deadline)
 {
     ptrio_task *t = ptrio__self(self);
@@ -392,33 +423,22 @@ int ptrio_sleep_until(void *self, ptrio_time deadline)
 
     if (!t)
         return -PTRIO_ENOTASK;
-    if (ptrio__cancelled(t))
-        return -PTRIO_ECANCELED;
-    if (deadline == PTRIO_TIME_INF) {
-        ptrio__park(t, W_FOREVER);
-        return PTRIO_PENDING;
-    }
-    if (deadline <= l->backend->now(l))
-        return yield(t);
-    ptrio__timer_add(l, &t->w.timer, deadline, 0);
-    ptrio__park(t, W_TIMER);
-    return PTRIO_PENDING;
+    return sleep_task(l, t, deadline, l->backend->now(l));
 }
 
 int ptrio_sleep(void *self, ptrio_time d)
 {
-    ptrio_time now;
+    ptrio_task *t = ptrio__self(self);
+    ptrio_loop *l = ptrio__loop;
+    ptrio_time now, deadline;
+    int rc;
 
-    if (!ptrio__self(self))
+    if (!t)
         return -PTRIO_ENOTASK;
-    if (d < 0)
-        return -PTRIO_EINVAL;
-    if (d == PTRIO_TIME_INF)
-        return ptrio_sleep_until(self, PTRIO_TIME_INF);
-    now = ptrio_now();
-    if (now > 0 && d > PTRIO_TIME_INF - now)
-        return -PTRIO_EOVERFLOW;
-    return ptrio_sleep_until(self, now + d);
+    now = l->backend->now(l);
+    if ((rc = ptrio__after(now, d, &deadline)) < 0)
+        return rc;
+    return sleep_task(l, t, deadline, now);
 }
 
 int ptrio_sleep_forever(void *self)

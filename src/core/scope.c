@@ -232,29 +232,10 @@ int ptrio_scope_set_deadline(ptrio_scope *sc, ptrio_time deadline)
     return 0;
 }
 
-/* Durations beyond ~146 years are taken for overflow bugs. */
-#define PTRIO__TIME_HUGE (PTRIO_TIME_INF / 2)
-
-/* now + d, or an error for a negative or overflowing duration. */
-static int after(ptrio_time d, ptrio_time *out)
-{
-    ptrio_time now = ptrio_now();
-    if (d < 0)
-        return -PTRIO_EINVAL;
-    if (d == PTRIO_TIME_INF) {
-        *out = PTRIO_TIME_INF;
-        return 0;
-    }
-    if (now > 0 && d > PTRIO_TIME_INF - 1 - now)
-        return -PTRIO_EOVERFLOW;
-    *out = now + d;
-    return 0;
-}
-
 int ptrio_scope_set_timeout(ptrio_scope *sc, ptrio_time d)
 {
     ptrio_time when;
-    int rc = after(d, &when);
+    int rc = ptrio__after(ptrio_now(), d, &when);
     return rc < 0 ? rc : ptrio_scope_set_deadline(sc, when);
 }
 
@@ -361,6 +342,9 @@ int ptrio__scope_open(ptrio_frame *fr, ptrio_scope *sc, uintptr_t exit,
     }
     return 0;
 }
+
+/* Durations beyond ~146 years are taken for overflow bugs. */
+#define PTRIO__TIME_HUGE (PTRIO_TIME_INF / 2)
 
 int ptrio__scope_open_after(ptrio_frame *fr, ptrio_scope *sc,
                             uintptr_t exit, ptrio_time d, unsigned flags)
