@@ -118,6 +118,8 @@ void ptrio__scope_expired(ptrio_scope *sc);
 void ptrio__arm_lazy(ptrio_loop *l);
 void ptrio__drop_timer(ptrio_scope *sc);
 void ptrio__scope_closed(ptrio_scope *sc);
+void ptrio__scope_push(ptrio_task *t, ptrio_frame *fr, ptrio_scope *sc,
+                       uintptr_t exit, unsigned flags);
 
 /* nursery.c */
 void ptrio__task_finished(ptrio_loop *l, ptrio_task *t, int rc);

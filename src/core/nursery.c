@@ -269,13 +269,7 @@ int ptrio__nursery_open(ptrio_frame *fr, ptrio_nursery *n, uintptr_t exit,
     n->state = N_OPEN;
     n->site.file = file;
     n->site.line = line;
-    n->scope.flags = (uint16_t)(PTRIO__SCOPE_OPEN | PTRIO__SCOPE_BODY |
-                                PTRIO__SCOPE_NURSERY);
-    n->scope.parent = t->scope;
-    n->scope.task = t;
-    n->scope.frame = fr;
-    n->scope.exit = exit;
-    t->scope = &n->scope;
+    ptrio__scope_push(t, fr, &n->scope, exit, PTRIO__SCOPE_NURSERY);
     return 0;
 }
 

@@ -309,8 +309,8 @@ ptrio_time ptrio_current_effective_deadline(void)
 /* ---- blocks ------------------------------------------------------- */
 
 /* Pushes `sc` on the task's scope stack as the block of frame `fr`. */
-static void push(ptrio_task *t, ptrio_frame *fr, ptrio_scope *sc,
-                 uintptr_t exit, unsigned flags)
+void ptrio__scope_push(ptrio_task *t, ptrio_frame *fr, ptrio_scope *sc,
+                       uintptr_t exit, unsigned flags)
 {
     sc->flags = (uint16_t)(PTRIO__SCOPE_OPEN | PTRIO__SCOPE_BODY | flags);
     sc->parent = t->scope;
@@ -334,7 +334,7 @@ int ptrio__scope_open(ptrio_frame *fr, ptrio_scope *sc, uintptr_t exit,
         MISUSE("entering a scope that is already open");
         return -PTRIO_EBUSY;
     }
-    push(t, fr, sc, exit, flags);
+    ptrio__scope_push(t, fr, sc, exit, flags);
     if (deadline != PTRIO_TIME_INF) {
         sc->flags |= PTRIO__SCOPE_DEADLINE;
         ptrio__timer_set_when(&sc->timer, deadline);
