@@ -326,7 +326,7 @@ START_TEST(test_task_crash_propagation)
     static treport rep;
     tlog_clear(&L);
     ck_assert_int_eq(run_virtual(prop_main, &m, &rep), -PTRIO_EIO);
-    ck_assert_str_eq(L.buf, "crasher:raise@0 looper!ECANCELED@0");
+    ck_assert_str_eq(L.buf, "crasher:raise@0 looper!PTRIO_ECANCELED@0");
     ck_assert_int_eq(rep.count, 1);
 }
 END_TEST
@@ -385,8 +385,8 @@ START_TEST(test_crash_cancels_siblings_and_body)
     ck_assert_int_eq(m.rc, -PTRIO_EIO);
     ck_assert_str_eq(L.buf,
                      "body+@0 s1+@0 s2+@0 crasher:raise@1000 "
-                     "s1!ECANCELED@1000 s2!ECANCELED@1000 "
-                     "body!ECANCELED@1000 caught@1000");
+                     "s1!PTRIO_ECANCELED@1000 s2!PTRIO_ECANCELED@1000 "
+                     "body!PTRIO_ECANCELED@1000 caught@1000");
     ck_assert_str_eq(m.fail.task, "crasher");
     ck_assert_str_eq(m.fail.msg, "crash");
     ck_assert_int_eq(m.fail.line, crasher_line);
@@ -422,7 +422,7 @@ START_TEST(test_child_crash_wakes_parent)
     static struct wake_main m;
     tlog_clear(&L);
     ck_assert_int_eq(run_virtual(wake_main, &m, NULL), -PTRIO_EIO);
-    ck_assert_str_eq(L.buf, "body+@0 crasher:raise@0 body!ECANCELED@0");
+    ck_assert_str_eq(L.buf, "body+@0 crasher:raise@0 body!PTRIO_ECANCELED@0");
 }
 END_TEST
 
@@ -560,7 +560,7 @@ START_TEST(test_failure_after_cancel)
     ck_assert_int_eq(run_virtual(after_main, &m, NULL), 0);
     ck_assert_int_eq(m.rc, -PTRIO_EGROUP);
     ck_assert_int_eq(m.frc, 0);
-    ck_assert_str_eq(L.buf, "a:raise@1000 cleanup!ECANCELED@1000");
+    ck_assert_str_eq(L.buf, "a:raise@1000 cleanup!PTRIO_ECANCELED@1000");
     ck_assert_int_eq(ptrio_group_size(m.fail.group), 2);
     ck_assert_str_eq(G,
                      "a:EIO:crash cleanup_fail:EPIPE:cleanup failed");
@@ -814,7 +814,7 @@ START_TEST(test_single_failure_through_nested)
     ck_assert_str_eq(m.fail.msg, "crash");
     ck_assert_ptr_eq(m.fail.via, &m.sub.w.n);
     ck_assert_ptr_null(m.fail.group);
-    ck_assert_str_eq(L.buf, "s+@0 kid:raise@1000 s!ECANCELED@1000 "
+    ck_assert_str_eq(L.buf, "s+@0 kid:raise@1000 s!PTRIO_ECANCELED@1000 "
                             "caught@1000");
 }
 END_TEST
@@ -1197,7 +1197,7 @@ START_TEST(test_try_block_catches_child_failure)
     ck_assert_str_eq(m.fail.task, "erroring");
     ck_assert_str_eq(m.fail.msg, "uh oh");
     ck_assert_ptr_eq(m.fail.via, &m.n);
-    ck_assert_str_eq(L.buf, "s+@0 s!ECANCELED@0 after@0");
+    ck_assert_str_eq(L.buf, "s+@0 s!PTRIO_ECANCELED@0 after@0");
 }
 END_TEST
 
@@ -1323,8 +1323,8 @@ START_TEST(test_finally_runs_in_cancelled_children)
     ck_assert_int_eq(run_virtual(fin_main, &m, NULL), 0);
     ck_assert_int_eq(m.rc, -PTRIO_EIO);
     ck_assert_str_eq(L.buf,
-                     "crasher:raise@1000 k1!ECANCELED@1000 k2!ECANCELED@1000 "
-                     "k2-retry!ECANCELED@1000 k1-cleaned@2000 "
+                     "crasher:raise@1000 k1!PTRIO_ECANCELED@1000 k2!PTRIO_ECANCELED@1000 "
+                     "k2-retry!PTRIO_ECANCELED@1000 k1-cleaned@2000 "
                      "caught!EIO@2000");
 }
 END_TEST
@@ -1439,8 +1439,8 @@ START_TEST(test_error_passes_cancelled_scope)
     ck_assert(ptrio_cancel_called(&m.outer));
     ck_assert(!ptrio_cancelled_caught(&m.outer));
     ck_assert(ptrio_cancel_called(ptrio_nursery_scope(&m.n)));
-    ck_assert_str_eq(L.buf, "t1+@0 t1!ECANCELED@0 t2+@0 t2!ECANCELED@0 "
-                            "t3+@0 t3!ECANCELED@0 c:raise@0 after@0");
+    ck_assert_str_eq(L.buf, "t1+@0 t1!PTRIO_ECANCELED@0 t2+@0 t2!PTRIO_ECANCELED@0 "
+                            "t3+@0 t3!PTRIO_ECANCELED@0 c:raise@0 after@0");
 }
 END_TEST
 
@@ -1585,7 +1585,7 @@ START_TEST(test_errnames)
     ck_assert_str_eq(ptrio_errname(-PTRIO_EIO), "EIO");
     ck_assert_str_eq(ptrio_errname(PTRIO_EIO), "EIO");
     ck_assert_str_eq(ptrio_errname(-PTRIO_ETIMEDOUT), "ETIMEDOUT");
-    ck_assert_str_eq(ptrio_errname(-PTRIO_ECANCELED), "ECANCELED");
+    ck_assert_str_eq(ptrio_errname(-PTRIO_ECANCELED), "PTRIO_ECANCELED");
     ck_assert_str_eq(ptrio_errname(-PTRIO_EGROUP), "PTRIO_EGROUP");
     ck_assert_str_eq(ptrio_errname(-PTRIO_ECLOSED), "PTRIO_ECLOSED");
     ck_assert_str_eq(ptrio_errname(-PTRIO_ENOSTART), "PTRIO_ENOSTART");

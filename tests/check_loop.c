@@ -782,7 +782,7 @@ START_TEST(test_deadlock_detected)
     f = (struct dl_main){0};
     tlog_clear(&L);
     ck_assert_int_eq(run_virtual(dl_main, &f, &rep), -PTRIO_EDEADLK);
-    ck_assert_str_eq(L.buf, "a-125@3000 b-125@3000 main-125@3000");
+    ck_assert_str_eq(L.buf, "a-9007@3000 b-9007@3000 main-9007@3000");
     ck_assert_int_ge(rep.count, 1);
     ck_assert_ptr_nonnull(strstr(rep.lines.buf, "deadlock"));
 }
@@ -795,7 +795,7 @@ START_TEST(test_deadlock_main_alone)
     f = (struct forever){.name = "m"};
     tlog_clear(&L);
     ck_assert_int_eq(run_virtual(forever, &f, NULL), -PTRIO_EDEADLK);
-    ck_assert_str_eq(L.buf, "m-125@0");
+    ck_assert_str_eq(L.buf, "m-9007@0");
 }
 END_TEST
 
@@ -829,7 +829,7 @@ START_TEST(test_no_deadlock_when_cancelled)
     tlog_clear(&L);
     ck_assert_int_eq(run_virtual(nodl_main, &f, &rep), 0);
     ck_assert_int_eq(rep.count, 0);
-    ck_assert_str_eq(L.buf, "c-125@1000 joined@1000");
+    ck_assert_str_eq(L.buf, "c-9007@1000 joined@1000");
 }
 END_TEST
 

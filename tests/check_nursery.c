@@ -717,8 +717,8 @@ START_TEST(test_nursery_cancel_precancelled)
     static struct ncancel_main m;
     tlog_clear(&L);
     ck_assert_int_eq(run_virtual(ncancel_main, &m, NULL), 0);
-    ck_assert_str_eq(L.buf, "body@0 a+@0 a!ECANCELED@0 b+@0 "
-                            "b!ECANCELED@0 after@0");
+    ck_assert_str_eq(L.buf, "body@0 a+@0 a!PTRIO_ECANCELED@0 b+@0 "
+                            "b!PTRIO_ECANCELED@0 after@0");
     ck_assert(ptrio_cancel_called(ptrio_nursery_scope(&m.n)));
     ck_assert(ptrio_cancelled_caught(ptrio_nursery_scope(&m.n)));
 }
@@ -755,8 +755,8 @@ START_TEST(test_nursery_cancel_wakes_children)
     static struct ncancel2_main m;
     tlog_clear(&L);
     ck_assert_int_eq(run_virtual(ncancel2_main, &m, NULL), 0);
-    ck_assert_str_eq(L.buf, "a+@0 b+@0 body@1000 a!ECANCELED@1000 "
-                            "b!ECANCELED@1000 after@1000");
+    ck_assert_str_eq(L.buf, "a+@0 b+@0 body@1000 a!PTRIO_ECANCELED@1000 "
+                            "b!PTRIO_ECANCELED@1000 after@1000");
     ck_assert(ptrio_cancelled_caught(ptrio_nursery_scope(&m.n)));
 }
 END_TEST
@@ -794,7 +794,7 @@ START_TEST(test_nursery_scope_deadline)
     tlog_clear(&L);
     ck_assert_int_eq(run_virtual(ndeadline_main, &m, NULL), 0);
     ck_assert(m.dl == PTRIO_SEC(2));
-    ck_assert_str_eq(L.buf, "a+@0 b+@0 b@1000 a!ECANCELED@2000 after@2000");
+    ck_assert_str_eq(L.buf, "a+@0 b+@0 b@1000 a!PTRIO_ECANCELED@2000 after@2000");
     ck_assert(ptrio_cancel_called(ptrio_nursery_scope(&m.n)));
     ck_assert(ptrio_cancelled_caught(ptrio_nursery_scope(&m.n)));
 }
@@ -993,7 +993,7 @@ START_TEST(test_start_cancel_starter)
     static struct scancel_main m;
     tlog_clear(&L);
     ck_assert_int_eq(run_virtual(scancel_main, &m, NULL), 0);
-    ck_assert_str_eq(L.buf, "slow+@0 cancel@2000 slow!ECANCELED@2000 "
+    ck_assert_str_eq(L.buf, "slow+@0 cancel@2000 slow!PTRIO_ECANCELED@2000 "
                             "after-cs@2000 closed@2000");
     ck_assert(ptrio_cancelled_caught(&m.cs));
     ck_assert(!ptrio_cancel_called(ptrio_nursery_scope(&m.n)));
@@ -1036,7 +1036,7 @@ START_TEST(test_start_when_already_cancelled)
     static struct sprecancel_main m;
     tlog_clear(&L);
     ck_assert_int_eq(run_virtual(sprecancel_main, &m, NULL), 0);
-    ck_assert_str_eq(L.buf, "pre@0 kid+@0 kid!ECANCELED@0 after@0");
+    ck_assert_str_eq(L.buf, "pre@0 kid+@0 kid!PTRIO_ECANCELED@0 after@0");
     ck_assert(ptrio_cancelled_caught(&m.cs));
 }
 END_TEST
@@ -1292,7 +1292,7 @@ START_TEST(test_start_failure_after_started)
     ck_assert_str_eq(m.fail.msg, "late");
     ck_assert_ptr_eq(m.fail.via, &m.sub.n);
     ck_assert_str_eq(L.buf,
-                     "sib+@0 started@0 sib!ECANCELED@1000 caught@1000");
+                     "sib+@0 started@0 sib!PTRIO_ECANCELED@1000 caught@1000");
 }
 END_TEST
 
@@ -1325,7 +1325,7 @@ START_TEST(test_start_nursery_cancel_reaches_started)
     static struct scancelled_main m;
     tlog_clear(&L);
     ck_assert_int_eq(run_virtual(scancelled_main, &m, NULL), 0);
-    ck_assert_str_eq(L.buf, "kid+@0 started@1000 kid!ECANCELED@2000 "
+    ck_assert_str_eq(L.buf, "kid+@0 started@1000 kid!PTRIO_ECANCELED@2000 "
                             "closed@2000");
 }
 END_TEST
@@ -1417,7 +1417,7 @@ START_TEST(test_start_into_cancelled_nursery)
     ck_assert_int_eq(run_virtual(cancelled_target_main, &m, NULL), 0);
     ck_assert_ptr_eq(m.target, &m.setup.n);
     ck_assert_str_eq(L.buf, "c1+@0 c2+@0 moving@0 started@0 "
-                            "c1!ECANCELED@0 c2!ECANCELED@0 done@0");
+                            "c1!PTRIO_ECANCELED@0 c2!PTRIO_ECANCELED@0 done@0");
     ck_assert(ptrio_cancelled_caught(ptrio_nursery_scope(&m.setup.n)));
 }
 END_TEST
@@ -1432,7 +1432,7 @@ START_TEST(test_start_then_cancel_target)
     m.after = 1;
     ck_assert_int_eq(run_virtual(cancelled_target_main, &m, NULL), 0);
     ck_assert_str_eq(L.buf, "c1+@0 c2+@0 moving@0 started@0 "
-                            "c1!ECANCELED@0 c2!ECANCELED@0 done@0");
+                            "c1!PTRIO_ECANCELED@0 c2!PTRIO_ECANCELED@0 done@0");
     ck_assert(ptrio_cancelled_caught(ptrio_nursery_scope(&m.setup.n)));
 }
 END_TEST

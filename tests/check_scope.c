@@ -488,8 +488,8 @@ START_TEST(test_cancel_inheritance)
     ck_assert(ptrio_cancelled_caught(&m.top));
     ck_assert_str_eq(L.buf,
                      "w1-l1+@0 w1-l2+@0 w2-l1+@0 w2-l2+@0 "
-                     "w1-l1!ECANCELED@1000 w1-l2!ECANCELED@1000 "
-                     "w2-l1!ECANCELED@1000 w2-l2!ECANCELED@1000 done@1000");
+                     "w1-l1!PTRIO_ECANCELED@1000 w1-l2!PTRIO_ECANCELED@1000 "
+                     "w2-l1!PTRIO_ECANCELED@1000 w2-l2!PTRIO_ECANCELED@1000 done@1000");
 }
 END_TEST
 
@@ -550,7 +550,7 @@ START_TEST(test_cancel_during_join)
     tlog_clear(&L);
     ck_assert_int_eq(run_virtual(join_main, &m, NULL), 0);
     ck_assert(ptrio_cancelled_caught(&m.outer));
-    ck_assert_str_eq(L.buf, "k1+@0 cancel@2000 k1!ECANCELED@2000 "
+    ck_assert_str_eq(L.buf, "k1+@0 cancel@2000 k1!PTRIO_ECANCELED@2000 "
                             "k1-cleaned@3000 after@3000");
 }
 END_TEST
@@ -717,7 +717,7 @@ START_TEST(test_cancel_shield_abort)
     static struct abort_main m;
     tlog_clear(&L);
     ck_assert_int_eq(run_virtual(abort_main, &m, NULL), 0);
-    ck_assert_str_eq(L.buf, "s+@0 sleeping@0 s!ECANCELED@0 body-end@0 out@0");
+    ck_assert_str_eq(L.buf, "s+@0 sleeping@0 s!PTRIO_ECANCELED@0 body-end@0 out@0");
     ck_assert(ptrio_cancelled_caught(&m.outer));
     ck_assert(!ptrio_cancelled_caught(ptrio_nursery_scope(&m.n)));
 }
@@ -760,7 +760,7 @@ START_TEST(test_unshield_wakes_parked_task)
     tlog_clear(&L);
     ck_assert_int_eq(run_virtual(unshield_main, &m, NULL), 0);
     ck_assert_str_eq(L.buf, "kid+@0 cancelled@1000 unshield@3000 "
-                            "kid!ECANCELED@3000 done@3000");
+                            "kid!PTRIO_ECANCELED@3000 done@3000");
     ck_assert(!ptrio_cancelled_caught(&m.k.sc));
     ck_assert(ptrio_cancelled_caught(ptrio_nursery_scope(&m.n)));
 }

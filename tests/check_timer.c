@@ -458,7 +458,7 @@ START_TEST(test_cancelled_sleep_timer_removed)
     tlog_clear(&L);
     tlog_clear(&WL);
     ck_assert_int_eq(run_watched(cancel_main, &f, "cancel_main"), 0);
-    ck_assert_str_eq(L.buf, "cancel@2000 s-125@2000 joined@2000 s2@3000 "
+    ck_assert_str_eq(L.buf, "cancel@2000 s-9007@2000 joined@2000 s2@3000 "
                             "end@23000");
     /* the backend waited for 2 s, then 3 s, then 23 s: never for 10 s */
     ck_assert_str_eq(WL.buf, "2000 3000 23000");
@@ -543,7 +543,7 @@ START_TEST(test_sleep_forever_until_cancelled)
     tlog_clear(&L);
     tlog_clear(&WL);
     ck_assert_int_eq(run_watched(forever_main, &f, "forever_main"), 0);
-    ck_assert_str_eq(L.buf, "cancel@251 inf-125@251 until-inf-125@251 "
+    ck_assert_str_eq(L.buf, "cancel@251 inf-9007@251 until-inf-9007@251 "
                             "joined@251");
     ck_assert_str_eq(WL.buf, "1 251");
 }

@@ -44,11 +44,28 @@ typedef struct ptrio_scope ptrio_scope;
 typedef struct ptrio_nursery ptrio_nursery;
 typedef struct ptrio_loop ptrio_loop;
 
+/* Called when a task parked with ptrio_park_hook is cancelled. Returns 0
+ * when the wait is undone (the task then wakes with -PTRIO_ECANCELED), or
+ * anything else when it cannot be: the task stays parked until the owner of
+ * the wait calls ptrio_wake. It may be called again on a later change of
+ * cancellation, so it must be idempotent. Runs on the loop's thread. */
+typedef int (*ptrio_abort_fn)(ptrio_task *t, void *data);
+
+/* A parking lot: the FIFO wait queue under every blocking primitive. One
+ * pointer; zeroed means empty. See "parking" below. */
+typedef struct ptrio_lot {
+    ptrio_task *head;               /* first parked; head->prev is the last */
+} ptrio_lot;
+
 struct ptrio_task {
     union {                         /* what the task is doing now */
         ptrio_task *next;           /* ready: run-queue link */
         ptrio__tnode timer;         /* sleeping */
-        struct { ptrio_task *next, *prev; int fd; uint16_t events; } fd;
+        struct {                    /* parked in a lot, or with a hook */
+            ptrio_task *next, *prev;        /* the lot's (or hook owner's) */
+            union { ptrio_lot *lot; ptrio_abort_fn abort; } on;
+            void *data;                     /* rides with the wait */
+        } park;
         struct { ptrio_task *child; void **value; } start;
         struct { ptrio_task *next; int code; } done;
     } w;
@@ -109,8 +126,9 @@ struct ptrio_loop {
     ptrio__tnode *timers, *first;   /* deadline tree, its earliest node */
     ptrio__tnode *lazy;             /* relative deadlines not yet armed */
     ptrio_task *current;            /* running task */
-    ptrio_task *watchers;           /* tasks waiting on fds */
+    ptrio_task *watchers;           /* tasks waiting on fds (src/io) */
     uint32_t nwatch;
+    struct ptrio_source *sources;   /* external wake sources, polled */
     ptrio_nursery system;           /* holds the main task */
     ptrio_task main;
     ptrio_report_fn report;
@@ -233,6 +251,100 @@ int ptrio_sleep_until(void *self, ptrio_time deadline);
 
 /* Sleeps until cancelled. Awaitable checkpoint. */
 int ptrio_sleep_forever(void *self);
+
+/* ---- parking: the low-level API under every primitive ------------
+ *
+ * A blocking primitive (a lock, a channel, an fd wait, yours) either
+ * completes at once or parks the running task, and later wakes it with the
+ * status its await returns. Parking is where cancellation reaches a task:
+ * a task parked in a lot is taken out of it and woken with
+ * -PTRIO_ECANCELED; a task parked with a hook has its hook called. The core
+ * knows no primitive: this is its one way to abort a wait.
+ *
+ * Rules, as in Trio: parking is a checkpoint. Inside a cancelled scope it
+ * fails with -PTRIO_ECANCELED at once and has no effect. Waking is never a
+ * checkpoint, and a woken task can no longer be cancelled out of its wait:
+ * it runs with the value it was given. Everything runs on the loop's
+ * thread; from an interrupt or another thread use a ptrio_source. */
+
+/* Parks the running task at the end of `lot` until an unpark. `data` rides
+ * with the wait (ptrio_wait_data), e.g. where a channel's receiver wants
+ * its value. Awaitable: the status is the unpark's `value`. Errors:
+ * -PTRIO_ECANCELED, -PTRIO_ENOTASK (not the running task's innermost
+ * frame), -PTRIO_EMISUSE (the task already waits: an await without
+ * PTRIO_AWAIT), -PTRIO_EINVAL (NULL lot). */
+PTRIO_NODISCARD int ptrio_park(void *self, ptrio_lot *lot, void *data);
+
+/* Parks the running task with an abort hook (Trio's
+ * wait_task_rescheduled): the owner of the wait wakes it with ptrio_wake;
+ * a cancellation calls `abort`. The task's w.park.next/prev links are the
+ * owner's to use while it waits. Awaitable; errors as ptrio_park. */
+PTRIO_NODISCARD int ptrio_park_hook(void *self, ptrio_abort_fn abort,
+                                    void *data);
+
+/* Wakes `t`, parked with ptrio_park_hook: `value` becomes its await's
+ * status. Returns 0, or -PTRIO_EINVAL when `t` is not parked with a hook. */
+int ptrio_wake(ptrio_task *t, int value);
+
+/* The first task parked in `lot` (the next to be unparked), or NULL. */
+ptrio_task *ptrio_lot_first(const ptrio_lot *lot);
+
+/* The task parked after `t` in `lot`, or NULL after the last. */
+ptrio_task *ptrio_lot_next(const ptrio_lot *lot, const ptrio_task *t);
+
+/* Wakes the first parked task with `value`. Returns it, or NULL when the
+ * lot is empty. */
+ptrio_task *ptrio_lot_unpark(ptrio_lot *lot, int value);
+
+/* Wakes the first `n` parked tasks (all: ptrio_lot_unpark_all), in order.
+ * Returns how many it woke. */
+unsigned ptrio_lot_unpark_n(ptrio_lot *lot, unsigned n, int value);
+unsigned ptrio_lot_unpark_all(ptrio_lot *lot, int value);
+
+/* Wakes the parked task `t` (anywhere in `lot`) with `value`. Returns 0,
+ * or -PTRIO_EINVAL when `t` is not parked in `lot`. */
+int ptrio_lot_unpark_task(ptrio_lot *lot, ptrio_task *t, int value);
+
+/* Moves the first `n` tasks of `from` to the end of `to`, still parked
+ * (Trio's repark; a condition variable hands its waiters to its lock).
+ * Returns how many moved. */
+unsigned ptrio_lot_repark(ptrio_lot *from, ptrio_lot *to, unsigned n);
+
+/* How many tasks are parked in `lot` (walks it: O(n)). */
+unsigned ptrio_lot_count(const ptrio_lot *lot);
+
+/* Whether no task is parked in `lot`. */
+static inline bool ptrio_lot_empty(const ptrio_lot *lot)
+{
+    return !lot->head;
+}
+
+/* The `data` a parked task gave ptrio_park or ptrio_park_hook (NULL when
+ * it is not parked there). */
+void *ptrio_wait_data(const ptrio_task *t);
+
+/* ---- external wake sources ------------------------------------------
+ *
+ * Something outside the loop's thread (an interrupt, a POSIX signal
+ * handler, a worker thread) can only do two things safely: record what
+ * happened in memory it owns (atomically), and call ptrio_loop_wake. A
+ * source is how the loop then learns it: while added, its `poll` runs on
+ * the loop's thread after every wait of the backend and between batches,
+ * and may wake tasks. A loop with a source added is never deadlocked: the
+ * source may still fire. Caller-owned; zero it before the first add. */
+typedef struct ptrio_source ptrio_source;
+struct ptrio_source {
+    ptrio_source *next, *prev;
+    void (*poll)(ptrio_source *src);
+};
+
+/* Adds `src` to the running loop, with its poll function. Returns 0, or
+ * -PTRIO_ENOTASK outside a running loop, -PTRIO_EBUSY if already added,
+ * -PTRIO_EINVAL (NULL). */
+int ptrio_source_add(ptrio_source *src, void (*poll)(ptrio_source *src));
+
+/* Removes `src` (no effect if it is not added). */
+void ptrio_source_remove(ptrio_source *src);
 
 /* ---- cancel scopes ------------------------------------------------ */
 

@@ -11,35 +11,62 @@
 extern "C" {
 #endif
 
-#define PTRIO_EPERM        1
-#define PTRIO_ENOENT       2
-#define PTRIO_EINTR        4
-#define PTRIO_EIO          5
-#define PTRIO_EBADF        9
-#define PTRIO_EAGAIN      11
-#define PTRIO_ENOMEM      12
-#define PTRIO_EBUSY       16
-#define PTRIO_EEXIST      17
-#define PTRIO_EINVAL      22
-#define PTRIO_EMFILE      24
-#define PTRIO_EPIPE       32
-#define PTRIO_ERANGE      34
-#define PTRIO_EDEADLK     35
-#define PTRIO_ENOSYS      38
-#define PTRIO_EOVERFLOW   75
-#define PTRIO_ENOTSUP     95
-#define PTRIO_ECONNRESET 104
-#define PTRIO_ETIMEDOUT  110
+#define PTRIO_EPERM          1
+#define PTRIO_ENOENT         2
+#define PTRIO_EINTR          4
+#define PTRIO_EIO            5
+#define PTRIO_EBADF          9
+#define PTRIO_EAGAIN        11  /* also EWOULDBLOCK: a *_nowait call would block */
+#define PTRIO_EWOULDBLOCK   PTRIO_EAGAIN
+#define PTRIO_ENOMEM        12
+#define PTRIO_EACCES        13
+#define PTRIO_EFAULT        14
+#define PTRIO_EBUSY         16
+#define PTRIO_EEXIST        17
+#define PTRIO_EINVAL        22
+#define PTRIO_ENFILE        23
+#define PTRIO_EMFILE        24
+#define PTRIO_ENOSPC        28
+#define PTRIO_EPIPE         32
+#define PTRIO_ERANGE        34
+#define PTRIO_EDEADLK       35
+#define PTRIO_ENOSYS        38
+#define PTRIO_EOVERFLOW     75
+#define PTRIO_ENOTSOCK      88
+#define PTRIO_EMSGSIZE      90
+#define PTRIO_ENOTSUP       95
+#define PTRIO_EAFNOSUPPORT  97
+#define PTRIO_EADDRINUSE    98
+#define PTRIO_EADDRNOTAVAIL 99
+#define PTRIO_ENETUNREACH  101
+#define PTRIO_ECONNABORTED 103
+#define PTRIO_ECONNRESET   104
+#define PTRIO_ENOBUFS      105
+#define PTRIO_ENOTCONN     107
+#define PTRIO_ETIMEDOUT    110
 #define PTRIO_ECONNREFUSED 111
-#define PTRIO_ECANCELED  125
+#define PTRIO_EHOSTUNREACH 113
+#define PTRIO_EALREADY     114
+#define PTRIO_EINPROGRESS  115
+/* Linux's ECANCELED (125) is an I/O error like any other (aio, io_uring and
+ * timerfd return it): it is not ptrio's cancellation, PTRIO_ECANCELED. */
 
 #define PTRIO_ERRBASE   9000
 #define PTRIO_EGROUP    (PTRIO_ERRBASE + 1) /* several failures: walk the group */
-#define PTRIO_ECLOSED   (PTRIO_ERRBASE + 2) /* nursery closed to new arrivals */
+#define PTRIO_ECLOSED   (PTRIO_ERRBASE + 2) /* closed: a nursery to arrivals, a
+                                               resource you closed (Trio's
+                                               ClosedResourceError) */
 #define PTRIO_ENOTASK   (PTRIO_ERRBASE + 3) /* await outside a task or frame */
 #define PTRIO_ENOSTART  (PTRIO_ERRBASE + 4) /* child exited without started() */
 #define PTRIO_EMISUSE   (PTRIO_ERRBASE + 5) /* API misuse (see the message) */
 #define PTRIO_ENOBACKEND (PTRIO_ERRBASE + 6) /* loop has no backend */
+#define PTRIO_ECANCELED (PTRIO_ERRBASE + 7) /* cancelled by a cancel scope:
+                                               only the scheduler makes it */
+#define PTRIO_EBROKEN   (PTRIO_ERRBASE + 8) /* the other side is gone (Trio's
+                                               BrokenResourceError) */
+#define PTRIO_EENDOFCHANNEL (PTRIO_ERRBASE + 9) /* every sender closed and
+                                               nothing is left (EndOfChannel) */
+/* PTRIO_ERRBASE + 32 and up: codes of the I/O layer (ptrio/io.h). */
 
 /* The symbolic name of a code ("ETIMEDOUT", "PTRIO_EGROUP"); sign ignored.
  * Never NULL: unknown codes give "E?". */

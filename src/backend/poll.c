@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../core/internal.h"
+#include "../io/fd.h"
 
 #define PTRIO_POLL_MAX 256
 #define WAKE_R(l) ((int)(l)->be[0].word)
@@ -77,10 +77,11 @@ static int pwait(ptrio_loop *l, ptrio_time deadline)
 
     pfd[0].fd = WAKE_R(l);
     pfd[0].events = POLLIN;
-    for (t = l->watchers; t && n < PTRIO_POLL_MAX; t = t->w.fd.next) {
-        pfd[n].fd = t->w.fd.fd;
-        pfd[n].events = (short)(((t->w.fd.events & PTRIO_READABLE) ? POLLIN : 0) |
-                                ((t->w.fd.events & PTRIO_WRITABLE) ? POLLOUT : 0));
+    for (t = l->watchers; t && n < PTRIO_POLL_MAX; t = t->w.park.next) {
+        unsigned ev = ptrio__fd_events(t);
+        pfd[n].fd = ptrio__fd_of(t);
+        pfd[n].events = (short)(((ev & PTRIO_READABLE) ? POLLIN : 0) |
+                                ((ev & PTRIO_WRITABLE) ? POLLOUT : 0));
         who[n++] = t;
     }
     rc = poll(pfd, (nfds_t)n, timeout_ms(l, deadline));

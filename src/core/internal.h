@@ -35,7 +35,8 @@ enum {
     W_YIELD,            /* ready after a checkpoint: abort sets -ECANCELED */
     W_TIMER,            /* sleeping: w.timer in the deadline tree */
     W_FOREVER,          /* sleep_forever */
-    W_FD,               /* in loop->watchers */
+    W_LOT,              /* in the lot w.park.on.lot */
+    W_HOOK,             /* parked with the abort hook w.park.on.abort */
     W_JOIN,             /* nursery close waiting for children */
     W_JOIN_YIELD,       /* nursery close's checkpoint (no children) */
     W_START             /* ptrio_start waiting for started() */
@@ -95,6 +96,7 @@ static inline void ptrio__enqueue(ptrio_loop *l, ptrio_task *t)
 
 /* loop.c */
 ptrio_task *ptrio__self(void *self);
+int ptrio__await_check(void *self, ptrio_task **out);
 void ptrio__ready(ptrio_loop *l, ptrio_task *t);
 void ptrio__wake(ptrio_loop *l, ptrio_task *t, int rc);
 void ptrio__park(ptrio_task *t, int wait);
@@ -129,8 +131,9 @@ void ptrio__abandon_blocks(ptrio_task *t, ptrio_frame *fr);
 /* frame.c */
 void ptrio__note_origin(ptrio_task *t, int rc, const void *origin);
 
-/* io/fd.c */
-void ptrio__fd_abort(ptrio_loop *l, ptrio_task *t);
+/* lot.c */
+void ptrio__lot_remove(ptrio_lot *lot, ptrio_task *t);
+void ptrio__abort_wait(ptrio_loop *l, ptrio_task *t);
 
 /* error.c */
 void ptrio__report_failure(ptrio_loop *l, const ptrio_task *t);

@@ -38,6 +38,25 @@ ptrio_task *ptrio__self(void *self)
     return t;
 }
 
+/* What every awaitable checks first: `self` is the running task's
+ * innermost frame, and the task waits on nothing yet. A task that already
+ * waits has had an awaitable's PTRIO_PENDING dropped (a call without
+ * PTRIO_AWAIT): a second wait would put it in two queues at once. */
+int ptrio__await_check(void *self, ptrio_task **out)
+{
+    ptrio_task *t = ptrio__self(self);
+
+    *out = t;
+    if (!t)
+        return -PTRIO_ENOTASK;
+    if (TSTATE(t) != T_RUNNING) {
+        MISUSE("await while the task already waits (an awaitable called "
+               "without PTRIO_AWAIT?)");
+        return -PTRIO_EMISUSE;
+    }
+    return 0;
+}
+
 void ptrio__report(ptrio_loop *l, const char *line)
 {
     if (l && l->report)
@@ -94,6 +113,63 @@ void ptrio_loop_set_hooks(ptrio_loop *loop, const ptrio_hooks *hooks,
 {
     loop->hooks = hooks;
     loop->hooks_ctx = ctx;
+}
+
+int ptrio_source_add(ptrio_source *src, void (*poll)(ptrio_source *src))
+{
+    ptrio_loop *l = ptrio__loop;
+
+    if (!src || !poll)
+        return -PTRIO_EINVAL;
+    if (!l)
+        return -PTRIO_ENOTASK;
+    if (src->next) {
+        MISUSE("adding a source that is already added");
+        return -PTRIO_EBUSY;
+    }
+    src->poll = poll;
+    src->prev = NULL;
+    src->next = l->sources ? l->sources : src;  /* non-NULL: added */
+    if (l->sources)
+        l->sources->prev = src;
+    l->sources = src;
+    return 0;
+}
+
+void ptrio_source_remove(ptrio_source *src)
+{
+    ptrio_loop *l = ptrio__loop;
+    ptrio_source *next;
+
+    if (!src || !src->next || !l)
+        return;
+    next = src->next == src ? NULL : src->next;    /* the last points home */
+    if (src->prev)
+        src->prev->next = next ? next : src->prev;
+    else
+        l->sources = next;
+    if (next)
+        next->prev = src->prev;
+    src->next = src->prev = NULL;
+}
+
+/* Polls every source; a poll may remove its own source, no other. */
+static void poll_sources(ptrio_loop *l)
+{
+    ptrio_source *s = l->sources, *next;
+
+    while (s) {
+        next = s->next == s ? NULL : s->next;
+        s->poll(s);
+        s = next;
+    }
+}
+
+/* Sources still added when the run ends are dropped: none outlives it. */
+static void drop_sources(ptrio_loop *l)
+{
+    while (l->sources)
+        ptrio_source_remove(l->sources);
 }
 
 void ptrio_loop_wake(ptrio_loop *loop)
@@ -225,7 +301,7 @@ static void run_until_done(ptrio_loop *l)
              * batches, go straight on. */
             do
                 run_batch(l);
-            while (l->runq && !l->first && !l->nwatch);
+            while (l->runq && !l->first && !l->nwatch && !l->sources);
             if (TSTATE(&l->main) == T_DONE)
                 break;
         }
@@ -236,6 +312,8 @@ static void run_until_done(ptrio_loop *l)
             l->fatal = rc;
             ptrio_cancel(&l->system.scope);
         }
+        if (l->sources)
+            poll_sources(l);
         fire_timers(l);
     }
 }
@@ -280,6 +358,7 @@ int ptrio_loop_run_named(ptrio_loop *loop, ptrio_fn fn, void *frame,
             ptrio__report_failure(loop, &loop->main);
         }
     }
+    drop_sources(loop);
     sys->state = N_IDLE;
     ptrio__scope_closed(&sys->scope);
     ptrio__loop = NULL;

@@ -49,7 +49,8 @@ int ptrio__scope_catches(const ptrio_scope *sc)
             !ptrio__chain_cancelled(sc->parent));
 }
 
-/* Wakes a parked task with -ECANCELED, as its wait allows. */
+/* Wakes a parked task with -ECANCELED, as its wait allows: the core's own
+ * waits here, every primitive's through its lot or hook (lot.c). */
 static void abort_task(ptrio_task *t)
 {
     ptrio_loop *l = ptrio__loop;
@@ -74,9 +75,9 @@ static void abort_task(ptrio_task *t)
     case W_FOREVER:
         ptrio__wake(l, t, -PTRIO_ECANCELED);
         break;
-    case W_FD:
-        ptrio__fd_abort(l, t);
-        ptrio__wake(l, t, -PTRIO_ECANCELED);
+    case W_LOT:
+    case W_HOOK:
+        ptrio__abort_wait(l, t);
         break;
     case W_JOIN:
         ptrio__join_aborted(t);     /* keeps waiting for the children */
