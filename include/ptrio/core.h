@@ -129,6 +129,8 @@ struct ptrio_loop {
     ptrio_task *watchers;           /* tasks waiting on fds (src/io) */
     uint32_t nwatch;
     struct ptrio_source *sources;   /* external wake sources, polled */
+    void *lot_owners;               /* lots that break when their owner
+                                       task exits (src/core/lot.c) */
     ptrio_nursery system;           /* holds the main task */
     ptrio_task main;
     ptrio_report_fn report;

@@ -134,6 +134,7 @@ void ptrio__note_origin(ptrio_task *t, int rc, const void *origin);
 /* lot.c */
 void ptrio__lot_remove(ptrio_lot *lot, ptrio_task *t);
 void ptrio__abort_wait(ptrio_loop *l, ptrio_task *t);
+void ptrio__lot_task_exited(ptrio_loop *l, ptrio_task *t);
 
 /* error.c */
 void ptrio__report_failure(ptrio_loop *l, const ptrio_task *t);

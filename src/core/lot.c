@@ -189,3 +189,10 @@ void *ptrio_wait_data(const ptrio_task *t)
         return NULL;
     return t->w.park.data;
 }
+
+/* A task exited: the lots it owned break (Trio's parking-lot breakers).
+ * Called only while loop->lot_owners is set. */
+void ptrio__lot_task_exited(ptrio_loop *l, ptrio_task *t)
+{
+    (void)l, (void)t;
+}

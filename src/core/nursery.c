@@ -205,6 +205,8 @@ void ptrio__task_finished(ptrio_loop *l, ptrio_task *t, int rc)
     t->w.done.next = NULL;
     t->w.done.code = rc;
     l->ntasks--;
+    if (l->lot_owners)
+        ptrio__lot_task_exited(l, t);
     if (l->hooks && l->hooks->task_exited)
         l->hooks->task_exited(l->hooks_ctx, t, rc);
     if (t->state & T_STARTING) {
