@@ -25,7 +25,10 @@
 #endif
 
 /* An event log: tests append short strings and compare the whole. */
-#define TLOG_MAX 4096
+#ifndef TEST_CONF_TLOG_MAX
+#define TEST_CONF_TLOG_MAX 4096   /* small targets: -DTEST_CONF_TLOG_MAX=n */
+#endif
+#define TLOG_MAX TEST_CONF_TLOG_MAX
 typedef struct tlog {
     char buf[TLOG_MAX];
     size_t len;
