@@ -147,7 +147,10 @@ END_TEST
 
 /* 1000 tasks, three rounds of checkpoints: every round runs in start
  * order. */
-#define MANY 1000
+#ifndef TEST_CONF_LOOP_MANY
+#define TEST_CONF_LOOP_MANY 1000  /* small targets: -DTEST_CONF_LOOP_MANY=n */
+#endif
+#define MANY TEST_CONF_LOOP_MANY
 static ptrio_task many_t[MANY];
 static struct mw { ptrio_frame fr; int id, i; } many_w[MANY];
 static int many_log[3 * MANY], many_len;
