@@ -6,7 +6,10 @@
 
 #include "../src/core/internal.h"
 
-#define N 3000
+#ifndef TEST_CONF_TREE_N
+#define TEST_CONF_TREE_N 3000  /* small targets: -DTEST_CONF_TREE_N=n */
+#endif
+#define N TEST_CONF_TREE_N
 
 static ptrio__tnode nodes[N];
 static int in_tree[N];
