@@ -1,0 +1,59 @@
+/* ptrio/signal.h: a signal an interrupt, a POSIX signal handler or another
+ * thread raises, and a task awaits.
+ *
+ *     static ptrio_signal button;               // zeroed: not raised
+ *
+ *     void GPIO_IRQHandler(void) { clear_irq(); ptrio_signal_raise(&button); }
+ *
+ *     PTRIO_AWAIT(f, ptrio_signal_wait(f, &button));
+ *     presses = PTRIO_RESULT(f);                // raises since the last wait
+ *
+ * Raising is lock-free where the compiler has lock-free atomics (see
+ * ptrio/port.h for the critical-section hook used elsewhere): a counter
+ * increment, then ptrio_loop_wake of the waiting task's loop. Raises that
+ * come before the task runs coalesce: the wait returns once, with their
+ * count. One task waits at a time (as for an fd). The wait is a
+ * checkpoint and cancellable like every wait; a cancelled wait leaves the
+ * count for the next one.
+ *
+ * Raise a signal only while it is zeroed, idle or awaited in a running
+ * loop, and keep the signal (and the loop it wakes) alive as long as
+ * something may raise it.
+ */
+#ifndef PTRIO_SIGNAL_H
+#define PTRIO_SIGNAL_H
+
+#include <stdint.h>
+
+#include "core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ptrio_signal {
+    ptrio_source src;               /* polled by the loop while awaited */
+    ptrio_task *waiter;             /* the task awaiting it, or NULL */
+    ptrio_loop *volatile loop;      /* its loop: raise wakes it */
+    volatile uint32_t count;        /* raises not yet taken (atomic) */
+} ptrio_signal;
+
+/* Counts one raise and wakes the awaiting task's loop. Safe from an
+ * interrupt, a POSIX signal handler or another thread; never blocks. */
+void ptrio_signal_raise(ptrio_signal *s);
+
+/* Waits until the signal is raised. Awaitable checkpoint: the status is
+ * the number of raises taken (>= 1; INT_MAX when more), which resets the
+ * count to 0. Errors: -PTRIO_ECANCELED (the count stays), -PTRIO_EBUSY
+ * (another task awaits it), -PTRIO_EINVAL (NULL), -PTRIO_ENOTASK. */
+PTRIO_NODISCARD int ptrio_signal_wait(void *self, ptrio_signal *s);
+
+/* Takes the raises counted so far without waiting: returns their number
+ * (0: none; INT_MAX when more). Not a checkpoint; loop thread only. */
+int ptrio_signal_take(ptrio_signal *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PTRIO_SIGNAL_H */

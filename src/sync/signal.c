@@ -1,0 +1,176 @@
+/* src/sync/signal.c: ptrio_signal, raised from outside the loop's thread.
+ *
+ * A raise may come from an interrupt, a signal handler or a thread, so it
+ * touches two words only: it increments `count` and, if a task waits,
+ * reads `loop` to wake it. Everything else runs on the loop's thread: the
+ * waiting task parks with an abort hook and adds the signal as a source;
+ * the loop polls the source after each wait, and the poll takes the count
+ * and wakes the task.
+ *
+ * No raise is lost: the waiter publishes `loop` before it tests `count`,
+ * and a raise increments `count` before it reads `loop` (both sequentially
+ * consistent), so either the waiter sees the raise or the raise sees the
+ * waiter and wakes its loop, whose next wait then returns at once.
+ */
+#include <limits.h>
+#include <stddef.h>
+
+#include <ptrio/port.h>
+#include <ptrio/signal.h>
+
+/* ---- the two shared words -------------------------------------------- */
+
+#if defined(__GCC_ATOMIC_INT_LOCK_FREE) && __GCC_ATOMIC_INT_LOCK_FREE == 2 && \
+    defined(__GCC_ATOMIC_POINTER_LOCK_FREE) && __GCC_ATOMIC_POINTER_LOCK_FREE == 2
+
+/* GCC and Clang: the C11 memory model's atomics, usable in C99. */
+static uint32_t count_add(ptrio_signal *s)
+{
+    return __atomic_fetch_add(&s->count, 1u, __ATOMIC_SEQ_CST);
+}
+
+static uint32_t count_take(ptrio_signal *s)
+{
+    return __atomic_exchange_n(&s->count, 0u, __ATOMIC_SEQ_CST);
+}
+
+static ptrio_loop *loop_get(ptrio_signal *s)
+{
+    return __atomic_load_n(&s->loop, __ATOMIC_SEQ_CST);
+}
+
+static void loop_set(ptrio_signal *s, ptrio_loop *l)
+{
+    __atomic_store_n(&s->loop, l, __ATOMIC_SEQ_CST);
+}
+
+#else
+
+/* No lock-free atomics (Cortex-M0, RV32 without A): the port's critical
+ * section (ptrio/port.h). A raise on such parts comes from an interrupt
+ * on the same core, which the critical section masks. */
+static uint32_t count_add(ptrio_signal *s)
+{
+    ptrio_irqstate st = ptrio_port_critical_enter();
+    uint32_t c = s->count;
+    s->count = c + 1u;
+    ptrio_port_critical_exit(st);
+    return c;
+}
+
+static uint32_t count_take(ptrio_signal *s)
+{
+    ptrio_irqstate st = ptrio_port_critical_enter();
+    uint32_t c = s->count;
+    s->count = 0;
+    ptrio_port_critical_exit(st);
+    return c;
+}
+
+static ptrio_loop *loop_get(ptrio_signal *s)
+{
+    return s->loop;     /* one aligned word: a single load */
+}
+
+#if !defined(PTRIO_PORT_CORTEX_M) && !defined(PTRIO_PORT_RISCV)
+/* No port and no atomics: the application must define the hook (see
+ * ptrio/port.h). These stand-ins only make a forgotten one impossible to
+ * miss: the first raise or wait traps. */
+__attribute__((__weak__)) ptrio_irqstate ptrio_port_critical_enter(void)
+{
+    __builtin_trap();
+}
+
+__attribute__((__weak__)) void ptrio_port_critical_exit(ptrio_irqstate state)
+{
+    (void)state;
+    __builtin_trap();
+}
+#endif
+
+static void loop_set(ptrio_signal *s, ptrio_loop *l)
+{
+    s->loop = l;        /* one aligned word: a single store */
+}
+
+#endif
+
+/* ---- raising ------------------------------------------------------------ */
+
+void ptrio_signal_raise(ptrio_signal *s)
+{
+    ptrio_loop *l;
+
+    if (!s)
+        return;
+    (void)count_add(s);
+    l = loop_get(s);
+    if (l)
+        ptrio_loop_wake(l);
+}
+
+/* ---- waiting (the loop's thread) ---------------------------------------- */
+
+static int clamp(uint32_t n)
+{
+    return n > (uint32_t)INT_MAX ? INT_MAX : (int)n;
+}
+
+int ptrio_signal_take(ptrio_signal *s)
+{
+    return s ? clamp(count_take(s)) : 0;
+}
+
+/* The wait ends (taken, or aborted): later raises only count. */
+static ptrio_task *unwait(ptrio_signal *s)
+{
+    ptrio_task *t = s->waiter;
+
+    loop_set(s, NULL);
+    s->waiter = NULL;
+    ptrio_source_remove(&s->src);
+    return t;
+}
+
+static void sig_poll(ptrio_source *src)
+{
+    ptrio_signal *s = (ptrio_signal *)(void *)src;  /* src is the first member */
+    uint32_t n = count_take(s);
+
+    if (n)
+        (void)ptrio_wake(unwait(s), clamp(n));
+}
+
+/* Cancelled: the count stays for the next wait. */
+static int sig_abort(ptrio_task *t, void *data)
+{
+    (void)t;
+    (void)unwait(data);
+    return 0;
+}
+
+int ptrio_signal_wait(void *self, ptrio_signal *s)
+{
+    ptrio_task *t;
+    uint32_t n;
+    int rc;
+
+    if (!s)
+        return -PTRIO_EINVAL;
+    if (s->waiter)
+        return -PTRIO_EBUSY;
+    rc = ptrio_park_hook(self, sig_abort, s);
+    if (rc != PTRIO_PENDING)
+        return rc;
+    t = ptrio_current_task();
+    s->waiter = t;
+    loop_set(s, ptrio_current_loop());
+    n = count_take(s);
+    if (n) {
+        /* Raised already: the wait is a checkpoint that yields. */
+        (void)ptrio_wake(unwait(s), clamp(n));
+        return PTRIO_PENDING;
+    }
+    (void)ptrio_source_add(&s->src, sig_poll);  /* not added: no waiter */
+    return PTRIO_PENDING;
+}

@@ -1,0 +1,512 @@
+/* tests/check_signal.c: ptrio_signal. On the virtual clock: coalescing,
+ * the count, cancellation, one waiter, bad input. Raised from outside the
+ * loop: on a host by a thread and by a POSIX signal handler (poll
+ * backend); on QEMU (TEST_QEMU) by a timer interrupt of the board (the
+ * port's backend). */
+#ifndef TEST_QEMU
+#define _POSIX_C_SOURCE 200809L
+#endif
+#include <limits.h>
+#include <stdlib.h>
+
+#define TESTUTIL_EVENTS
+#include "testutil.h"
+
+#include <ptrio/signal.h>
+
+#ifdef TEST_QEMU
+#include "board.h"
+#else
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+#endif
+
+static ptrio_signal S;
+
+/* Waits once, logs "<name><count>@<ms>" or "<name>!<ERR>@<ms>". */
+struct waiter {
+    ptrio_frame fr;
+    const char *name;
+    int rc;
+};
+
+static int waiter(ptrio_frame *fr)
+{
+    struct waiter *f = PTRIO_SELF(fr, struct waiter);
+    PTRIO_BEGIN(f);
+    PTRIO_TRY(f, f->rc, ptrio_signal_wait(f, &S));
+    if (f->rc < 0)
+        ev_err(f->name, f->rc);
+    else
+        logn_at(&L, f->name, f->rc);
+    PTRIO_END(f);
+}
+
+/* Raises `n` times, then checkpoints (or sleeps `d` first when d > 0). */
+struct raiser {
+    ptrio_frame fr;
+    int n;
+    ptrio_time d;
+};
+
+static int raiser(ptrio_frame *fr)
+{
+    struct raiser *f = PTRIO_SELF(fr, struct raiser);
+    int i;
+    PTRIO_BEGIN(f);
+    if (f->d > 0)
+        PTRIO_AWAIT(f, ptrio_sleep(f, f->d));
+    for (i = 0; i < f->n; i++)
+        ptrio_signal_raise(&S);
+    ev("raised", "");
+    PTRIO_CHECKPOINT(f);
+    PTRIO_END(f);
+}
+
+static void reset(void)
+{
+    memset(&S, 0, sizeof S);
+    tlog_clear(&L);
+}
+
+/* ---- on the virtual clock ----------------------------------------------- */
+
+struct pair {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[2];
+    struct waiter w;
+    struct raiser r;
+};
+
+static int pair_main(ptrio_frame *fr)
+{
+    struct pair *f = PTRIO_SELF(fr, struct pair);
+    PTRIO_BEGIN(f);
+    PTRIO_NURSERY(f, &f->n) {
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[0], waiter, &f->w));
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[1], raiser, &f->r));
+    }
+    PTRIO_END(f);
+}
+
+/* Three raises while the task waits wake it once, with the count 3, in
+ * the batch after the raiser's. */
+START_TEST(test_raises_coalesce)
+{
+    static struct pair f;
+    reset();
+    f = (struct pair){.w = {.name = "w"}, .r = {.n = 3, .d = PTRIO_MS(5)}};
+    ck_assert_int_eq(run_virtual(pair_main, &f, NULL), 0);
+    ck_assert_str_eq(L.buf, "raised@5 w3@5");
+    ck_assert_int_eq(ptrio_signal_take(&S), 0);
+    ck_assert_ptr_null(S.waiter);
+    ck_assert_ptr_null(S.loop);
+}
+END_TEST
+
+/* Raised before anyone waits: the wait takes the count at once, and is
+ * still a checkpoint (a schedule point: the task started after it runs
+ * first). */
+struct early {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t;
+    struct marker m;
+    int rc;
+};
+
+static int early_main(ptrio_frame *fr)
+{
+    struct early *f = PTRIO_SELF(fr, struct early);
+    PTRIO_BEGIN(f);
+    ptrio_signal_raise(&S);
+    ptrio_signal_raise(&S);
+    PTRIO_NURSERY(f, &f->n) {
+        f->m.name = "m";
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t, marker, &f->m));
+        PTRIO_AWAIT(f, ptrio_signal_wait(f, &S));
+        logn_at(&L, "main", PTRIO_RESULT(f));
+    }
+    PTRIO_END(f);
+}
+
+START_TEST(test_raised_before_wait)
+{
+    static struct early f;
+    reset();
+    f = (struct early){0};
+    ck_assert_int_eq(run_virtual(early_main, &f, NULL), 0);
+    ck_assert_str_eq(L.buf, "m@0 main2@0");
+}
+END_TEST
+
+/* A cancelled wait: -ECANCELED (caught by its scope), the signal is
+ * released, a later raise only counts, and the next wait takes it. */
+struct cancelled {
+    ptrio_frame fr;
+    ptrio_scope sc;
+    int rc2;
+};
+
+static int cancelled_main(ptrio_frame *fr)
+{
+    struct cancelled *f = PTRIO_SELF(fr, struct cancelled);
+    PTRIO_BEGIN(f);
+    PTRIO_MOVE_ON_AFTER(f, &f->sc, PTRIO_MS(10)) {
+        PTRIO_AWAIT(f, ptrio_signal_wait(f, &S));
+        ev("woken", "");
+    }
+    if (ptrio_cancelled_caught(&f->sc))
+        ev("timed-out", "");
+    if (S.waiter || S.loop)
+        ev("still-bound", "");
+    ptrio_signal_raise(&S);
+    PTRIO_TRY(f, f->rc2, ptrio_signal_wait(f, &S));
+    logn_at(&L, "again", f->rc2);
+    PTRIO_END(f);
+}
+
+START_TEST(test_wait_is_cancellable)
+{
+    static struct cancelled f;
+    reset();
+    f = (struct cancelled){0};
+    ck_assert_int_eq(run_virtual(cancelled_main, &f, NULL), 0);
+    ck_assert_str_eq(L.buf, "timed-out@10 again1@10");
+}
+END_TEST
+
+/* In a cancelled scope the wait fails at once, even with raises
+ * pending, and leaves them for the next wait. */
+struct precancel {
+    ptrio_frame fr;
+    ptrio_scope sc;
+    int rc;
+};
+
+static int precancel_main(ptrio_frame *fr)
+{
+    struct precancel *f = PTRIO_SELF(fr, struct precancel);
+    PTRIO_BEGIN(f);
+    ptrio_signal_raise(&S);
+    PTRIO_CANCEL_SCOPE(f, &f->sc) {
+        ptrio_cancel(&f->sc);
+        PTRIO_TRY(f, f->rc, ptrio_signal_wait(f, &S));
+        ev_err("wait", f->rc);
+    }
+    logn_at(&L, "left", ptrio_signal_take(&S));
+    PTRIO_END(f);
+}
+
+START_TEST(test_wait_when_cancelled)
+{
+    static struct precancel f;
+    reset();
+    f = (struct precancel){0};
+    ck_assert_int_eq(run_virtual(precancel_main, &f, NULL), 0);
+    ck_assert_str_eq(L.buf, "wait!PTRIO_ECANCELED@0 left1@0");
+}
+END_TEST
+
+/* One waiter at a time: a second one gets -EBUSY; cancelling the first
+ * frees the signal. */
+struct two {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t;
+    struct waiter w;
+    int rc;
+};
+
+static int two_main(ptrio_frame *fr)
+{
+    struct two *f = PTRIO_SELF(fr, struct two);
+    PTRIO_BEGIN(f);
+    PTRIO_NURSERY(f, &f->n) {
+        f->w.name = "w";
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t, waiter, &f->w));
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+        PTRIO_TRY(f, f->rc, ptrio_signal_wait(f, &S));
+        ev_err("second", f->rc);
+        ptrio_nursery_cancel(&f->n);
+    }
+    ck_assert_ptr_null(S.waiter);
+    PTRIO_END(f);
+}
+
+START_TEST(test_one_waiter)
+{
+    static struct two f;
+    reset();
+    f = (struct two){0};
+    ck_assert_int_eq(run_virtual(two_main, &f, NULL), 0);
+    ck_assert_str_eq(L.buf, "second!EBUSY@1 w!PTRIO_ECANCELED@1");
+}
+END_TEST
+
+/* take: the count so far, without waiting; clamped to INT_MAX. */
+START_TEST(test_take)
+{
+    reset();
+    ck_assert_int_eq(ptrio_signal_take(&S), 0);
+    ptrio_signal_raise(&S);
+    ptrio_signal_raise(&S);
+    ck_assert_int_eq(ptrio_signal_take(&S), 2);
+    ck_assert_int_eq(ptrio_signal_take(&S), 0);
+    S.count = (uint32_t)INT_MAX + 5u;
+    ck_assert_int_eq(ptrio_signal_take(&S), INT_MAX);
+    ck_assert_int_eq(ptrio_signal_take(NULL), 0);
+    ptrio_signal_raise(NULL);       /* no effect */
+}
+END_TEST
+
+/* Bad input: NULL signal, a frame that is not the running one, outside a
+ * loop. */
+struct bad {
+    ptrio_frame fr;
+    struct bad *other;
+    int rc[2];
+};
+
+static int bad_main(ptrio_frame *fr)
+{
+    struct bad *f = PTRIO_SELF(fr, struct bad);
+    PTRIO_BEGIN(f);
+    PTRIO_TRY(f, f->rc[0], ptrio_signal_wait(f, NULL));
+    PTRIO_TRY(f, f->rc[1], ptrio_signal_wait(f->other, &S));
+    PTRIO_END(f);
+}
+
+START_TEST(test_bad_input)
+{
+    static struct bad f, other;
+    reset();
+    ck_assert_int_eq(ptrio_signal_wait(&other, &S), -PTRIO_ENOTASK);
+    f = (struct bad){.other = &other};
+    ck_assert_int_eq(run_virtual(bad_main, &f, NULL), 0);
+    ck_assert_int_eq(f.rc[0], -PTRIO_EINVAL);
+    ck_assert_int_eq(f.rc[1], -PTRIO_ENOTASK);
+    ck_assert_ptr_null(S.waiter);
+}
+END_TEST
+
+/* ---- raised from outside the loop --------------------------------------- */
+
+/* Waits until `want` raises have arrived, counting wakes; gives up after
+ * `limit` (a bound, never reached when the test passes). */
+struct collect {
+    ptrio_frame fr;
+    ptrio_scope sc;
+    int want, got, wakes;
+    ptrio_time limit;
+    void (*start)(void);
+};
+
+static int collect_main(ptrio_frame *fr)
+{
+    struct collect *f = PTRIO_SELF(fr, struct collect);
+    PTRIO_BEGIN(f);
+    PTRIO_FAIL_AFTER(f, &f->sc, f->limit) {
+        f->start();
+        while (f->got < f->want) {
+            PTRIO_AWAIT(f, ptrio_signal_wait(f, &S));
+            f->got += PTRIO_RESULT(f);
+            f->wakes++;
+        }
+    }
+    PTRIO_END(f);
+}
+
+static int run_collect(struct collect *f)
+{
+    ptrio_loop loop;
+    loop_setup(&loop, ptrio_default_backend(), NULL);
+    return ptrio_loop_run(&loop, collect_main, f);
+}
+
+#ifdef TEST_QEMU
+
+/* The board's alarm interrupt raises: once, then a storm of raises from
+ * `storm` interrupts in a row, each re-arming the alarm. */
+static volatile int storm;
+
+static void alarm_isr(void)
+{
+    ptrio_signal_raise(&S);
+    if (storm > 1) {
+        storm--;
+        (void)qemu_alarm(50, alarm_isr);
+    }
+}
+
+static void start_one(void) { ck_assert_int_eq(qemu_alarm(2000, alarm_isr), 0); }
+
+START_TEST(test_timer_interrupt_raises)
+{
+    static struct collect f;
+    reset();
+    storm = 0;
+    f = (struct collect){.want = 1, .limit = PTRIO_SEC(5), .start = start_one};
+    ck_assert_int_eq(run_collect(&f), 0);
+    ck_assert_int_eq(f.got, 1);
+    ck_assert_int_eq(f.wakes, 1);
+}
+END_TEST
+
+static void start_storm(void)
+{
+    storm = 200;
+    ck_assert_int_eq(qemu_alarm(100, alarm_isr), 0);
+}
+
+/* Every raise counts exactly once, however the interrupts fall between
+ * the task's waits. */
+START_TEST(test_interrupt_storm_counts_every_raise)
+{
+    static struct collect f;
+    reset();
+    f = (struct collect){.want = 200, .limit = PTRIO_SEC(10),
+                         .start = start_storm};
+    ck_assert_int_eq(run_collect(&f), 0);
+    ck_assert_int_eq(f.got, 200);
+    ck_assert_int_ge(f.wakes, 1);
+    ck_assert_int_le(f.wakes, 200);
+}
+END_TEST
+
+#else /* a POSIX host */
+
+static void pause_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static pthread_t thread;
+static int thread_raises;
+
+static void *raise_thread(void *arg)
+{
+    int i;
+    (void)arg;
+    pause_ms(20);
+    for (i = 0; i < thread_raises; i++)
+        ptrio_signal_raise(&S);
+    return NULL;
+}
+
+static void start_thread(void)
+{
+    ck_assert_int_eq(pthread_create(&thread, NULL, raise_thread, NULL), 0);
+}
+
+/* Another thread raises while the task sleeps in poll(): the wake pipe
+ * ends the wait. */
+START_TEST(test_thread_raises)
+{
+    static struct collect f;
+    reset();
+    thread_raises = 1;
+    f = (struct collect){.want = 1, .limit = PTRIO_SEC(5),
+                         .start = start_thread};
+    ck_assert_int_eq(run_collect(&f), 0);
+    pthread_join(thread, NULL);
+    ck_assert_int_eq(f.got, 1);
+    ck_assert_int_eq(f.wakes, 1);
+}
+END_TEST
+
+/* 100,000 raises from a thread racing the task's waits: each counts
+ * exactly once. */
+START_TEST(test_thread_storm_counts_every_raise)
+{
+    static struct collect f;
+    reset();
+    thread_raises = 100000;
+    f = (struct collect){.want = 100000, .limit = PTRIO_SEC(10),
+                         .start = start_thread};
+    ck_assert_int_eq(run_collect(&f), 0);
+    pthread_join(thread, NULL);
+    ck_assert_int_eq(f.got, 100000);
+    ck_assert_int_ge(f.wakes, 1);
+}
+END_TEST
+
+static pthread_t loop_thread;
+
+static void on_sigusr1(int sig)
+{
+    (void)sig;
+    ptrio_signal_raise(&S);         /* async-signal-safe */
+}
+
+static void *kill_thread(void *arg)
+{
+    (void)arg;
+    pause_ms(20);
+    pthread_kill(loop_thread, SIGUSR1);
+    return NULL;
+}
+
+static void start_killer(void)
+{
+    ck_assert_int_eq(pthread_create(&thread, NULL, kill_thread, NULL), 0);
+}
+
+/* A POSIX signal handler raises, on the loop's thread, interrupting
+ * poll(). */
+START_TEST(test_signal_handler_raises)
+{
+    static struct collect f;
+    struct sigaction sa, old;
+    reset();
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigusr1;
+    sigemptyset(&sa.sa_mask);
+    ck_assert_int_eq(sigaction(SIGUSR1, &sa, &old), 0);
+    loop_thread = pthread_self();
+    f = (struct collect){.want = 1, .limit = PTRIO_SEC(5),
+                         .start = start_killer};
+    ck_assert_int_eq(run_collect(&f), 0);
+    pthread_join(thread, NULL);
+    sigaction(SIGUSR1, &old, NULL);
+    ck_assert_int_eq(f.got, 1);
+    ck_assert_int_eq(f.wakes, 1);
+}
+END_TEST
+
+#endif
+
+int main(void)
+{
+    Suite *s = suite_create("signal");
+    TCase *tc = tcase_create("signal");
+    SRunner *sr;
+    int failed;
+
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_raises_coalesce);
+    tcase_add_test(tc, test_raised_before_wait);
+    tcase_add_test(tc, test_wait_is_cancellable);
+    tcase_add_test(tc, test_wait_when_cancelled);
+    tcase_add_test(tc, test_one_waiter);
+    tcase_add_test(tc, test_take);
+    tcase_add_misuse_test(tc, test_bad_input);
+#ifdef TEST_QEMU
+    tcase_add_test(tc, test_timer_interrupt_raises);
+    tcase_add_test(tc, test_interrupt_storm_counts_every_raise);
+#else
+    tcase_add_test(tc, test_thread_raises);
+    tcase_add_test(tc, test_thread_storm_counts_every_raise);
+    tcase_add_test(tc, test_signal_handler_raises);
+#endif
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
