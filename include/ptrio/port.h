@@ -1,0 +1,108 @@
+/* ptrio/port.h: what a microcontroller port supplies besides its backend
+ * (see README, "Porting"), and the ports in the tree.
+ *
+ * A port is a backend (ptrio/backend.h) whose clock is a hardware counter
+ * and whose wait sleeps the core (WFI) until an interrupt. Configured with
+ * --with-port=cortex-m or --with-port=riscv, it is the build's default
+ * backend: ptrio_run works unchanged. Its state is the hardware's: one
+ * clock per core, set up once by the board's start-up code (the
+ * ptrio_*_use_* calls below) before the first loop runs.
+ */
+#ifndef PTRIO_PORT_H
+#define PTRIO_PORT_H
+
+#include <stdint.h>
+
+#include "backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- critical sections ----------------------------------------------
+ *
+ * ptrio_signal is lock-free where the compiler has lock-free atomics
+ * (Cortex-M3 and up, RISC-V with the A extension, every POSIX host).
+ * Elsewhere (Cortex-M0/M0+, RISC-V without A) it brackets its few loads
+ * and stores with these two functions. The ports define them (PRIMASK on
+ * Cortex-M, mstatus.MIE on RISC-V); a build for such a part without a port
+ * must define them (the library's weak stand-ins trap at the first raise
+ * or wait). Contract: enter masks every interrupt that may call
+ * into ptrio and returns the previous state; exit restores exactly that
+ * state; both nest, are callable from any context, and take a few
+ * instructions (they also guard the ports' 64-bit clock reads). */
+typedef uintptr_t ptrio_irqstate;
+ptrio_irqstate ptrio_port_critical_enter(void);
+void ptrio_port_critical_exit(ptrio_irqstate state);
+
+/* ---- Cortex-M (src/port/cortex-m) -------------------------------------
+ *
+ * The clock is SysTick, or a 32-bit counter of yours. Sleeping is WFI
+ * with interrupts masked (PRIMASK) around the "is anything ready?" test,
+ * so an interrupt between the test and the WFI still ends the sleep.
+ * ptrio_loop_wake (the backend's wake) may be called from any interrupt.
+ * Single core: a loop and the interrupts that wake it run on one core. */
+extern const ptrio_backend ptrio_backend_cortex_m;
+
+/* Clocks SysTick from the core clock (`cpu_hz`, at most 1 GHz) with an
+ * interrupt `tick_hz` times a second (cpu_hz / tick_hz - 1 must fit 24
+ * bits). Your SysTick vector must call ptrio_cortex_m_systick_isr. The
+ * clock reads SysTick's current value between ticks, so it has the core
+ * clock's resolution; sleeps end on the first tick at or after their
+ * deadline. Interrupts must never stay masked for a whole tick. Returns
+ * 0, or -PTRIO_EINVAL for bad rates. */
+int ptrio_cortex_m_use_systick(uint32_t cpu_hz, uint32_t tick_hz);
+
+/* The SysTick interrupt of the clock above: counts one tick. */
+void ptrio_cortex_m_systick_isr(void);
+
+/* A free-running 32-bit up-counter of your part, extended to 64 bits by
+ * noticing each wrap: the clock must be read at least once per 2^32
+ * counts (268 s at 16 MHz). While a loop runs the port ensures it (a
+ * sleep never programs an alarm more than 2^31 counts ahead); between
+ * runs, call ptrio_cortex_m_now at least that often (from the counter's
+ * overflow interrupt, if it has one). `set_alarm` (tickless mode; NULL: the counter must interrupt on its own
+ * at least once per 2^31 counts) arms an interrupt for when the counter
+ * reaches `at`: the port re-reads the counter after arming and does not
+ * sleep if `at` has passed, so the part only has to fire for an `at` still
+ * ahead when the arming write completes. The alarm's interrupt handler
+ * only has to clear its event. */
+typedef struct ptrio_cortex_m_counter {
+    uint32_t hz;                        /* counts per second, <= 1 GHz */
+    uint32_t (*read)(void);
+    void (*set_alarm)(uint32_t at);
+} ptrio_cortex_m_counter;
+
+/* Uses `c` (caller-owned, static) as the clock. 0, or -PTRIO_EINVAL. */
+int ptrio_cortex_m_use_counter(const ptrio_cortex_m_counter *c);
+
+/* The port's clock, in ns since it was set up (0 before). Callable from
+ * an interrupt. */
+int64_t ptrio_cortex_m_now(void);
+
+/* ---- RISC-V (src/port/riscv) --------------------------------------------
+ *
+ * The clock is the CLINT's 64-bit mtime (it never wraps in practice); the
+ * wait is tickless: it programs mtimecmp for the next deadline and sleeps
+ * in WFI with mstatus.MIE clear around the "is anything ready?" test.
+ * Machine mode, one hart. ptrio_loop_wake may be called from any
+ * interrupt. */
+extern const ptrio_backend ptrio_backend_riscv;
+
+/* Uses the CLINT whose mtime register is at `mtime` and this hart's
+ * mtimecmp at `mtimecmp`, counting `hz` times a second (<= 1 GHz); enables
+ * the machine timer interrupt (mie.MTIE). Your trap handler must call
+ * ptrio_riscv_timer_isr on a machine timer interrupt. 0 or -PTRIO_EINVAL. */
+int ptrio_riscv_use_clint(uintptr_t mtime, uintptr_t mtimecmp, uint32_t hz);
+
+/* The machine timer interrupt: disarms mtimecmp (the wait re-arms it). */
+void ptrio_riscv_timer_isr(void);
+
+/* The port's clock, in ns since mtime read 0. Callable from an interrupt. */
+int64_t ptrio_riscv_now(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PTRIO_PORT_H */

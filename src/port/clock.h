@@ -1,0 +1,55 @@
+/* src/port/clock.h: counter <-> nanosecond conversions the ports share.
+ *
+ * A rate is a 32-bit fixed-point ratio (mult / 2^shift), computed once
+ * when the clock is set up, so converting is multiplies and shifts: no
+ * 64-bit division anywhere (Cortex-M0 and RV32 have none in hardware, and
+ * the library calls would be slow and big). The largest shift keeping
+ * mult below 2^32 is chosen, so mult >= 2^31 and the relative error of a
+ * conversion is below 2^-31 (0.5 ppb: 40 us a day).
+ */
+#ifndef PTRIO_PORT_CLOCK_H
+#define PTRIO_PORT_CLOCK_H
+
+#include <stdint.h>
+
+typedef struct ptrio__rate {
+    uint32_t mult;
+    uint8_t shift;
+} ptrio__rate;
+
+/* num/den as mult / 2^shift (num, den > 0, shift <= 63), by long
+ * division one bit at a time: 64-bit shifts and compares only. */
+static inline ptrio__rate ptrio__rate_of(uint32_t num, uint32_t den)
+{
+    ptrio__rate r;
+    uint64_t rem = num % den;
+    uint32_t q = num / den;
+    unsigned s = 0;
+
+    while (!(q & 0x80000000u) && s < 63) {
+        q <<= 1;
+        rem <<= 1;
+        if (rem >= den) {
+            q |= 1;
+            rem -= den;
+        }
+        s++;
+    }
+    r.mult = q;
+    r.shift = (uint8_t)s;
+    return r;
+}
+
+/* x * mult / 2^shift, for any 64-bit x: the 96-bit product is taken in
+ * two 32x32->64 halves. Exact floor when the result fits 64 bits. */
+static inline uint64_t ptrio__rate_apply(uint64_t x, ptrio__rate r)
+{
+    uint64_t lo = (uint64_t)(uint32_t)x * r.mult;
+    uint64_t hi = (uint64_t)(uint32_t)(x >> 32) * r.mult;
+
+    if (r.shift >= 32)
+        return (hi + (lo >> 32)) >> (r.shift - 32);
+    return (hi << (32 - r.shift)) + (lo >> r.shift);
+}
+
+#endif /* PTRIO_PORT_CLOCK_H */

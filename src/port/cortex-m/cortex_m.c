@@ -1,0 +1,230 @@
+/* src/port/cortex-m/cortex_m.c: the Cortex-M port (ARMv6-M and up).
+ *
+ * The clock is SysTick or a 32-bit counter of the user's, extended to 64
+ * bits; it runs from set-up on, across loops. The wait sleeps in WFI with
+ * PRIMASK set around the "woken? deadline passed?" test (the QP/C
+ * QV_onIdle pattern): an interrupt that arrives after the test still ends
+ * the WFI, because WFI wakes on a pending interrupt even while PRIMASK
+ * masks it; the handler runs when PRIMASK is cleared after the WFI. So no
+ * wake-up is lost between the test and the sleep.
+ *
+ * The wake flag lives in loop->be[0]: set by wake() (from any interrupt),
+ * read and cleared by wait() with interrupts masked.
+ */
+#include <stddef.h>
+
+#include <ptrio/port.h>
+
+#include "../clock.h"
+
+#define REG(a) (*(volatile uint32_t *)(uintptr_t)(a))
+#define SYST_CSR REG(0xE000E010u)
+#define SYST_RVR REG(0xE000E014u)
+#define SYST_CVR REG(0xE000E018u)
+#define CSR_ENABLE    0x1u
+#define CSR_TICKINT   0x2u
+#define CSR_CLKSOURCE 0x4u          /* the processor clock */
+#define CSR_COUNTFLAG (1u << 16)    /* reached 0 since CSR was last read */
+
+/* One clock per core: SysTick has one interrupt and no context. */
+static struct {
+    const ptrio_cortex_m_counter *ctr;  /* NULL: SysTick */
+    ptrio__rate to_ns;              /* counts -> ns */
+    ptrio__rate to_counts;          /* ns -> counts (counter mode) */
+    uint64_t base;                  /* SysTick: counts at the last wrap;
+                                       counter: the high word << 32 */
+    uint32_t period;                /* SysTick: counts per tick */
+    uint32_t last;                  /* counter: last value read */
+    uint32_t max_sleep;             /* counter: ns an alarm may be ahead */
+    uint8_t ready;
+} cm;
+
+ptrio_irqstate ptrio_port_critical_enter(void)
+{
+    uint32_t primask;
+    __asm__ volatile("mrs %0, primask\n\tcpsid i" : "=r"(primask)
+                     :: "memory");
+    return primask;
+}
+
+void ptrio_port_critical_exit(ptrio_irqstate state)
+{
+    __asm__ volatile("msr primask, %0" :: "r"((uint32_t)state) : "memory");
+}
+
+/* ---- the clock ----------------------------------------------------- */
+
+int ptrio_cortex_m_use_systick(uint32_t cpu_hz, uint32_t tick_hz)
+{
+    uint32_t period;
+
+    if (!cpu_hz || !tick_hz || cpu_hz > 1000000000u || tick_hz > cpu_hz)
+        return -PTRIO_EINVAL;
+    period = cpu_hz / tick_hz;
+    if (period < 2 || period - 1 > 0xFFFFFFu)
+        return -PTRIO_EINVAL;
+    SYST_CSR = 0;
+    cm.ctr = NULL;
+    cm.period = period;
+    cm.base = 0;
+    cm.to_ns = ptrio__rate_of(1000000000u, cpu_hz);
+    SYST_RVR = period - 1;
+    SYST_CVR = 0;                   /* reloads on the next count */
+    SYST_CSR = CSR_ENABLE | CSR_TICKINT | CSR_CLKSOURCE;
+    cm.ready = 1;
+    return 0;
+}
+
+static uint64_t systick_counts(void);
+
+/* Accounts for the wrap, unless a reader already did. */
+void ptrio_cortex_m_systick_isr(void)
+{
+    ptrio_irqstate s = ptrio_port_critical_enter();
+    (void)systick_counts();
+    ptrio_port_critical_exit(s);
+}
+
+int ptrio_cortex_m_use_counter(const ptrio_cortex_m_counter *c)
+{
+    ptrio__rate to_counts;
+
+    if (!c || !c->read || !c->hz || c->hz > 1000000000u)
+        return -PTRIO_EINVAL;
+    to_counts = ptrio__rate_of(c->hz, 1000000000u);
+    SYST_CSR = 0;
+    cm.ctr = c;
+    cm.to_ns = ptrio__rate_of(1000000000u, c->hz);
+    cm.to_counts = to_counts;
+    /* An alarm at most 2^31 counts ahead keeps every wrap observed; and
+     * at most 2^32 - 1 ns, so that ns -> counts stays in 64 bits. */
+    {
+        uint64_t half = ptrio__rate_apply((uint64_t)1 << 31, cm.to_ns);
+        cm.max_sleep = half > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)half;
+    }
+    cm.last = c->read();
+    cm.base = 0;
+    cm.ready = 1;
+    return 0;
+}
+
+/* SysTick counts down from period - 1; reaching 0 begins a tick and sets
+ * COUNTFLAG, which the next read of CSR clears. Whoever reads the flag
+ * first (this reader, or the interrupt handler through here) adds the
+ * period to `base`, exactly once per wrap; interrupts are masked, so the
+ * two never interleave, even when a higher-priority handler reads the
+ * clock while the SysTick handler is entering. A value read before the
+ * flag may predate the wrap: it is read again. Elapsed in the tick:
+ * (period - v) mod period. Nothing else may read SYST_CSR (that would
+ * clear the flag), and a whole period must never pass with interrupts
+ * masked and no clock read (two wraps would count as one). */
+static uint64_t systick_counts(void)
+{
+    uint32_t v = SYST_CVR;
+
+    if (SYST_CSR & CSR_COUNTFLAG) {
+        cm.base += cm.period;
+        v = SYST_CVR;
+    }
+    return cm.base + (v ? cm.period - v : 0);
+}
+
+/* Counter mode: a value lower than the last one read means a wrap. */
+static uint64_t counter_counts(uint32_t *raw)
+{
+    uint32_t v = cm.ctr->read();
+
+    if (v < cm.last)
+        cm.base += (uint64_t)1 << 32;
+    cm.last = v;
+    if (raw)
+        *raw = v;
+    return cm.base | v;
+}
+
+static uint64_t counts(uint32_t *raw)
+{
+    ptrio_irqstate s = ptrio_port_critical_enter();
+    uint64_t c = cm.ctr ? counter_counts(raw) : systick_counts();
+    ptrio_port_critical_exit(s);
+    return c;
+}
+
+int64_t ptrio_cortex_m_now(void)
+{
+    if (!cm.ready)
+        return 0;
+    return (int64_t)ptrio__rate_apply(counts(NULL), cm.to_ns);
+}
+
+/* ---- the backend --------------------------------------------------- */
+
+#define WOKEN(l) (*(volatile intptr_t *)&(l)->be[0].word)
+
+static int cm_open(ptrio_loop *l)
+{
+    if (!cm.ready)
+        return -PTRIO_ENOBACKEND;   /* the board did not set a clock up */
+    WOKEN(l) = 0;
+    return 0;
+}
+
+static ptrio_time cm_now(ptrio_loop *l)
+{
+    (void)l;
+    return ptrio_cortex_m_now();
+}
+
+/* Tickless: arms the alarm for `deadline` (at most max_sleep ahead, one
+ * count late rather than early). Returns 0 when the alarm is set for a
+ * time still ahead, nonzero when the counter already reached it. */
+static int arm_alarm(ptrio_time now, uint32_t raw, ptrio_time deadline)
+{
+    uint64_t ahead = (uint64_t)(deadline - now);
+    uint32_t at;
+
+    if (ahead > cm.max_sleep)
+        ahead = cm.max_sleep;
+    at = raw + (uint32_t)ptrio__rate_apply(ahead, cm.to_counts) + 1u;
+    cm.ctr->set_alarm(at);
+    return (int32_t)(cm.ctr->read() - at) >= 0;
+}
+
+/* Interrupts are masked from the test to the WFI; the handler of the
+ * interrupt that ended the WFI runs at the exit of the critical section,
+ * then the test runs again. PTRIO_TIME_NINF polls: it never sleeps. */
+static int cm_wait(ptrio_loop *l, ptrio_time deadline)
+{
+    for (;;) {
+        ptrio_irqstate s = ptrio_port_critical_enter();
+        uint32_t raw = 0;
+        ptrio_time now;
+
+        if (WOKEN(l) || deadline == PTRIO_TIME_NINF) {
+            WOKEN(l) = 0;
+            ptrio_port_critical_exit(s);
+            return 0;
+        }
+        now = (ptrio_time)ptrio__rate_apply(
+            cm.ctr ? counter_counts(&raw) : systick_counts(), cm.to_ns);
+        if (now >= deadline) {
+            ptrio_port_critical_exit(s);
+            return 0;
+        }
+        if (!cm.ctr || !cm.ctr->set_alarm || !arm_alarm(now, raw, deadline))
+            __asm__ volatile("dsb\n\twfi" ::: "memory");
+        ptrio_port_critical_exit(s);
+        __asm__ volatile("isb" ::: "memory");
+    }
+}
+
+/* From any interrupt: one store, read by the wait with interrupts
+ * masked. */
+static void cm_wake(ptrio_loop *l)
+{
+    WOKEN(l) = 1;
+}
+
+const ptrio_backend ptrio_backend_cortex_m = {
+    "cortex-m", cm_open, NULL, cm_now, cm_wait, NULL, NULL, cm_wake
+};
