@@ -22,15 +22,16 @@ typedef struct ptrio__rate {
 static inline ptrio__rate ptrio__rate_of(uint32_t num, uint32_t den)
 {
     ptrio__rate r;
-    uint64_t rem = num % den;
+    uint32_t rem32 = num % den;
+    uint64_t rem = rem32;
     uint32_t q = num / den;
-    unsigned s = 0;
+    unsigned s = 0u;
 
-    while (!(q & 0x80000000u) && s < 63) {
+    while (((q & 0x80000000u) == 0u) && (s < 63u)) {
         q <<= 1;
         rem <<= 1;
         if (rem >= den) {
-            q |= 1;
+            q |= 1u;
             rem -= den;
         }
         s++;
@@ -46,10 +47,14 @@ static inline uint64_t ptrio__rate_apply(uint64_t x, ptrio__rate r)
 {
     uint64_t lo = (uint64_t)(uint32_t)x * r.mult;
     uint64_t hi = (uint64_t)(uint32_t)(x >> 32) * r.mult;
+    uint64_t y;
 
-    if (r.shift >= 32)
-        return (hi + (lo >> 32)) >> (r.shift - 32);
-    return (hi << (32 - r.shift)) + (lo >> r.shift);
+    if (r.shift >= 32u) {
+        y = (hi + (lo >> 32)) >> (r.shift - 32u);
+    } else {
+        y = (hi << (32u - r.shift)) + (lo >> r.shift);
+    }
+    return y;
 }
 
 #endif /* PTRIO_PORT_CLOCK_H */

@@ -101,12 +101,13 @@ void ptrio_signal_raise(ptrio_signal *s)
 {
     ptrio_loop *l;
 
-    if (!s)
-        return;
-    (void)count_add(s);
-    l = loop_get(s);
-    if (l)
-        ptrio_loop_wake(l);
+    if (s != NULL) {
+        (void)count_add(s);
+        l = loop_get(s);
+        if (l != NULL) {
+            ptrio_loop_wake(l);
+        }
+    }
 }
 
 /* ---- waiting (the loop's thread) ---------------------------------------- */
@@ -118,7 +119,7 @@ static int clamp(uint32_t n)
 
 int ptrio_signal_take(ptrio_signal *s)
 {
-    return s ? clamp(count_take(s)) : 0;
+    return (s != NULL) ? clamp(count_take(s)) : 0;
 }
 
 /* The wait ends (taken, or aborted): later raises only count. */
@@ -137,8 +138,9 @@ static void sig_poll(ptrio_source *src)
     ptrio_signal *s = (ptrio_signal *)(void *)src;  /* src is the first member */
     uint32_t n = count_take(s);
 
-    if (n)
+    if (n != 0u) {
         (void)ptrio_wake(unwait(s), clamp(n));
+    }
 }
 
 /* Cancelled: the count stays for the next wait. */
@@ -155,22 +157,24 @@ int ptrio_signal_wait(void *self, ptrio_signal *s)
     uint32_t n;
     int rc;
 
-    if (!s)
-        return -PTRIO_EINVAL;
-    if (s->waiter)
-        return -PTRIO_EBUSY;
-    rc = ptrio_park_hook(self, sig_abort, s);
-    if (rc != PTRIO_PENDING)
-        return rc;
-    t = ptrio_current_task();
-    s->waiter = t;
-    loop_set(s, ptrio_current_loop());
-    n = count_take(s);
-    if (n) {
-        /* Raised already: the wait is a checkpoint that yields. */
-        (void)ptrio_wake(unwait(s), clamp(n));
-        return PTRIO_PENDING;
+    if (s == NULL) {
+        rc = -PTRIO_EINVAL;
+    } else if (s->waiter != NULL) {
+        rc = -PTRIO_EBUSY;
+    } else {
+        rc = ptrio_park_hook(self, sig_abort, s);
     }
-    (void)ptrio_source_add(&s->src, sig_poll);  /* not added: no waiter */
-    return PTRIO_PENDING;
+    if (rc == PTRIO_PENDING) {
+        t = ptrio_current_task();
+        s->waiter = t;
+        loop_set(s, ptrio_current_loop());
+        n = count_take(s);
+        if (n != 0u) {
+            /* Raised already: the wait is a checkpoint that yields. */
+            (void)ptrio_wake(unwait(s), clamp(n));
+        } else {
+            (void)ptrio_source_add(&s->src, sig_poll);  /* no waiter: free */
+        }
+    }
+    return rc;
 }

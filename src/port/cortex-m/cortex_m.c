@@ -27,7 +27,9 @@
 #define CSR_COUNTFLAG (1u << 16)    /* reached 0 since CSR was last read */
 
 /* One clock per core: SysTick has one interrupt and no context. */
-static struct {
+static struct cm_clock {
+    uint64_t (*counts)(uint32_t *raw);  /* the source's reader (NULL: none) */
+    int (*arm)(ptrio_time now, uint32_t raw, ptrio_time deadline);
     const ptrio_cortex_m_counter *ctr;  /* NULL: SysTick */
     ptrio__rate to_ns;              /* counts -> ns */
     ptrio__rate to_counts;          /* ns -> counts (counter mode) */
@@ -38,6 +40,11 @@ static struct {
     uint32_t max_sleep;             /* counter: ns an alarm may be ahead */
     uint8_t ready;
 } cm;
+
+/* The two sources, and the tickless alarm (below). */
+static uint64_t systick_counts(uint32_t *raw);
+static uint64_t counter_counts(uint32_t *raw);
+static int arm_alarm(ptrio_time now, uint32_t raw, ptrio_time deadline);
 
 ptrio_irqstate ptrio_port_critical_enter(void)
 {
@@ -58,30 +65,33 @@ int ptrio_cortex_m_use_systick(uint32_t cpu_hz, uint32_t tick_hz)
 {
     uint32_t period;
 
-    if (!cpu_hz || !tick_hz || cpu_hz > 1000000000u || tick_hz > cpu_hz)
+    if ((cpu_hz == 0u) || (tick_hz == 0u) || (cpu_hz > 1000000000u) ||
+        (tick_hz > cpu_hz)) {
         return -PTRIO_EINVAL;
+    }
     period = cpu_hz / tick_hz;
-    if (period < 2 || period - 1 > 0xFFFFFFu)
+    if ((period < 2u) || ((period - 1u) > 0xFFFFFFu)) {
         return -PTRIO_EINVAL;
-    SYST_CSR = 0;
+    }
+    SYST_CSR = 0u;
     cm.ctr = NULL;
+    cm.counts = systick_counts;
+    cm.arm = NULL;                  /* ticking: the tick ends each sleep */
     cm.period = period;
-    cm.base = 0;
+    cm.base = 0u;
     cm.to_ns = ptrio__rate_of(1000000000u, cpu_hz);
-    SYST_RVR = period - 1;
-    SYST_CVR = 0;                   /* reloads on the next count */
+    SYST_RVR = period - 1u;
+    SYST_CVR = 0u;                  /* reloads on the next count */
     SYST_CSR = CSR_ENABLE | CSR_TICKINT | CSR_CLKSOURCE;
-    cm.ready = 1;
+    cm.ready = 1u;
     return 0;
 }
-
-static uint64_t systick_counts(void);
 
 /* Accounts for the wrap, unless a reader already did. */
 void ptrio_cortex_m_systick_isr(void)
 {
     ptrio_irqstate s = ptrio_port_critical_enter();
-    (void)systick_counts();
+    (void)systick_counts(NULL);
     ptrio_port_critical_exit(s);
 }
 
@@ -89,22 +99,26 @@ int ptrio_cortex_m_use_counter(const ptrio_cortex_m_counter *c)
 {
     ptrio__rate to_counts;
 
-    if (!c || !c->read || !c->hz || c->hz > 1000000000u)
+    if ((c == NULL) || (c->read == NULL) || (c->hz == 0u) ||
+        (c->hz > 1000000000u)) {
         return -PTRIO_EINVAL;
+    }
     to_counts = ptrio__rate_of(c->hz, 1000000000u);
-    SYST_CSR = 0;
+    SYST_CSR = 0u;
     cm.ctr = c;
+    cm.counts = counter_counts;
+    cm.arm = (c->set_alarm != NULL) ? arm_alarm : NULL;
     cm.to_ns = ptrio__rate_of(1000000000u, c->hz);
     cm.to_counts = to_counts;
     /* An alarm at most 2^31 counts ahead keeps every wrap observed; and
      * at most 2^32 - 1 ns, so that ns -> counts stays in 64 bits. */
     {
         uint64_t half = ptrio__rate_apply((uint64_t)1 << 31, cm.to_ns);
-        cm.max_sleep = half > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)half;
+        cm.max_sleep = (half > 0xFFFFFFFFu) ? 0xFFFFFFFFu : (uint32_t)half;
     }
     cm.last = c->read();
-    cm.base = 0;
-    cm.ready = 1;
+    cm.base = 0u;
+    cm.ready = 1u;
     return 0;
 }
 
@@ -118,15 +132,17 @@ int ptrio_cortex_m_use_counter(const ptrio_cortex_m_counter *c)
  * (period - v) mod period. Nothing else may read SYST_CSR (that would
  * clear the flag), and a whole period must never pass with interrupts
  * masked and no clock read (two wraps would count as one). */
-static uint64_t systick_counts(void)
+static uint64_t systick_counts(uint32_t *raw)
 {
     uint32_t v = SYST_CVR;
 
-    if (SYST_CSR & CSR_COUNTFLAG) {
+    (void)raw;
+
+    if ((SYST_CSR & CSR_COUNTFLAG) != 0u) {
         cm.base += cm.period;
         v = SYST_CVR;
     }
-    return cm.base + (v ? cm.period - v : 0);
+    return cm.base + ((v != 0u) ? (cm.period - v) : 0u);
 }
 
 /* Counter mode: a value lower than the last one read means a wrap. */
@@ -134,27 +150,32 @@ static uint64_t counter_counts(uint32_t *raw)
 {
     uint32_t v = cm.ctr->read();
 
-    if (v < cm.last)
+    if (v < cm.last) {
         cm.base += (uint64_t)1 << 32;
+    }
     cm.last = v;
-    if (raw)
+    if (raw != NULL) {
         *raw = v;
+    }
     return cm.base | v;
 }
 
 static uint64_t counts(uint32_t *raw)
 {
     ptrio_irqstate s = ptrio_port_critical_enter();
-    uint64_t c = cm.ctr ? counter_counts(raw) : systick_counts();
+    uint64_t c = cm.counts(raw);
     ptrio_port_critical_exit(s);
     return c;
 }
 
 int64_t ptrio_cortex_m_now(void)
 {
-    if (!cm.ready)
-        return 0;
-    return (int64_t)ptrio__rate_apply(counts(NULL), cm.to_ns);
+    int64_t ns = 0;
+
+    if (cm.ready != 0u) {
+        ns = (int64_t)ptrio__rate_apply(counts(NULL), cm.to_ns);
+    }
+    return ns;
 }
 
 /* ---- the backend --------------------------------------------------- */
@@ -163,8 +184,9 @@ int64_t ptrio_cortex_m_now(void)
 
 static int cm_open(ptrio_loop *l)
 {
-    if (!cm.ready)
+    if (cm.ready == 0u) {
         return -PTRIO_ENOBACKEND;   /* the board did not set a clock up */
+    }
     WOKEN(l) = 0;
     return 0;
 }
@@ -180,14 +202,15 @@ static ptrio_time cm_now(ptrio_loop *l)
  * time still ahead, nonzero when the counter already reached it. */
 static int arm_alarm(ptrio_time now, uint32_t raw, ptrio_time deadline)
 {
-    uint64_t ahead = (uint64_t)(deadline - now);
+    uint64_t ahead = (uint64_t)deadline - (uint64_t)now;   /* > 0 */
     uint32_t at;
 
-    if (ahead > cm.max_sleep)
+    if (ahead > cm.max_sleep) {
         ahead = cm.max_sleep;
+    }
     at = raw + (uint32_t)ptrio__rate_apply(ahead, cm.to_counts) + 1u;
     cm.ctr->set_alarm(at);
-    return (int32_t)(cm.ctr->read() - at) >= 0;
+    return ((cm.ctr->read() - at) < 0x80000000u) ? 1 : 0;  /* reached */
 }
 
 /* Interrupts are masked from the test to the WFI; the handler of the
@@ -200,19 +223,19 @@ static int cm_wait(ptrio_loop *l, ptrio_time deadline)
         uint32_t raw = 0;
         ptrio_time now;
 
-        if (WOKEN(l) || deadline == PTRIO_TIME_NINF) {
+        if ((WOKEN(l) != 0) || (deadline == PTRIO_TIME_NINF)) {
             WOKEN(l) = 0;
             ptrio_port_critical_exit(s);
             return 0;
         }
-        now = (ptrio_time)ptrio__rate_apply(
-            cm.ctr ? counter_counts(&raw) : systick_counts(), cm.to_ns);
+        now = (ptrio_time)ptrio__rate_apply(cm.counts(&raw), cm.to_ns);
         if (now >= deadline) {
             ptrio_port_critical_exit(s);
             return 0;
         }
-        if (!cm.ctr || !cm.ctr->set_alarm || !arm_alarm(now, raw, deadline))
+        if ((cm.arm == NULL) || (cm.arm(now, raw, deadline) == 0)) {
             __asm__ volatile("dsb\n\twfi" ::: "memory");
+        }
         ptrio_port_critical_exit(s);
         __asm__ volatile("isb" ::: "memory");
     }

@@ -22,10 +22,11 @@
 #define MIE_MTIE 0x80u
 
 /* One clock per hart: the machine timer interrupt has no context. */
-static struct {
+static struct rv_clock {
     volatile uint32_t *mtime;       /* low word first */
     volatile uint32_t *mtimecmp;
-    ptrio__rate to_ns, to_ticks;
+    ptrio__rate to_ns;              /* ticks -> ns */
+    ptrio__rate to_ticks;           /* ns -> ticks */
     uint8_t ready;
 } rv;
 
@@ -39,8 +40,10 @@ ptrio_irqstate ptrio_port_critical_enter(void)
 
 void ptrio_port_critical_exit(ptrio_irqstate state)
 {
-    if (state & MSTATUS_MIE)
-        __asm__ volatile(PTRIO_CSR("csrsi mstatus, %0") :: "i"(MSTATUS_MIE) : "memory");
+    if ((state & MSTATUS_MIE) != 0u) {
+        __asm__ volatile(PTRIO_CSR("csrsi mstatus, %0")
+                         :: "i"(MSTATUS_MIE) : "memory");
+    }
 }
 
 /* ---- the clock ----------------------------------------------------- */
@@ -52,12 +55,13 @@ static uint64_t mtime_read(void)
 #if __riscv_xlen == 64
     return *(volatile uint64_t *)rv.mtime;
 #else
-    uint32_t hi, lo;
+    uint32_t hi;
+    uint32_t lo;
     do {
         hi = rv.mtime[1];
         lo = rv.mtime[0];
     } while (rv.mtime[1] != hi);
-    return (uint64_t)hi << 32 | lo;
+    return ((uint64_t)hi << 32) | lo;
 #endif
 }
 
@@ -76,15 +80,17 @@ static void mtimecmp_write(uint64_t v)
 
 int ptrio_riscv_use_clint(uintptr_t mtime, uintptr_t mtimecmp, uint32_t hz)
 {
-    if (!mtime || !mtimecmp || !hz || hz > 1000000000u)
+    if ((mtime == 0u) || (mtimecmp == 0u) || (hz == 0u) ||
+        (hz > 1000000000u)) {
         return -PTRIO_EINVAL;
+    }
     rv.mtime = (volatile uint32_t *)mtime;
     rv.mtimecmp = (volatile uint32_t *)mtimecmp;
     rv.to_ns = ptrio__rate_of(1000000000u, hz);
     rv.to_ticks = ptrio__rate_of(hz, 1000000000u);
     mtimecmp_write(UINT64_MAX);
     __asm__ volatile(PTRIO_CSR("csrs mie, %0") :: "r"(MIE_MTIE) : "memory");
-    rv.ready = 1;
+    rv.ready = 1u;
     return 0;
 }
 
@@ -95,9 +101,12 @@ void ptrio_riscv_timer_isr(void)
 
 int64_t ptrio_riscv_now(void)
 {
-    if (!rv.ready)
-        return 0;
-    return (int64_t)ptrio__rate_apply(mtime_read(), rv.to_ns);
+    int64_t ns = 0;
+
+    if (rv.ready != 0u) {
+        ns = (int64_t)ptrio__rate_apply(mtime_read(), rv.to_ns);
+    }
+    return ns;
 }
 
 /* ---- the backend --------------------------------------------------- */
@@ -106,8 +115,9 @@ int64_t ptrio_riscv_now(void)
 
 static int rv_open(ptrio_loop *l)
 {
-    if (!rv.ready)
+    if (rv.ready == 0u) {
         return -PTRIO_ENOBACKEND;   /* the board did not set a clock up */
+    }
     WOKEN(l) = 0;
     return 0;
 }
@@ -122,9 +132,10 @@ static ptrio_time rv_now(ptrio_loop *l)
  * past the range of mtime (or PTRIO_TIME_INF) disarms the timer. */
 static void arm(uint64_t ticks, ptrio_time now, ptrio_time deadline)
 {
-    uint64_t ahead = ptrio__rate_apply((uint64_t)(deadline - now),
-                                       rv.to_ticks) + 1;
-    mtimecmp_write(ahead > UINT64_MAX - ticks ? UINT64_MAX : ticks + ahead);
+    uint64_t ahead = ptrio__rate_apply((uint64_t)deadline - (uint64_t)now,
+                                       rv.to_ticks) + 1u;
+    mtimecmp_write((ahead > (UINT64_MAX - ticks)) ? UINT64_MAX
+                                                  : (ticks + ahead));
 }
 
 /* Interrupts are masked from the test to the WFI; the handler of the
@@ -137,7 +148,7 @@ static int rv_wait(ptrio_loop *l, ptrio_time deadline)
         uint64_t ticks;
         ptrio_time now;
 
-        if (WOKEN(l) || deadline == PTRIO_TIME_NINF) {
+        if ((WOKEN(l) != 0) || (deadline == PTRIO_TIME_NINF)) {
             WOKEN(l) = 0;
             ptrio_port_critical_exit(s);
             return 0;
@@ -148,10 +159,11 @@ static int rv_wait(ptrio_loop *l, ptrio_time deadline)
             ptrio_port_critical_exit(s);
             return 0;
         }
-        if (deadline == PTRIO_TIME_INF)
+        if (deadline == PTRIO_TIME_INF) {
             mtimecmp_write(UINT64_MAX);
-        else
+        } else {
             arm(ticks, now, deadline);
+        }
         __asm__ volatile("wfi" ::: "memory");
         ptrio_port_critical_exit(s);
     }
