@@ -92,19 +92,19 @@ void qemu__reset(void)
 }
 
 /* The semihosting trap: an ebreak between two marker instructions, all
- * uncompressed and within one 16-byte block. */
-long qemu_semihost(long op, void *arg)
-{
-    register long a0 __asm__("a0") = op;
-    register void *a1 __asm__("a1") = arg;
-    __asm__ volatile(
-        ".option push\n\t"
-        ".option norvc\n\t"
-        ".balign 16\n\t"
-        "slli zero, zero, 0x1f\n\t"
-        "ebreak\n\t"
-        "srai zero, zero, 7\n\t"
-        ".option pop"
-        : "+r"(a0) : "r"(a1) : "memory");
-    return a0;
-}
+ * uncompressed and within one 16-byte block (QEMU checks both), as a
+ * function of its own: op in a0, the argument block in a1, the result in
+ * a0. */
+__asm__(
+    ".section .text.qemu_semihost, \"ax\", @progbits\n"
+    ".balign 16\n"
+    ".globl qemu_semihost\n"
+    "qemu_semihost:\n"
+    ".option push\n"
+    ".option norvc\n"
+    "    slli zero, zero, 0x1f\n"
+    "    ebreak\n"
+    "    srai zero, zero, 7\n"
+    ".option pop\n"
+    "    ret\n"
+    ".text\n");
