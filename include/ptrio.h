@@ -8,5 +8,7 @@
 #include "ptrio/core.h"
 #include "ptrio/backend.h"
 #include "ptrio/io.h"
+#include "ptrio/signal.h"
+#include "ptrio/port.h"
 
 #endif /* PTRIO_H */
