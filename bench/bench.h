@@ -48,8 +48,10 @@
  *
  * Arguments: names (substrings) select figures; --ns skips the
  * instruction counts; --instructions prints only them (valgrind from
- * BENCH_VALGRIND, else "valgrind" on PATH). The exit status is 0 whatever
- * the figures; 1 when a run or the callgrind pass failed.
+ * BENCH_VALGRIND, else "valgrind" on PATH). With BENCH_CALLGRIND_KEEP=<dir>
+ * the callgrind pass keeps its dumps there, <figure>.<ptrio|base>.<n>.cg,
+ * for `callgrind_annotate`. The exit status is 0 whatever the figures; 1
+ * when a run or the callgrind pass failed.
  *
  * A run may exclude part of its work (e.g. spawning before the measured
  * part) with bench_pause() ... bench_resume(); the parts add up. Only the
@@ -148,11 +150,13 @@ static inline void bench_line(const char *name, double value,
 {
     int counts = !strcmp(unit, "instructions");
     int prec = counts || value >= 100 ? 1 : 2;
-    if (baseline > 0)
+    double ratio = baseline > 0 ? value / baseline : 0;
+
+    if (baseline > 0)   /* three digits, also for ptrio against Trio */
         printf("BENCH name=%s value=%.*f unit=%s baseline=%.*f "
-               "ratio=%.3f\n", name, prec, value, unit,
+               "ratio=%.*f\n", name, prec, value, unit,
                counts || baseline >= 100 ? 1 : 2, baseline,
-               value / baseline);
+               ratio >= 0.1 ? 3 : ratio >= 0.001 ? 5 : 7, ratio);
     else
         printf("BENCH name=%s value=%.*f unit=%s\n", name, prec, value,
                unit);
@@ -260,11 +264,13 @@ static inline void bench_resume(void)
 
 /* ---- counting instructions (the callgrind pass) ---------------------- */
 
-/* The total of the dump callgrind just wrote (and removes): its
- * "totals:" line. -1 when it cannot be read. */
-static inline double bench__read_dump(void)
+/* The total of the dump callgrind just wrote: its "totals:" line. -1
+ * when it cannot be read. The dump is removed, or kept in
+ * $BENCH_CALLGRIND_KEEP as <tag>.cg (for callgrind_annotate). */
+static inline double bench__read_dump(const char *tag)
 {
-    char path[512], line[256];
+    const char *keep = getenv("BENCH_CALLGRIND_KEEP");
+    char path[512], kept[512], line[256];
     double total = -1;
     FILE *fp;
 
@@ -276,12 +282,16 @@ static inline double bench__read_dump(void)
         if (!strncmp(line, "totals:", 7) || !strncmp(line, "summary:", 8))
             total = atof(strchr(line, ':') + 1);
     fclose(fp);
-    remove(path);
+    snprintf(kept, sizeof kept, "%s/%s.cg", keep ? keep : "", tag);
+    if (!keep || !*keep || rename(path, kept) != 0)
+        remove(path);
     return total;
 }
 
-/* One measured call of fn(n): ns (timing pass) or instructions. */
-static inline double bench__once(const char *name, void (*fn)(long), long n)
+/* One measured call of fn(n): ns (timing pass) or instructions. `side`
+ * names it in the dump: "<figure>.<side>.<n>". */
+static inline double bench__once(const char *name, const char *side,
+                                 void (*fn)(long), long n)
 {
     bench__.elapsed = 0;
 #if BENCH__CALLGRIND
@@ -293,10 +303,13 @@ static inline double bench__once(const char *name, void (*fn)(long), long n)
     bench_pause();
 #if BENCH__CALLGRIND
     if (bench__.mode == BENCH__COUNT) {
+        char tag[160];
         double c;
-        CALLGRIND_DUMP_STATS_AT(name);
+
+        snprintf(tag, sizeof tag, "%s.%s.%ld", name, side, n);
+        CALLGRIND_DUMP_STATS_AT(tag);
         bench__.dumps++;
-        if ((c = bench__read_dump()) < 0) {
+        if ((c = bench__read_dump(tag)) < 0) {
             fprintf(stderr, "bench: cannot read callgrind's dump %d under "
                     "%s\n", bench__.dumps, bench__.prefix);
             bench__.failed = 1;
@@ -306,6 +319,7 @@ static inline double bench__once(const char *name, void (*fn)(long), long n)
     }
 #else
     (void)name;
+    (void)side;
 #endif
     return bench__.elapsed;
 }
@@ -384,12 +398,12 @@ static inline bench_result bench_run(const bench_figure *f)
     if (f->base)
         f->base(n < 1 ? n : 1);
     for (r = 0; r < rounds; r++) {
-        run.zero = min2(run.zero, bench__once(f->name, f->run, 0));
-        run.full = min2(run.full, bench__once(f->name, f->run, n));
+        run.zero = min2(run.zero, bench__once(f->name, "ptrio", f->run, 0));
+        run.full = min2(run.full, bench__once(f->name, "ptrio", f->run, n));
         if (!f->base)
             continue;
-        base.zero = min2(base.zero, bench__once(f->name, f->base, 0));
-        base.full = min2(base.full, bench__once(f->name, f->base, n));
+        base.zero = min2(base.zero, bench__once(f->name, "base", f->base, 0));
+        base.full = min2(base.full, bench__once(f->name, "base", f->base, n));
     }
     res.value = bench__per(&run, n);
     res.baseline = f->base ? bench__per(&base, n) : 0;

@@ -95,7 +95,7 @@ struct hand_kid {
 };
 
 static struct hand_kid hkids[NTASKS];
-static hand_task *heap[NTASKS];
+static hand_timer heap[NTASKS];
 
 static HAND_NOINLINE int hand_kid(hand_task *t)
 {

@@ -31,12 +31,18 @@ struct hand_task {
     unsigned resume;                /* resume point (0: start) */
     hand_task *parent;              /* woken when its last child is done */
     long live;                      /* children not yet done */
-    int64_t deadline;               /* while in the heap */
 };
+
+/* A heap entry keeps its deadline beside the task, so that sifting
+ * compares keys in the array without touching the tasks. */
+typedef struct hand_timer {
+    int64_t deadline;
+    hand_task *t;
+} hand_timer;
 
 typedef struct hand_sched {
     hand_task *head, *tail;         /* run queue */
-    hand_task **heap;               /* deadlines: a binary min-heap */
+    hand_timer *heap;               /* deadlines: a binary min-heap */
     size_t nheap;
     int64_t now;                    /* the virtual clock */
 } hand_sched;
@@ -76,26 +82,29 @@ static inline void hand_spawn(hand_sched *s, hand_task *t,
 
 /* ---- the deadline heap -------------------------------------------------- */
 
-static HAND_NOINLINE void hand_heap_push(hand_sched *s, hand_task *t)
+static HAND_NOINLINE void hand_heap_push(hand_sched *s, hand_task *t,
+                                        int64_t deadline)
 {
     size_t i = s->nheap++, up;
 
-    while (i > 0 && s->heap[up = (i - 1) / 2]->deadline > t->deadline) {
+    while (i > 0 && s->heap[up = (i - 1) / 2].deadline > deadline) {
         s->heap[i] = s->heap[up];
         i = up;
     }
-    s->heap[i] = t;
+    s->heap[i].deadline = deadline;
+    s->heap[i].t = t;
 }
 
 static HAND_NOINLINE hand_task *hand_heap_pop(hand_sched *s)
 {
-    hand_task *top = s->heap[0], *last = s->heap[--s->nheap];
+    hand_task *top = s->heap[0].t;
+    hand_timer last = s->heap[--s->nheap];
     size_t i = 0, c, n = s->nheap;
 
     while ((c = 2 * i + 1) < n) {
-        if (c + 1 < n && s->heap[c + 1]->deadline < s->heap[c]->deadline)
+        if (c + 1 < n && s->heap[c + 1].deadline < s->heap[c].deadline)
             c++;
-        if (s->heap[c]->deadline >= last->deadline)
+        if (s->heap[c].deadline >= last.deadline)
             break;
         s->heap[i] = s->heap[c];
         i = c;
@@ -109,8 +118,7 @@ static HAND_NOINLINE hand_task *hand_heap_pop(hand_sched *s)
  * HAND_WAIT). */
 static inline void hand_sleep(hand_sched *s, hand_task *t, int64_t d)
 {
-    t->deadline = s->now + d;
-    hand_heap_push(s, t);
+    hand_heap_push(s, t, s->now + d);
 }
 
 /* ---- the scheduler ------------------------------------------------------ */
@@ -139,8 +147,8 @@ static HAND_NOINLINE void hand_run(hand_sched *s)
         }
         if (!s->nheap)
             return;
-        s->now = s->heap[0]->deadline;
-        while (s->nheap && s->heap[0]->deadline <= s->now)
+        s->now = s->heap[0].deadline;
+        while (s->nheap && s->heap[0].deadline <= s->now)
             hand_ready(s, hand_heap_pop(s));
     }
 }
