@@ -54,14 +54,25 @@
  * when a run or the callgrind pass failed.
  *
  * A run may exclude part of its work (e.g. spawning before the measured
- * part) with bench_pause() ... bench_resume(); the parts add up. Only the
- * code between bench_init and bench_done that bench_run calls is measured.
+ * part) with bench_pause() ... bench_resume(); the parts add up. Put
+ * bench_opaque() where the hand-written code would otherwise be folded
+ * away by the compiler (ptrio's side calls into the library there).
+ * bench/hand.h has a hand-written scheduler to build baselines on.
+ *
+ * In Makefile.am, a program joins `make bench` and `make
+ * bench-instructions` with:
+ *
+ *     BENCHMARKS += bench/bench_x
+ *     bench_bench_x_SOURCES = bench/bench_x.c
+ *     bench_bench_x_LDFLAGS = $(BENCH_LDFLAGS)
  */
 #ifndef PTRIO_BENCH_H
 #define PTRIO_BENCH_H
 
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
+#elif _POSIX_C_SOURCE < 200809L
+#error "bench.h needs _POSIX_C_SOURCE 200809L (mkdtemp): include it first"
 #endif
 
 #include <dirent.h>
