@@ -140,6 +140,8 @@ struct ptrio_loop {
     uint32_t ntasks;                /* live tasks */
     uint32_t ncalled;               /* open scopes with cancel_called */
     int fatal;                      /* backend failure that ends the run */
+    const char *where_file;         /* debug builds: the user's last macro */
+    int where_line;
     uint8_t running;
 };
 
@@ -360,6 +362,7 @@ void ptrio_source_remove(ptrio_source *src);
 #define PTRIO__SCOPE_NURSERY  0x0200u
 #define PTRIO__SCOPE_TIMER    0x0400u  /* deadline in the tree */
 #define PTRIO__SCOPE_LAZY     0x0800u  /* relative deadline, not yet armed */
+#define PTRIO__SCOPE_RELATIVE 0x1000u  /* the key is a duration, unarmed */
 
 int ptrio__scope_open(ptrio_frame *fr, ptrio_scope *sc, uintptr_t exit,
                       ptrio_time deadline, unsigned flags);
