@@ -124,7 +124,10 @@ struct ptrio_loop {
     union { int64_t i64; void *ptr; intptr_t word; } be[4];  /* backend's */
     ptrio_task *runq, *runq_tail;   /* the next batch */
     ptrio__tnode *timers, *first;   /* deadline tree, its earliest node */
-    ptrio__tnode *lazy;             /* relative deadlines not yet armed */
+    uint32_t nlazy;                 /* relative deadlines not yet armed */
+    uint32_t between;               /* reasons to stop between batches:
+                                       timers, lazy deadlines, fd waits,
+                                       sources, hooks (one count) */
     ptrio_task *current;            /* running task */
     ptrio_task *watchers;           /* tasks waiting on fds (src/io) */
     uint32_t nwatch;

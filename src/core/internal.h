@@ -19,6 +19,19 @@
 #endif
 extern PTRIO__TLS ptrio_loop *ptrio__loop;
 
+/* The hot paths' permission, one compare: the frame that may await by the
+ * fast paths now. It is the running task's innermost frame while that
+ * task waits on nothing and no open scope is cancelled (loop->ncalled is
+ * 0); NOBODY otherwise (never NULL: a NULL self must not match), and
+ * YIELDED right after a fast checkpoint (the scheduler then queues the
+ * task). Anything that parks the running task, cancels a scope or changes
+ * the innermost frame updates it; the slow paths behind it check
+ * everything. */
+extern PTRIO__TLS ptrio_frame *ptrio__awaiter;
+extern const ptrio_frame ptrio__nobody, ptrio__yielded;
+#define NOBODY ((ptrio_frame *)&ptrio__nobody)
+#define YIELDED ((ptrio_frame *)&ptrio__yielded)
+
 /* Task states (low bits of task->state) and flags (high bits). */
 enum {
     T_IDLE = 0,         /* never started, or finished (DONE keeps its record) */
@@ -108,11 +121,19 @@ void ptrio__misuse(const char *what, const char *file, int line);
 #define INVARIANT(cond, what) ((void)0)
 #endif
 
-/* Appends `t` to the next batch: the run queue is linked through w.next. */
+/* loop->between counts what must run between two batches (deadlines in
+ * the tree, relative deadlines to arm, fd waits, sources, instrument
+ * hooks): the scheduler tests one word to know it may go straight on. */
+#define BETWEEN_ADD(l) ((l)->between++)
+#define BETWEEN_DEL(l) ((l)->between--)
+
+/* Appends `t` to the run queue, linked through w.next. The scheduler
+ * pops tasks off its head without touching the tail: the tail is only
+ * meaningful while the queue is not empty. */
 static inline void ptrio__enqueue(ptrio_loop *l, ptrio_task *t)
 {
     t->w.next = NULL;
-    if (l->runq_tail)
+    if (l->runq)
         l->runq_tail->w.next = t;
     else
         l->runq = t;

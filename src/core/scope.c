@@ -149,34 +149,31 @@ static void deliver(ptrio_scope *sc)
  * costs no clock read and no tree insertion. Deadlines only fire between
  * batches, so the only difference is that the deadline counts from the
  * first suspension: never earlier than asked, later by the CPU time the
- * step spent before its first checkpoint. Until armed, the scope waits in
- * loop->lazy (threaded through its tree node) with the duration as key.
+ * step spent before its first checkpoint. Until armed, the scope holds the
+ * duration as its key and the loop counts such scopes; they all belong to
+ * the running task (the end of its step arms them), so arming walks its
+ * scope stack.
  */
-
-static void lazy_unlink(ptrio_loop *l, ptrio_scope *sc)
-{
-    ptrio__tnode *n = &sc->timer;
-    if (n->child[1])
-        n->child[1]->child[0] = n->child[0];
-    else
-        l->lazy = n->child[0];
-    if (n->child[0])
-        n->child[0]->child[1] = n->child[1];
-    sc->flags &= (uint16_t)~PTRIO__SCOPE_LAZY;
-}
 
 void ptrio__arm_lazy(ptrio_loop *l)
 {
-    ptrio_time now = l->backend->now(l);
-    ptrio__tnode *n = l->lazy, *next;
+    ptrio_task *t = l->current;
+    ptrio_time now;
+    ptrio_scope *sc;
 
-    l->lazy = NULL;
-    for (; n; n = next) {
-        ptrio_scope *sc = CONTAINER(n, ptrio_scope, timer);
-        next = n->child[0];
-        sc->flags &= (uint16_t)~PTRIO__SCOPE_LAZY;
-        ptrio__timer_add(l, n, ptrio__add_time(now, ptrio__timer_when(n)), 1);
-        sc->flags |= PTRIO__SCOPE_TIMER;
+    if (!t)
+        return;
+    now = l->backend->now(l);
+    for (sc = t->scope; sc && sc->task == t && l->nlazy; sc = sc->parent) {
+        if (!(sc->flags & PTRIO__SCOPE_LAZY))
+            continue;
+        sc->flags = (uint16_t)((sc->flags & ~PTRIO__SCOPE_LAZY) |
+                               PTRIO__SCOPE_TIMER);
+        l->nlazy--;
+        BETWEEN_DEL(l);
+        ptrio__timer_add(l, &sc->timer,
+                         ptrio__add_time(now, ptrio__timer_when(&sc->timer)),
+                         1);
     }
 }
 
@@ -186,8 +183,10 @@ void ptrio__arm_lazy(ptrio_loop *l)
 void ptrio__drop_timer(ptrio_scope *sc)
 {
     if (sc->flags & PTRIO__SCOPE_LAZY) {
-        lazy_unlink(ptrio__loop, sc);
-        sc->flags |= PTRIO__SCOPE_RELATIVE;
+        sc->flags = (uint16_t)((sc->flags & ~PTRIO__SCOPE_LAZY) |
+                               PTRIO__SCOPE_RELATIVE);
+        ptrio__loop->nlazy--;
+        BETWEEN_DEL(ptrio__loop);
     } else if (sc->flags & PTRIO__SCOPE_TIMER) {
         ptrio__timer_del(ptrio__loop, &sc->timer);
         sc->flags &= (uint16_t)~PTRIO__SCOPE_TIMER;
@@ -202,6 +201,7 @@ void ptrio_cancel(ptrio_scope *sc)
     if (!(sc->flags & PTRIO__SCOPE_OPEN) || !ptrio__loop)
         return;
     ptrio__loop->ncalled++;
+    ptrio__awaiter = NOBODY;      /* the fast paths skip cancel checks */
     ptrio__drop_timer(sc);
     /* Already inside a cancelled region: everyone inside was told. */
     if (!(sc->flags & PTRIO__SCOPE_SHIELD) &&
@@ -239,8 +239,11 @@ int ptrio_scope_set_deadline(ptrio_scope *sc, ptrio_time deadline)
 {
     if (!sc)
         return -PTRIO_EINVAL;
-    if (sc->flags & PTRIO__SCOPE_LAZY)
-        lazy_unlink(ptrio__loop, sc);
+    if (sc->flags & PTRIO__SCOPE_LAZY) {
+        sc->flags &= (uint16_t)~PTRIO__SCOPE_LAZY;
+        ptrio__loop->nlazy--;
+        BETWEEN_DEL(ptrio__loop);
+    }
     sc->flags &= (uint16_t)~PTRIO__SCOPE_RELATIVE;
     if (deadline == PTRIO_TIME_INF) {
         sc->flags &= (uint16_t)~PTRIO__SCOPE_DEADLINE;
@@ -321,7 +324,7 @@ ptrio_time ptrio_current_effective_deadline(void)
     ptrio_time best = PTRIO_TIME_INF;
     const ptrio_scope *sc;
 
-    if (t && ptrio__loop->lazy)
+    if (t && ptrio__loop->nlazy)
         ptrio__arm_lazy(ptrio__loop);
     for (sc = t ? t->scope : NULL; sc; sc = sc->parent) {
         if (sc->flags & PTRIO__SCOPE_CALLED)
@@ -390,11 +393,8 @@ int ptrio__scope_open_after(ptrio_frame *fr, ptrio_scope *sc,
         return rc;
     sc->flags |= PTRIO__SCOPE_DEADLINE | PTRIO__SCOPE_LAZY;
     ptrio__timer_set_when(&sc->timer, d);
-    sc->timer.child[0] = l->lazy;       /* next */
-    sc->timer.child[1] = NULL;          /* prev */
-    if (l->lazy)
-        l->lazy->child[1] = &sc->timer;
-    l->lazy = &sc->timer;
+    l->nlazy++;
+    BETWEEN_ADD(l);
     return 0;
 }
 

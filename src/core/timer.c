@@ -106,6 +106,7 @@ void ptrio__timer_add(ptrio_loop *l, node *z, ptrio_time when, int is_scope)
     int leftmost = 1, right = 0;
 
     ptrio__timer_set_when(z, when);
+    BETWEEN_ADD(l);
     k = key(z);
     while (x) {
         y = x;
@@ -177,6 +178,7 @@ void ptrio__timer_del(ptrio_loop *l, node *z)
     node *x, *xp, *y;
     int removed_red = is_red(z);
 
+    BETWEEN_DEL(l);
     if (l->first == z)
         l->first = next_of(z);
     if (!z->child[0] || !z->child[1]) {
