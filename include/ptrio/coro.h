@@ -91,7 +91,6 @@ uintptr_t ptrio__raise(ptrio_frame *fr, int rc, const ptrio_site *site);
 uintptr_t ptrio__raise_new(ptrio_frame *fr, int rc, const ptrio_site *site);
 uintptr_t ptrio__reraise(ptrio_frame *fr, int rc, const ptrio_site *site);
 uintptr_t ptrio__return(ptrio_frame *fr, int value, const ptrio_site *site);
-int ptrio__end(ptrio_frame *fr);
 int ptrio__stray(ptrio_frame *fr);
 void ptrio__caught(int rc);
 
@@ -103,6 +102,14 @@ void ptrio__at(const char *file, int line);
 #else
 #define PTRIO__WHERE() ((void)0)
 #endif
+
+/* PTRIO_END: the frame is done; resume 0 tells the scheduler it ended
+ * through END (not by a C return). */
+static inline int ptrio__end(ptrio_frame *fr)
+{
+    fr->resume = 0;
+    return fr->pending == PTRIO__IN_BODY ? 0 : fr->pending;
+}
 
 #define PTRIO__CAT2(a, b) a##b
 #define PTRIO__CAT(a, b) PTRIO__CAT2(a, b)

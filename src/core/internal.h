@@ -40,6 +40,7 @@ enum {
     T_PARKED = 3,
     T_DONE = 4,
     T_STATE = 0x07,
+    T_STATE_LIVE = 0x03,    /* READY, RUNNING, PARKED: a bit of these */
     T_STARTING = 0x08,  /* ptrio_start's child before started() */
     T_STARTED = 0x10,   /* started() was called */
     T_ARMED = 0x20,     /* err/origin describe an error still propagating */
@@ -81,7 +82,7 @@ enum {
  * a root frame that another task has since taken (the frame re-initialised
  * and started again under it) finds someone else's tag. */
 #define ROOT_TAG ((uintptr_t)1)
-#define ROOT_OF(t) ((ptrio_frame *)(void *)((uintptr_t)(t) | ROOT_TAG))
+#define ROOT_OF(t) ((ptrio_frame *)(void *)((uintptr_t)(t) + ROOT_TAG))
 #define IS_ROOT(fr) (((uintptr_t)(fr)->caller & ROOT_TAG) != 0)
 #define CALLER_OF(fr) (IS_ROOT(fr) ? NULL : (fr)->caller)
 
@@ -140,14 +141,38 @@ static inline void ptrio__enqueue(ptrio_loop *l, ptrio_task *t)
     l->runq_tail = t;
 }
 
+/* A frame about to run its first step. Its origin is written before it
+ * is read (when an error reaches FINALLY or END). */
+static inline void ptrio__frame_init(ptrio_frame *fr, ptrio_fn fn,
+                                     ptrio_frame *caller)
+{
+    fr->fn = fn;
+    fr->caller = caller;
+    fr->resume = PTRIO__START;
+    fr->result = 0;
+    fr->pending = PTRIO__IN_BODY;
+}
+
 /* loop.c */
-ptrio_task *ptrio__self(void *self);
+ptrio_task *ptrio__self_slow(void *self);
+
+/* The running task, if `self` is its innermost frame: the frame that may
+ * await now (one compare while the fast paths are allowed). Anything else
+ * is an await outside its task: NULL. */
+static inline ptrio_task *ptrio__self(void *self)
+{
+    if (self == ptrio__awaiter)
+        return ptrio__loop->current;
+    return ptrio__self_slow(self);
+}
 int ptrio__await_check(void *self, ptrio_task **out);
 void ptrio__undo_wait(ptrio_loop *l, ptrio_task *t);
-void ptrio__frame_init(ptrio_frame *fr, ptrio_fn fn, ptrio_frame *caller);
+
 void ptrio__ready(ptrio_loop *l, ptrio_task *t);
 void ptrio__wake(ptrio_loop *l, ptrio_task *t, int rc);
 void ptrio__park(ptrio_task *t, int wait);
+/* Durations beyond 2^62 ns (146 years) are taken for overflow bugs. */
+#define TIME_HUGE (PTRIO_TIME_INF / 2 + 1)
 int ptrio__after(ptrio_time now, ptrio_time d, ptrio_time *out);
 ptrio_time ptrio__add_time(ptrio_time now, ptrio_time d);
 void ptrio__report(ptrio_loop *l, const char *line);
@@ -156,8 +181,20 @@ void ptrio__report(ptrio_loop *l, const char *line);
 void ptrio__timer_add(ptrio_loop *l, ptrio__tnode *n, ptrio_time when,
                       int is_scope);
 void ptrio__timer_del(ptrio_loop *l, ptrio__tnode *n);
-ptrio_time ptrio__timer_when(const ptrio__tnode *n);
-void ptrio__timer_set_when(ptrio__tnode *n, ptrio_time when);
+/* A node's key: the deadline, order-preserving as an unsigned number. */
+#define FLIP (UINT64_C(1) << 63)
+static inline void ptrio__timer_set_when(ptrio__tnode *n, ptrio_time when)
+{
+    uint64_t k = (uint64_t)when ^ FLIP;
+    n->key_lo = (uint32_t)k;
+    n->key_hi = (uint32_t)(k >> 32);
+}
+
+static inline ptrio_time ptrio__timer_when(const ptrio__tnode *n)
+{
+    uint64_t k = (((uint64_t)n->key_hi << 32) | n->key_lo) ^ FLIP;
+    return k <= (uint64_t)INT64_MAX ? (ptrio_time)k : -(ptrio_time)(~k) - 1;
+}
 int ptrio__timer_is_scope(const ptrio__tnode *n);
 
 /* scope.c */

@@ -32,7 +32,7 @@ static void permit(ptrio_loop *l, ptrio_task *t)
     ptrio__awaiter = l->ncalled || TSTATE(t) != T_RUNNING ? NOBODY : t->frame;
 }
 
-static NOINLINE ptrio_task *self_slow(void *self)
+NOINLINE ptrio_task *ptrio__self_slow(void *self)
 {
     ptrio_loop *l = ptrio__loop;
     ptrio_task *t = l ? l->current : NULL;
@@ -42,15 +42,6 @@ static NOINLINE ptrio_task *self_slow(void *self)
         return NULL;
     }
     return t;
-}
-
-/* The running task, if `self` is its innermost frame: the frame that may
- * await now. Anything else is an await outside its task. */
-ptrio_task *ptrio__self(void *self)
-{
-    if (self == ptrio__awaiter)
-        return ptrio__loop->current;
-    return self_slow(self);
 }
 
 void ptrio__report(ptrio_loop *l, const char *line)
@@ -266,7 +257,7 @@ int ptrio__await_check(void *self, ptrio_task **out)
         *out = ptrio__loop->current;
         return 0;
     }
-    *out = t = self_slow(self);
+    *out = t = ptrio__self_slow(self);
     if (!t)
         return -PTRIO_ENOTASK;
     if (TSTATE(t) != T_RUNNING || ptrio__awaiter == YIELDED) {
@@ -279,16 +270,6 @@ int ptrio__await_check(void *self, ptrio_task **out)
 }
 
 /* ---- steps -------------------------------------------------------- */
-
-void ptrio__frame_init(ptrio_frame *fr, ptrio_fn fn, ptrio_frame *caller)
-{
-    fr->fn = fn;
-    fr->caller = caller;
-    fr->resume = PTRIO__START;
-    fr->result = 0;
-    fr->pending = PTRIO__IN_BODY;
-    fr->origin = NULL;
-}
 
 static const ptrio_site dropped_site = {
     NULL, 0, "an awaitable's PTRIO_PENDING was dropped (no PTRIO_AWAIT?)"
@@ -701,9 +682,6 @@ int ptrio_checkpoint_if_cancelled(void *self)
         return rc;
     return ptrio__cancelled(t) ? -PTRIO_ECANCELED : 0;
 }
-
-/* Durations beyond 2^62 ns (146 years) are taken for overflow bugs. */
-#define TIME_HUGE (PTRIO_TIME_INF / 2 + 1)
 
 /* The one rule for "now + d", for sleeps, timeouts and relative scope
  * deadlines: d < 0 is -PTRIO_EINVAL, PTRIO_TIME_INF means none, beyond
