@@ -24,10 +24,12 @@ typedef int64_t ptrio_time;
 
 #define PTRIO_TIME_INF  INT64_MAX   /* no deadline */
 #define PTRIO_TIME_NINF INT64_MIN   /* effective deadline when cancelled */
+/* Durations: the argument may be an integer or a floating value
+ * (PTRIO_SEC(1.5) is 1.5 s); the product is taken before the conversion. */
 #define PTRIO_NS(n)  ((ptrio_time)(n))
-#define PTRIO_US(n)  ((ptrio_time)(n) * 1000)
-#define PTRIO_MS(n)  ((ptrio_time)(n) * 1000000)
-#define PTRIO_SEC(n) ((ptrio_time)(n) * 1000000000)
+#define PTRIO_US(n)  ((ptrio_time)((n) * INT64_C(1000)))
+#define PTRIO_MS(n)  ((ptrio_time)((n) * INT64_C(1000000)))
+#define PTRIO_SEC(n) ((ptrio_time)((n) * INT64_C(1000000000)))
 
 /* ---- private storage types ---------------------------------------- */
 

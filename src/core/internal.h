@@ -225,6 +225,22 @@ void ptrio__walk_first(ptrio_loop *l, ptrio__node *w);
 int ptrio__walk_next(ptrio__node *w);
 
 /* frame.c */
+#define PTRIO__DESCRIBED (INT_MIN + 5)  /* a frame answered DESCRIBE */
+typedef struct ptrio__where_t {
+    const char *file, *func;
+    int line;
+} ptrio__where_t;
+int ptrio__frame_where(const ptrio_frame *fr, ptrio__where_t *out);
+
+/* The source line a frame is suspended at (0: none). */
+static inline int ptrio__frame_line(const ptrio_frame *fr)
+{
+#ifdef PTRIO_COMPUTED_GOTO
+    return fr->resume >= PTRIO__SPECIAL ? fr->line : 0;
+#else
+    return fr->resume >= PTRIO__SPECIAL ? (int)fr->resume : 0;
+#endif
+}
 void ptrio__note_origin(ptrio_task *t, int rc, const void *origin);
 
 /* lot.c */

@@ -88,7 +88,7 @@ static int prepare(ptrio_nursery *n, ptrio_task *t, ptrio_fn fn,
     /* READY, RUNNING and PARKED have one of the low bits; IDLE and DONE
      * have neither (a done task still listed in a failed nursery is
      * busy: its record is in use). */
-    if ((t->state & (T_STATE_LIVE | T_LISTED)) || fr->resume) {
+    if ((t->state & (T_STATE_LIVE | T_LISTED)) || fr->resume > PTRIO__DONE) {
         MISUSE("starting a task or frame that is still running");
         return -PTRIO_EBUSY;
     }
