@@ -15,6 +15,14 @@
 #define TESTUTIL_EVENTS
 #include "testutil.h"
 
+/* tcase_add_misuse_test for a loop test. */
+#ifdef PTRIO_DEBUG
+#define tcase_add_misuse_loop_test(tc, fn, s, e)                            \
+    tcase_add_loop_test_raise_signal(tc, fn, SIGILL, s, e)
+#else
+#define tcase_add_misuse_loop_test(tc, fn, s, e) tcase_add_loop_test(tc, fn, s, e)
+#endif
+
 /* ---- a virtual clock of the test's own --------------------------------
  *
  * Like ptrio_backend_virtual, but the clock starts where the test says,
@@ -324,6 +332,127 @@ START_TEST(test_dropped_sleep_then_end)
     ck_assert_int_eq(PROBE.deadline[0], PTRIO_SEC(10));
     ck_assert_int_eq(end_time(), PTRIO_SEC(10));
     assert_all_exited(2);
+}
+END_TEST
+
+/* After a dropped sleep, every awaitable refuses the task that already
+ * waits (fast paths included): -PTRIO_EMISUSE, the sleep undone, nothing
+ * queued, parked or started. */
+enum { AW_CHECKPOINT, AW_YIELD, AW_SLEEP, AW_SLEEP_UNTIL, AW_SLEEP_FOREVER,
+       AW_PARK, AW_PARK_HOOK, AW_CALL, AW_START, AW_IF_CANCELLED,
+       AW_READABLE, AW_COUNT };
+
+struct refuse_main {
+    ptrio_frame fr;
+    int which;
+    int rc;
+    ptrio_lot lot;
+    ptrio_nursery n;
+    ptrio_task t;
+    struct marker kid, sub;
+};
+
+static int no_abort(ptrio_task *t, void *data)
+{
+    (void)t, (void)data;
+    return 0;
+}
+
+/* The awaitable under test (a helper: a switch of the test's own). */
+static int awaitable(struct refuse_main *f)
+{
+    switch (f->which) {
+    case AW_CHECKPOINT: return ptrio_checkpoint(f);
+    case AW_YIELD: return ptrio_yield(f);
+    case AW_SLEEP: return ptrio_sleep(f, PTRIO_SEC(1));
+    case AW_SLEEP_UNTIL: return ptrio_sleep_until(f, PTRIO_SEC(1));
+    case AW_SLEEP_FOREVER: return ptrio_sleep_forever(f);
+    case AW_PARK: return ptrio_park(f, &f->lot, NULL);
+    case AW_PARK_HOOK: return ptrio_park_hook(f, no_abort, NULL);
+    case AW_CALL:
+        f->sub = (struct marker){.name = "sub"};
+        return ptrio_call(f, &f->sub, marker);
+    case AW_START:
+        f->kid = (struct marker){.name = "kid"};
+        return ptrio_start_named(f, &f->n, &f->t, marker, &f->kid, NULL,
+                                 "kid");
+    case AW_IF_CANCELLED: return ptrio_checkpoint_if_cancelled(f);
+    default: return ptrio_wait_readable(f, 0);
+    }
+}
+
+static int refuse_main(ptrio_frame *fr)
+{
+    struct refuse_main *f = PTRIO_SELF(fr, struct refuse_main);
+    PTRIO_BEGIN(f);
+    PTRIO_NURSERY(f, &f->n) {
+        if (ptrio_sleep(f, PTRIO_SEC(5))) {}
+        PTRIO_TRY(f, f->rc, awaitable(f));
+        ev("after", "");
+    }
+    PTRIO_END(f);
+}
+
+START_TEST(test_every_awaitable_refuses)
+{
+    static struct refuse_main m;
+    m = (struct refuse_main){.which = _i};
+    setup_at(0, NULL);
+    ck_assert_int_eq(RUN(refuse_main, &m), 0);
+    ck_assert_int_eq(m.rc, -PTRIO_EMISUSE);
+    ck_assert_str_eq(L.buf, "after@0");
+    ck_assert_ptr_null(m.lot.head);
+    ck_assert_int_eq(PROBE.nwaits, 0);
+    ck_assert_int_eq(end_time(), 0);
+    assert_all_exited(1);
+}
+END_TEST
+
+struct drop_block_main {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t;
+    struct marker mk;
+    int with_child, inside;
+};
+
+static int drop_then_nursery(ptrio_frame *fr)
+{
+    struct drop_block_main *f = PTRIO_SELF(fr, struct drop_block_main);
+    PTRIO_BEGIN(f);
+    if (!f->inside && ptrio_sleep(f, PTRIO_SEC(5))) {}
+    PTRIO_NURSERY(f, &f->n) {
+        if (f->with_child) {
+            f->mk = (struct marker){.name = "mk"};
+            PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t, marker, &f->mk));
+        }
+        if (f->inside && ptrio_sleep(f, PTRIO_SEC(5))) {}
+    }
+    ev("after", "");
+    PTRIO_FINALLY(f);
+    ev_err("main", PTRIO_FINALLY_ERROR(f));
+    PTRIO_END(f);
+}
+
+/* A nursery block after a dropped sleep, or whose body ends with one (its
+ * close schedules or parks the task): the frame fails with -PTRIO_EMISUSE
+ * once, the sleep is undone (no wait, no wake at 5 s, nothing left in the
+ * deadline tree), the run queue stays sound, and a child (without a
+ * checkpoint) still ends in its nursery. _i: bit 0 = with a child, bit 1
+ * = the sleep dropped inside the body. */
+START_TEST(test_dropped_sleep_then_nursery)
+{
+    static struct drop_block_main m;
+    m = (struct drop_block_main){.with_child = _i & 1, .inside = _i >> 1};
+    setup_at(0, NULL);
+    ck_assert_int_eq(RUN(drop_then_nursery, &m), -PTRIO_EMISUSE);
+    ck_assert_int_eq(count_of(L.buf, "main!PTRIO_EMISUSE@0"), 1);
+    ck_assert_int_eq(count_of(L.buf, "after"), 0);
+    ck_assert_int_le(count_of(L.buf, "mk@0"), 1);
+    ck_assert_int_eq(PROBE.nwaits, 0);
+    ck_assert_int_eq(end_time(), 0);
+    assert_all_exited(PROBE.spawned);
+    ck_assert_int_le(PROBE.spawned, 1 + m.with_child);
 }
 END_TEST
 
@@ -728,8 +857,10 @@ static int reuse_main(ptrio_frame *fr)
             PTRIO_CHECK(f, ptrio_start_soon_named(&f->n, &f->t[0], sleeper,
                                                   &f->k, "A"));
             PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_SEC(1)));
-            if (f->zero) {
+            if (f->zero == 1) {
                 memset(&f->k, 0, sizeof f->k);     /* misuse */
+            } else if (f->zero == 2) {
+                f->k.fr.resume = 0;     /* white-box: only the resume point */
             } else {
                 /* misuse: the old README idiom, on a running frame */
                 f->k = (struct sleeper){.name = "B", .d = PTRIO_MS(500)};
@@ -769,6 +900,22 @@ START_TEST(test_frame_zeroed_while_sleeping)
 {
     static struct reuse_main m;
     m = (struct reuse_main){.zero = 1};
+    setup_at(0, NULL);
+    ck_assert_int_eq(RUN(reuse_main, &m), 0);
+    ck_assert_str_eq(L.buf, "A+@0 caught@2000");
+    ck_assert_int_eq(m.err, -PTRIO_EMISUSE);
+    assert_all_exited(2);
+}
+END_TEST
+
+/* White-box: only the frame's resume point is zeroed under its task (the
+ * rest of the header intact): resume point 0 is never jumped to (the
+ * computed-goto build of the old core jumped to address 0); the frame
+ * fails with -PTRIO_EMISUSE. */
+START_TEST(test_frame_resume_zeroed)
+{
+    static struct reuse_main m;
+    m = (struct reuse_main){.zero = 2};
     setup_at(0, NULL);
     ck_assert_int_eq(RUN(reuse_main, &m), 0);
     ck_assert_str_eq(L.buf, "A+@0 caught@2000");
@@ -1339,6 +1486,8 @@ int main(void)
     tcase_add_misuse_test(tc, test_dropped_sleep_in_nursery);
     tcase_add_misuse_test(tc, test_two_dropped_checkpoints);
     tcase_add_misuse_test(tc, test_dropped_sleep_then_end);
+    tcase_add_misuse_loop_test(tc, test_every_awaitable_refuses, 0, AW_COUNT);
+    tcase_add_misuse_loop_test(tc, test_dropped_sleep_then_nursery, 0, 4);
     tcase_add_misuse_test(tc, test_check_around_sleep);
     tcase_add_misuse_test(tc, test_check_around_start);
     tcase_add_misuse_test(tc, test_raise_return_pending);
@@ -1349,6 +1498,7 @@ int main(void)
     tcase_add_misuse_test(tc, test_loop_with_tasks_refuses);
     tcase_add_misuse_test(tc, test_frame_reinit_and_restart);
     tcase_add_misuse_test(tc, test_frame_zeroed_while_sleeping);
+    tcase_add_misuse_test(tc, test_frame_resume_zeroed);
 #ifndef PTRIO_COMPUTED_GOTO
     tcase_add_misuse_test(tc, test_await_in_user_switch);
     tcase_add_misuse_test(tc, test_await_in_user_switch_finally);
