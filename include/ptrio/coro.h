@@ -77,17 +77,20 @@ typedef struct ptrio_site {
 
 /* ---- internals the macros expand to (not API) ---------------------- */
 
-#define PTRIO__START   (~(uintptr_t)0)        /* first step */
-#define PTRIO__FINALLY (~(uintptr_t)0 - 1)    /* the FINALLY section */
-#define PTRIO__END     (~(uintptr_t)0 - 2)    /* straight to the end */
-#define PTRIO__SPECIAL (~(uintptr_t)0 - 7)    /* values above are not labels */
+/* Resume points besides the awaits' lines (or label addresses): lines 1
+ * to 3 of a file cannot hold an await (a `#line` that makes one would be a
+ * duplicate case, a compile error), and no label lives at such an
+ * address, so one compare tells them apart. */
+#define PTRIO__START   ((uintptr_t)1)         /* first step */
+#define PTRIO__END     ((uintptr_t)2)         /* straight to the end */
+#define PTRIO__FINALLY ((uintptr_t)3)         /* the FINALLY section */
+#define PTRIO__SPECIAL ((uintptr_t)4)         /* values below are not labels */
 #define PTRIO__IN_BODY (INT_MIN + 3)          /* fr->pending before FINALLY */
 
 uintptr_t ptrio__raise(ptrio_frame *fr, int rc, const ptrio_site *site);
 uintptr_t ptrio__raise_new(ptrio_frame *fr, int rc, const ptrio_site *site);
 uintptr_t ptrio__reraise(ptrio_frame *fr, int rc, const ptrio_site *site);
 uintptr_t ptrio__return(ptrio_frame *fr, int value, const ptrio_site *site);
-int ptrio__end(ptrio_frame *fr);
 int ptrio__stray(ptrio_frame *fr);
 void ptrio__caught(int rc);
 
@@ -99,6 +102,14 @@ void ptrio__at(const char *file, int line);
 #else
 #define PTRIO__WHERE() ((void)0)
 #endif
+
+/* PTRIO_END: the frame is done; resume 0 tells the scheduler it ended
+ * through END (not by a C return). */
+static inline int ptrio__end(ptrio_frame *fr)
+{
+    fr->resume = 0;
+    return fr->pending == PTRIO__IN_BODY ? 0 : fr->pending;
+}
 
 #define PTRIO__CAT2(a, b) a##b
 #define PTRIO__CAT(a, b) PTRIO__CAT2(a, b)
@@ -122,7 +133,7 @@ void ptrio__at(const char *file, int line);
     (void)(__extension__ && ptrio__dispatch);                               \
     _Pragma("GCC diagnostic push")                                          \
     _Pragma("GCC diagnostic ignored \"-Wpedantic\"")                        \
-    if (ptrio__fr->resume - 1 < PTRIO__SPECIAL - 1)                         \
+    if (ptrio__fr->resume >= PTRIO__SPECIAL)                                \
         goto *(void *)ptrio__fr->resume;                                    \
     _Pragma("GCC diagnostic pop")
 #else
@@ -160,21 +171,20 @@ void ptrio__at(const char *file, int line);
  * default case is none of this frame's: an await inside a switch of the
  * user's (switch resume points), or a frame zeroed while it ran. */
 #define PTRIO_END(f)                                                        \
-    PTRIO__FALLTHROUGH;                                                     \
-    case PTRIO__END:                                                        \
         break;                                                              \
-    default: /* also PTRIO__FINALLY in a frame without FINALLY */           \
-        if (ptrio__fr->resume != PTRIO__FINALLY)                            \
+    default: /* PTRIO__END, PTRIO__FINALLY in a frame without FINALLY */    \
+        if (ptrio__fr->resume - PTRIO__END > PTRIO__FINALLY - PTRIO__END)   \
             return ptrio__stray(ptrio__fr);                                 \
     }                                                                       \
     if (0)                                                                  \
         goto ptrio__dispatch;                                               \
     return ptrio__end(&(f)->fr)
 
-/* Evaluates an awaitable into ptrio__r; if it suspended, returns to the
- * scheduler, and the resume lands here with the status it woke with.
- * ptrio__r is declared first and assigned after: a resume jumps past the
- * declaration, never past an initialisation (C++ forbids that). */
+/* Evaluates an awaitable into ptrio__r and the frame's result; if it
+ * suspended, returns to the scheduler, and the resume lands here with the
+ * status it woke with (already in the result). ptrio__r is declared first
+ * and assigned after: a resume jumps past the declaration, never past an
+ * initialisation (C++ forbids that). */
 #define PTRIO__AWAIT_INTO(expr)                                             \
     int ptrio__r;                                                           \
     PTRIO__WHERE();                                                         \
@@ -185,7 +195,8 @@ void ptrio__at(const char *file, int line);
         return PTRIO_PENDING;                                               \
         PTRIO__LABEL(__LINE__):                                             \
         ptrio__r = ptrio__fr->result;                                       \
-    }
+    } else                                                                  \
+        ptrio__fr->result = ptrio__r;
 
 /* Awaits `expr` (an awaitable returning a status or PTRIO_PENDING). A
  * negative status is raised: the rest of the block is skipped. The status
@@ -193,7 +204,8 @@ void ptrio__at(const char *file, int line);
 #define PTRIO_AWAIT(f, expr)                                                \
     do {                                                                    \
         PTRIO__AWAIT_INTO(expr)                                             \
-        if (((f)->fr.result = ptrio__r) < 0)                                \
+        (void)(f);                                                          \
+        if (ptrio__r < 0)                                                   \
             PTRIO__RAISE_RC(ptrio__r);                                      \
     } while (0)
 
@@ -202,7 +214,8 @@ void ptrio__at(const char *file, int line);
 #define PTRIO_TRY(f, var, expr)                                             \
     do {                                                                    \
         PTRIO__AWAIT_INTO(expr)                                             \
-        (var) = (f)->fr.result = ptrio__r;                                  \
+        (void)(f);                                                          \
+        (var) = ptrio__r;                                                   \
         ptrio__caught(ptrio__r);                                            \
     } while (0)
 

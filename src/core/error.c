@@ -322,9 +322,9 @@ static const char *state_name(const ptrio_task *t)
 static int frame_line(const ptrio_frame *fr)
 {
 #ifdef PTRIO_COMPUTED_GOTO
-    return fr->resume < PTRIO__SPECIAL ? fr->line : 0;
+    return fr->resume >= PTRIO__SPECIAL ? fr->line : 0;
 #else
-    return fr->resume < PTRIO__SPECIAL ? (int)fr->resume : 0;
+    return fr->resume >= PTRIO__SPECIAL ? (int)fr->resume : 0;
 #endif
 }
 

@@ -135,16 +135,6 @@ uintptr_t ptrio__return(ptrio_frame *fr, int value, const ptrio_site *site)
                  NULL);
 }
 
-/* PTRIO_END: the frame is done; resume 0 tells the scheduler it ended
- * through END (not by a C return). */
-int ptrio__end(ptrio_frame *fr)
-{
-    int v = fr->pending;
-
-    fr->resume = 0;
-    return v == PTRIO__IN_BODY ? 0 : v;
-}
-
 static const ptrio_site stray_site = {
     NULL, 0, "resumed at a point that is not this frame's (an await inside "
              "a switch of yours, or a frame zeroed while it ran)"
