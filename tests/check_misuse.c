@@ -968,6 +968,32 @@ static int switcher_fin(ptrio_frame *fr)
     PTRIO_END(f);
 }
 
+/* A block opened inside the user's switch, with an await in it. */
+struct block_switcher {
+    ptrio_frame fr;
+    ptrio_scope cs;
+    int mode;
+};
+
+static int block_switcher(ptrio_frame *fr)
+{
+    struct block_switcher *f = PTRIO_SELF(fr, struct block_switcher);
+    PTRIO_BEGIN(f);
+    ev("sw", "+");
+    switch (f->mode) {
+    case 1:
+        PTRIO_CANCEL_SCOPE(f, &f->cs) {
+            PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_SEC(1)));
+            ev("in-block", "");
+        }
+        break;
+    default:
+        break;
+    }
+    ev("sw", "");
+    PTRIO_END(f);
+}
+
 #ifndef PTRIO_COMPUTED_GOTO
 /* Switch resume points: the resume lands in the frame's own switch, which
  * has no such case: the frame fails with -PTRIO_EMISUSE instead of
@@ -978,6 +1004,21 @@ START_TEST(test_await_in_user_switch)
     s = (struct switcher){.mode = 1};
     setup_at(0, NULL);
     ck_assert_int_eq(RUN(switcher, &s), -PTRIO_EMISUSE);
+    ck_assert_str_eq(L.buf, "sw+@0");
+    ck_assert_int_eq(end_time(), PTRIO_SEC(1));
+    assert_all_exited(1);
+}
+END_TEST
+
+/* The same with a block open inside the switch: its close step is
+ * unreachable too; the frame still fails with -PTRIO_EMISUSE (once), and
+ * nothing loops forever. */
+START_TEST(test_block_in_user_switch)
+{
+    static struct block_switcher s;
+    s = (struct block_switcher){.mode = 1};
+    setup_at(0, NULL);
+    ck_assert_int_eq(RUN(block_switcher, &s), -PTRIO_EMISUSE);
     ck_assert_str_eq(L.buf, "sw+@0");
     ck_assert_int_eq(end_time(), PTRIO_SEC(1));
     assert_all_exited(1);
@@ -1004,6 +1045,17 @@ START_TEST(test_await_in_user_switch)
     setup_at(0, NULL);
     ck_assert_int_eq(RUN(switcher, &s), 0);
     ck_assert_str_eq(L.buf, "sw+@0 in-switch@1000 sw@1000");
+    assert_all_exited(1);
+}
+END_TEST
+
+START_TEST(test_block_in_user_switch)
+{
+    static struct block_switcher s;
+    s = (struct block_switcher){.mode = 1};
+    setup_at(0, NULL);
+    ck_assert_int_eq(RUN(block_switcher, &s), 0);
+    ck_assert_str_eq(L.buf, "sw+@0 in-block@1000 sw@1000");
     assert_all_exited(1);
 }
 END_TEST
@@ -1502,9 +1554,11 @@ int main(void)
 #ifndef PTRIO_COMPUTED_GOTO
     tcase_add_misuse_test(tc, test_await_in_user_switch);
     tcase_add_misuse_test(tc, test_await_in_user_switch_finally);
+    tcase_add_misuse_test(tc, test_block_in_user_switch);
 #else
     tcase_add_test(tc, test_await_in_user_switch);
     tcase_add_test(tc, test_await_in_user_switch_finally);
+    tcase_add_test(tc, test_block_in_user_switch);
 #endif
     tcase_add_loop_test(tc, test_negative_clock, 0,
                         (int)(sizeof clock_starts / sizeof clock_starts[0]));

@@ -813,7 +813,7 @@ END_TEST
 
 struct rel_main {
     ptrio_frame fr;
-    ptrio_scope a, b, c, d, e, tb;
+    ptrio_scope a, b, c, d, e, g, tb;
     ptrio_time in_a, dl[5];
     int err;
 };
@@ -870,20 +870,31 @@ static int rel_later_main(ptrio_frame *fr)
     PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_SEC(10)));
     PTRIO_MOVE_ON_AFTER(f, &f->e, PTRIO_SEC(5)) {
     }
+    PTRIO_FAIL_AFTER(f, &f->g, PTRIO_SEC(5)) {
+    }
     PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_SEC(1)));
     f->dl[4] = ptrio_scope_deadline(&f->e);
     PTRIO_END(f);
 }
 
-/* Read later (at 11 s), it is still the deadline the block had: entry
- * time + d, as in Trio, where move_on_after fixes the deadline when the
- * block is entered; not the time of the read + d. */
+/* Read later (at 11 s), it is still the deadline the block had: entry time + d, as in Trio, where move_on_after fixes the
+ * deadline when the block is entered; not the time of the read + d. */
 START_TEST(test_relative_deadline_read_later)
 {
     static struct rel_main m;
     m = (struct rel_main){0};
     ck_assert_int_eq(run_virtual(rel_later_main, &m, NULL), 0);
     ck_assert_int_eq(m.dl[4], PTRIO_SEC(15));
+}
+END_TEST
+
+/* After the run (no clock at all then), still 15 s, never the 5 s. */
+START_TEST(test_relative_deadline_read_after_run)
+{
+    static struct rel_main m;
+    m = (struct rel_main){0};
+    ck_assert_int_eq(run_virtual(rel_later_main, &m, NULL), 0);
+    ck_assert_int_eq(ptrio_scope_deadline(&m.g), PTRIO_SEC(15));
 }
 END_TEST
 
@@ -1079,6 +1090,7 @@ int main(void)
     tcase_add_loop_test(tc, test_closed_scope_deadline_reset, 0, 2);
     tcase_add_test(tc, test_relative_deadline_absolute);
     tcase_add_test(tc, test_relative_deadline_read_later);
+    tcase_add_test(tc, test_relative_deadline_read_after_run);
     tcase_add_test(tc, test_dump_lists_starting_child);
     tcase_add_test(tc, test_dump_deep_nesting);
     suite_add_tcase(s, tc);
