@@ -287,12 +287,18 @@ static void report(ptrio_loop *l, int depth, const ptrio_failure *f,
     }
 }
 
+/* Reports a run's failure to the loop's sink; with no sink nothing is
+ * formatted at all. */
 void ptrio__report_failure(ptrio_loop *l, const ptrio_task *t)
 {
     ptrio_failure f;
     const ptrio_nursery *via[MAX_HOPS];
-    int k = describe(t->w.done.code, t->origin, ptrio_task_name(t), NULL,
-                     &f, via, MAX_HOPS);
+    int k;
+
+    if (!l->report)
+        return;
+    k = describe(t->w.done.code, t->origin, ptrio_task_name(t), NULL, &f,
+                 via, MAX_HOPS);
     report(l, 0, &f, via, k);
 }
 
