@@ -44,7 +44,8 @@ enum {
     T_STARTING = 0x08,  /* ptrio_start's child before started() */
     T_STARTED = 0x10,   /* started() was called */
     T_ARMED = 0x20,     /* err/origin describe an error still propagating */
-    T_LISTED = 0x40     /* in the failure list of a nursery still open */
+    T_LISTED = 0x40,    /* in the failure list of a nursery still open */
+    T_CANCELLED = 0x80  /* ptrio_task_cancel: its outermost region is */
 };
 #define TSTATE(t) ((t)->state & T_STATE)
 #define TSET(t, s) ((t)->state = (uint8_t)(((t)->state & ~T_STATE) | (s)))
@@ -206,7 +207,9 @@ int ptrio__timer_is_scope(const ptrio__tnode *n);
 
 /* scope.c */
 int ptrio__cancelled(const ptrio_task *t);
-int ptrio__chain_cancelled(const ptrio_scope *sc);
+int ptrio__chain_cancelled(const ptrio_task *owner, const ptrio_scope *sc);
+void ptrio__cancel_why(ptrio_scope *sc, unsigned kind, const void *why);
+const ptrio_scope *ptrio__home(const ptrio_task *t);
 int ptrio__scope_catches(const ptrio_scope *sc);
 void ptrio__deliver_task(ptrio_task *t, ptrio_scope *top);
 void ptrio__scope_expired(ptrio_scope *sc);
@@ -256,6 +259,8 @@ void ptrio__abort_wait(ptrio_loop *l, ptrio_task *t);
 void ptrio__lot_task_exited(ptrio_loop *l, ptrio_task *t);
 
 /* error.c */
+void ptrio__why_failure(const void *why, ptrio_failure *out);
+int ptrio__task_cancel_source(const ptrio_task *t, ptrio_cancel_info *out);
 void ptrio__report_failure(ptrio_loop *l, const ptrio_task *t);
 
 /* backend/default_*.c */

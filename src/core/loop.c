@@ -488,7 +488,7 @@ static void backend_failed(ptrio_loop *l, int rc)
 {
     if (!l->fatal) {
         l->fatal = rc;
-        ptrio_cancel(&l->system.scope);
+        ptrio__cancel_why(&l->system.scope, PTRIO_CANCEL_RUN, l);
     } else {
         ptrio__abort_all(&l->system);
     }

@@ -168,12 +168,12 @@ int ptrio_started(void *self, void *value)
         *st->w.start.value = value;
     /* Trio: if the starter is cancelled, the child stays where it is and
      * its cancellation ends the start; it is not moved into the nursery. */
-    if (ptrio__chain_cancelled(st->scope))
+    if (ptrio__chain_cancelled(st, st->scope))
         return 0;
     move_into(n, t, st);
     ptrio__wake(ptrio__loop, st, 0);
     /* Moved into a cancelled nursery: its parked descendants learn now. */
-    if (ptrio__chain_cancelled(&n->scope))
+    if (ptrio__chain_cancelled(n->scope.task, &n->scope))
         ptrio__deliver_task(t, &n->scope);
     return 0;
 }
@@ -221,6 +221,18 @@ static NOINLINE void task_finished_slow(ptrio_loop *l, ptrio_task *t, int rc)
 {
     ptrio_nursery *n;
 
+    if (t->state & T_CANCELLED) {
+        /* ptrio_task_cancel's cancellation ends here, at the task, unless
+         * a cancellation from outside it reached it too. */
+        const ptrio_scope *home = ptrio__home(t);
+        t->state &= (uint8_t)~T_CANCELLED;
+        l->ncalled--;
+        if (rc == -PTRIO_ECANCELED &&
+            !ptrio__chain_cancelled(home ? home->task : NULL, home)) {
+            t->state &= (uint8_t)~T_ARMED;
+            rc = 0;
+        }
+    }
     if (rc < 0 && !((t->state & T_ARMED) && t->err == (int16_t)rc))
         ptrio__note_origin(t, rc, NULL);    /* e.g. a C `return -E;` */
     TSET(t, T_DONE);
@@ -245,7 +257,7 @@ static NOINLINE void task_finished_slow(ptrio_loop *l, ptrio_task *t, int rc)
             n->failed = t;
         n->failed_tail = t;
         t->state |= T_LISTED;
-        ptrio_cancel(&n->scope);
+        ptrio__cancel_why(&n->scope, PTRIO_CANCEL_FAILURE, OMAKE(t, O_TASK));
     }
     n->live--;
     wake_owner_if_joined(n);
@@ -258,7 +270,8 @@ void ptrio__task_finished(ptrio_loop *l, ptrio_task *t, int rc)
     INVARIANT(TSTATE(t) != T_DONE && TSTATE(t) != T_IDLE,
               "a task exiting twice");
     l->ntasks--;
-    if (rc < 0 || (t->state & T_STARTING) || l->lot_owners || l->hooks) {
+    if (rc < 0 || (t->state & (T_STARTING | T_CANCELLED)) || l->lot_owners ||
+        l->hooks) {
         task_finished_slow(l, t, rc);
         return;
     }
@@ -356,7 +369,8 @@ int ptrio__nursery_close(ptrio_frame *fr, ptrio_nursery *n)
             n->body_err = rc;
             n->body_origin = (t->state & T_ARMED) && t->err == (int16_t)rc
                                  ? t->origin : NULL;
-            ptrio_cancel(&n->scope);
+            ptrio__cancel_why(&n->scope, PTRIO_CANCEL_FAILURE,
+                              OMAKE(n, O_GROUP));
         }
         t->state &= (uint8_t)~T_ARMED;
         if (!n->live) {
