@@ -15,6 +15,9 @@
  *   check_random --min SEED [COUNT]    the failing ones, minimized
  *   check_random --min-python SEED     the minimized one's Trio twin
  *   check_random --python SEED [COUNT] the Trio twin (differential check)
+ *   check_random --file PROG.txt       a program in the printed form
+ *   check_random --file-python PROG.txt  its Trio twin
+ *   check_random --known               the known programs, in full
  *   check_random --results SEED COUNT  model and ptrio results, for diffing
  *
  * Portable: C99, Check and stdio; passes with CK_FORK=no. */
@@ -163,11 +166,91 @@ START_TEST(random_programs_env)
 }
 END_TEST
 
+/* The readable form reads back to the same program. */
+typedef struct sbuf {
+    char s[65536];
+    size_t n;
+} sbuf;
+
+static void out_sbuf(void *ctx, const char *s)
+{
+    sbuf *b = ctx;
+    size_t k = strlen(s);
+    if (b->n + k >= sizeof b->s)
+        k = sizeof b->s - 1 - b->n;
+    memcpy(b->s + b->n, s, k);
+    b->n += k;
+    b->s[b->n] = '\0';
+}
+
+START_TEST(random_print_parse)
+{
+    static sbuf a, b;
+    static rp_prog q;
+    char err[128];
+    uint32_t s;
+    for (s = 1; s <= 300; s++) {
+        rp_generate_seed(&P, s);
+        a.n = b.n = 0;
+        rp_print(&P, out_sbuf, &a);
+        ck_assert_msg(rp_parse(a.s, &q, err, sizeof err) == 0,
+                      "seed %u: %s", (unsigned)s, err);
+        q.seed = s;
+        rp_print(&q, out_sbuf, &b);
+        ck_assert_str_eq(a.s, b.s);
+    }
+}
+END_TEST
+
+/* Programs written (or minimized) by hand: each is a bug the random
+ * programs found, or a semantic detail of Trio's they pinned down. */
+static const struct known {
+    const char *name, *text;
+} known[] = {
+#include "randprog_known.h"
+};
+
+static int check_text(const char *name, const char *text, int verbose)
+{
+    rp_verdict v;
+    char err[128];
+    if (rp_parse(text, &P, err, sizeof err) != 0) {
+        printf("known program '%s' does not parse: %s\n", name, err);
+        return 0;
+    }
+    rp_check(&P, 24, &v);
+    if (!v.ok || verbose) {
+        printf("\n%s known program '%s'%s%s%s\n", v.ok ? "ok" : "FAIL", name,
+               v.ok ? "" : ": ", v.kind, v.ok ? "" : "");
+        if (!v.ok)
+            printf("  %s\n", v.why);
+        rp_print(&P, out_stdout, NULL);
+        printf(" model (Trio's semantics)%s:\n", v.racy ? ", racy" : "");
+        rp_print_result(&P, rp_last_model(), out_stdout, NULL);
+        printf(" ptrio:\n");
+        rp_print_result(&P, rp_last_ptrio(), out_stdout, NULL);
+    }
+    return v.ok;
+}
+
+START_TEST(random_programs_known)
+{
+    int i, failed = 0;
+    for (i = 0; i < (int)(sizeof known / sizeof known[0]); i++)
+        failed += !check_text(known[i].name, known[i].text, 0);
+    fflush(stdout);
+    ck_assert_msg(failed == 0, "%d of %d known programs failed", failed,
+                  (int)(sizeof known / sizeof known[0]));
+}
+END_TEST
+
 static Suite *random_suite(void)
 {
     Suite *s = suite_create("random");
     TCase *tc = tcase_create("programs");
     tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, random_print_parse);
+    tcase_add_test(tc, random_programs_known);
     tcase_add_test(tc, random_programs_a);
     tcase_add_test(tc, random_programs_b);
     tcase_add_test(tc, random_programs_c);
@@ -187,6 +270,38 @@ static int cli(int argc, char **argv)
     rp_verdict v;
     int bad = 0;
 
+    if (!strcmp(cmd, "--file") || !strcmp(cmd, "--file-python")) {
+        static char text[65536];
+        FILE *fp = argc > 2 ? fopen(argv[2], "r") : NULL;
+        size_t n;
+        char err[128];
+        if (!fp) {
+            fprintf(stderr, "cannot read %s\n", argc > 2 ? argv[2] : "?");
+            return 2;
+        }
+        n = fread(text, 1, sizeof text - 1, fp);
+        fclose(fp);
+        text[n] = '\0';
+        if (!strcmp(cmd, "--file"))
+            return !check_text(argv[2], text, 1);
+        if (rp_parse(text, &P, err, sizeof err) != 0) {
+            fprintf(stderr, "%s: %s\n", argv[2], err);
+            return 2;
+        }
+        rp_emit_python_prelude(out_stdout, NULL);
+        rp_emit_python(&P, out_stdout, NULL);
+        printf("logs, out = prog_0()\n");
+        printf("for k in sorted(logs): print('  task f%%d: %%s' %% "
+               "(k, ' '.join(logs[k])))\n");
+        printf("print('  outcome', out)\n");
+        return 0;
+    }
+    if (!strcmp(cmd, "--known")) {
+        int i;
+        for (i = 0; i < (int)(sizeof known / sizeof known[0]); i++)
+            bad += !check_text(known[i].name, known[i].text, 1);
+        return bad != 0;
+    }
     if (!strcmp(cmd, "--print")) {
         rp_generate_seed(&P, seed);
         rp_print(&P, out_stdout, NULL);

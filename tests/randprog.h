@@ -122,6 +122,10 @@ typedef void (*rp_out_fn)(void *ctx, const char *s);
 /* Writes the program in readable form. */
 void rp_print(const rp_prog *p, rp_out_fn out, void *ctx);
 
+/* Reads the readable form back (node numbers as printed). Returns 0, or
+ * -1 with `err` saying which line is wrong. The program's seed is 0. */
+int rp_parse(const char *text, rp_prog *p, char *err, size_t cap);
+
 /* Writes the equivalent Trio program as a Python function `prog_<seed>()`
  * returning (logs, outcome); rp_emit_python_prelude writes the helpers it
  * needs, once per file. */
