@@ -168,7 +168,7 @@ END_TEST
 
 /* The readable form reads back to the same program. */
 typedef struct sbuf {
-    char s[65536];
+    char s[16384];
     size_t n;
 } sbuf;
 
@@ -271,7 +271,7 @@ static int cli(int argc, char **argv)
     int bad = 0;
 
     if (!strcmp(cmd, "--file") || !strcmp(cmd, "--file-python")) {
-        static char text[65536];
+        static char text[16384];
         FILE *fp = argc > 2 ? fopen(argv[2], "r") : NULL;
         size_t n;
         char err[128];

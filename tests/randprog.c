@@ -1997,6 +1997,12 @@ static struct vm {
 
 static char names[RP_MAXNODE][8];
 
+static void out_stderr(void *ctx, const char *s)
+{
+    (void)ctx;
+    fputs(s, stderr);
+}
+
 static void vm_bad(const char *fmt, ...)
 {
     va_list ap;
@@ -2412,8 +2418,18 @@ static void h_scheduled(void *ctx, const ptrio_task *t)
         vm_bad("task f%d scheduled but never spawned", id);
     else if (V.exited[id])
         vm_bad("task f%d scheduled after it exited", id);
-    if (++V.steps == VM_STEP_LIMIT)
+    /* No program needs this many steps: a livelock. Cancel the run (the
+     * loop's system scope: white-box); if even that does not end it,
+     * stop the process rather than hang, with the program printed. */
+    if (++V.steps == VM_STEP_LIMIT) {
         vm_bad("more than %d task steps: livelock?", VM_STEP_LIMIT);
+        ptrio_cancel(&V.loop.system.scope);
+    } else if (V.steps > 2 * VM_STEP_LIMIT) {
+        fprintf(stderr, "random program %u livelocks ptrio:\n",
+                (unsigned)V.p->seed);
+        rp_print(V.p, out_stderr, NULL);
+        abort();
+    }
 }
 
 static void h_exited(void *ctx, const ptrio_task *t, int status)

@@ -134,7 +134,9 @@ void rp_emit_python(const rp_prog *p, rp_out_fn out, void *ctx);
 
 /* What a run produced: per-task event logs "<ev>@<ms> ...", the return
  * code of the run, and the record of its failure ("0" on success). */
-#define RP_LOGCAP 3072
+#ifndef RP_LOGCAP
+#define RP_LOGCAP 3072      /* per task: -DRP_LOGCAP=... on small targets */
+#endif
 #define RP_DESCCAP 256
 typedef struct rp_result {
     int rc;
