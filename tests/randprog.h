@@ -10,7 +10,7 @@
  * return. Every function node runs at most once, so everything it needs
  * has a fixed slot in static pools: no malloc.
  *
- * rp_check() runs a program three ways:
+ * rp_check() runs a program on ptrio and on a model, and compares:
  *   - on ptrio, interpreted by one coroutine under the virtual clock, with
  *     instrument hooks checking that every spawned task exits exactly once,
  *     that no nursery is left with a live child, that every FINALLY runs
@@ -22,10 +22,13 @@
  *     schedules (batch order, wake order, extra yields): when they all
  *     agree, the program is race-free and its per-task event logs and the
  *     run's outcome are predicted exactly;
- *   - and compares: per-task logs (with virtual times), the run's return
- *     code and the record of its failure.
+ *   - the two must agree on every task's event log (with virtual times),
+ *     on the run's return code and on the records of the failures caught
+ *     (TRY blocks) and returned (the run's outcome).
+ * The model itself is checked against Trio (tests/trio_diff.py).
  *
- * Portable: C99 and Check only (no POSIX), so it can run on a target.
+ * Portable: C99 (stdio for text, qsort) and Check, no POSIX, so that it
+ * can run on a target.
  */
 #ifndef PTRIO_RANDPROG_H
 #define PTRIO_RANDPROG_H
