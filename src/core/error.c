@@ -324,16 +324,6 @@ static const char *state_name(const ptrio_task *t)
     }
 }
 
-/* The source line a frame is suspended at. */
-static int frame_line(const ptrio_frame *fr)
-{
-#ifdef PTRIO_COMPUTED_GOTO
-    return fr->resume >= PTRIO__SPECIAL ? fr->line : 0;
-#else
-    return fr->resume >= PTRIO__SPECIAL ? (int)fr->resume : 0;
-#endif
-}
-
 static void put_frames(line *b, const ptrio_task *t)
 {
     const ptrio_frame *fr;
@@ -343,8 +333,8 @@ static void put_frames(line *b, const ptrio_task *t)
         put(b, fr == t->frame ? " @" : " <- @");
         if (fr->resume == PTRIO__START)
             put(b, "start");
-        else if (frame_line(fr))
-            put_int(b, frame_line(fr));
+        else if (ptrio__frame_line(fr))
+            put_int(b, ptrio__frame_line(fr));
         else
             put(b, "?");
     }
@@ -408,9 +398,9 @@ void ptrio__misuse(const char *what, const char *file, int lineno)
         put(&b, ", task '");
         put(&b, ptrio_task_name(l->current));
         put(&b, "'");
-        if (l->current->frame && frame_line(l->current->frame)) {
+        if (l->current->frame && ptrio__frame_line(l->current->frame)) {
             put(&b, " at line ");
-            put_int(&b, frame_line(l->current->frame));
+            put_int(&b, ptrio__frame_line(l->current->frame));
         }
     }
     put(&b, "; ptrio's check: ");

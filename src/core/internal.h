@@ -153,6 +153,13 @@ static inline void ptrio__frame_init(ptrio_frame *fr, ptrio_fn fn,
     fr->pending = PTRIO__IN_BODY;
 }
 
+/* The loop's clock; the last reading is kept, for a relative deadline
+ * that ends before it was armed (scope.c). */
+static inline ptrio_time ptrio__now(ptrio_loop *l)
+{
+    return l->last_now = l->backend->now(l);
+}
+
 /* loop.c */
 ptrio_task *ptrio__self_slow(void *self);
 
@@ -225,6 +232,22 @@ void ptrio__walk_first(ptrio_loop *l, ptrio__node *w);
 int ptrio__walk_next(ptrio__node *w);
 
 /* frame.c */
+#define PTRIO__DESCRIBED (INT_MIN + 5)  /* a frame answered DESCRIBE */
+typedef struct ptrio__where_t {
+    const char *file, *func;
+    int line;
+} ptrio__where_t;
+int ptrio__frame_where(const ptrio_frame *fr, ptrio__where_t *out);
+
+/* The source line a frame is suspended at (0: none). */
+static inline int ptrio__frame_line(const ptrio_frame *fr)
+{
+#ifdef PTRIO_COMPUTED_GOTO
+    return fr->resume >= PTRIO__SPECIAL ? fr->line : 0;
+#else
+    return fr->resume >= PTRIO__SPECIAL ? (int)fr->resume : 0;
+#endif
+}
 void ptrio__note_origin(ptrio_task *t, int rc, const void *origin);
 
 /* lot.c */
