@@ -92,7 +92,7 @@ struct ptrio_scope {
     uintptr_t exit;                 /* resume point of the block's close */
     const void *why;                /* what cancelled it (kind in flags) */
     int pending;                    /* what ended the body; TRY_BLOCK's catch */
-    uint16_t flags;
+    uint32_t flags;
 };
 
 struct ptrio_nursery {
@@ -374,6 +374,10 @@ void ptrio_source_remove(ptrio_source *src);
 #define PTRIO__SCOPE_RELATIVE 0x1000u  /* ended unarmed: duration + base */
 #define PTRIO__SCOPE_WHY      0xe000u  /* the kind of `why`: ptrio_cancel_kind */
 #define PTRIO__SCOPE_WHY_SHIFT 13
+#define PTRIO__SCOPE_ABSORBED 0x10000u /* a nursery inside absorbed a
+                                          cancellation that this scope
+                                          catches if the failure it came
+                                          with reaches it */
 
 PTRIO_NODISCARD int ptrio__scope_open(ptrio_frame *fr, ptrio_scope *sc,
                                       uintptr_t exit, ptrio_time deadline,
