@@ -8,9 +8,43 @@
  *
  * A lot is a circular doubly-linked list threaded through the parked
  * tasks' w.park links; the lot holds the first, and first->prev is the
- * last: one pointer per lot, O(1) park, unpark and abort.
+ * last: one pointer per lot, O(1) park, unpark and abort. A broken lot
+ * points at itself (no task can live at a lot's address).
+ *
+ * A parked task's w.park.on.lot names its lot, either directly or, for a
+ * park through a key, as the key's address with the low bit set: the key
+ * holds the lot's address. That is how a task carries two words (its key
+ * and its data) in a wait node that has room for one besides the lot.
+ *
+ * Owned lots (a lock's, whose holder may exit without releasing) are kept
+ * in a list in the loop while they have an owner; a task's exit breaks
+ * the lots it owned. Pushed at the front, so releasing locks in reverse
+ * order of acquisition finds them first; a hand-over between tasks keeps
+ * the node where it is.
  */
 #include "internal.h"
+
+#define KEYED ((uintptr_t)1)
+
+static int is_broken(const ptrio_lot *lot)
+{
+    return (const void *)lot->head == (const void *)lot;
+}
+
+/* The first parked task, or NULL (empty or broken). */
+static ptrio_task *head_of(const ptrio_lot *lot)
+{
+    return is_broken(lot) ? NULL : lot->head;
+}
+
+/* The lot `t` (parked, W_LOT) is in. */
+static ptrio_lot *lot_of(const ptrio_task *t)
+{
+    uintptr_t on = (uintptr_t)t->w.park.on.lot;
+    if (on & KEYED)
+        return *(ptrio_lot *const *)(on & ~KEYED);
+    return t->w.park.on.lot;
+}
 
 static void lot_append(ptrio_lot *lot, ptrio_task *t)
 {
@@ -43,47 +77,80 @@ void ptrio__lot_remove(ptrio_lot *lot, ptrio_task *t)
 void ptrio__abort_wait(ptrio_loop *l, ptrio_task *t)
 {
     if (t->wait == W_LOT) {
-        ptrio__lot_remove(t->w.park.on.lot, t);
+        ptrio__lot_remove(lot_of(t), t);
         ptrio__wake(l, t, -PTRIO_ECANCELED);
     } else if (t->w.park.on.abort(t, t->w.park.data) == 0) {
         ptrio__wake(l, t, -PTRIO_ECANCELED);
     }
 }
 
-/* What every park shares: a running task, not yet waiting, not cancelled. */
-static int park_check(void *self, ptrio_task **out)
+/* A wake value is an await's status: PTRIO_PENDING and the unwind markers
+ * of PTRIO_RETURN would be taken for something else. */
+static NOINLINE int bad_value(void)
 {
-    int rc = ptrio__await_check(self, out);
-    if (rc == 0 && ptrio__cancelled(*out))
-        rc = -PTRIO_ECANCELED;
-    return rc;
+    MISUSE("unparking with PTRIO_PENDING or another reserved value");
+    return -PTRIO_EMISUSE;
 }
 
-int ptrio_park(void *self, ptrio_lot *lot, void *data)
+static void unpark_one(ptrio_lot *lot, ptrio_task *t, int value)
+{
+    if (value <= PTRIO__UNWIND_FIN)
+        value = bad_value();
+    ptrio__lot_remove(lot, t);
+    ptrio__wake(ptrio__loop, t, value);
+}
+
+/* ---- parking ------------------------------------------------------ */
+
+/* Parks the running task in `lot`; `on` is what its wait records. */
+static int park_in(void *self, ptrio_lot *lot, ptrio_lot *on, void *data)
 {
     ptrio_task *t;
-    int rc = park_check(self, &t);
+    int rc = ptrio__await_check(self, &t);
 
     if (rc < 0)
         return rc;
-    if (!lot)
+    if (!lot) {
+        MISUSE("parking in a NULL lot");
         return -PTRIO_EINVAL;
+    }
+    if (is_broken(lot))
+        return -PTRIO_EBROKEN;
+    if (ptrio__cancelled(t))
+        return -PTRIO_ECANCELED;
     lot_append(lot, t);
-    t->w.park.on.lot = lot;
+    t->w.park.on.lot = on;
     t->w.park.data = data;
     ptrio__park(t, W_LOT);
     return PTRIO_PENDING;
 }
 
+int ptrio_park(void *self, ptrio_lot *lot, void *data)
+{
+    return park_in(self, lot, lot, data);
+}
+
+int ptrio_park_key(void *self, ptrio_lot *const *key, void *data)
+{
+    if (!key || ((uintptr_t)key & KEYED)) {
+        MISUSE("parking through a NULL or misaligned key");
+        return ptrio__self(self) ? -PTRIO_EINVAL : -PTRIO_ENOTASK;
+    }
+    return park_in(self, *key,
+                   (ptrio_lot *)(void *)((uintptr_t)key | KEYED), data);
+}
+
 int ptrio_park_hook(void *self, ptrio_abort_fn abort, void *data)
 {
     ptrio_task *t;
-    int rc = park_check(self, &t);
+    int rc = ptrio__await_check(self, &t);
 
     if (rc < 0)
         return rc;
     if (!abort)
         return -PTRIO_EINVAL;
+    if (ptrio__cancelled(t))
+        return -PTRIO_ECANCELED;
     t->w.park.next = t->w.park.prev = NULL;
     t->w.park.on.abort = abort;
     t->w.park.data = data;
@@ -97,89 +164,43 @@ int ptrio_wake(ptrio_task *t, int value)
         MISUSE("ptrio_wake on a task that is not parked with a hook");
         return -PTRIO_EINVAL;
     }
+    if (value <= PTRIO__UNWIND_FIN)
+        value = bad_value();
     ptrio__wake(ptrio__loop, t, value);
     return 0;
+}
+
+/* ---- looking at a lot --------------------------------------------- */
+
+static int in_lot(const ptrio_lot *lot, const ptrio_task *t)
+{
+    return lot && t && TSTATE(t) == T_PARKED && t->wait == W_LOT &&
+           lot_of(t) == lot;
 }
 
 ptrio_task *ptrio_lot_first(const ptrio_lot *lot)
 {
-    return lot ? lot->head : NULL;
+    return lot ? head_of(lot) : NULL;
 }
 
 ptrio_task *ptrio_lot_next(const ptrio_lot *lot, const ptrio_task *t)
 {
+    if (!in_lot(lot, t))
+        return NULL;
     return t->w.park.next == lot->head ? NULL : t->w.park.next;
-}
-
-ptrio_task *ptrio_lot_unpark(ptrio_lot *lot, int value)
-{
-    ptrio_task *t = lot ? lot->head : NULL;
-
-    if (t) {
-        ptrio__lot_remove(lot, t);
-        ptrio__wake(ptrio__loop, t, value);
-    }
-    return t;
-}
-
-unsigned ptrio_lot_unpark_n(ptrio_lot *lot, unsigned n, int value)
-{
-    unsigned k = 0;
-    while (k < n && ptrio_lot_unpark(lot, value))
-        k++;
-    return k;
-}
-
-unsigned ptrio_lot_unpark_all(ptrio_lot *lot, int value)
-{
-    return ptrio_lot_unpark_n(lot, UINT_MAX, value);
-}
-
-static int in_lot(const ptrio_lot *lot, const ptrio_task *t)
-{
-    return t && TSTATE(t) == T_PARKED && t->wait == W_LOT &&
-           t->w.park.on.lot == lot;
-}
-
-int ptrio_lot_unpark_task(ptrio_lot *lot, ptrio_task *t, int value)
-{
-    if (!in_lot(lot, t)) {
-        MISUSE("unparking a task that is not parked in this lot");
-        return -PTRIO_EINVAL;
-    }
-    ptrio__lot_remove(lot, t);
-    ptrio__wake(ptrio__loop, t, value);
-    return 0;
-}
-
-unsigned ptrio_lot_repark(ptrio_lot *from, ptrio_lot *to, unsigned n)
-{
-    unsigned k = 0;
-    ptrio_task *t;
-
-    if (!from || !to || from == to)
-        return 0;
-    while (k < n && (t = from->head)) {
-        ptrio__lot_remove(from, t);
-        lot_append(to, t);
-        t->w.park.on.lot = to;
-        k++;
-    }
-    return k;
 }
 
 unsigned ptrio_lot_count(const ptrio_lot *lot)
 {
-    const ptrio_task *t;
+    const ptrio_task *head = lot ? head_of(lot) : NULL, *t = head;
     unsigned k = 0;
 
-    if (!lot || !lot->head)
+    if (!head)
         return 0;
-    t = lot->head;
     do {
         k++;
         t = t->w.park.next;
-    } while (t != lot->head);
+    } while (t != head);
     return k;
 }
 
@@ -190,9 +211,142 @@ void *ptrio_wait_data(const ptrio_task *t)
     return t->w.park.data;
 }
 
+ptrio_lot *const *ptrio_wait_key(const ptrio_task *t)
+{
+    uintptr_t on;
+
+    if (!t || TSTATE(t) != T_PARKED || t->wait != W_LOT)
+        return NULL;
+    on = (uintptr_t)t->w.park.on.lot;
+    return on & KEYED ? (ptrio_lot *const *)(void *)(on & ~KEYED) : NULL;
+}
+
+bool ptrio_lot_broken(const ptrio_lot *lot)
+{
+    return lot && is_broken(lot);
+}
+
+/* ---- unparking ---------------------------------------------------- */
+
+ptrio_task *ptrio_lot_unpark(ptrio_lot *lot, int value)
+{
+    ptrio_task *t = lot ? head_of(lot) : NULL;
+
+    if (t)
+        unpark_one(lot, t, value);
+    return t;
+}
+
+unsigned ptrio_lot_unpark_n(ptrio_lot *lot, unsigned n, int value)
+{
+    ptrio_task *t;
+    unsigned k = 0;
+
+    if (!lot)
+        return 0;
+    while (k < n && (t = head_of(lot))) {
+        unpark_one(lot, t, value);
+        k++;
+    }
+    return k;
+}
+
+unsigned ptrio_lot_unpark_all(ptrio_lot *lot, int value)
+{
+    return ptrio_lot_unpark_n(lot, UINT_MAX, value);
+}
+
+int ptrio_lot_unpark_task(ptrio_lot *lot, ptrio_task *t, int value)
+{
+    if (!in_lot(lot, t)) {
+        MISUSE("unparking a task that is not parked in this lot");
+        return -PTRIO_EINVAL;
+    }
+    unpark_one(lot, t, value);
+    return 0;
+}
+
+unsigned ptrio_lot_repark(ptrio_lot *from, ptrio_lot *to, unsigned n)
+{
+    unsigned k = 0;
+    ptrio_task *t;
+
+    if (!from || !to || from == to)
+        return 0;
+    while (k < n && (t = head_of(from))) {
+        if (is_broken(to)) {
+            unpark_one(from, t, -PTRIO_EBROKEN);
+        } else {
+            ptrio__lot_remove(from, t);
+            lot_append(to, t);
+            t->w.park.on.lot = to;
+        }
+        k++;
+    }
+    return k;
+}
+
+void ptrio_lot_break(ptrio_lot *lot)
+{
+    if (!lot || is_broken(lot))
+        return;
+    ptrio_lot_unpark_all(lot, -PTRIO_EBROKEN);
+    lot->head = (ptrio_task *)(void *)lot;
+}
+
+/* ---- owned lots ----------------------------------------------------- */
+
+static void owned_unlink(ptrio_loop *l, ptrio_owned_lot *ol)
+{
+    ptrio_owned_lot **pp;
+
+    for (pp = &l->lot_owners; *pp; pp = &(*pp)->next) {
+        if (*pp == ol) {
+            *pp = ol->next;
+            ol->next = NULL;
+            return;
+        }
+    }
+    MISUSE("an owned lot with an owner is missing from the loop's list "
+           "(moved, or owned in another run?)");
+}
+
+int ptrio_lot_set_owner(ptrio_owned_lot *ol, ptrio_task *t)
+{
+    ptrio_loop *l = ptrio__loop;
+
+    if (!ol) {
+        MISUSE("ptrio_lot_set_owner on a NULL lot");
+        return -PTRIO_EINVAL;
+    }
+    if (!l)
+        return -PTRIO_ENOTASK;
+    if (t && (TSTATE(t) == T_IDLE || TSTATE(t) == T_DONE))
+        return -PTRIO_EBROKEN;
+    if (t && !ol->owner) {
+        ol->next = l->lot_owners;
+        l->lot_owners = ol;
+    } else if (!t && ol->owner) {
+        owned_unlink(l, ol);
+    }
+    ol->owner = t;
+    return 0;
+}
+
 /* A task exited: the lots it owned break (Trio's parking-lot breakers).
  * Called only while loop->lot_owners is set. */
 void ptrio__lot_task_exited(ptrio_loop *l, ptrio_task *t)
 {
-    (void)l, (void)t;
+    ptrio_owned_lot **pp = &l->lot_owners, *ol;
+
+    while ((ol = *pp)) {
+        if (ol->owner != t) {
+            pp = &ol->next;
+            continue;
+        }
+        *pp = ol->next;
+        ol->next = NULL;
+        ol->owner = NULL;
+        ptrio_lot_break(&ol->lot);
+    }
 }
