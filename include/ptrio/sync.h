@@ -79,6 +79,12 @@ int ptrio_lock_release(ptrio_lock *lk);
  * acquired again). */
 bool ptrio_lock_locked(const ptrio_lock *lk);
 
+/* The task holding the lock, or NULL (free, or broken). */
+static inline ptrio_task *ptrio_lock_owner(const ptrio_lock *lk)
+{
+    return lk->lot.owner;
+}
+
 typedef struct ptrio_lock_stats {
     bool locked;
     bool broken;            /* its holder exited holding it */
