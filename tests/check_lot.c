@@ -787,6 +787,39 @@ START_TEST(test_lot_outside_loop)
 }
 END_TEST
 
+struct dropped {
+    ptrio_frame fr;
+    ptrio_lot lot, *key;
+    int rc, rc2;
+    unsigned count;
+};
+
+static int dropped_main(ptrio_frame *fr)
+{
+    struct dropped *f = PTRIO_SELF(fr, struct dropped);
+    PTRIO_BEGIN(f);
+    f->key = &f->lot;
+    /* A park whose PTRIO_PENDING is dropped (no PTRIO_AWAIT): the next
+     * await refuses, and undoes the park (here, a keyed one). */
+    f->rc = ptrio_park_key(f, &f->key, NULL);
+    PTRIO_TRY(f, f->rc2, ptrio_checkpoint(f));
+    f->count = ptrio_lot_count(&f->lot);
+    PTRIO_END(f);
+}
+
+START_TEST(test_dropped_park_is_undone)
+{
+    static struct dropped m;
+    reset();
+    memset(&m, 0, sizeof m);
+    ck_assert_int_eq(run_virtual(dropped_main, &m, NULL), 0);
+    ck_assert_int_eq(m.rc, PTRIO_PENDING);
+    ck_assert_int_eq(m.rc2, -PTRIO_EMISUSE);
+    ck_assert_uint_eq(m.count, 0);
+    ck_assert_ptr_null(m.lot.head);
+}
+END_TEST
+
 START_TEST(test_park_outside_loop)
 {
     static ptrio_lot lot;
@@ -817,6 +850,7 @@ int main(void)
     tcase_add_misuse_test(tc, test_lot_misuse);
     tcase_add_test(tc, test_lot_outside_loop);
     tcase_add_misuse_test(tc, test_park_outside_loop);
+    tcase_add_misuse_test(tc, test_dropped_park_is_undone);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -8,8 +8,16 @@
 #include <ptrio/backend.h>
 #include <ptrio/core.h>
 
-/* The one global: the loop running on this thread. */
-extern ptrio_loop *ptrio__loop;
+/* The one global: the loop running on this thread. Thread-local on hosted
+ * builds (one loop per thread); freestanding builds have one thread. The
+ * initial-exec model keeps a TLS read one instruction, shared library
+ * included. */
+#if defined(PTRIO_CONF_HOSTED) && (defined(__GNUC__) || defined(__clang__))
+#define PTRIO__TLS __thread __attribute__((__tls_model__("initial-exec")))
+#else
+#define PTRIO__TLS
+#endif
+extern PTRIO__TLS ptrio_loop *ptrio__loop;
 
 /* Task states (low bits of task->state) and flags (high bits). */
 enum {
@@ -38,7 +46,6 @@ enum {
     W_LOT,              /* in the lot w.park.on.lot */
     W_HOOK,             /* parked with the abort hook w.park.on.abort */
     W_JOIN,             /* nursery close waiting for children */
-    W_JOIN_YIELD,       /* nursery close's checkpoint (no children) */
     W_START             /* ptrio_start waiting for started() */
 };
 
@@ -51,10 +58,19 @@ enum {
     N_CANCELLED = 0x10  /* an -ECANCELED ended the body or a child */
 };
 
-/* Markers routed through blocks by PTRIO_RETURN. */
+/* Markers routed through blocks by PTRIO_RETURN: below PTRIO_ERRMIN, so
+ * never an error code, and distinct from PTRIO_PENDING and IN_BODY. */
 #define PTRIO__UNWIND_BODY (INT_MIN + 1)
 #define PTRIO__UNWIND_FIN  (INT_MIN + 2)
 #define IS_MARKER(rc) ((rc) == PTRIO__UNWIND_BODY || (rc) == PTRIO__UNWIND_FIN)
+
+/* A task's root frame holds its task in `caller`, tagged: a task resuming
+ * a root frame that another task has since taken (the frame re-initialised
+ * and started again under it) finds someone else's tag. */
+#define ROOT_TAG ((uintptr_t)1)
+#define ROOT_OF(t) ((ptrio_frame *)(void *)((uintptr_t)(t) | ROOT_TAG))
+#define IS_ROOT(fr) (((uintptr_t)(fr)->caller & ROOT_TAG) != 0)
+#define CALLER_OF(fr) (IS_ROOT(fr) ? NULL : (fr)->caller)
 
 /* task->origin is a tagged pointer: a site, a failed child task whose
  * error was forwarded, or a nursery (the group). */
@@ -83,6 +99,15 @@ void ptrio__misuse(const char *what, const char *file, int line);
 #define MISUSE(what) ((void)0)
 #endif
 
+/* Internal invariants: checked in debug builds only. */
+#ifdef PTRIO_DEBUG
+#define INVARIANT(cond, what)                                               \
+    ((cond) ? (void)0 : ptrio__misuse("invariant broken: " what,           \
+                                      __FILE__, __LINE__))
+#else
+#define INVARIANT(cond, what) ((void)0)
+#endif
+
 /* Appends `t` to the next batch: the run queue is linked through w.next. */
 static inline void ptrio__enqueue(ptrio_loop *l, ptrio_task *t)
 {
@@ -97,10 +122,13 @@ static inline void ptrio__enqueue(ptrio_loop *l, ptrio_task *t)
 /* loop.c */
 ptrio_task *ptrio__self(void *self);
 int ptrio__await_check(void *self, ptrio_task **out);
+void ptrio__undo_wait(ptrio_loop *l, ptrio_task *t);
+void ptrio__frame_init(ptrio_frame *fr, ptrio_fn fn, ptrio_frame *caller);
 void ptrio__ready(ptrio_loop *l, ptrio_task *t);
 void ptrio__wake(ptrio_loop *l, ptrio_task *t, int rc);
 void ptrio__park(ptrio_task *t, int wait);
 int ptrio__after(ptrio_time now, ptrio_time d, ptrio_time *out);
+ptrio_time ptrio__add_time(ptrio_time now, ptrio_time d);
 void ptrio__report(ptrio_loop *l, const char *line);
 
 /* timer.c */
@@ -125,8 +153,18 @@ void ptrio__scope_push(ptrio_task *t, ptrio_frame *fr, ptrio_scope *sc,
 
 /* nursery.c */
 void ptrio__task_finished(ptrio_loop *l, ptrio_task *t, int rc);
-void ptrio__join_aborted(ptrio_task *t);
-void ptrio__abandon_blocks(ptrio_task *t, ptrio_frame *fr);
+void ptrio__start_undone(ptrio_task *starter);
+void ptrio__abort_all(ptrio_nursery *n);
+
+/* tree.c: a cursor on the task tree, pre-order; exactly one of `task`
+ * and `nursery` is set. */
+typedef struct ptrio__node {
+    ptrio_task *task;
+    ptrio_nursery *nursery;
+    int depth;
+} ptrio__node;
+void ptrio__walk_first(ptrio_loop *l, ptrio__node *w);
+int ptrio__walk_next(ptrio__node *w);
 
 /* frame.c */
 void ptrio__note_origin(ptrio_task *t, int rc, const void *origin);

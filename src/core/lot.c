@@ -37,13 +37,18 @@ static ptrio_task *head_of(const ptrio_lot *lot)
     return is_broken(lot) ? NULL : lot->head;
 }
 
+/* The lot named by a parked task's w.park.on.lot: itself, or the lot its
+ * key holds. */
+static ptrio_lot *resolve(ptrio_lot *on)
+{
+    uintptr_t v = (uintptr_t)on;
+    return v & KEYED ? *(ptrio_lot *const *)(void *)(v & ~KEYED) : on;
+}
+
 /* The lot `t` (parked, W_LOT) is in. */
 static ptrio_lot *lot_of(const ptrio_task *t)
 {
-    uintptr_t on = (uintptr_t)t->w.park.on.lot;
-    if (on & KEYED)
-        return *(ptrio_lot *const *)(on & ~KEYED);
-    return t->w.park.on.lot;
+    return resolve(t->w.park.on.lot);
 }
 
 static void lot_append(ptrio_lot *lot, ptrio_task *t)
@@ -61,8 +66,11 @@ static void lot_append(ptrio_lot *lot, ptrio_task *t)
     head->w.park.prev = t;
 }
 
+/* Takes `t` out of `lot`: the lot, or the task's w.park.on.lot as it
+ * stands (the core's undo of a wait passes that). */
 void ptrio__lot_remove(ptrio_lot *lot, ptrio_task *t)
 {
+    lot = resolve(lot);
     if (t->w.park.next == t) {
         lot->head = NULL;
     } else {
@@ -77,7 +85,7 @@ void ptrio__lot_remove(ptrio_lot *lot, ptrio_task *t)
 void ptrio__abort_wait(ptrio_loop *l, ptrio_task *t)
 {
     if (t->wait == W_LOT) {
-        ptrio__lot_remove(lot_of(t), t);
+        ptrio__lot_remove(t->w.park.on.lot, t);
         ptrio__wake(l, t, -PTRIO_ECANCELED);
     } else if (t->w.park.on.abort(t, t->w.park.data) == 0) {
         ptrio__wake(l, t, -PTRIO_ECANCELED);

@@ -30,9 +30,11 @@ int ptrio__cancelled(const ptrio_task *t)
     return ptrio__loop->ncalled && ptrio__chain_cancelled(t->scope);
 }
 
-/* A scope leaves the tree of open scopes. */
+/* A scope leaves the tree of open scopes, and its deadline the deadline
+ * tree: nothing of a closed scope stays linked into the loop. */
 void ptrio__scope_closed(ptrio_scope *sc)
 {
+    ptrio__drop_timer(sc);
     if ((sc->flags & (PTRIO__SCOPE_OPEN | PTRIO__SCOPE_CALLED)) ==
         (PTRIO__SCOPE_OPEN | PTRIO__SCOPE_CALLED))
         ptrio__loop->ncalled--;
@@ -49,24 +51,11 @@ int ptrio__scope_catches(const ptrio_scope *sc)
             !ptrio__chain_cancelled(sc->parent));
 }
 
-/* Wakes a parked task with -ECANCELED, as its wait allows: the core's own
- * waits here, every primitive's through its lot or hook (lot.c). */
-static void abort_task(ptrio_task *t)
+/* Ends the wait of a parked task with -ECANCELED, as its wait allows: the
+ * core's own waits here, every primitive's through its lot or hook
+ * (lot.c). */
+static void abort_parked(ptrio_loop *l, ptrio_task *t)
 {
-    ptrio_loop *l = ptrio__loop;
-
-    if (TSTATE(t) == T_READY && t->wait == W_YIELD) {
-        t->frame->result = -PTRIO_ECANCELED;
-        t->wait = W_NONE;
-        return;
-    }
-    if (TSTATE(t) == T_READY && t->wait == W_JOIN_YIELD) {
-        t->wait = W_NONE;
-        ptrio__join_aborted(t);
-        return;
-    }
-    if (TSTATE(t) != T_PARKED)
-        return;
     switch (t->wait) {
     case W_TIMER:
         ptrio__timer_del(l, &t->w.timer);
@@ -80,8 +69,7 @@ static void abort_task(ptrio_task *t)
         ptrio__abort_wait(l, t);
         break;
     case W_JOIN:
-        ptrio__join_aborted(t);     /* keeps waiting for the children */
-        break;
+        break;      /* keeps waiting: the children get the cancellation */
     case W_START:
         /* The child still runs under the starter: it gets the cancel. */
         ptrio__deliver_task(t->w.start.child, t->scope);
@@ -89,6 +77,33 @@ static void abort_task(ptrio_task *t)
     default:
         break;
     }
+}
+
+/* A cancellation reached `t`: a task queued by a checkpoint fails it, a
+ * parked task's wait ends. */
+static void abort_task(ptrio_task *t)
+{
+    if (TSTATE(t) == T_READY && t->wait == W_YIELD) {
+        t->frame->result = -PTRIO_ECANCELED;
+        t->wait = W_NONE;
+    } else if (TSTATE(t) == T_PARKED) {
+        abort_parked(ptrio__loop, t);
+    }
+}
+
+/* The run's last resort, after its cancellation left tasks blocked with
+ * nothing that can wake them: every wait ends with -ECANCELED, shields
+ * or not. */
+void ptrio__abort_all(ptrio_nursery *sys)
+{
+    ptrio__node w;
+
+    ptrio__walk_first(ptrio__loop, &w);
+    (void)sys;
+    while (ptrio__walk_next(&w))
+        if (w.task && TSTATE(w.task) == T_PARKED && w.task->wait != W_JOIN &&
+            w.task->wait != W_START)
+            abort_parked(ptrio__loop, w.task);
 }
 
 static void deliver_children(ptrio_nursery *n)
@@ -152,25 +167,27 @@ static void lazy_unlink(ptrio_loop *l, ptrio_scope *sc)
 
 void ptrio__arm_lazy(ptrio_loop *l)
 {
-    ptrio_time now = l->backend->now(l), d;
+    ptrio_time now = l->backend->now(l);
     ptrio__tnode *n = l->lazy, *next;
 
     l->lazy = NULL;
     for (; n; n = next) {
         ptrio_scope *sc = CONTAINER(n, ptrio_scope, timer);
         next = n->child[0];
-        d = ptrio__timer_when(n);
         sc->flags &= (uint16_t)~PTRIO__SCOPE_LAZY;
-        ptrio__timer_add(l, n, d > PTRIO_TIME_INF - 1 - now
-                                   ? PTRIO_TIME_INF - 1 : now + d, 1);
+        ptrio__timer_add(l, n, ptrio__add_time(now, ptrio__timer_when(n)), 1);
         sc->flags |= PTRIO__SCOPE_TIMER;
     }
 }
 
+/* A relative deadline dropped before it was armed keeps its duration, so
+ * that leaving a non-blocking block costs no clock read; reading it
+ * (ptrio_scope_deadline) makes it absolute then. */
 void ptrio__drop_timer(ptrio_scope *sc)
 {
     if (sc->flags & PTRIO__SCOPE_LAZY) {
         lazy_unlink(ptrio__loop, sc);
+        sc->flags |= PTRIO__SCOPE_RELATIVE;
     } else if (sc->flags & PTRIO__SCOPE_TIMER) {
         ptrio__timer_del(ptrio__loop, &sc->timer);
         sc->flags &= (uint16_t)~PTRIO__SCOPE_TIMER;
@@ -222,6 +239,9 @@ int ptrio_scope_set_deadline(ptrio_scope *sc, ptrio_time deadline)
 {
     if (!sc)
         return -PTRIO_EINVAL;
+    if (sc->flags & PTRIO__SCOPE_LAZY)
+        lazy_unlink(ptrio__loop, sc);
+    sc->flags &= (uint16_t)~PTRIO__SCOPE_RELATIVE;
     if (deadline == PTRIO_TIME_INF) {
         sc->flags &= (uint16_t)~PTRIO__SCOPE_DEADLINE;
     } else {
@@ -242,10 +262,18 @@ int ptrio_scope_set_timeout(ptrio_scope *sc, ptrio_time d)
 
 ptrio_time ptrio_scope_deadline(const ptrio_scope *sc)
 {
-    if (sc && (sc->flags & PTRIO__SCOPE_LAZY))
+    ptrio_scope *m = (ptrio_scope *)sc;  /* arming is not a visible change */
+
+    if (!sc || !(sc->flags & PTRIO__SCOPE_DEADLINE))
+        return PTRIO_TIME_INF;
+    if (sc->flags & PTRIO__SCOPE_LAZY)
         ptrio__arm_lazy(ptrio__loop);
-    return sc && (sc->flags & PTRIO__SCOPE_DEADLINE)
-               ? ptrio__timer_when(&sc->timer) : PTRIO_TIME_INF;
+    if (sc->flags & PTRIO__SCOPE_RELATIVE) {
+        m->flags &= (uint16_t)~PTRIO__SCOPE_RELATIVE;
+        ptrio__timer_set_when(&m->timer,
+            ptrio__add_time(ptrio_now(), ptrio__timer_when(&sc->timer)));
+    }
+    return ptrio__timer_when(&sc->timer);
 }
 
 void ptrio_scope_set_shield(ptrio_scope *sc, bool shield)
@@ -344,21 +372,19 @@ int ptrio__scope_open(ptrio_frame *fr, ptrio_scope *sc, uintptr_t exit,
     return 0;
 }
 
-/* Durations beyond ~146 years are taken for overflow bugs. */
-#define PTRIO__TIME_HUGE (PTRIO_TIME_INF / 2)
-
 int ptrio__scope_open_after(ptrio_frame *fr, ptrio_scope *sc,
                             uintptr_t exit, ptrio_time d, unsigned flags)
 {
     ptrio_loop *l = ptrio__loop;
+    ptrio_time unused;
     int rc;
 
-    if (d < 0)
-        return ptrio__self(fr) ? -PTRIO_EINVAL : -PTRIO_ENOTASK;
+    if (!ptrio__self(fr))
+        return -PTRIO_ENOTASK;
+    if ((rc = ptrio__after(0, d, &unused)) < 0)
+        return rc;
     if (d == 0 || d == PTRIO_TIME_INF)
         return ptrio__scope_open(fr, sc, exit, d ? d : ptrio_now(), flags);
-    if (d > PTRIO__TIME_HUGE)
-        return ptrio__self(fr) ? -PTRIO_EOVERFLOW : -PTRIO_ENOTASK;
     rc = ptrio__scope_open(fr, sc, exit, PTRIO_TIME_INF, flags);
     if (rc < 0)
         return rc;
@@ -386,7 +412,6 @@ int ptrio__scope_close(ptrio_frame *fr, ptrio_scope *sc)
         return -PTRIO_EMISUSE;
     }
     t->scope = sc->parent;
-    ptrio__drop_timer(sc);
     ptrio__scope_closed(sc);
     if (rc == -PTRIO_ECANCELED && ptrio__scope_catches(sc)) {
         sc->flags |= PTRIO__SCOPE_CAUGHT;
