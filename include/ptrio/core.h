@@ -279,6 +279,9 @@ PTRIO_NODISCARD int ptrio_sleep_forever(void *self);
  *     if (can_do_it_now) { do_it(); return ptrio_yield(self); }
  *     return ptrio_park(self, &lot, data);          woken by the doer
  *
+ * or in one call, ptrio_park_unless(self, &lot, try_it, obj, data), which
+ * checks the caller once and is what ptrio's own primitives use.
+ *
  * A lot can break (Trio's break_lot): its parked tasks wake with
  * -PTRIO_EBROKEN and later parks fail with it at once. An owned lot breaks
  * by itself when its owner task exits (a lock whose holder died). */
@@ -298,6 +301,28 @@ PTRIO_NODISCARD int ptrio_park(void *self, ptrio_lot *lot, void *data);
 PTRIO_NODISCARD int ptrio_park_key(void *self, ptrio_lot *const *key,
                                    void *data);
 
+/* The non-blocking attempt of a blocking operation (ptrio_park_unless):
+ * returns a status >= 0 when it is done, -PTRIO_EWOULDBLOCK when the task
+ * must wait, or another error. `t` is the calling task; it must not
+ * await, nor unpark or cancel itself. */
+typedef int (*ptrio_try_fn)(ptrio_task *t, void *obj, void *data);
+
+/* One blocking operation with Trio's checkpoint rules, in one call: in a
+ * cancelled scope it fails with -PTRIO_ECANCELED before `attempt` runs
+ * (no effect); else attempt(t, obj, data) tries it: done, the await returns
+ * its status after a cancel-shielded schedule point; an error is returned
+ * at once (no schedule point); -PTRIO_EWOULDBLOCK parks the task at the
+ * end of `lot` with `data`, until an unpark. Awaitable. Errors: those of
+ * `attempt`, and of ptrio_park. */
+PTRIO_NODISCARD int ptrio_park_unless(void *self, ptrio_lot *lot,
+                                      ptrio_try_fn attempt, void *obj,
+                                      void *data);
+
+/* The same, parking through `key` as ptrio_park_key does. */
+PTRIO_NODISCARD int ptrio_park_key_unless(void *self, ptrio_lot *const *key,
+                                          ptrio_try_fn attempt, void *obj,
+                                          void *data);
+
 /* Parks the running task with an abort hook (Trio's
  * wait_task_rescheduled): the owner of the wait wakes it with ptrio_wake;
  * a cancellation calls `abort`. The task's w.park.next/prev links are the
@@ -311,7 +336,19 @@ PTRIO_NODISCARD int ptrio_park_hook(void *self, ptrio_abort_fn abort,
 int ptrio_wake(ptrio_task *t, int value);
 
 /* The first task parked in `lot` (the next to be unparked), or NULL. */
-ptrio_task *ptrio_lot_first(const ptrio_lot *lot);
+static inline ptrio_task *ptrio_lot_first(const ptrio_lot *lot)
+{
+    if (!lot || (const void *)lot->head == (const void *)lot)
+        return NULL;
+    return lot->head;
+}
+
+/* The `data` of the first task parked in `lot`, which must not be empty:
+ * what the next unpark's doer hands a value to or takes one from. */
+static inline void *ptrio_lot_first_data(const ptrio_lot *lot)
+{
+    return lot->head->w.park.data;
+}
 
 /* The task parked after `t` in `lot`, or NULL after the last (and when `t`
  * is not parked in `lot`). Read it before unparking `t`. */
@@ -360,7 +397,10 @@ ptrio_lot *const *ptrio_wait_key(const ptrio_task *t);
 void ptrio_lot_break(ptrio_lot *lot);
 
 /* Whether `lot` is broken. */
-bool ptrio_lot_broken(const ptrio_lot *lot);
+static inline bool ptrio_lot_broken(const ptrio_lot *lot)
+{
+    return lot && (const void *)lot->head == (const void *)lot;
+}
 
 /* A lot with an owner task: when the owner exits, the lot breaks (Trio's
  * add_parking_lot_breaker; a lock whose holder exits without releasing

@@ -51,7 +51,9 @@ static ptrio_lot *lot_of(const ptrio_task *t)
     return resolve(t->w.park.on.lot);
 }
 
-static void lot_append(ptrio_lot *lot, ptrio_task *t)
+/* ---- the ring ------------------------------------------------------- */
+
+static void ring_append(ptrio_lot *lot, ptrio_task *t)
 {
     ptrio_task *head = lot->head;
 
@@ -66,27 +68,44 @@ static void lot_append(ptrio_lot *lot, ptrio_task *t)
     head->w.park.prev = t;
 }
 
+static void ring_remove(ptrio_lot *lot, ptrio_task *t)
+{
+    ptrio_task *next = t->w.park.next;
+
+    if (next == t) {
+        lot->head = NULL;
+        return;
+    }
+    t->w.park.prev->w.park.next = next;
+    next->w.park.prev = t->w.park.prev;
+    if (lot->head == t)
+        lot->head = next;
+}
+
 /* Takes `t` out of `lot`: the lot, or the task's w.park.on.lot as it
  * stands (the core's undo of a wait passes that). */
 void ptrio__lot_remove(ptrio_lot *lot, ptrio_task *t)
 {
-    lot = resolve(lot);
-    if (t->w.park.next == t) {
-        lot->head = NULL;
-    } else {
-        t->w.park.prev->w.park.next = t->w.park.next;
-        t->w.park.next->w.park.prev = t->w.park.prev;
-        if (lot->head == t)
-            lot->head = t->w.park.next;
-    }
+    ring_remove(resolve(lot), t);
+}
+
+/* ptrio__wake's work for a task just taken out of a lot, inline: every
+ * hand-off goes through here. */
+static void wake_parked(ptrio_loop *l, ptrio_task *t, int value)
+{
+    INVARIANT(TSTATE(t) == T_PARKED, "waking a task that is not parked");
+    t->wait = W_NONE;
+    t->frame->result = value;
+    TMOVE(t, T_PARKED, T_READY);
+    ptrio__enqueue(l, t);
 }
 
 /* A cancellation reached `t`, parked in a lot or with a hook. */
 void ptrio__abort_wait(ptrio_loop *l, ptrio_task *t)
 {
     if (t->wait == W_LOT) {
-        ptrio__lot_remove(t->w.park.on.lot, t);
-        ptrio__wake(l, t, -PTRIO_ECANCELED);
+        ring_remove(lot_of(t), t);
+        wake_parked(l, t, -PTRIO_ECANCELED);
     } else if (t->w.park.on.abort(t, t->w.park.data) == 0) {
         ptrio__wake(l, t, -PTRIO_ECANCELED);
     }
@@ -104,48 +123,169 @@ static void unpark_one(ptrio_lot *lot, ptrio_task *t, int value)
 {
     if (value <= PTRIO__UNWIND_FIN)
         value = bad_value();
-    ptrio__lot_remove(lot, t);
-    ptrio__wake(ptrio__loop, t, value);
+    ring_remove(lot, t);
+    wake_parked(ptrio__loop, t, value);
 }
 
-/* ---- parking ------------------------------------------------------ */
+/* ---- parking ---------------------------------------------------------
+ *
+ * The hot path of every primitive: the caller is checked once, inline (as
+ * in ptrio_checkpoint); cancellation costs one load while no scope is
+ * cancelled; the schedule point or the park follow without another call.
+ * Anything unusual (a bad caller, a cancelled scope somewhere, bad
+ * arguments) takes the slow path, which checks everything and reports. */
 
-/* Parks the running task in `lot`; `on` is what its wait records. */
-static int park_in(void *self, ptrio_lot *lot, ptrio_lot *on, void *data)
+/* The caller as every awaitable wants it: the running task's innermost
+ * frame, not waiting yet. */
+#define CALLER_OK(l, t, self)                                               \
+    ((l) && ((t) = (l)->current) && (t)->frame == (ptrio_frame *)(self) &&  \
+     TSTATE(t) == T_RUNNING)
+
+/* Parks the running task `t` in `lot`; `on` is what its wait records. */
+static int park_task(ptrio_loop *l, ptrio_task *t, ptrio_lot *lot,
+                     ptrio_lot *on, void *data)
 {
-    ptrio_task *t;
-    int rc = ptrio__await_check(self, &t);
-
-    if (rc < 0)
-        return rc;
     if (!lot) {
         MISUSE("parking in a NULL lot");
         return -PTRIO_EINVAL;
     }
     if (is_broken(lot))
         return -PTRIO_EBROKEN;
-    if (ptrio__cancelled(t))
+    if (l->ncalled && ptrio__cancelled(t))
         return -PTRIO_ECANCELED;
-    lot_append(lot, t);
+    ring_append(lot, t);
     t->w.park.on.lot = on;
     t->w.park.data = data;
-    ptrio__park(t, W_LOT);
+    TMOVE(t, T_RUNNING, T_PARKED);
+    t->wait = W_LOT;
     return PTRIO_PENDING;
+}
+
+/* The operation of the running task finished with status rc: a
+ * cancel-shielded schedule point that delivers it (ptrio_yield's). */
+static int done_yield(ptrio_loop *l, ptrio_task *t, int rc)
+{
+    t->frame->result = rc;
+    TMOVE(t, T_RUNNING, T_READY);
+    t->wait = W_NONE;
+    ptrio__enqueue(l, t);
+    return PTRIO_PENDING;
+}
+
+static ptrio_lot *key_tag(ptrio_lot *const *key)
+{
+    return (ptrio_lot *)(void *)((uintptr_t)key | KEYED);
+}
+
+static int key_bad(ptrio_lot *const *key)
+{
+    return !key || ((uintptr_t)key & KEYED);
+}
+
+static NOINLINE int park_slow(void *self, ptrio_lot *lot,
+                              ptrio_lot *const *key, void *data)
+{
+    ptrio_task *t;
+    int rc = ptrio__await_check(self, &t);
+
+    if (rc < 0)
+        return rc;
+    if (key) {
+        if (key_bad(key)) {
+            MISUSE("parking through a misaligned key");
+            return -PTRIO_EINVAL;
+        }
+        return park_task(ptrio__loop, t, *key, key_tag(key), data);
+    }
+    return park_task(ptrio__loop, t, lot, lot, data);
 }
 
 int ptrio_park(void *self, ptrio_lot *lot, void *data)
 {
-    return park_in(self, lot, lot, data);
+    ptrio_loop *l = ptrio__loop;
+    ptrio_task *t;
+
+    if (!CALLER_OK(l, t, self))
+        return park_slow(self, lot, NULL, data);
+    return park_task(l, t, lot, lot, data);
 }
 
 int ptrio_park_key(void *self, ptrio_lot *const *key, void *data)
 {
-    if (!key || ((uintptr_t)key & KEYED)) {
-        MISUSE("parking through a NULL or misaligned key");
+    ptrio_loop *l = ptrio__loop;
+    ptrio_task *t;
+
+    if (!key) {
+        MISUSE("parking through a NULL key");
         return ptrio__self(self) ? -PTRIO_EINVAL : -PTRIO_ENOTASK;
     }
-    return park_in(self, *key,
-                   (ptrio_lot *)(void *)((uintptr_t)key | KEYED), data);
+    if (!CALLER_OK(l, t, self) || key_bad(key))
+        return park_slow(self, NULL, key, data);
+    return park_task(l, t, *key, key_tag(key), data);
+}
+
+/* After the attempt: its status delivered after a schedule point, its
+ * error at once, or the park. The attempt cannot switch tasks, so the
+ * running task is read again rather than kept across the call. */
+static inline int after_attempt(int rc, ptrio_lot *lot, ptrio_lot *on,
+                                void *data)
+{
+    ptrio_loop *l = ptrio__loop;
+
+    if (rc >= 0)
+        return done_yield(l, l->current, rc);
+    if (rc != -PTRIO_EWOULDBLOCK)
+        return rc;
+    return park_task(l, l->current, lot, on, data);
+}
+
+static NOINLINE int unless_slow(void *self, ptrio_lot *lot,
+                                ptrio_lot *const *key, ptrio_try_fn attempt,
+                                void *obj, void *data)
+{
+    ptrio_task *t;
+    int rc = ptrio__await_check(self, &t);
+
+    if (rc < 0)
+        return rc;
+    if (!attempt || (key && key_bad(key))) {
+        MISUSE("a blocking operation without an attempt, or a bad key");
+        return -PTRIO_EINVAL;
+    }
+    if (ptrio__cancelled(t))
+        return -PTRIO_ECANCELED;
+    rc = attempt(t, obj, data);
+    if (key)
+        return after_attempt(rc, *key, key_tag(key), data);
+    return after_attempt(rc, lot, lot, data);
+}
+
+int ptrio_park_unless(void *self, ptrio_lot *lot, ptrio_try_fn attempt,
+                      void *obj, void *data)
+{
+    ptrio_loop *l = ptrio__loop;
+    ptrio_task *t;
+
+    if (!CALLER_OK(l, t, self) || l->ncalled || !attempt)
+        return unless_slow(self, lot, NULL, attempt, obj, data);
+    return after_attempt(attempt(t, obj, data), lot, lot, data);
+}
+
+int ptrio_park_key_unless(void *self, ptrio_lot *const *key,
+                          ptrio_try_fn attempt, void *obj, void *data)
+{
+    ptrio_loop *l = ptrio__loop;
+    ptrio_task *t;
+    int rc;
+
+    if (!key) {
+        MISUSE("parking through a NULL key");
+        return ptrio__self(self) ? -PTRIO_EINVAL : -PTRIO_ENOTASK;
+    }
+    if (!CALLER_OK(l, t, self) || l->ncalled || !attempt || key_bad(key))
+        return unless_slow(self, NULL, key, attempt, obj, data);
+    rc = attempt(t, obj, data);
+    return after_attempt(rc, *key, key_tag(key), data);
 }
 
 int ptrio_park_hook(void *self, ptrio_abort_fn abort, void *data)
@@ -186,11 +326,6 @@ static int in_lot(const ptrio_lot *lot, const ptrio_task *t)
            lot_of(t) == lot;
 }
 
-ptrio_task *ptrio_lot_first(const ptrio_lot *lot)
-{
-    return lot ? head_of(lot) : NULL;
-}
-
 ptrio_task *ptrio_lot_next(const ptrio_lot *lot, const ptrio_task *t)
 {
     if (!in_lot(lot, t))
@@ -227,11 +362,6 @@ ptrio_lot *const *ptrio_wait_key(const ptrio_task *t)
         return NULL;
     on = (uintptr_t)t->w.park.on.lot;
     return on & KEYED ? (ptrio_lot *const *)(void *)(on & ~KEYED) : NULL;
-}
-
-bool ptrio_lot_broken(const ptrio_lot *lot)
-{
-    return lot && is_broken(lot);
 }
 
 /* ---- unparking ---------------------------------------------------- */
@@ -285,8 +415,8 @@ unsigned ptrio_lot_repark(ptrio_lot *from, ptrio_lot *to, unsigned n)
         if (is_broken(to)) {
             unpark_one(from, t, -PTRIO_EBROKEN);
         } else {
-            ptrio__lot_remove(from, t);
-            lot_append(to, t);
+            ring_remove(from, t);
+            ring_append(to, t);
             t->w.park.on.lot = to;
         }
         k++;

@@ -68,10 +68,25 @@ static unsigned char *slot(ptrio_chan *ch, size_t i)
     return ch->buf + i * ch->size;
 }
 
+/* Copies a value (nothing into NULL: a dropped value). The usual sizes
+ * are a load and a store. */
 static void copy(void *dst, const void *src, size_t n)
 {
-    if (dst && n)
+    if (!dst)
+        return;
+    switch (n) {
+    case 0:
+        break;
+    case 4:
+        memcpy(dst, src, 4);
+        break;
+    case 8:
+        memcpy(dst, src, 8);
+        break;
+    default:
         memcpy(dst, src, n);
+        break;
+    }
 }
 
 /* ---- the ring buffer ------------------------------------------------ */
@@ -82,8 +97,7 @@ static void push(ptrio_chan *ch, const void *value)
 
     if (tail >= ch->cap)
         tail -= ch->cap;
-    if (ch->size)
-        memcpy(slot(ch, tail), value, ch->size);
+    copy(slot(ch, tail), value, ch->size);
     if (++ch->count > ch->peak)
         ch->peak = ch->count;
 }
@@ -125,12 +139,10 @@ int ptrio_chan_open(ptrio_chan *ch, ptrio_chan_tx *tx, ptrio_chan_rx *rx,
 
 static int try_send(ptrio_chan *ch, const void *value)
 {
-    ptrio_task *t;
-
     if (!ch->nrx)
         return -PTRIO_EBROKEN;
-    if ((t = ptrio_lot_first(&ch->receivers))) {
-        copy(ptrio_wait_data(t), value, ch->size);
+    if (!ptrio_lot_empty(&ch->receivers)) {
+        copy(ptrio_lot_first_data(&ch->receivers), value, ch->size);
         ptrio_lot_unpark(&ch->receivers, 0);
         return 0;
     }
@@ -155,28 +167,30 @@ int ptrio_chan_send_nowait(ptrio_chan_tx *tx, const void *value)
     return try_send(ch, value);
 }
 
+/* The attempt of a blocking send (ptrio_park_key_unless). */
+static int attempt_send(ptrio_task *t, void *tx, void *value)
+{
+    (void)t;
+    return ptrio_chan_send_nowait(tx, value);
+}
+
 int ptrio_chan_send(void *self, ptrio_chan_tx *tx, const void *value)
 {
-    int rc = ptrio_checkpoint_if_cancelled(self);
-
-    if (rc < 0)
-        return rc;
-    rc = ptrio_chan_send_nowait(tx, value);
-    if (rc == 0)
-        return ptrio_yield(self);
-    if (rc != -PTRIO_EWOULDBLOCK)
-        return rc;
-    return ptrio_park_key(self, &tx->side, (void *)(uintptr_t)value);
+    if (!tx) {
+        SYNC_MISUSE("sending on a NULL channel end");
+        return -PTRIO_EINVAL;
+    }
+    /* Blocked, it parks through its end with its value as the data. */
+    return ptrio_park_key_unless(self, &tx->side, attempt_send, tx,
+                                 (void *)(uintptr_t)value);
 }
 
 /* ---- receive -------------------------------------------------------- */
 
 static int try_recv(ptrio_chan *ch, void *dst)
 {
-    ptrio_task *t = ptrio_lot_first(&ch->senders);
-
-    if (t) {
-        const void *value = ptrio_wait_data(t);
+    if (!ptrio_lot_empty(&ch->senders)) {
+        const void *value = ptrio_lot_first_data(&ch->senders);
         if (ch->cap) {
             pop(ch, dst);           /* full: the sender's goes in behind */
             push(ch, value);
@@ -201,18 +215,19 @@ int ptrio_chan_recv_nowait(ptrio_chan_rx *rx, void *dst)
     return ch ? try_recv(ch, dst) : rc;
 }
 
+static int attempt_recv(ptrio_task *t, void *rx, void *dst)
+{
+    (void)t;
+    return ptrio_chan_recv_nowait(rx, dst);
+}
+
 int ptrio_chan_recv(void *self, ptrio_chan_rx *rx, void *dst)
 {
-    int rc = ptrio_checkpoint_if_cancelled(self);
-
-    if (rc < 0)
-        return rc;
-    rc = ptrio_chan_recv_nowait(rx, dst);
-    if (rc == 0)
-        return ptrio_yield(self);
-    if (rc != -PTRIO_EWOULDBLOCK)
-        return rc;
-    return ptrio_park_key(self, &rx->side, dst);
+    if (!rx) {
+        SYNC_MISUSE("receiving on a NULL channel end");
+        return -PTRIO_EINVAL;
+    }
+    return ptrio_park_key_unless(self, &rx->side, attempt_recv, rx, dst);
 }
 
 /* ---- clone and close ------------------------------------------------- */

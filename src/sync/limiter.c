@@ -107,23 +107,30 @@ int ptrio_limiter_acquire_nowait(ptrio_limiter *lim, ptrio_limiter_token *tok)
     return t ? take(lim, tok, t) : -PTRIO_ENOTASK;
 }
 
-/* `who` NULL: the calling task. */
+/* The attempt of a blocking acquire: the borrower is in the token (NULL:
+ * the calling task), which rides with the wait if it must. */
+static int try_take(ptrio_task *t, void *lim, void *tok)
+{
+    ptrio_limiter_token *k = tok;
+
+    if (!k->borrower)
+        k->borrower = t;
+    return take(lim, k, k->borrower);
+}
+
 static int acquire(void *self, ptrio_limiter *lim, ptrio_limiter_token *tok,
                    const void *who)
 {
-    int rc = ptrio_checkpoint_if_cancelled(self);
-
-    if (rc < 0)
-        return rc;
-    if (!who)
-        who = ptrio_current_task();
-    rc = take(lim, tok, who);
-    if (rc == 0)
-        return ptrio_yield(self);
-    if (rc != -PTRIO_EWOULDBLOCK)
-        return rc;
+    if (!lim || !tok) {
+        SYNC_MISUSE("a NULL limiter or token");
+        return -PTRIO_EINVAL;
+    }
+    if (tok->limiter) {
+        SYNC_MISUSE("borrowing with a token that is borrowed already");
+        return -PTRIO_EBUSY;
+    }
     tok->borrower = who;
-    return ptrio_park(self, &lim->waiters, tok);
+    return ptrio_park_unless(self, &lim->waiters, try_take, lim, tok);
 }
 
 int ptrio_limiter_acquire(void *self, ptrio_limiter *lim,

@@ -33,23 +33,21 @@ int ptrio_lock_acquire_nowait(ptrio_lock *lk)
     return t ? take(lk, t) : -PTRIO_ENOTASK;
 }
 
+/* The attempt of a blocking acquire (ptrio_park_unless). */
+static int try_take(ptrio_task *t, void *lk, void *data)
+{
+    (void)data;
+    return take(lk, t);
+}
+
 int ptrio_lock_acquire(void *self, ptrio_lock *lk)
 {
-    int rc = ptrio_checkpoint_if_cancelled(self);
-
-    if (rc < 0)
-        return rc;
     if (!lk) {
         SYNC_MISUSE("acquiring a NULL lock");
         return -PTRIO_EINVAL;
     }
-    rc = take(lk, ptrio_current_task());
-    if (rc == 0)
-        return ptrio_yield(self);
-    if (rc != -PTRIO_EWOULDBLOCK)
-        return rc;
-    /* Woken by a release holding the lock, or by its break. */
-    return ptrio_park(self, &lk->lot.lot, NULL);
+    /* Parked, it wakes from a release holding the lock, or broken. */
+    return ptrio_park_unless(self, &lk->lot.lot, try_take, lk, NULL);
 }
 
 int ptrio_lock_release(ptrio_lock *lk)

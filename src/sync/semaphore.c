@@ -33,18 +33,19 @@ int ptrio_semaphore_acquire_nowait(ptrio_semaphore *s)
     return 0;
 }
 
+static int try_acquire(ptrio_task *t, void *s, void *data)
+{
+    (void)t, (void)data;
+    return ptrio_semaphore_acquire_nowait(s);
+}
+
 int ptrio_semaphore_acquire(void *self, ptrio_semaphore *s)
 {
-    int rc = ptrio_checkpoint_if_cancelled(self);
-
-    if (rc < 0)
-        return rc;
-    rc = ptrio_semaphore_acquire_nowait(s);
-    if (rc == 0)
-        return ptrio_yield(self);
-    if (rc != -PTRIO_EWOULDBLOCK)
-        return rc;
-    return ptrio_park(self, &s->waiters, NULL);
+    if (!s) {
+        SYNC_MISUSE("acquiring a NULL semaphore");
+        return -PTRIO_EINVAL;
+    }
+    return ptrio_park_unless(self, &s->waiters, try_acquire, s, NULL);
 }
 
 int ptrio_semaphore_release(ptrio_semaphore *s)
