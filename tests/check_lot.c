@@ -352,6 +352,138 @@ START_TEST(test_park_key)
 }
 END_TEST
 
+/* ---- one blocking operation: ptrio_park_unless ------------------------- */
+
+/* An attempt that returns what it is told, counting its calls. */
+struct attempt_state {
+    int calls;
+    int rc;
+    ptrio_task *t;
+};
+
+static int attempt(ptrio_task *t, void *obj, void *data)
+{
+    struct attempt_state *a = obj;
+    (void)data;
+    a->calls++;
+    a->t = t;
+    return a->rc;
+}
+
+/* Sleeps 1 ms, checks the first waiter of `lot`, unparks it with 5. */
+struct unparker {
+    ptrio_frame fr;
+    ptrio_lot *lot;
+    ptrio_lot *const *key;
+    void *data;
+};
+
+static int unparker(ptrio_frame *fr)
+{
+    struct unparker *f = PTRIO_SELF(fr, struct unparker);
+    PTRIO_BEGIN(f);
+    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+    EXPECT(ptrio_wait_key(ptrio_lot_first(f->lot)) == f->key);
+    EXPECT(ptrio_lot_first_data(f->lot) == f->data);
+    EXPECT(ptrio_lot_unpark(f->lot, 5) != NULL);
+    PTRIO_END(f);
+}
+
+struct unless_main {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t;
+    struct marker mk;
+    struct unparker up;
+    ptrio_scope sc;
+    ptrio_lot lot, *key;
+    struct attempt_state a;
+    int rc[6];
+};
+
+static int unless_main(ptrio_frame *fr)
+{
+    struct unless_main *f = PTRIO_SELF(fr, struct unless_main);
+    PTRIO_BEGIN(f);
+    f->key = &f->lot;
+    f->mk = (struct marker){.name = "m"};
+    /* Done at once: its status, after a schedule point. */
+    PTRIO_NURSERY(f, &f->n) {
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t, marker, &f->mk));
+        f->a.rc = 7;
+        ev("a", "<");
+        PTRIO_TRY(f, f->rc[0], ptrio_park_unless(f, &f->lot, attempt, &f->a,
+                                                 NULL));
+        ev("a", ">");
+        EXPECT(f->a.t == ptrio_current_task());
+    }
+    /* An error: at once, no schedule point. */
+    PTRIO_NURSERY(f, &f->n) {
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t, marker, &f->mk));
+        f->a.rc = -PTRIO_EPIPE;
+        ev("b", "<");
+        PTRIO_TRY(f, f->rc[1], ptrio_park_key_unless(f, &f->key, attempt,
+                                                     &f->a, NULL));
+        ev("b", ">");
+    }
+    /* Cancelled: fails before the attempt. */
+    PTRIO_CANCEL_SCOPE(f, &f->sc) {
+        ptrio_cancel(&f->sc);
+        f->a.calls = 0;
+        PTRIO_TRY(f, f->rc[2], ptrio_park_unless(f, &f->lot, attempt, &f->a,
+                                                 NULL));
+        PTRIO_TRY(f, f->rc[3], ptrio_park_key_unless(f, &f->key, attempt,
+                                                     &f->a, NULL));
+        EXPECT(f->a.calls == 0);
+    }
+    /* Would block: parks (through the key, with its data) until an
+     * unpark, whose value it returns. */
+    PTRIO_NURSERY(f, &f->n) {
+        f->a.rc = -PTRIO_EWOULDBLOCK;
+        f->up = (struct unparker){.lot = &f->lot, .key = &f->key,
+                                  .data = &f->a};
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t, unparker, &f->up));
+        PTRIO_TRY(f, f->rc[4], ptrio_park_key_unless(f, &f->key, attempt,
+                                                     &f->a, &f->a));
+        ev("c", "");
+    }
+    PTRIO_END(f);
+}
+
+/* The one-call form of a blocking operation keeps Trio's rules: done is a
+ * schedule point, an error is not, cancelled never attempts, blocked
+ * parks. */
+START_TEST(test_park_unless)
+{
+    static struct unless_main m;
+    RUN_MAIN(unless_main, m, 0);
+    ck_assert_int_eq(m.rc[0], 7);
+    ck_assert_int_eq(m.rc[1], -PTRIO_EPIPE);
+    ck_assert_int_eq(m.rc[2], -PTRIO_ECANCELED);
+    ck_assert_int_eq(m.rc[3], -PTRIO_ECANCELED);
+    ck_assert_int_eq(m.rc[4], 5);
+    ck_assert_str_eq(L.buf, "a<@0 m@0 a>@0 b<@0 b>@0 m@0 c@1");
+}
+END_TEST
+
+static int unless_bad(ptrio_frame *fr)
+{
+    struct lots_main *f = PTRIO_SELF(fr, struct lots_main);
+    PTRIO_BEGIN(f);
+    f->rc = ptrio_park_unless(f, &f->lot, NULL, NULL, NULL);
+    PTRIO_END(f);
+}
+
+START_TEST(test_park_unless_misuse)
+{
+    static struct lots_main m;
+    reset();
+    memset(&m, 0, sizeof m);
+    ck_assert_int_eq(run_virtual(unless_bad, &m, NULL), 0);
+    ck_assert_int_eq(m.rc, -PTRIO_EINVAL);
+}
+END_TEST
+
 /* ---- breaking ----------------------------------------------------------- */
 
 static int break_main(ptrio_frame *fr)
@@ -842,6 +974,8 @@ int main(void)
     tcase_add_test(tc, test_unpark_values_and_data);
     tcase_add_test(tc, test_park_is_a_cancel_point);
     tcase_add_test(tc, test_park_key);
+    tcase_add_test(tc, test_park_unless);
+    tcase_add_misuse_test(tc, test_park_unless_misuse);
     tcase_add_test(tc, test_break_lot);
     tcase_add_test(tc, test_owned_lots);
     tcase_add_test(tc, test_owned_lot_break_itself);
