@@ -110,8 +110,9 @@ int ptrio_chan_rx_clone(ptrio_chan_rx *end, ptrio_chan_rx *clone);
 /* Closes an end: its blocked tasks wake with -PTRIO_ECLOSED; closing the
  * last send end wakes the receivers with -PTRIO_EENDOFCHANNEL, closing the
  * last receive end wakes the senders with -PTRIO_EBROKEN and drops the
- * buffer. Idempotent, not a checkpoint. Returns 0 or -PTRIO_EINVAL (an end
- * never opened). */
+ * buffer. Idempotent, not a checkpoint; an end never opened (zeroed) is
+ * left alone, so cleanup may close what setup did not open. Returns 0, or
+ * -PTRIO_EINVAL (NULL). */
 int ptrio_chan_tx_close(ptrio_chan_tx *end);
 int ptrio_chan_rx_close(ptrio_chan_rx *end);
 

@@ -278,13 +278,17 @@ static void close_end(ptrio_lot **key)
     *key = (ptrio_lot *)(void *)((uintptr_t)side | CLOSED);
 }
 
+/* Closing what was never opened does nothing: cleanup code (FINALLY)
+ * may close ends that setup did not get to open. */
 int ptrio_chan_tx_close(ptrio_chan_tx *end)
 {
     int rc = 0;
-    ptrio_chan *ch = tx_chan(end, &rc);
+    ptrio_chan *ch;
 
-    if (!ch)
-        return rc == -PTRIO_ECLOSED ? 0 : rc;
+    if (!end || !end->side)
+        return end ? 0 : -PTRIO_EINVAL;
+    if (!(ch = tx_chan(end, &rc)))
+        return 0;
     close_end(&end->side);
     if (--ch->ntx == 0)
         ptrio_lot_unpark_all(&ch->receivers, -PTRIO_EENDOFCHANNEL);
@@ -294,10 +298,12 @@ int ptrio_chan_tx_close(ptrio_chan_tx *end)
 int ptrio_chan_rx_close(ptrio_chan_rx *end)
 {
     int rc = 0;
-    ptrio_chan *ch = rx_chan(end, &rc);
+    ptrio_chan *ch;
 
-    if (!ch)
-        return rc == -PTRIO_ECLOSED ? 0 : rc;
+    if (!end || !end->side)
+        return end ? 0 : -PTRIO_EINVAL;
+    if (!(ch = rx_chan(end, &rc)))
+        return 0;
     close_end(&end->side);
     if (--ch->nrx == 0) {
         ptrio_lot_unpark_all(&ch->senders, -PTRIO_EBROKEN);
