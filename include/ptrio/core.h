@@ -24,10 +24,12 @@ typedef int64_t ptrio_time;
 
 #define PTRIO_TIME_INF  INT64_MAX   /* no deadline */
 #define PTRIO_TIME_NINF INT64_MIN   /* effective deadline when cancelled */
+/* Durations: the argument may be an integer or a floating value
+ * (PTRIO_SEC(1.5) is 1.5 s); the product is taken before the conversion. */
 #define PTRIO_NS(n)  ((ptrio_time)(n))
-#define PTRIO_US(n)  ((ptrio_time)(n) * 1000)
-#define PTRIO_MS(n)  ((ptrio_time)(n) * 1000000)
-#define PTRIO_SEC(n) ((ptrio_time)(n) * 1000000000)
+#define PTRIO_US(n)  ((ptrio_time)((n) * INT64_C(1000)))
+#define PTRIO_MS(n)  ((ptrio_time)((n) * INT64_C(1000000)))
+#define PTRIO_SEC(n) ((ptrio_time)((n) * INT64_C(1000000000)))
 
 /* ---- private storage types ---------------------------------------- */
 
@@ -124,7 +126,10 @@ struct ptrio_loop {
     union { int64_t i64; void *ptr; intptr_t word; } be[4];  /* backend's */
     ptrio_task *runq, *runq_tail;   /* the next batch */
     ptrio__tnode *timers, *first;   /* deadline tree, its earliest node */
-    ptrio__tnode *lazy;             /* relative deadlines not yet armed */
+    uint32_t nlazy;                 /* relative deadlines not yet armed */
+    uint32_t between;               /* reasons to stop between batches:
+                                       timers, lazy deadlines, fd waits,
+                                       sources, hooks (one count) */
     ptrio_task *current;            /* running task */
     ptrio_task *watchers;           /* tasks waiting on fds (src/io) */
     uint32_t nwatch;

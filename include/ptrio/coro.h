@@ -77,18 +77,34 @@ typedef struct ptrio_site {
 
 /* ---- internals the macros expand to (not API) ---------------------- */
 
-#define PTRIO__START   (~(uintptr_t)0)        /* first step */
-#define PTRIO__FINALLY (~(uintptr_t)0 - 1)    /* the FINALLY section */
-#define PTRIO__END     (~(uintptr_t)0 - 2)    /* straight to the end */
-#define PTRIO__SPECIAL (~(uintptr_t)0 - 7)    /* values above are not labels */
+
+
+/* Resume points besides the awaits' lines (or label addresses): lines 1
+ * to 5 of a file cannot hold an await (a `#line` that makes one would be a
+ * duplicate case, a compile error), and no label lives at such an
+ * address, so one compare tells them apart. 0 and DONE are idle frames:
+ * never run (or ended without END), and ended through END. */
+#define PTRIO__DONE     ((uintptr_t)1)        /* ended through PTRIO_END */
+#define PTRIO__START    ((uintptr_t)2)        /* first step */
+#define PTRIO__END      ((uintptr_t)3)        /* straight to the end */
+#define PTRIO__FINALLY  ((uintptr_t)4)        /* the FINALLY section */
+#define PTRIO__DESCRIBE ((uintptr_t)5)        /* say where you are: file, func */
+#define PTRIO__SPECIAL  ((uintptr_t)6)        /* values below are not labels */
+
+/* Whether a frame runs no step now: never started, or finished. A frame
+ * that is not idle must not be re-initialised (set its fields instead). */
+static inline int ptrio_frame_idle(const void *frame)
+{
+    return ((const ptrio_frame *)frame)->resume <= PTRIO__DONE;
+}
 #define PTRIO__IN_BODY (INT_MIN + 3)          /* fr->pending before FINALLY */
 
 uintptr_t ptrio__raise(ptrio_frame *fr, int rc, const ptrio_site *site);
 uintptr_t ptrio__raise_new(ptrio_frame *fr, int rc, const ptrio_site *site);
 uintptr_t ptrio__reraise(ptrio_frame *fr, int rc, const ptrio_site *site);
 uintptr_t ptrio__return(ptrio_frame *fr, int value, const ptrio_site *site);
-int ptrio__end(ptrio_frame *fr);
 int ptrio__stray(ptrio_frame *fr);
+int ptrio__describe(const char *file, const char *func);
 void ptrio__caught(int rc);
 
 /* Debug builds note the user's file:line at every macro, so that a misuse
@@ -99,6 +115,14 @@ void ptrio__at(const char *file, int line);
 #else
 #define PTRIO__WHERE() ((void)0)
 #endif
+
+/* PTRIO_END: the frame is done; resume DONE tells the scheduler it ended
+ * through END (not by a C return), and that it can describe itself. */
+static inline int ptrio__end(ptrio_frame *fr)
+{
+    fr->resume = PTRIO__DONE;
+    return fr->pending == PTRIO__IN_BODY ? 0 : fr->pending;
+}
 
 #define PTRIO__CAT2(a, b) a##b
 #define PTRIO__CAT(a, b) PTRIO__CAT2(a, b)
@@ -122,7 +146,7 @@ void ptrio__at(const char *file, int line);
     (void)(__extension__ && ptrio__dispatch);                               \
     _Pragma("GCC diagnostic push")                                          \
     _Pragma("GCC diagnostic ignored \"-Wpedantic\"")                        \
-    if (ptrio__fr->resume - 1 < PTRIO__SPECIAL - 1)                         \
+    if (ptrio__fr->resume >= PTRIO__SPECIAL)                                \
         goto *(void *)ptrio__fr->resume;                                    \
     _Pragma("GCC diagnostic pop")
 #else
@@ -147,34 +171,50 @@ void ptrio__at(const char *file, int line);
 
 /* ---- the coroutine body ------------------------------------------- */
 
-/* Opens the body of a step function; `f` is the frame struct pointer. */
+/* Opens the body of a step function; `f` is the frame struct pointer.
+ * Code before it runs at every step of the frame, and when ptrio asks the
+ * frame where it is (dumps, reports): keep it free of side effects. */
 #define PTRIO_BEGIN(f)                                                      \
     ptrio_frame *const ptrio__fr = &(f)->fr;                                \
     ptrio__dispatch:                                                        \
     PTRIO__JUMP_TO_LABEL()                                                  \
     switch (ptrio__fr->resume) {                                            \
+    case PTRIO__DESCRIBE:                                                   \
+        return ptrio__describe(__FILE__, __func__);                         \
     case PTRIO__START:
+
+/* The one-line prologue of a step function whose parameter is named `fr`:
+ * declares `f`, its frame struct of type `type`, and opens the body.
+ *     static int child(ptrio_frame *fr)
+ *     {
+ *         PTRIO_BEGIN_AS(struct child, c);
+ *         ...
+ *         PTRIO_END(c);
+ *     }
+ */
+#define PTRIO_BEGIN_AS(type, f)                                             \
+    type *const f = PTRIO_SELF(fr, type);                                   \
+    PTRIO_BEGIN(f)
 
 /* Closes the body: returns the frame's value (0, PTRIO_RETURN's value,
  * or the error that is propagating). A resume point that reaches the
  * default case is none of this frame's: an await inside a switch of the
  * user's (switch resume points), or a frame zeroed while it ran. */
 #define PTRIO_END(f)                                                        \
-    PTRIO__FALLTHROUGH;                                                     \
-    case PTRIO__END:                                                        \
         break;                                                              \
-    default: /* also PTRIO__FINALLY in a frame without FINALLY */           \
-        if (ptrio__fr->resume != PTRIO__FINALLY)                            \
+    default: /* PTRIO__END, PTRIO__FINALLY in a frame without FINALLY */    \
+        if (ptrio__fr->resume - PTRIO__END > PTRIO__FINALLY - PTRIO__END)   \
             return ptrio__stray(ptrio__fr);                                 \
     }                                                                       \
     if (0)                                                                  \
         goto ptrio__dispatch;                                               \
     return ptrio__end(&(f)->fr)
 
-/* Evaluates an awaitable into ptrio__r; if it suspended, returns to the
- * scheduler, and the resume lands here with the status it woke with.
- * ptrio__r is declared first and assigned after: a resume jumps past the
- * declaration, never past an initialisation (C++ forbids that). */
+/* Evaluates an awaitable into ptrio__r and the frame's result; if it
+ * suspended, returns to the scheduler, and the resume lands here with the
+ * status it woke with (already in the result). ptrio__r is declared first
+ * and assigned after: a resume jumps past the declaration, never past an
+ * initialisation (C++ forbids that). */
 #define PTRIO__AWAIT_INTO(expr)                                             \
     int ptrio__r;                                                           \
     PTRIO__WHERE();                                                         \
@@ -185,7 +225,8 @@ void ptrio__at(const char *file, int line);
         return PTRIO_PENDING;                                               \
         PTRIO__LABEL(__LINE__):                                             \
         ptrio__r = ptrio__fr->result;                                       \
-    }
+    } else                                                                  \
+        ptrio__fr->result = ptrio__r;
 
 /* Awaits `expr` (an awaitable returning a status or PTRIO_PENDING). A
  * negative status is raised: the rest of the block is skipped. The status
@@ -193,7 +234,8 @@ void ptrio__at(const char *file, int line);
 #define PTRIO_AWAIT(f, expr)                                                \
     do {                                                                    \
         PTRIO__AWAIT_INTO(expr)                                             \
-        if (((f)->fr.result = ptrio__r) < 0)                                \
+        (void)(f);                                                          \
+        if (ptrio__r < 0)                                                   \
             PTRIO__RAISE_RC(ptrio__r);                                      \
     } while (0)
 
@@ -202,7 +244,8 @@ void ptrio__at(const char *file, int line);
 #define PTRIO_TRY(f, var, expr)                                             \
     do {                                                                    \
         PTRIO__AWAIT_INTO(expr)                                             \
-        (var) = (f)->fr.result = ptrio__r;                                  \
+        (void)(f);                                                          \
+        (var) = ptrio__r;                                                   \
         ptrio__caught(ptrio__r);                                            \
     } while (0)
 

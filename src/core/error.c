@@ -287,12 +287,18 @@ static void report(ptrio_loop *l, int depth, const ptrio_failure *f,
     }
 }
 
+/* Reports a run's failure to the loop's sink; with no sink nothing is
+ * formatted at all. */
 void ptrio__report_failure(ptrio_loop *l, const ptrio_task *t)
 {
     ptrio_failure f;
     const ptrio_nursery *via[MAX_HOPS];
-    int k = describe(t->w.done.code, t->origin, ptrio_task_name(t), NULL,
-                     &f, via, MAX_HOPS);
+    int k;
+
+    if (!l->report)
+        return;
+    k = describe(t->w.done.code, t->origin, ptrio_task_name(t), NULL, &f,
+                 via, MAX_HOPS);
     report(l, 0, &f, via, k);
 }
 
@@ -318,16 +324,6 @@ static const char *state_name(const ptrio_task *t)
     }
 }
 
-/* The source line a frame is suspended at. */
-static int frame_line(const ptrio_frame *fr)
-{
-#ifdef PTRIO_COMPUTED_GOTO
-    return fr->resume < PTRIO__SPECIAL ? fr->line : 0;
-#else
-    return fr->resume < PTRIO__SPECIAL ? (int)fr->resume : 0;
-#endif
-}
-
 static void put_frames(line *b, const ptrio_task *t)
 {
     const ptrio_frame *fr;
@@ -337,8 +333,8 @@ static void put_frames(line *b, const ptrio_task *t)
         put(b, fr == t->frame ? " @" : " <- @");
         if (fr->resume == PTRIO__START)
             put(b, "start");
-        else if (frame_line(fr))
-            put_int(b, frame_line(fr));
+        else if (ptrio__frame_line(fr))
+            put_int(b, ptrio__frame_line(fr));
         else
             put(b, "?");
     }
@@ -402,9 +398,9 @@ void ptrio__misuse(const char *what, const char *file, int lineno)
         put(&b, ", task '");
         put(&b, ptrio_task_name(l->current));
         put(&b, "'");
-        if (l->current->frame && frame_line(l->current->frame)) {
+        if (l->current->frame && ptrio__frame_line(l->current->frame)) {
             put(&b, " at line ");
-            put_int(&b, frame_line(l->current->frame));
+            put_int(&b, ptrio__frame_line(l->current->frame));
         }
     }
     put(&b, "; ptrio's check: ");

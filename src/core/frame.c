@@ -135,27 +135,52 @@ uintptr_t ptrio__return(ptrio_frame *fr, int value, const ptrio_site *site)
                  NULL);
 }
 
-/* PTRIO_END: the frame is done; resume 0 tells the scheduler it ended
- * through END (not by a C return). */
-int ptrio__end(ptrio_frame *fr)
-{
-    int v = fr->pending;
-
-    fr->resume = 0;
-    return v == PTRIO__IN_BODY ? 0 : v;
-}
-
 static const ptrio_site stray_site = {
     NULL, 0, "resumed at a point that is not this frame's (an await inside "
              "a switch of yours, or a frame zeroed while it ran)"
 };
+
+/* A frame asked where it is answers from PTRIO_BEGIN: see
+ * ptrio__frame_where. */
+static PTRIO__TLS ptrio__where_t *describing;
+
+int ptrio__describe(const char *file, const char *func)
+{
+    if (describing) {
+        describing->file = file;
+        describing->func = func;
+    }
+    return PTRIO__DESCRIBED;
+}
+
+/* Where frame `fr` is: its source file and function, from its own
+ * PTRIO_BEGIN (a step written without the macros cannot say, nor can a
+ * frame that never ran), and the line it is suspended at. Returns 1 if it
+ * could say, else 0 with NULLs. */
+int ptrio__frame_where(const ptrio_frame *fr, ptrio__where_t *out)
+{
+    ptrio_frame *m = (ptrio_frame *)fr;     /* resume is put back */
+    uintptr_t resume = fr->resume;
+    ptrio__where_t *outer = describing;
+
+    out->file = out->func = NULL;
+    out->line = ptrio__frame_line(fr);
+    if (!fr->fn || (resume != PTRIO__DONE && resume < PTRIO__SPECIAL))
+        return 0;
+    describing = out;
+    m->resume = PTRIO__DESCRIBE;
+    (void)fr->fn(m);
+    m->resume = resume;
+    describing = outer;
+    return out->file != NULL;
+}
 
 /* A resume point reached END's default case. */
 int ptrio__stray(ptrio_frame *fr)
 {
     MISUSE("resume point not in this frame: an await inside a switch of "
            "yours, or a frame zeroed while its task ran");
-    fr->resume = 0;
+    fr->resume = PTRIO__DONE;
     fr->origin = &stray_site;
     return -PTRIO_EMISUSE;
 }

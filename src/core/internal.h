@@ -19,6 +19,19 @@
 #endif
 extern PTRIO__TLS ptrio_loop *ptrio__loop;
 
+/* The hot paths' permission, one compare: the frame that may await by the
+ * fast paths now. It is the running task's innermost frame while that
+ * task waits on nothing and no open scope is cancelled (loop->ncalled is
+ * 0); NOBODY otherwise (never NULL: a NULL self must not match), and
+ * YIELDED right after a fast checkpoint (the scheduler then queues the
+ * task). Anything that parks the running task, cancels a scope or changes
+ * the innermost frame updates it; the slow paths behind it check
+ * everything. */
+extern PTRIO__TLS ptrio_frame *ptrio__awaiter;
+extern const ptrio_frame ptrio__nobody, ptrio__yielded;
+#define NOBODY ((ptrio_frame *)&ptrio__nobody)
+#define YIELDED ((ptrio_frame *)&ptrio__yielded)
+
 /* Task states (low bits of task->state) and flags (high bits). */
 enum {
     T_IDLE = 0,         /* never started, or finished (DONE keeps its record) */
@@ -27,6 +40,7 @@ enum {
     T_PARKED = 3,
     T_DONE = 4,
     T_STATE = 0x07,
+    T_STATE_LIVE = 0x03,    /* READY, RUNNING, PARKED: a bit of these */
     T_STARTING = 0x08,  /* ptrio_start's child before started() */
     T_STARTED = 0x10,   /* started() was called */
     T_ARMED = 0x20,     /* err/origin describe an error still propagating */
@@ -68,7 +82,7 @@ enum {
  * a root frame that another task has since taken (the frame re-initialised
  * and started again under it) finds someone else's tag. */
 #define ROOT_TAG ((uintptr_t)1)
-#define ROOT_OF(t) ((ptrio_frame *)(void *)((uintptr_t)(t) | ROOT_TAG))
+#define ROOT_OF(t) ((ptrio_frame *)(void *)((uintptr_t)(t) + ROOT_TAG))
 #define IS_ROOT(fr) (((uintptr_t)(fr)->caller & ROOT_TAG) != 0)
 #define CALLER_OF(fr) (IS_ROOT(fr) ? NULL : (fr)->caller)
 
@@ -108,25 +122,57 @@ void ptrio__misuse(const char *what, const char *file, int line);
 #define INVARIANT(cond, what) ((void)0)
 #endif
 
-/* Appends `t` to the next batch: the run queue is linked through w.next. */
+/* loop->between counts what must run between two batches (deadlines in
+ * the tree, relative deadlines to arm, fd waits, sources, instrument
+ * hooks): the scheduler tests one word to know it may go straight on. */
+#define BETWEEN_ADD(l) ((l)->between++)
+#define BETWEEN_DEL(l) ((l)->between--)
+
+/* Appends `t` to the run queue, linked through w.next. The scheduler
+ * pops tasks off its head without touching the tail: the tail is only
+ * meaningful while the queue is not empty. */
 static inline void ptrio__enqueue(ptrio_loop *l, ptrio_task *t)
 {
     t->w.next = NULL;
-    if (l->runq_tail)
+    if (l->runq)
         l->runq_tail->w.next = t;
     else
         l->runq = t;
     l->runq_tail = t;
 }
 
+/* A frame about to run its first step. Its origin is written before it
+ * is read (when an error reaches FINALLY or END). */
+static inline void ptrio__frame_init(ptrio_frame *fr, ptrio_fn fn,
+                                     ptrio_frame *caller)
+{
+    fr->fn = fn;
+    fr->caller = caller;
+    fr->resume = PTRIO__START;
+    fr->result = 0;
+    fr->pending = PTRIO__IN_BODY;
+}
+
 /* loop.c */
-ptrio_task *ptrio__self(void *self);
+ptrio_task *ptrio__self_slow(void *self);
+
+/* The running task, if `self` is its innermost frame: the frame that may
+ * await now (one compare while the fast paths are allowed). Anything else
+ * is an await outside its task: NULL. */
+static inline ptrio_task *ptrio__self(void *self)
+{
+    if (self == ptrio__awaiter)
+        return ptrio__loop->current;
+    return ptrio__self_slow(self);
+}
 int ptrio__await_check(void *self, ptrio_task **out);
 void ptrio__undo_wait(ptrio_loop *l, ptrio_task *t);
-void ptrio__frame_init(ptrio_frame *fr, ptrio_fn fn, ptrio_frame *caller);
+
 void ptrio__ready(ptrio_loop *l, ptrio_task *t);
 void ptrio__wake(ptrio_loop *l, ptrio_task *t, int rc);
 void ptrio__park(ptrio_task *t, int wait);
+/* Durations beyond 2^62 ns (146 years) are taken for overflow bugs. */
+#define TIME_HUGE (PTRIO_TIME_INF / 2 + 1)
 int ptrio__after(ptrio_time now, ptrio_time d, ptrio_time *out);
 ptrio_time ptrio__add_time(ptrio_time now, ptrio_time d);
 void ptrio__report(ptrio_loop *l, const char *line);
@@ -135,8 +181,20 @@ void ptrio__report(ptrio_loop *l, const char *line);
 void ptrio__timer_add(ptrio_loop *l, ptrio__tnode *n, ptrio_time when,
                       int is_scope);
 void ptrio__timer_del(ptrio_loop *l, ptrio__tnode *n);
-ptrio_time ptrio__timer_when(const ptrio__tnode *n);
-void ptrio__timer_set_when(ptrio__tnode *n, ptrio_time when);
+/* A node's key: the deadline, order-preserving as an unsigned number. */
+#define FLIP (UINT64_C(1) << 63)
+static inline void ptrio__timer_set_when(ptrio__tnode *n, ptrio_time when)
+{
+    uint64_t k = (uint64_t)when ^ FLIP;
+    n->key_lo = (uint32_t)k;
+    n->key_hi = (uint32_t)(k >> 32);
+}
+
+static inline ptrio_time ptrio__timer_when(const ptrio__tnode *n)
+{
+    uint64_t k = (((uint64_t)n->key_hi << 32) | n->key_lo) ^ FLIP;
+    return k <= (uint64_t)INT64_MAX ? (ptrio_time)k : -(ptrio_time)(~k) - 1;
+}
 int ptrio__timer_is_scope(const ptrio__tnode *n);
 
 /* scope.c */
@@ -167,6 +225,22 @@ void ptrio__walk_first(ptrio_loop *l, ptrio__node *w);
 int ptrio__walk_next(ptrio__node *w);
 
 /* frame.c */
+#define PTRIO__DESCRIBED (INT_MIN + 5)  /* a frame answered DESCRIBE */
+typedef struct ptrio__where_t {
+    const char *file, *func;
+    int line;
+} ptrio__where_t;
+int ptrio__frame_where(const ptrio_frame *fr, ptrio__where_t *out);
+
+/* The source line a frame is suspended at (0: none). */
+static inline int ptrio__frame_line(const ptrio_frame *fr)
+{
+#ifdef PTRIO_COMPUTED_GOTO
+    return fr->resume >= PTRIO__SPECIAL ? fr->line : 0;
+#else
+    return fr->resume >= PTRIO__SPECIAL ? (int)fr->resume : 0;
+#endif
+}
 void ptrio__note_origin(ptrio_task *t, int rc, const void *origin);
 
 /* lot.c */

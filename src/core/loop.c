@@ -11,6 +11,8 @@
 #include "internal.h"
 
 PTRIO__TLS ptrio_loop *ptrio__loop;
+const ptrio_frame ptrio__nobody, ptrio__yielded;
+PTRIO__TLS ptrio_frame *ptrio__awaiter = NOBODY;
 
 ptrio_loop *ptrio_current_loop(void) { return ptrio__loop; }
 
@@ -24,9 +26,13 @@ const char *ptrio_task_name(const ptrio_task *t)
     return t && t->name ? t->name : "?";
 }
 
-/* The running task, if `self` is its innermost frame: the frame that may
- * await now. Anything else is an await outside its task. */
-ptrio_task *ptrio__self(void *self)
+/* The fast paths' permission for the running task `t` (see internal.h). */
+static void permit(ptrio_loop *l, ptrio_task *t)
+{
+    ptrio__awaiter = l->ncalled || TSTATE(t) != T_RUNNING ? NOBODY : t->frame;
+}
+
+NOINLINE ptrio_task *ptrio__self_slow(void *self)
 {
     ptrio_loop *l = ptrio__loop;
     ptrio_task *t = l ? l->current : NULL;
@@ -48,13 +54,17 @@ void ptrio__ready(ptrio_loop *l, ptrio_task *t)
 {
     INVARIANT(TSTATE(t) != T_READY, "a task queued twice");
     INVARIANT(TSTATE(t) != T_DONE, "a finished task queued");
+    if (t == l->current)
+        ptrio__awaiter = NOBODY;
     TSET(t, T_READY);
     ptrio__enqueue(l, t);
 }
 
+/* Parks the running task. */
 void ptrio__park(ptrio_task *t, int wait)
 {
     INVARIANT(TSTATE(t) == T_RUNNING, "parking a task that is not running");
+    ptrio__awaiter = NOBODY;
     TSET(t, T_PARKED);
     t->wait = (uint8_t)wait;
 }
@@ -65,7 +75,8 @@ void ptrio__wake(ptrio_loop *l, ptrio_task *t, int rc)
     INVARIANT(TSTATE(t) == T_PARKED, "waking a task that is not parked");
     t->wait = W_NONE;
     t->frame->result = rc;
-    ptrio__ready(l, t);
+    TSET(t, T_READY);
+    ptrio__enqueue(l, t);
 }
 
 /* ---- loop setup --------------------------------------------------- */
@@ -96,6 +107,12 @@ void ptrio_loop_set_report(ptrio_loop *loop, ptrio_report_fn fn, void *ctx)
 void ptrio_loop_set_hooks(ptrio_loop *loop, const ptrio_hooks *hooks,
                           void *ctx)
 {
+    if (!loop->hooks != !hooks) {
+        if (hooks)
+            BETWEEN_ADD(loop);
+        else
+            BETWEEN_DEL(loop);
+    }
     loop->hooks = hooks;
     loop->hooks_ctx = ctx;
 }
@@ -114,6 +131,7 @@ int ptrio_source_add(ptrio_source *src, void (*poll)(ptrio_source *src))
     }
     src->poll = poll;
     src->prev = NULL;
+    BETWEEN_ADD(l);
     src->next = l->sources ? l->sources : src;  /* non-NULL: added */
     if (l->sources)
         l->sources->prev = src;
@@ -128,6 +146,7 @@ void ptrio_source_remove(ptrio_source *src)
 
     if (!src || !src->next || !l)
         return;
+    BETWEEN_DEL(l);
     next = src->next == src ? NULL : src->next;    /* the last points home */
     if (src->prev)
         src->prev->next = next ? next : src->prev;
@@ -183,7 +202,7 @@ static void runq_remove(ptrio_loop *l, ptrio_task *t)
     if (!*p)
         return;
     *p = t->w.next;
-    if (l->runq_tail == t)
+    if (l->runq_tail == t && prev)
         l->runq_tail = prev;
 }
 
@@ -192,6 +211,10 @@ static void runq_remove(ptrio_loop *l, ptrio_task *t)
  * no queue, tree or lot while its frame carries on (misuse, rare). */
 void ptrio__undo_wait(ptrio_loop *l, ptrio_task *t)
 {
+    if (t == l->current && ptrio__awaiter == YIELDED) {
+        ptrio__awaiter = NOBODY;      /* a fast checkpoint, not yet queued */
+        return;
+    }
     switch (TSTATE(t)) {
     case T_READY:
         runq_remove(l, t);
@@ -228,12 +251,16 @@ void ptrio__undo_wait(ptrio_loop *l, ptrio_task *t)
  * in two queues at once, so the first is undone and this one fails. */
 int ptrio__await_check(void *self, ptrio_task **out)
 {
-    ptrio_task *t = ptrio__self(self);
+    ptrio_task *t;
 
-    *out = t;
+    if (self == ptrio__awaiter) {
+        *out = ptrio__loop->current;
+        return 0;
+    }
+    *out = t = ptrio__self_slow(self);
     if (!t)
         return -PTRIO_ENOTASK;
-    if (TSTATE(t) != T_RUNNING) {
+    if (TSTATE(t) != T_RUNNING || ptrio__awaiter == YIELDED) {
         MISUSE("await while the task already waits (an awaitable called "
                "without PTRIO_AWAIT?)");
         ptrio__undo_wait(ptrio__loop, t);
@@ -244,16 +271,6 @@ int ptrio__await_check(void *self, ptrio_task **out)
 
 /* ---- steps -------------------------------------------------------- */
 
-void ptrio__frame_init(ptrio_frame *fr, ptrio_fn fn, ptrio_frame *caller)
-{
-    fr->fn = fn;
-    fr->caller = caller;
-    fr->resume = PTRIO__START;
-    fr->result = 0;
-    fr->pending = PTRIO__IN_BODY;
-    fr->origin = NULL;
-}
-
 static const ptrio_site dropped_site = {
     NULL, 0, "an awaitable's PTRIO_PENDING was dropped (no PTRIO_AWAIT?)"
 };
@@ -261,40 +278,51 @@ static const ptrio_site c_return_site = {
     NULL, 0, "a C return inside a coroutine body (use PTRIO_RETURN)"
 };
 
-/* Frame `fr` of `t` returned `*rc`. Returns 1 when it must run again: a C
- * return (or goto) left the body inside an open block, or skipped END, so
- * it is re-entered raising -PTRIO_EMISUSE: its blocks close (a nursery
- * joins its children) and FINALLY runs. Else 0: the frame is done, its
- * status in *rc and an error's origin handed on. */
+/* Frame `fr` of `t` returned `*rc`: the checks of the fast path failed
+ * (an error, a plain C step, a cancelled scope somewhere, or misuse).
+ * Returns 1 when it must run again: a C return (or goto) left the body
+ * inside an open block, or skipped END, so it is re-entered raising
+ * -PTRIO_EMISUSE: its blocks close (a nursery joins its children) and
+ * FINALLY runs. Else 0: the frame is done, its status in *rc and an
+ * error's origin handed on. */
 static NOINLINE int frame_ended(ptrio_loop *l, ptrio_task *t,
                                 ptrio_frame *fr, int *rc)
 {
     ptrio_scope *sc = t->scope;
+    /* Through END: the error's origin; a plain C step has none. */
+    const void *origin = fr->resume == PTRIO__DONE ? fr->origin : NULL;
 
-    if (TSTATE(t) != T_RUNNING) {
+    if (TSTATE(t) != T_RUNNING || ptrio__awaiter == YIELDED) {
         MISUSE("a frame ended while its task waits (an awaitable called "
                "without PTRIO_AWAIT?)");
         ptrio__undo_wait(l, t);
         *rc = -PTRIO_EMISUSE;
-        fr->origin = &dropped_site;
-        fr->resume = 0;
+        origin = &dropped_site;
     }
     if ((sc && sc->frame == fr && (sc->flags & PTRIO__SCOPE_OPEN)) ||
-        (fr->resume != 0 && fr->resume != PTRIO__START)) {
+        fr->resume > PTRIO__START) {
         MISUSE("a C return inside a coroutine body (use PTRIO_RETURN)");
         fr->resume = ptrio__raise_new(fr, -PTRIO_EMISUSE, &c_return_site);
+        permit(l, t);
         return 1;
     }
     if (*rc < PTRIO_ERRMIN) {
         MISUSE("a step returned a ptrio marker");
         *rc = -PTRIO_EMISUSE;
-        fr->origin = NULL;
+        origin = NULL;
     }
-    if (*rc < 0)    /* through END: its origin; a plain C step: none */
-        ptrio__note_origin(t, *rc, fr->resume == 0 ? fr->origin : NULL);
-    fr->resume = 0;
+    if (*rc < 0)
+        ptrio__note_origin(t, *rc, origin);
+    if (fr->resume != PTRIO__DONE)
+        fr->resume = 0;
     return 0;
 }
+
+/* Whether the fast path may take a finished frame: it ended through END
+ * with a status, and its task neither waits nor runs in a cancelled
+ * region (the permission was still this frame's). */
+#define ENDED_CLEANLY(fr, rc)                                               \
+    (ptrio__awaiter == (fr) && (fr)->resume == PTRIO__DONE && (rc) >= 0)
 
 /* Returned PTRIO_PENDING without waiting on anything: it would never run
  * again. Make its await fail instead. */
@@ -305,8 +333,9 @@ static NOINLINE void lost_step(ptrio_loop *l, ptrio_task *t)
     ptrio__ready(l, t);
 }
 
-/* The root frame of `t` was started again by another task (re-initialised
- * while `t` ran): `t` must not run it. It ends with -PTRIO_EMISUSE. */
+/* The frame `t` would resume was re-initialised while `t` ran: zeroed, or
+ * started again by another task. `t` must not run it: it ends with
+ * -PTRIO_EMISUSE. */
 static NOINLINE void frame_taken(ptrio_loop *l, ptrio_task *t)
 {
     static const ptrio_site taken_site = {
@@ -318,6 +347,8 @@ static NOINLINE void frame_taken(ptrio_loop *l, ptrio_task *t)
     ptrio__task_finished(l, t, -PTRIO_EMISUSE);
 }
 
+/* One step of `t`: its innermost frame runs until it waits; a finished
+ * frame hands its status to its caller, which runs on in the same step. */
 static void step(ptrio_loop *l, ptrio_task *t, const ptrio_hooks *hooks)
 {
     ptrio_frame *fr = t->frame;
@@ -327,41 +358,82 @@ static void step(ptrio_loop *l, ptrio_task *t, const ptrio_hooks *hooks)
     TMOVE(t, T_READY, T_RUNNING);   /* t->wait keeps what woke it */
     if (hooks && hooks->task_scheduled)
         hooks->task_scheduled(l->hooks_ctx, t);
-    if (fr->caller != ROOT_OF(t) && IS_ROOT(fr)) {
+    if (fr->caller != ROOT_OF(t) &&
+        (IS_ROOT(fr) || !fr->caller || !fr->fn)) {
         frame_taken(l, t);
         return;
     }
+    ptrio__awaiter = fr;
+    if (l->ncalled)
+        ptrio__awaiter = NOBODY;
     for (;;) {
-        if ((rc = fr->fn(fr)) == PTRIO_PENDING)
-            break;
-        if (frame_ended(l, t, fr, &rc))
+        rc = fr->fn(fr);
+        if (rc == PTRIO_PENDING) {
+            if (ptrio__awaiter != YIELDED)
+                break;
+            /* A fast checkpoint. Alone, with nothing to do between
+             * batches, the task is the whole next batch: run it on. */
+            fr = t->frame;
+            if (!l->between) {
+                if (!l->runq) {
+                    ptrio__awaiter = fr;
+                    continue;
+                }
+            } else if (l->nlazy) {
+                ptrio__arm_lazy(l);
+            }
+            ptrio__awaiter = NOBODY;
+            TMOVE(t, T_RUNNING, T_READY);
+            t->wait = W_YIELD;
+            ptrio__enqueue(l, t);
+            return;
+        }
+        if (!ENDED_CLEANLY(fr, rc) && frame_ended(l, t, fr, &rc))
             continue;               /* re-entered: run it again */
         if (IS_ROOT(fr)) {
+            ptrio__awaiter = NOBODY;
             l->current = NULL;
             ptrio__task_finished(l, t, rc);
             return;
         }
         fr = fr->caller;
         t->frame = fr;
+        if (!fr->fn) {              /* the caller's frame was zeroed */
+            ptrio__awaiter = NOBODY;
+            frame_taken(l, t);
+            return;
+        }
         fr->result = rc;
+        ptrio__awaiter = fr;
+        if (l->ncalled)
+            ptrio__awaiter = NOBODY;
     }
-    if (l->lazy)
+    if (l->nlazy)
         ptrio__arm_lazy(l);
     if (TSTATE(t) == T_RUNNING)
         lost_step(l, t);
 }
 
-/* Runs the tasks ready now; those they make ready run in the next batch.
- * Hooks installed during a batch apply from the next one. */
-static void run_batch(ptrio_loop *l)
+/* Runs the tasks ready now, one batch after another while nothing must
+ * happen between batches: a batch is what the queue holds when it starts,
+ * and a task made ready during it joins the queue behind it, in the next
+ * batch. Tasks are taken off the head of the queue one by one, so a task
+ * knows it is alone when the queue is empty. Hooks installed during a
+ * batch apply from the next one. */
+static void run_batches(ptrio_loop *l)
 {
     const ptrio_hooks *hooks = l->hooks;
-    ptrio_task *t = l->runq, *next;
+    ptrio_task *t, *end = l->runq_tail;
 
-    l->runq = l->runq_tail = NULL;
-    for (; t; t = next) {
-        next = t->w.next;
+    while ((t = l->runq)) {
+        l->runq = t->w.next;
         step(l, t, hooks);
+        if (t == end) {
+            if (l->between)
+                break;
+            end = l->runq_tail;
+            hooks = l->hooks;
+        }
     }
     l->current = NULL;
 }
@@ -429,11 +501,7 @@ static void run_until_done(ptrio_loop *l)
 
     while (l->ntasks) {
         if (l->runq) {
-            /* No deadline and no fd waiter: nothing to do between
-             * batches, go straight on. */
-            do
-                run_batch(l);
-            while (l->runq && !l->first && !l->nwatch && !l->sources);
+            run_batches(l);
             if (!l->ntasks)
                 break;
         }
@@ -449,9 +517,10 @@ static void run_until_done(ptrio_loop *l)
 /* What a run leaves must be nothing: the next run starts clean. */
 static void run_ended(ptrio_loop *l)
 {
-    INVARIANT(!l->runq && !l->timers && !l->lazy && !l->nwatch,
+    INVARIANT(!l->runq && !l->timers && !l->nlazy && !l->nwatch,
               "a run ended with a task queued, a deadline or an fd wait");
     drop_sources(l);
+    INVARIANT(l->between == (l->hooks != NULL), "loop->between miscounted");
     l->lot_owners = NULL;
     l->system.state = N_IDLE;
     ptrio__scope_closed(&l->system.scope);
@@ -492,7 +561,7 @@ int ptrio_loop_run_named(ptrio_loop *loop, ptrio_fn fn, void *frame,
     }
     if (!loop->backend)
         return -PTRIO_ENOBACKEND;
-    if (fr->resume) {
+    if (fr->resume > PTRIO__DONE) {
         MISUSE("running a frame that is still running");
         return -PTRIO_EBUSY;
     }
@@ -501,6 +570,7 @@ int ptrio_loop_run_named(ptrio_loop *loop, ptrio_fn fn, void *frame,
     loop->running = 1;
     loop->fatal = 0;
     ptrio__loop = loop;
+    ptrio__awaiter = NOBODY;
 
     /* The system nursery: an open nursery with no owner task. */
     sys = &loop->system;
@@ -551,17 +621,22 @@ int ptrio_call(void *self, void *sub, ptrio_fn fn)
         return rc;
     if (!sub || !fn)
         return -PTRIO_EINVAL;
-    if (s->resume || sub == self) {
+    if (s->resume > PTRIO__DONE || sub == self) {
         MISUSE("ptrio_call on a frame that is still running");
         return -PTRIO_EBUSY;
     }
     ptrio__frame_init(s, fn, self);
     t->frame = s;
-    do
+    if (ptrio__awaiter == self)
+        ptrio__awaiter = s;
+    for (;;) {
         if ((rc = fn(s)) == PTRIO_PENDING)
             return rc;
-    while (frame_ended(ptrio__loop, t, s, &rc));
+        if (ENDED_CLEANLY(s, rc) || !frame_ended(ptrio__loop, t, s, &rc))
+            break;
+    }
     t->frame = self;
+    permit(ptrio__loop, t);
     return rc;
 }
 
@@ -588,20 +663,15 @@ static NOINLINE int checkpoint_slow(void *self)
     return yield(t, W_YIELD);
 }
 
-/* The hot path of every CPU-bound loop: a leaf, no calls, while no open
- * scope is cancelled. */
+/* The hot path of every CPU-bound loop: one compare says that `self` may
+ * await, that its task waits on nothing and that no scope is cancelled;
+ * the scheduler then queues the task (step). */
 int ptrio_checkpoint(void *self)
 {
-    ptrio_loop *l = ptrio__loop;
-    ptrio_task *t;
-
-    if (!l || !(t = l->current) || t->frame != (ptrio_frame *)self ||
-        TSTATE(t) != T_RUNNING || l->ncalled)
+    if (self != ptrio__awaiter)
         return checkpoint_slow(self);
-    t->frame->result = 0;
-    TMOVE(t, T_RUNNING, T_READY);
-    t->wait = W_YIELD;
-    ptrio__enqueue(l, t);
+    ((ptrio_frame *)self)->result = 0;
+    ptrio__awaiter = YIELDED;
     return PTRIO_PENDING;
 }
 
@@ -621,9 +691,6 @@ int ptrio_checkpoint_if_cancelled(void *self)
         return rc;
     return ptrio__cancelled(t) ? -PTRIO_ECANCELED : 0;
 }
-
-/* Durations beyond 2^62 ns (146 years) are taken for overflow bugs. */
-#define TIME_HUGE (PTRIO_TIME_INF / 2 + 1)
 
 /* The one rule for "now + d", for sleeps, timeouts and relative scope
  * deadlines: d < 0 is -PTRIO_EINVAL, PTRIO_TIME_INF means none, beyond

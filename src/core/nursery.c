@@ -85,23 +85,27 @@ static int prepare(ptrio_nursery *n, ptrio_task *t, ptrio_fn fn,
         MISUSE("starting a task in a closed nursery");
         return -PTRIO_ECLOSED;
     }
-    if ((TSTATE(t) != T_IDLE && TSTATE(t) != T_DONE) ||
-        (t->state & T_LISTED) || fr->resume) {
+    /* READY, RUNNING and PARKED have one of the low bits; IDLE and DONE
+     * have neither (a done task still listed in a failed nursery is
+     * busy: its record is in use). */
+    if ((t->state & (T_STATE_LIVE | T_LISTED)) || fr->resume > PTRIO__DONE) {
         MISUSE("starting a task or frame that is still running");
         return -PTRIO_EBUSY;
     }
-    memset(t, 0, sizeof *t);
     t->frame = fr;
     t->name = name;
+    t->state = T_READY;
+    t->wait = W_NONE;
     ptrio__frame_init(fr, fn, ROOT_OF(t));
     n->live++;
     l->ntasks++;
     return 0;
 }
 
+/* The task prepared joins the run queue (never the running one). */
 static void spawned(ptrio_loop *l, ptrio_task *t)
 {
-    ptrio__ready(l, t);
+    ptrio__enqueue(l, t);
     if (l->hooks && l->hooks->task_spawned)
         l->hooks->task_spawned(l->hooks_ctx, t);
 }
@@ -134,7 +138,7 @@ int ptrio_start_named(void *self, ptrio_nursery *n, ptrio_task *t,
         return rc;
     /* Until started(), the child runs under the starter's scopes. */
     t->scope = st->scope;
-    t->state |= T_STARTING;
+    t->state = T_READY | T_STARTING;
     t->n.starting.starter = st;
     t->n.starting.target = n;
     spawned(ptrio__loop, t);
@@ -212,18 +216,17 @@ void ptrio__start_undone(ptrio_task *st)
     move_into(n, t, st);
 }
 
-void ptrio__task_finished(ptrio_loop *l, ptrio_task *t, int rc)
+/* A task finished with an error, while being started, with lots to break
+ * or instruments to call: everything task_finished does. */
+static NOINLINE void task_finished_slow(ptrio_loop *l, ptrio_task *t, int rc)
 {
     ptrio_nursery *n;
 
-    INVARIANT(TSTATE(t) != T_DONE && TSTATE(t) != T_IDLE,
-              "a task exiting twice");
     if (rc < 0 && !((t->state & T_ARMED) && t->err == (int16_t)rc))
         ptrio__note_origin(t, rc, NULL);    /* e.g. a C `return -E;` */
     TSET(t, T_DONE);
     t->w.done.next = NULL;
     t->w.done.code = rc;
-    l->ntasks--;
     if (l->lot_owners)
         ptrio__lot_task_exited(l, t);
     if (l->hooks && l->hooks->task_exited)
@@ -247,6 +250,25 @@ void ptrio__task_finished(ptrio_loop *l, ptrio_task *t, int rc)
     }
     n->live--;
     wake_owner_if_joined(n);
+}
+
+void ptrio__task_finished(ptrio_loop *l, ptrio_task *t, int rc)
+{
+    ptrio_nursery *n;
+
+    INVARIANT(TSTATE(t) != T_DONE && TSTATE(t) != T_IDLE,
+              "a task exiting twice");
+    l->ntasks--;
+    if (rc < 0 || (t->state & T_STARTING) || l->lot_owners || l->hooks) {
+        task_finished_slow(l, t, rc);
+        return;
+    }
+    TSET(t, T_DONE);
+    t->w.done.code = rc;
+    n = NURSERY_OF(t->scope);
+    unlink_child(n, t);
+    if (!--n->live)
+        wake_owner_if_joined(n);
 }
 
 int ptrio__nursery_open(ptrio_frame *fr, ptrio_nursery *n, uintptr_t exit,

@@ -149,34 +149,31 @@ static void deliver(ptrio_scope *sc)
  * costs no clock read and no tree insertion. Deadlines only fire between
  * batches, so the only difference is that the deadline counts from the
  * first suspension: never earlier than asked, later by the CPU time the
- * step spent before its first checkpoint. Until armed, the scope waits in
- * loop->lazy (threaded through its tree node) with the duration as key.
+ * step spent before its first checkpoint. Until armed, the scope holds the
+ * duration as its key and the loop counts such scopes; they all belong to
+ * the running task (the end of its step arms them), so arming walks its
+ * scope stack.
  */
-
-static void lazy_unlink(ptrio_loop *l, ptrio_scope *sc)
-{
-    ptrio__tnode *n = &sc->timer;
-    if (n->child[1])
-        n->child[1]->child[0] = n->child[0];
-    else
-        l->lazy = n->child[0];
-    if (n->child[0])
-        n->child[0]->child[1] = n->child[1];
-    sc->flags &= (uint16_t)~PTRIO__SCOPE_LAZY;
-}
 
 void ptrio__arm_lazy(ptrio_loop *l)
 {
-    ptrio_time now = l->backend->now(l);
-    ptrio__tnode *n = l->lazy, *next;
+    ptrio_task *t = l->current;
+    ptrio_time now;
+    ptrio_scope *sc;
 
-    l->lazy = NULL;
-    for (; n; n = next) {
-        ptrio_scope *sc = CONTAINER(n, ptrio_scope, timer);
-        next = n->child[0];
-        sc->flags &= (uint16_t)~PTRIO__SCOPE_LAZY;
-        ptrio__timer_add(l, n, ptrio__add_time(now, ptrio__timer_when(n)), 1);
-        sc->flags |= PTRIO__SCOPE_TIMER;
+    if (!t)
+        return;
+    now = l->backend->now(l);
+    for (sc = t->scope; sc && sc->task == t && l->nlazy; sc = sc->parent) {
+        if (!(sc->flags & PTRIO__SCOPE_LAZY))
+            continue;
+        sc->flags = (uint16_t)((sc->flags & ~PTRIO__SCOPE_LAZY) |
+                               PTRIO__SCOPE_TIMER);
+        l->nlazy--;
+        BETWEEN_DEL(l);
+        ptrio__timer_add(l, &sc->timer,
+                         ptrio__add_time(now, ptrio__timer_when(&sc->timer)),
+                         1);
     }
 }
 
@@ -186,8 +183,10 @@ void ptrio__arm_lazy(ptrio_loop *l)
 void ptrio__drop_timer(ptrio_scope *sc)
 {
     if (sc->flags & PTRIO__SCOPE_LAZY) {
-        lazy_unlink(ptrio__loop, sc);
-        sc->flags |= PTRIO__SCOPE_RELATIVE;
+        sc->flags = (uint16_t)((sc->flags & ~PTRIO__SCOPE_LAZY) |
+                               PTRIO__SCOPE_RELATIVE);
+        ptrio__loop->nlazy--;
+        BETWEEN_DEL(ptrio__loop);
     } else if (sc->flags & PTRIO__SCOPE_TIMER) {
         ptrio__timer_del(ptrio__loop, &sc->timer);
         sc->flags &= (uint16_t)~PTRIO__SCOPE_TIMER;
@@ -202,6 +201,7 @@ void ptrio_cancel(ptrio_scope *sc)
     if (!(sc->flags & PTRIO__SCOPE_OPEN) || !ptrio__loop)
         return;
     ptrio__loop->ncalled++;
+    ptrio__awaiter = NOBODY;      /* the fast paths skip cancel checks */
     ptrio__drop_timer(sc);
     /* Already inside a cancelled region: everyone inside was told. */
     if (!(sc->flags & PTRIO__SCOPE_SHIELD) &&
@@ -239,8 +239,11 @@ int ptrio_scope_set_deadline(ptrio_scope *sc, ptrio_time deadline)
 {
     if (!sc)
         return -PTRIO_EINVAL;
-    if (sc->flags & PTRIO__SCOPE_LAZY)
-        lazy_unlink(ptrio__loop, sc);
+    if (sc->flags & PTRIO__SCOPE_LAZY) {
+        sc->flags &= (uint16_t)~PTRIO__SCOPE_LAZY;
+        ptrio__loop->nlazy--;
+        BETWEEN_DEL(ptrio__loop);
+    }
     sc->flags &= (uint16_t)~PTRIO__SCOPE_RELATIVE;
     if (deadline == PTRIO_TIME_INF) {
         sc->flags &= (uint16_t)~PTRIO__SCOPE_DEADLINE;
@@ -321,7 +324,7 @@ ptrio_time ptrio_current_effective_deadline(void)
     ptrio_time best = PTRIO_TIME_INF;
     const ptrio_scope *sc;
 
-    if (t && ptrio__loop->lazy)
+    if (t && ptrio__loop->nlazy)
         ptrio__arm_lazy(ptrio__loop);
     for (sc = t ? t->scope : NULL; sc; sc = sc->parent) {
         if (sc->flags & PTRIO__SCOPE_CALLED)
@@ -350,8 +353,9 @@ void ptrio__scope_push(ptrio_task *t, ptrio_frame *fr, ptrio_scope *sc,
     t->scope = sc;
 }
 
-int ptrio__scope_open(ptrio_frame *fr, ptrio_scope *sc, uintptr_t exit,
-                      ptrio_time deadline, unsigned flags)
+static NOINLINE int open_slow(ptrio_frame *fr, ptrio_scope *sc,
+                              uintptr_t exit, ptrio_time deadline,
+                              unsigned flags)
 {
     ptrio_task *t = ptrio__self(fr);
 
@@ -372,46 +376,82 @@ int ptrio__scope_open(ptrio_frame *fr, ptrio_scope *sc, uintptr_t exit,
     return 0;
 }
 
-int ptrio__scope_open_after(ptrio_frame *fr, ptrio_scope *sc,
-                            uintptr_t exit, ptrio_time d, unsigned flags)
+/* A scope block without deadline, by a task that may await: no call. */
+int ptrio__scope_open(ptrio_frame *fr, ptrio_scope *sc, uintptr_t exit,
+                      ptrio_time deadline, unsigned flags)
 {
-    ptrio_loop *l = ptrio__loop;
+    if (deadline != PTRIO_TIME_INF || fr != ptrio__awaiter || !sc ||
+        (sc->flags & PTRIO__SCOPE_OPEN))
+        return open_slow(fr, sc, exit, deadline, flags);
+    ptrio__scope_push(ptrio__loop->current, fr, sc, exit, flags);
+    return 0;
+}
+
+/* Enters a lazy relative deadline's block (above). */
+static void open_lazy(ptrio_loop *l, ptrio_task *t, ptrio_frame *fr,
+                      ptrio_scope *sc, uintptr_t exit, ptrio_time d,
+                      unsigned flags)
+{
+    ptrio__scope_push(t, fr, sc, exit,
+                      flags | PTRIO__SCOPE_DEADLINE | PTRIO__SCOPE_LAZY);
+    ptrio__timer_set_when(&sc->timer, d);
+    l->nlazy++;
+    BETWEEN_ADD(l);
+}
+
+/* MOVE_ON_AFTER, FAIL_AFTER when the fast path's checks fail: a cancelled
+ * region, a duration of 0, PTRIO_TIME_INF or a bad one, bad arguments. */
+static NOINLINE int open_after_slow(ptrio_frame *fr, ptrio_scope *sc,
+                                    uintptr_t exit, ptrio_time d,
+                                    unsigned flags)
+{
     ptrio_time unused;
+    ptrio_task *t = ptrio__self(fr);
     int rc;
 
-    if (!ptrio__self(fr))
+    if (!t)
         return -PTRIO_ENOTASK;
     if ((rc = ptrio__after(0, d, &unused)) < 0)
         return rc;
     if (d == 0 || d == PTRIO_TIME_INF)
         return ptrio__scope_open(fr, sc, exit, d ? d : ptrio_now(), flags);
-    rc = ptrio__scope_open(fr, sc, exit, PTRIO_TIME_INF, flags);
-    if (rc < 0)
-        return rc;
-    sc->flags |= PTRIO__SCOPE_DEADLINE | PTRIO__SCOPE_LAZY;
-    ptrio__timer_set_when(&sc->timer, d);
-    sc->timer.child[0] = l->lazy;       /* next */
-    sc->timer.child[1] = NULL;          /* prev */
-    if (l->lazy)
-        l->lazy->child[1] = &sc->timer;
-    l->lazy = &sc->timer;
+    if (!sc)
+        return -PTRIO_EINVAL;
+    if (sc->flags & PTRIO__SCOPE_OPEN) {
+        MISUSE("entering a scope that is already open");
+        return -PTRIO_EBUSY;
+    }
+    open_lazy(ptrio__loop, t, fr, sc, exit, d, flags);
+    return 0;
+}
+
+/* MOVE_ON_AFTER, FAIL_AFTER: a duration in (0, 2^62] waits to be armed
+ * (lazy, above); 0 is a deadline already passed, PTRIO_TIME_INF none, and
+ * the rest an error, by the one rule of ptrio__after. The fast path makes
+ * no call. */
+int ptrio__scope_open_after(ptrio_frame *fr, ptrio_scope *sc,
+                            uintptr_t exit, ptrio_time d, unsigned flags)
+{
+    ptrio_loop *l;
+
+    if ((uint64_t)d - 1 >= (uint64_t)TIME_HUGE || fr != ptrio__awaiter ||
+        !sc || (sc->flags & PTRIO__SCOPE_OPEN))
+        return open_after_slow(fr, sc, exit, d, flags);
+    l = ptrio__loop;
+    open_lazy(l, l->current, fr, sc, exit, d, flags);
     return 0;
 }
 
 /* Pops the scope; says what the block raises: the cancellation it
  * caught becomes nothing (or -ETIMEDOUT for fail_after); TRY_BLOCK keeps
  * every other error to itself. */
-int ptrio__scope_close(ptrio_frame *fr, ptrio_scope *sc)
-{
-    ptrio_task *t = ptrio__loop ? ptrio__loop->current : NULL;
-    int rc = sc->pending;
+/* The scope flags that make a close more than a pop. */
+#define CLOSE_WORK (PTRIO__SCOPE_CALLED | PTRIO__SCOPE_TIMER | \
+                    PTRIO__SCOPE_CATCH)
 
-    (void)fr;
-    if (!t || t->scope != sc) {
-        MISUSE("closing a scope that is not the innermost");
-        return -PTRIO_EMISUSE;
-    }
-    t->scope = sc->parent;
+/* A close with work: a deadline in the tree, a cancellation, a catch. */
+static NOINLINE int close_slow(ptrio_task *t, ptrio_scope *sc, int rc)
+{
     ptrio__scope_closed(sc);
     if (rc == -PTRIO_ECANCELED && ptrio__scope_catches(sc)) {
         sc->flags |= PTRIO__SCOPE_CAUGHT;
@@ -426,4 +466,38 @@ int ptrio__scope_close(ptrio_frame *fr, ptrio_scope *sc)
     if (sc->flags & PTRIO__SCOPE_CATCH)
         sc->pending = 0;
     return rc;
+}
+
+/* The checks of a close, when the fast path's one compare failed. */
+static NOINLINE int close_checked(ptrio_frame *fr, ptrio_scope *sc)
+{
+    ptrio_task *t = ptrio__self(fr);
+
+    if (!t || t->scope != sc) {
+        MISUSE("closing a scope that is not the innermost");
+        return -PTRIO_EMISUSE;
+    }
+    t->scope = sc->parent;
+    return close_slow(t, sc, sc->pending);
+}
+
+int ptrio__scope_close(ptrio_frame *fr, ptrio_scope *sc)
+{
+    ptrio_task *t;
+    unsigned flags = sc->flags;
+    int rc = sc->pending;
+
+    if (fr != ptrio__awaiter || (flags & CLOSE_WORK) || rc != 0 ||
+        (t = ptrio__loop->current)->scope != sc)
+        return close_checked(fr, sc);
+    t->scope = sc->parent;
+    /* The usual close: nothing caught, nothing armed. A relative deadline
+     * never armed keeps its duration (drop_timer). */
+    if (flags & PTRIO__SCOPE_LAZY) {
+        flags = (flags & ~PTRIO__SCOPE_LAZY) | PTRIO__SCOPE_RELATIVE;
+        ptrio__loop->nlazy--;
+        BETWEEN_DEL(ptrio__loop);
+    }
+    sc->flags = (uint16_t)(flags & ~PTRIO__SCOPE_OPEN);
+    return 0;
 }

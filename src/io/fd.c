@@ -12,6 +12,7 @@ static void unlink_watcher(ptrio_loop *l, ptrio_task *t)
     if (t->w.park.next)
         t->w.park.next->w.park.prev = t->w.park.prev;
     l->nwatch--;
+    BETWEEN_DEL(l);
 }
 
 static void forget(ptrio_loop *l, ptrio_task *t)
@@ -58,6 +59,7 @@ static int wait_fd(void *self, int fd, unsigned events)
         l->watchers->w.park.prev = t;
     l->watchers = t;
     l->nwatch++;
+    BETWEEN_ADD(l);
     return PTRIO_PENDING;
 }
 
