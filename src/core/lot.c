@@ -129,19 +129,38 @@ static void unpark_one(ptrio_lot *lot, ptrio_task *t, int value)
 
 /* ---- parking ---------------------------------------------------------
  *
- * The hot path of every primitive: the caller is checked once, inline (as
- * in ptrio_checkpoint); cancellation costs one load while no scope is
- * cancelled; the schedule point or the park follow without another call.
+ * The hot path of every primitive: the caller is checked once, by the
+ * core's one compare (ptrio__awaiter: the running task's innermost frame,
+ * waiting on nothing, and no open scope cancelled); the schedule point or
+ * the park follow without another call, and take that permission away.
  * Anything unusual (a bad caller, a cancelled scope somewhere, bad
  * arguments) takes the slow path, which checks everything and reports. */
 
-/* The caller as every awaitable wants it: the running task's innermost
- * frame, not waiting yet. */
-#define CALLER_OK(l, t, self)                                               \
-    ((l) && ((t) = (l)->current) && (t)->frame == (ptrio_frame *)(self) &&  \
-     TSTATE(t) == T_RUNNING)
 
 /* Parks the running task `t` in `lot`; `on` is what its wait records. */
+static int park_now(ptrio_task *t, ptrio_lot *lot, ptrio_lot *on, void *data)
+{
+    ring_append(lot, t);
+    t->w.park.on.lot = on;
+    t->w.park.data = data;
+    ptrio__awaiter = NOBODY;
+    TMOVE(t, T_RUNNING, T_PARKED);
+    t->wait = W_LOT;
+    return PTRIO_PENDING;
+}
+
+/* Some scope is cancelled: parking is a cancel point. Out of line, so that
+ * the hot path saves no registers for the call. */
+static NOINLINE int park_if_not_cancelled(ptrio_task *t, ptrio_lot *lot,
+                                          ptrio_lot *on, void *data)
+{
+    if (ptrio__cancelled(t))
+        return -PTRIO_ECANCELED;
+    return park_now(t, lot, on, data);
+}
+
+/* Parks, unless the lot is NULL or broken, or the task is cancelled (an
+ * attempt may have cancelled it since the caller was checked). */
 static int park_task(ptrio_loop *l, ptrio_task *t, ptrio_lot *lot,
                      ptrio_lot *on, void *data)
 {
@@ -151,14 +170,9 @@ static int park_task(ptrio_loop *l, ptrio_task *t, ptrio_lot *lot,
     }
     if (is_broken(lot))
         return -PTRIO_EBROKEN;
-    if (l->ncalled && ptrio__cancelled(t))
-        return -PTRIO_ECANCELED;
-    ring_append(lot, t);
-    t->w.park.on.lot = on;
-    t->w.park.data = data;
-    TMOVE(t, T_RUNNING, T_PARKED);
-    t->wait = W_LOT;
-    return PTRIO_PENDING;
+    if (l->ncalled)
+        return park_if_not_cancelled(t, lot, on, data);
+    return park_now(t, lot, on, data);
 }
 
 /* The operation of the running task finished with status rc: a
@@ -166,6 +180,7 @@ static int park_task(ptrio_loop *l, ptrio_task *t, ptrio_lot *lot,
 static int done_yield(ptrio_loop *l, ptrio_task *t, int rc)
 {
     t->frame->result = rc;
+    ptrio__awaiter = NOBODY;
     TMOVE(t, T_RUNNING, T_READY);
     t->wait = W_NONE;
     ptrio__enqueue(l, t);
@@ -202,26 +217,26 @@ static NOINLINE int park_slow(void *self, ptrio_lot *lot,
 
 int ptrio_park(void *self, ptrio_lot *lot, void *data)
 {
-    ptrio_loop *l = ptrio__loop;
-    ptrio_task *t;
+    ptrio_loop *l;
 
-    if (!CALLER_OK(l, t, self))
+    if (self != ptrio__awaiter)
         return park_slow(self, lot, NULL, data);
-    return park_task(l, t, lot, lot, data);
+    l = ptrio__loop;
+    return park_task(l, l->current, lot, lot, data);
 }
 
 int ptrio_park_key(void *self, ptrio_lot *const *key, void *data)
 {
-    ptrio_loop *l = ptrio__loop;
-    ptrio_task *t;
+    ptrio_loop *l;
 
     if (!key) {
         MISUSE("parking through a NULL key");
         return ptrio__self(self) ? -PTRIO_EINVAL : -PTRIO_ENOTASK;
     }
-    if (!CALLER_OK(l, t, self) || key_bad(key))
+    if (self != ptrio__awaiter || key_bad(key))
         return park_slow(self, NULL, key, data);
-    return park_task(l, t, *key, key_tag(key), data);
+    l = ptrio__loop;
+    return park_task(l, l->current, *key, key_tag(key), data);
 }
 
 /* After the attempt: its status delivered after a schedule point, its
@@ -239,52 +254,61 @@ static inline int after_attempt(int rc, ptrio_lot *lot, ptrio_lot *on,
     return park_task(l, l->current, lot, on, data);
 }
 
+/* The slow paths of a blocking operation: check everything, then do
+ * what the fast paths do. */
 static NOINLINE int unless_slow(void *self, ptrio_lot *lot,
-                                ptrio_lot *const *key, ptrio_try_fn attempt,
-                                void *obj, void *data)
+                                ptrio_try_fn attempt, void *obj, void *data)
 {
     ptrio_task *t;
     int rc = ptrio__await_check(self, &t);
 
     if (rc < 0)
         return rc;
-    if (!attempt || (key && key_bad(key))) {
+    if (!attempt) {
+        MISUSE("a blocking operation without an attempt");
+        return -PTRIO_EINVAL;
+    }
+    if (ptrio__cancelled(t))
+        return -PTRIO_ECANCELED;
+    return after_attempt(attempt(t, obj, data), lot, lot, data);
+}
+
+static NOINLINE int unless_key_slow(void *self, ptrio_lot *const *key,
+                                    ptrio_try_fn attempt, void *obj,
+                                    void *data)
+{
+    ptrio_task *t;
+    int rc = ptrio__await_check(self, &t);
+
+    if (rc < 0)
+        return rc;
+    if (!attempt || key_bad(key)) {
         MISUSE("a blocking operation without an attempt, or a bad key");
         return -PTRIO_EINVAL;
     }
     if (ptrio__cancelled(t))
         return -PTRIO_ECANCELED;
     rc = attempt(t, obj, data);
-    if (key)
-        return after_attempt(rc, *key, key_tag(key), data);
-    return after_attempt(rc, lot, lot, data);
+    return after_attempt(rc, *key, key_tag(key), data);
 }
 
 int ptrio_park_unless(void *self, ptrio_lot *lot, ptrio_try_fn attempt,
                       void *obj, void *data)
 {
-    ptrio_loop *l = ptrio__loop;
-    ptrio_task *t;
-
-    if (!CALLER_OK(l, t, self) || l->ncalled || !attempt)
-        return unless_slow(self, lot, NULL, attempt, obj, data);
-    return after_attempt(attempt(t, obj, data), lot, lot, data);
+    if (self != ptrio__awaiter || !attempt)
+        return unless_slow(self, lot, attempt, obj, data);
+    return after_attempt(attempt(ptrio__loop->current, obj, data), lot, lot,
+                         data);
 }
 
 int ptrio_park_key_unless(void *self, ptrio_lot *const *key,
                           ptrio_try_fn attempt, void *obj, void *data)
 {
-    ptrio_loop *l = ptrio__loop;
-    ptrio_task *t;
     int rc;
 
-    if (!key) {
-        MISUSE("parking through a NULL key");
-        return ptrio__self(self) ? -PTRIO_EINVAL : -PTRIO_ENOTASK;
-    }
-    if (!CALLER_OK(l, t, self) || l->ncalled || !attempt || key_bad(key))
-        return unless_slow(self, NULL, key, attempt, obj, data);
-    rc = attempt(t, obj, data);
+    if (self != ptrio__awaiter || !attempt || key_bad(key))
+        return unless_key_slow(self, key, attempt, obj, data);
+    rc = attempt(ptrio__loop->current, obj, data);
     return after_attempt(rc, *key, key_tag(key), data);
 }
 
