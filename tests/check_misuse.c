@@ -911,14 +911,16 @@ END_TEST
 /* White-box: only the frame's resume point is zeroed under its task (the
  * rest of the header intact): resume point 0 is never jumped to (the
  * computed-goto build of the old core jumped to address 0); the frame
- * fails with -PTRIO_EMISUSE. */
+ * raises -PTRIO_EMISUSE from there, so its FINALLY still runs (as for an
+ * await inside a switch of the user's, test_await_in_user_switch_finally),
+ * and fails with it. */
 START_TEST(test_frame_resume_zeroed)
 {
     static struct reuse_main m;
     m = (struct reuse_main){.zero = 2};
     setup_at(0, NULL);
     ck_assert_int_eq(RUN(reuse_main, &m), 0);
-    ck_assert_str_eq(L.buf, "A+@0 caught@2000");
+    ck_assert_str_eq(L.buf, "A+@0 A!PTRIO_EMISUSE@2000 caught@2000");
     ck_assert_int_eq(m.err, -PTRIO_EMISUSE);
     assert_all_exited(2);
 }

@@ -126,6 +126,7 @@ struct ptrio_loop {
     union { int64_t i64; void *ptr; intptr_t word; } be[4];  /* backend's */
     ptrio_task *runq, *runq_tail;   /* the next batch */
     ptrio__tnode *timers, *first;   /* deadline tree, its earliest node */
+    ptrio_time last_now;            /* the clock's last reading */
     uint32_t nlazy;                 /* relative deadlines not yet armed */
     uint32_t between;               /* reasons to stop between batches:
                                        timers, lazy deadlines, fd waits,
@@ -251,8 +252,10 @@ PTRIO_NODISCARD int ptrio_checkpoint_if_cancelled(void *self);
 ptrio_time ptrio_now(void);
 
 /* Sleeps for `d` (>= 0; PTRIO_TIME_INF: forever). Awaitable checkpoint.
- * Errors: -PTRIO_EINVAL (d < 0), -PTRIO_EOVERFLOW (now + d overflows),
- * -PTRIO_ECANCELED, -PTRIO_ENOTASK. */
+ * now + d saturates at the end of time. Errors: -PTRIO_EINVAL (d < 0),
+ * -PTRIO_EOVERFLOW (d beyond 2^62 ns, taken for an overflow bug),
+ * -PTRIO_ECANCELED, -PTRIO_ENOTASK, -PTRIO_EMISUSE (the task already
+ * waits). */
 PTRIO_NODISCARD int ptrio_sleep(void *self, ptrio_time d);
 
 /* Sleeps until the clock reads `deadline`. Awaitable checkpoint. */
@@ -468,7 +471,6 @@ void ptrio_source_remove(ptrio_source *src);
 #define PTRIO__SCOPE_NURSERY  0x0200u
 #define PTRIO__SCOPE_TIMER    0x0400u  /* deadline in the tree */
 #define PTRIO__SCOPE_LAZY     0x0800u  /* relative deadline, not yet armed */
-#define PTRIO__SCOPE_RELATIVE 0x1000u  /* the key is a duration, unarmed */
 
 PTRIO_NODISCARD int ptrio__scope_open(ptrio_frame *fr, ptrio_scope *sc,
                                       uintptr_t exit, ptrio_time deadline,
@@ -526,8 +528,8 @@ void ptrio_cancel(ptrio_scope *sc);
  * passed), later postpones, PTRIO_TIME_INF clears. Returns 0. */
 int ptrio_scope_set_deadline(ptrio_scope *sc, ptrio_time deadline);
 
-/* Sets the deadline to now + d. Errors: -PTRIO_EINVAL (d < 0),
- * -PTRIO_EOVERFLOW. */
+/* Sets the deadline to now + d (saturating; PTRIO_TIME_INF clears it).
+ * Errors: -PTRIO_EINVAL (d < 0), -PTRIO_EOVERFLOW (d beyond 2^62 ns). */
 int ptrio_scope_set_timeout(ptrio_scope *sc, ptrio_time d);
 
 /* The scope's deadline (PTRIO_TIME_INF: none). */

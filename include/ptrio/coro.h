@@ -103,7 +103,7 @@ uintptr_t ptrio__raise(ptrio_frame *fr, int rc, const ptrio_site *site);
 uintptr_t ptrio__raise_new(ptrio_frame *fr, int rc, const ptrio_site *site);
 uintptr_t ptrio__reraise(ptrio_frame *fr, int rc, const ptrio_site *site);
 uintptr_t ptrio__return(ptrio_frame *fr, int value, const ptrio_site *site);
-int ptrio__stray(ptrio_frame *fr);
+uintptr_t ptrio__stray(ptrio_frame *fr);
 int ptrio__describe(const char *file, const char *func);
 void ptrio__caught(int rc);
 
@@ -199,12 +199,18 @@ static inline int ptrio__end(ptrio_frame *fr)
 /* Closes the body: returns the frame's value (0, PTRIO_RETURN's value,
  * or the error that is propagating). A resume point that reaches the
  * default case is none of this frame's: an await inside a switch of the
- * user's (switch resume points), or a frame zeroed while it ran. */
+ * user's (switch resume points), or a frame zeroed while it ran. The frame
+ * then fails as if it raised -PTRIO_EMISUSE there: its blocks close and
+ * FINALLY runs (ptrio__stray says where to go on; 0: wait first). */
 #define PTRIO_END(f)                                                        \
         break;                                                              \
     default: /* PTRIO__END, PTRIO__FINALLY in a frame without FINALLY */    \
-        if (ptrio__fr->resume - PTRIO__END > PTRIO__FINALLY - PTRIO__END)   \
-            return ptrio__stray(ptrio__fr);                                 \
+        if (ptrio__fr->resume - PTRIO__END > PTRIO__FINALLY - PTRIO__END) { \
+            uintptr_t ptrio__p = ptrio__stray(ptrio__fr);                   \
+            if (!ptrio__p)                                                  \
+                return PTRIO_PENDING;                                       \
+            PTRIO__GO(ptrio__p);                                            \
+        }                                                                   \
     }                                                                       \
     if (0)                                                                  \
         goto ptrio__dispatch;                                               \

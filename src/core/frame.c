@@ -175,14 +175,30 @@ int ptrio__frame_where(const ptrio_frame *fr, ptrio__where_t *out)
     return out->file != NULL;
 }
 
-/* A resume point reached END's default case. */
-int ptrio__stray(ptrio_frame *fr)
+/* A resume point reached END's default case: the frame raises
+ * -PTRIO_EMISUSE from there. When the raise's own target, a block's close
+ * step, is unreachable too (the block sits inside the user's switch), the
+ * core runs that close step itself, waiting with it as long as it waits
+ * (a nursery joining); the raise then goes on to the next block, FINALLY
+ * or the end. Returns where the frame goes on, or 0 when it must wait. */
+uintptr_t ptrio__stray(ptrio_frame *fr)
 {
-    MISUSE("resume point not in this frame: an await inside a switch of "
-           "yours, or a frame zeroed while its task ran");
-    fr->resume = PTRIO__DONE;
-    fr->origin = &stray_site;
-    return -PTRIO_EMISUSE;
+    ptrio_task *t = running();
+    ptrio_scope *sc = t ? t->scope : NULL;
+    int rc;
+
+    if (!sc || sc->frame != fr || !(sc->flags & PTRIO__SCOPE_OPEN) ||
+        sc->exit != fr->resume) {
+        MISUSE("resume point not in this frame: an await inside a switch "
+               "of yours, or a frame zeroed while its task ran");
+        return ptrio__raise_new(fr, -PTRIO_EMISUSE, &stray_site);
+    }
+    rc = (sc->flags & PTRIO__SCOPE_NURSERY)
+             ? ptrio__nursery_close(fr, NURSERY_OF(sc))
+             : ptrio__scope_close(fr, sc);
+    if (rc == PTRIO_PENDING)
+        return 0;
+    return ptrio__raise_new(fr, -PTRIO_EMISUSE, &stray_site);
 }
 
 void ptrio__caught(int rc)

@@ -153,6 +153,13 @@ static inline void ptrio__frame_init(ptrio_frame *fr, ptrio_fn fn,
     fr->pending = PTRIO__IN_BODY;
 }
 
+/* The loop's clock; the last reading is kept, for a relative deadline
+ * that ends before it was armed (scope.c). */
+static inline ptrio_time ptrio__now(ptrio_loop *l)
+{
+    return l->last_now = l->backend->now(l);
+}
+
 /* loop.c */
 ptrio_task *ptrio__self_slow(void *self);
 

@@ -186,7 +186,7 @@ void ptrio_loop_wake(ptrio_loop *loop)
 ptrio_time ptrio_now(void)
 {
     ptrio_loop *l = ptrio__loop;
-    return l ? l->backend->now(l) : 0;
+    return l ? ptrio__now(l) : 0;
 }
 
 /* ---- waits undone --------------------------------------------------- */
@@ -445,7 +445,7 @@ static void fire_timers(ptrio_loop *l)
 
     if (!l->first)
         return;
-    now = l->backend->now(l);
+    now = ptrio__now(l);
     while ((n = l->first) && ptrio__timer_when(n) <= now) {
         ptrio__timer_del(l, n);
         if (ptrio__timer_is_scope(n)) {
@@ -742,7 +742,7 @@ int ptrio_sleep_until(void *self, ptrio_time deadline)
 
     if (rc < 0)
         return rc;
-    return sleep_task(l, t, deadline, l->backend->now(l));
+    return sleep_task(l, t, deadline, ptrio__now(l));
 }
 
 int ptrio_sleep(void *self, ptrio_time d)
@@ -754,7 +754,7 @@ int ptrio_sleep(void *self, ptrio_time d)
 
     if (rc < 0)
         return rc;
-    now = l->backend->now(l);
+    now = ptrio__now(l);
     if ((rc = ptrio__after(now, d, &deadline)) < 0)
         return rc;
     return sleep_task(l, t, deadline, now);

@@ -212,8 +212,7 @@ void ptrio__start_undone(ptrio_task *st)
     ptrio_task *t = st->w.start.child;
     ptrio_nursery *n = t->n.starting.target;
 
-    t->state |= T_STARTED;
-    move_into(n, t, st);
+    move_into(n, t, st);        /* its started() then does nothing */
 }
 
 /* A task finished with an error, while being started, with lots to break
@@ -274,10 +273,11 @@ void ptrio__task_finished(ptrio_loop *l, ptrio_task *t, int rc)
 int ptrio__nursery_open(ptrio_frame *fr, ptrio_nursery *n, uintptr_t exit,
                         const char *file, int line)
 {
-    ptrio_task *t = ptrio__self(fr);
+    ptrio_task *t;
+    int rc = ptrio__await_check(fr, &t);  /* its close may wait */
 
-    if (!t)
-        return -PTRIO_ENOTASK;
+    if (rc < 0)
+        return rc;
     if (!n)
         return -PTRIO_EINVAL;
     if (n->state & N_STATE) {
@@ -317,6 +317,10 @@ static void cancellation_caught(ptrio_scope *sc)
     }
 }
 
+static const ptrio_site dropped_site = {
+    NULL, 0, "an awaitable's PTRIO_PENDING was dropped (no PTRIO_AWAIT?)"
+};
+
 /* The body ended: record its error (first pass), join, then decide what
  * to raise. Never a cancel point, as in current Trio: with no child it is
  * a cancel-shielded schedule point; with children the owner waits until
@@ -335,6 +339,17 @@ int ptrio__nursery_close(ptrio_frame *fr, ptrio_nursery *n)
     if ((n->state & N_STATE) == N_OPEN) {
         n->state = (uint8_t)((n->state & ~N_STATE) | N_CLOSING);
         rc = n->scope.pending;
+        if (TSTATE(t) != T_RUNNING || ptrio__awaiter == YIELDED) {
+            /* An awaitable's PTRIO_PENDING dropped just before the end of
+             * the body: the join must not wait on top of that wait. */
+            MISUSE("a nursery block ends while its task waits (an "
+                   "awaitable called without PTRIO_AWAIT?)");
+            ptrio__undo_wait(ptrio__loop, t);
+            if (rc >= 0 || IS_MARKER(rc)) {
+                rc = -PTRIO_EMISUSE;
+                ptrio__note_origin(t, rc, &dropped_site);
+            }
+        }
         if (rc == -PTRIO_ECANCELED) {
             n->state |= N_CANCELLED;
         } else if (rc < 0 && !IS_MARKER(rc)) {

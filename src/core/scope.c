@@ -163,7 +163,7 @@ void ptrio__arm_lazy(ptrio_loop *l)
 
     if (!t)
         return;
-    now = l->backend->now(l);
+    now = ptrio__now(l);
     for (sc = t->scope; sc && sc->task == t && l->nlazy; sc = sc->parent) {
         if (!(sc->flags & PTRIO__SCOPE_LAZY))
             continue;
@@ -177,16 +177,24 @@ void ptrio__arm_lazy(ptrio_loop *l)
     }
 }
 
-/* A relative deadline dropped before it was armed keeps its duration, so
- * that leaving a non-blocking block costs no clock read; reading it
- * (ptrio_scope_deadline) makes it absolute then. */
+/* A relative deadline dropped before it was armed (its block ended or
+ * was cancelled before its first suspension) becomes absolute from the
+ * clock's last reading: what the clock read when the block began, on the
+ * virtual clock exactly; no clock read, so leaving a non-blocking block
+ * stays cheap. */
+static void lazy_dropped(ptrio_loop *l, ptrio_scope *sc)
+{
+    sc->flags &= (uint16_t)~PTRIO__SCOPE_LAZY;
+    ptrio__timer_set_when(&sc->timer,
+        ptrio__add_time(l->last_now, ptrio__timer_when(&sc->timer)));
+    l->nlazy--;
+    BETWEEN_DEL(l);
+}
+
 void ptrio__drop_timer(ptrio_scope *sc)
 {
     if (sc->flags & PTRIO__SCOPE_LAZY) {
-        sc->flags = (uint16_t)((sc->flags & ~PTRIO__SCOPE_LAZY) |
-                               PTRIO__SCOPE_RELATIVE);
-        ptrio__loop->nlazy--;
-        BETWEEN_DEL(ptrio__loop);
+        lazy_dropped(ptrio__loop, sc);
     } else if (sc->flags & PTRIO__SCOPE_TIMER) {
         ptrio__timer_del(ptrio__loop, &sc->timer);
         sc->flags &= (uint16_t)~PTRIO__SCOPE_TIMER;
@@ -227,7 +235,7 @@ static void arm(ptrio_scope *sc)
         (sc->flags & (PTRIO__SCOPE_CALLED | PTRIO__SCOPE_OPEN)) !=
             PTRIO__SCOPE_OPEN)
         return;
-    if (when <= l->backend->now(l)) {
+    if (when <= ptrio__now(l)) {
         ptrio_cancel(sc);
         return;
     }
@@ -244,7 +252,6 @@ int ptrio_scope_set_deadline(ptrio_scope *sc, ptrio_time deadline)
         ptrio__loop->nlazy--;
         BETWEEN_DEL(ptrio__loop);
     }
-    sc->flags &= (uint16_t)~PTRIO__SCOPE_RELATIVE;
     if (deadline == PTRIO_TIME_INF) {
         sc->flags &= (uint16_t)~PTRIO__SCOPE_DEADLINE;
     } else {
@@ -265,17 +272,11 @@ int ptrio_scope_set_timeout(ptrio_scope *sc, ptrio_time d)
 
 ptrio_time ptrio_scope_deadline(const ptrio_scope *sc)
 {
-    ptrio_scope *m = (ptrio_scope *)sc;  /* arming is not a visible change */
 
     if (!sc || !(sc->flags & PTRIO__SCOPE_DEADLINE))
         return PTRIO_TIME_INF;
     if (sc->flags & PTRIO__SCOPE_LAZY)
         ptrio__arm_lazy(ptrio__loop);
-    if (sc->flags & PTRIO__SCOPE_RELATIVE) {
-        m->flags &= (uint16_t)~PTRIO__SCOPE_RELATIVE;
-        ptrio__timer_set_when(&m->timer,
-            ptrio__add_time(ptrio_now(), ptrio__timer_when(&sc->timer)));
-    }
     return ptrio__timer_when(&sc->timer);
 }
 
@@ -491,13 +492,9 @@ int ptrio__scope_close(ptrio_frame *fr, ptrio_scope *sc)
         (t = ptrio__loop->current)->scope != sc)
         return close_checked(fr, sc);
     t->scope = sc->parent;
-    /* The usual close: nothing caught, nothing armed. A relative deadline
-     * never armed keeps its duration (drop_timer). */
-    if (flags & PTRIO__SCOPE_LAZY) {
-        flags = (flags & ~PTRIO__SCOPE_LAZY) | PTRIO__SCOPE_RELATIVE;
-        ptrio__loop->nlazy--;
-        BETWEEN_DEL(ptrio__loop);
-    }
-    sc->flags = (uint16_t)(flags & ~PTRIO__SCOPE_OPEN);
+    /* The usual close: nothing caught, nothing armed. */
+    if (flags & PTRIO__SCOPE_LAZY)
+        lazy_dropped(ptrio__loop, sc);
+    sc->flags &= (uint16_t)~PTRIO__SCOPE_OPEN;
     return 0;
 }
