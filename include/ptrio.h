@@ -8,5 +8,7 @@
 #include "ptrio/core.h"
 #include "ptrio/backend.h"
 #include "ptrio/io.h"
+#include "ptrio/sync.h"
+#include "ptrio/chan.h"
 
 #endif /* PTRIO_H */
