@@ -128,6 +128,8 @@ struct ptrio_loop {
     ptrio_task *runq, *runq_tail;   /* the next batch */
     ptrio__tnode *timers, *first;   /* deadline tree, its earliest node */
     ptrio_time last_now;            /* the clock's last reading */
+    struct ptrio_clock *clock;      /* the loop's clock, if not the backend's */
+    ptrio_task *idle;               /* in wait_all_tasks_blocked, by cushion */
     uint32_t nlazy;                 /* relative deadlines not yet armed */
     uint32_t between;               /* reasons to stop between batches:
                                        timers, lazy deadlines, fd waits,
@@ -186,6 +188,28 @@ void ptrio_loop_wake(ptrio_loop *loop);
 
 /* The loop running on this thread, or NULL. */
 ptrio_loop *ptrio_current_loop(void);
+
+/* A clock for a loop, other than its backend's (Trio's abc.Clock): the
+ * loop reads the time from it, and asks it how long the backend may wait
+ * for a deadline. The backend still waits, in its own time, for I/O.
+ * <ptrio/testing.h> has the mock clock built on it. */
+typedef struct ptrio_clock ptrio_clock;
+struct ptrio_clock {
+    /* The time, in ns. */
+    ptrio_time (*now)(ptrio_clock *c);
+    /* How long (in the backend's time) until the clock reads `deadline`
+     * (0: passed; PTRIO_TIME_INF: it never will by itself). */
+    ptrio_time (*sleep_time)(ptrio_clock *c, ptrio_time deadline);
+    /* After `autojump` of the backend's time with every task blocked, the
+     * loop calls jump_to with the next deadline (PTRIO_TIME_INF: never). */
+    ptrio_time autojump;
+    void (*jump_to)(ptrio_clock *c, ptrio_time deadline);
+};
+
+/* Makes `clock` the loop's (NULL: back to the backend's). Returns 0,
+ * -PTRIO_EBUSY while the loop runs, -PTRIO_EINVAL (NULL loop, or a clock
+ * without now or sleep_time). */
+int ptrio_loop_use_clock(ptrio_loop *loop, ptrio_clock *clock);
 
 /* Writes the task tree (every task, its frames and where each is parked)
  * to `fn`, one line at a time. Returns the number of tasks, or
@@ -264,6 +288,16 @@ PTRIO_NODISCARD int ptrio_sleep_until(void *self, ptrio_time deadline);
 
 /* Sleeps until cancelled. Awaitable checkpoint. */
 PTRIO_NODISCARD int ptrio_sleep_forever(void *self);
+
+/* Waits until every other task has been blocked for `cushion` (in the
+ * backend's time: real time on a real backend, none on the virtual one,
+ * where it returns as soon as every other task is blocked). Trio's
+ * wait_all_tasks_blocked: it takes priority over a clock's autojump, and
+ * waiters with the smallest cushion wake first, together. Awaitable
+ * checkpoint. Errors: -PTRIO_EINVAL (cushion < 0), -PTRIO_ECANCELED,
+ * -PTRIO_ENOTASK, -PTRIO_EMISUSE. */
+PTRIO_NODISCARD int ptrio_wait_all_tasks_blocked(void *self,
+                                                 ptrio_time cushion);
 
 /* ---- parking: the low-level API under every primitive ------------
  *

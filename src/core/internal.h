@@ -58,6 +58,7 @@ enum {
     W_YIELD,            /* ready after a checkpoint: abort sets -ECANCELED */
     W_TIMER,            /* sleeping: w.timer in the deadline tree */
     W_FOREVER,          /* sleep_forever */
+    W_IDLE,             /* in loop->idle: wait_all_tasks_blocked */
     W_EXPIRED,          /* its deadline passed: woken once the scopes
                                    expiring with it are cancelled */
     W_LOT,              /* in the lot w.park.on.lot */
@@ -160,7 +161,8 @@ static inline void ptrio__frame_init(ptrio_frame *fr, ptrio_fn fn,
  * that ends before it was armed (scope.c). */
 static inline ptrio_time ptrio__now(ptrio_loop *l)
 {
-    return l->last_now = l->backend->now(l);
+    return l->last_now = l->clock ? l->clock->now(l->clock)
+                                  : l->backend->now(l);
 }
 
 /* loop.c */
@@ -177,6 +179,7 @@ static inline ptrio_task *ptrio__self(void *self)
 }
 int ptrio__await_check(void *self, ptrio_task **out);
 void ptrio__undo_wait(ptrio_loop *l, ptrio_task *t);
+void ptrio__idle_remove(ptrio_loop *l, ptrio_task *t);
 
 void ptrio__ready(ptrio_loop *l, ptrio_task *t);
 void ptrio__wake(ptrio_loop *l, ptrio_task *t, int rc);

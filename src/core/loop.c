@@ -224,6 +224,9 @@ void ptrio__undo_wait(ptrio_loop *l, ptrio_task *t)
         case W_TIMER:
             ptrio__timer_del(l, &t->w.timer);
             break;
+        case W_IDLE:
+            ptrio__idle_remove(l, t);
+            break;
         case W_LOT:
             ptrio__lot_remove(t->w.park.on.lot, t);
             break;
@@ -478,25 +481,166 @@ static void fire_timers(ptrio_loop *l)
     }
 }
 
-/* Waits for I/O or the earliest deadline when nothing is ready; only polls
- * fds (without blocking) when tasks are ready and some wait on fds. */
+/* ---- waiting: idle waiters, deadlock, the backend's wait ------------ */
+
+/* wait_all_tasks_blocked's waiters: a list by cushion (their deadline
+ * tree key, unused while they wait here), FIFO among equals, threaded
+ * through their park links. */
+void ptrio__idle_remove(ptrio_loop *l, ptrio_task *t)
+{
+    if (t->w.park.prev)
+        t->w.park.prev->w.park.next = t->w.park.next;
+    else
+        l->idle = t->w.park.next;
+    if (t->w.park.next)
+        t->w.park.next->w.park.prev = t->w.park.prev;
+    BETWEEN_DEL(l);
+}
+
+static ptrio_time cushion_of(const ptrio_task *t)
+{
+    return ptrio__timer_when(&t->w.timer);
+}
+
+int ptrio_wait_all_tasks_blocked(void *self, ptrio_time cushion)
+{
+    ptrio_loop *l = ptrio__loop;
+    ptrio_task *t, *p, *prev = NULL;
+    int rc = ptrio__await_check(self, &t);
+
+    if (rc < 0)
+        return rc;
+    if (cushion < 0)
+        return -PTRIO_EINVAL;
+    if (ptrio__cancelled(t))
+        return -PTRIO_ECANCELED;
+    for (p = l->idle; p && cushion_of(p) <= cushion; p = p->w.park.next)
+        prev = p;
+    ptrio__timer_set_when(&t->w.timer, cushion);
+    t->w.park.prev = prev;
+    t->w.park.next = p;
+    if (p)
+        p->w.park.prev = t;
+    if (prev)
+        prev->w.park.next = t;
+    else
+        l->idle = t;
+    BETWEEN_ADD(l);
+    t->frame->result = 0;
+    ptrio__park(t, W_IDLE);
+    return PTRIO_PENDING;
+}
+
+/* Wakes the idle waiters with the smallest cushion. */
+static void wake_idle(ptrio_loop *l)
+{
+    ptrio_time c = cushion_of(l->idle);
+    ptrio_task *t;
+
+    while ((t = l->idle) && cushion_of(t) == c) {
+        ptrio__idle_remove(l, t);
+        ptrio__wake(l, t, 0);
+    }
+}
+
+int ptrio_loop_use_clock(ptrio_loop *loop, ptrio_clock *clock)
+{
+    if (!loop || (clock && (!clock->now || !clock->sleep_time)))
+        return -PTRIO_EINVAL;
+    if (loop->running)
+        return -PTRIO_EBUSY;
+    loop->clock = clock;
+    return 0;
+}
+
+/* Whether nothing can ever make a task ready again: none is, no deadline
+ * can come (the loop's clock never reaches it by itself), no fd, source
+ * or idle waiter is there. Then every task waits forever: a deadlock. */
+static int nothing_can_wake(ptrio_loop *l)
+{
+    if (l->runq || l->nwatch || l->sources || l->idle)
+        return 0;
+    if (!l->first)
+        return 1;
+    return l->clock && l->clock->sleep_time(l->clock,
+               ptrio__timer_when(l->first)) == PTRIO_TIME_INF &&
+           l->clock->autojump == PTRIO_TIME_INF;
+}
+
+static void dump_line(void *ctx, const char *line)
+{
+    ptrio__report(ctx, line);
+}
+
+/* Reported once, with the task tree: where each task waits, and on what. */
+static void deadlocked(ptrio_loop *l)
+{
+    if (!l->fatal && l->report) {
+        ptrio__report(l, "ptrio: deadlock: every task waits, and nothing "
+                         "can wake one; every task is cancelled. The tasks:");
+        ptrio_dump(dump_line, l);
+    }
+}
+
+/* What the wait did besides waiting: its timeout was an idle cushion or
+ * the clock's autojump, to act on if it passed with nothing to run. */
+enum { PRIMED_NONE, PRIMED_IDLE, PRIMED_AUTOJUMP };
+
+/* A backend with no wake is a simulation (the virtual clock): time only
+ * moves when it waits, so real-time cushions have always passed. */
+#define SIMULATED(l) (!(l)->backend->wake)
+
+/* The backend's wait until the next deadline, an idle cushion or an
+ * autojump; only polls fds (without blocking) when tasks are ready. */
 static int wait_step(ptrio_loop *l)
 {
-    ptrio_time deadline;
-    int rc;
+    ptrio_time deadline, next = PTRIO_TIME_INF, now, sleep;
+    int rc, primed = PRIMED_NONE;
 
     if (l->runq) {
         if (!l->nwatch)
             return 0;
         deadline = PTRIO_TIME_NINF;
     } else {
-        deadline = l->first ? ptrio__timer_when(l->first) : PTRIO_TIME_INF;
+        if (nothing_can_wake(l)) {
+            deadlocked(l);
+            return -PTRIO_EDEADLK;
+        }
+        next = l->first ? ptrio__timer_when(l->first) : PTRIO_TIME_INF;
+        deadline = next;
+        if (l->clock || l->idle) {
+            now = l->backend->now(l);
+            sleep = l->clock ? l->clock->sleep_time(l->clock, next)
+                  : next == PTRIO_TIME_INF ? PTRIO_TIME_INF
+                  : next > now ? next - now : 0;
+            if (l->idle && cushion_of(l->idle) < sleep) {
+                sleep = cushion_of(l->idle);
+                primed = PRIMED_IDLE;
+            } else if (l->clock && l->clock->autojump < sleep) {
+                sleep = l->clock->autojump;
+                primed = PRIMED_AUTOJUMP;
+            }
+            if (primed && SIMULATED(l))
+                sleep = 0;          /* no real time passes there */
+            deadline = sleep == PTRIO_TIME_INF ? PTRIO_TIME_INF
+                                               : ptrio__add_time(now, sleep);
+        }
     }
     if (l->hooks && l->hooks->before_wait)
         l->hooks->before_wait(l->hooks_ctx, deadline);
-    rc = l->backend->wait(l, deadline);
+    rc = primed && SIMULATED(l) ? 0 : l->backend->wait(l, deadline);
     if (l->hooks && l->hooks->after_wait)
         l->hooks->after_wait(l->hooks_ctx);
+    if (rc == 0 && primed && !l->runq) {
+        if (l->sources)
+            poll_sources(l);
+        if (l->runq)
+            return 0;
+        if (primed == PRIMED_IDLE)
+            wake_idle(l);
+        else if (next != PTRIO_TIME_INF)
+            l->clock->jump_to(l->clock, next);
+    }
     return rc;
 }
 
@@ -555,10 +699,9 @@ static int run_result(ptrio_loop *l)
     int rc = l->main.w.done.code;
 
     if (l->fatal) {
-        ptrio__report(l, l->fatal == -PTRIO_EDEADLK
-            ? "ptrio: deadlock: every task waits with no deadline; "
-              "every task was cancelled"
-            : "ptrio: the backend failed; every task was cancelled");
+        if (l->fatal != -PTRIO_EDEADLK)     /* a deadlock was reported */
+            ptrio__report(l, "ptrio: the backend failed; every task was "
+                             "cancelled");
         if (rc >= 0 || rc == -PTRIO_ECANCELED)
             return l->fatal;
     }
