@@ -113,14 +113,37 @@ typedef struct ptrio_backend ptrio_backend;
 /* Receives one report line (no newline). */
 typedef void (*ptrio_report_fn)(void *ctx, const char *line);
 
-/* Instrument hooks: any member may be NULL. */
+/* Instrument hooks (Trio's trio.abc.Instrument): any member may be NULL.
+ * They run on the loop's thread and must not await or start tasks. */
 typedef struct ptrio_hooks {
+    /* A task was created (start_soon, start), before it first runs. */
     void (*task_spawned)(void *ctx, const ptrio_task *t);
-    void (*task_scheduled)(void *ctx, const ptrio_task *t);
+    /* A step of the task is about to run. */
+    void (*before_task_step)(void *ctx, const ptrio_task *t);
+    /* The task finished with `status`. */
     void (*task_exited)(void *ctx, const ptrio_task *t, int status);
-    void (*before_wait)(void *ctx, ptrio_time deadline);
-    void (*after_wait)(void *ctx);
+    /* The backend is about to wait until `deadline` (its own clock;
+     * PTRIO_TIME_NINF: poll without blocking), and has waited. */
+    void (*before_io_wait)(void *ctx, ptrio_time deadline);
+    void (*after_io_wait)(void *ctx);
+    /* The run starts (before the main task runs) and ends (every task
+     * done, before ptrio_loop_run returns). */
+    void (*before_run)(void *ctx);
+    void (*after_run)(void *ctx);
+    /* The task was made runnable: woken, or queued by a checkpoint (Trio's
+     * task_scheduled; a new task's first is task_spawned). */
+    void (*task_scheduled)(void *ctx, const ptrio_task *t);
+    /* The task's step ended (it waits, or finished just before). */
+    void (*after_task_step)(void *ctx, const ptrio_task *t);
 } ptrio_hooks;
+
+/* One instrument among several: its hooks and their context, linked into
+ * the loop (caller-owned). */
+typedef struct ptrio_instrument {
+    const ptrio_hooks *hooks;
+    void *ctx;
+    struct ptrio_instrument *next;
+} ptrio_instrument;
 
 struct ptrio_loop {
     const ptrio_backend *backend;
@@ -144,8 +167,10 @@ struct ptrio_loop {
     ptrio_task main;
     ptrio_report_fn report;
     void *report_ctx;
-    const ptrio_hooks *hooks;
+    const ptrio_hooks *hooks;       /* ptrio_loop_set_hooks' instrument */
     void *hooks_ctx;
+    ptrio_instrument *instruments;  /* and the others */
+    uint32_t ninstruments;          /* both counted */
     uint32_t ntasks;                /* live tasks */
     uint32_t ncalled;               /* open scopes with cancel_called */
     int fatal;                      /* backend failure that ends the run */
@@ -165,7 +190,18 @@ int ptrio_loop_use_backend(ptrio_loop *loop, const ptrio_backend *backend);
 /* Replaces the sink of failure reports and misuse messages (NULL: none). */
 void ptrio_loop_set_report(ptrio_loop *loop, ptrio_report_fn fn, void *ctx);
 
-/* Installs instrument hooks (NULL removes them). */
+/* Adds an instrument (its hooks, their ctx) to the loop, after those it
+ * has; several may be installed at once. Returns 0, -PTRIO_EINVAL (NULL,
+ * no hooks), -PTRIO_EBUSY (already added). Takes effect from the next
+ * batch. */
+int ptrio_loop_add_instrument(ptrio_loop *loop, ptrio_instrument *inst,
+                              const ptrio_hooks *hooks, void *ctx);
+
+/* Removes an instrument (no effect if it is not added). */
+void ptrio_loop_remove_instrument(ptrio_loop *loop, ptrio_instrument *inst);
+
+/* Installs the loop's own instrument (NULL removes it); the others of
+ * ptrio_loop_add_instrument run after it. */
 void ptrio_loop_set_hooks(ptrio_loop *loop, const ptrio_hooks *hooks,
                           void *ctx);
 

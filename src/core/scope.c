@@ -95,7 +95,6 @@ static void abort_parked(ptrio_loop *l, ptrio_task *t)
         ptrio__idle_remove(l, t);
         ptrio__wake(l, t, -PTRIO_ECANCELED);
         break;
-    case W_EXPIRED:                 /* out of the tree already */
     case W_FOREVER:
         ptrio__wake(l, t, -PTRIO_ECANCELED);
         break;
