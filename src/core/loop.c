@@ -767,6 +767,7 @@ static void backend_failed(ptrio_loop *l, int rc)
         l->fatal = rc;
         ptrio__cancel_why(&l->system.scope, PTRIO_CANCEL_RUN, l);
     } else {
+        l->teardown = 1;
         ptrio__abort_all(&l->system);
     }
 }
@@ -845,6 +846,8 @@ int ptrio_loop_run_named(ptrio_loop *loop, ptrio_fn fn, void *frame,
         return rc;
     loop->running = 1;
     loop->fatal = 0;
+    loop->teardown = 0;
+    loop->lot_owners = NULL;
     ptrio__loop = loop;
     ptrio__awaiter = NOBODY;
 

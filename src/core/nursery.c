@@ -201,7 +201,8 @@ static void start_finished(ptrio_loop *l, ptrio_task *t, int rc)
      * Cancelled ending the child cancels (_add_exc): with no cancellation
      * visible to the starter, that hidden scope catches it, and the start
      * goes on as if the child had returned. */
-    if (rc == -PTRIO_ECANCELED && !ptrio__chain_cancelled(st, st->scope))
+    if (rc == -PTRIO_ECANCELED && !l->teardown &&
+        !ptrio__chain_cancelled(st, st->scope))
         rc = 0;
     if (rc < 0) {
         ptrio__note_origin(st, rc, OMAKE(t, O_TASK));
