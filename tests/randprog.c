@@ -1287,13 +1287,19 @@ static void m_deliver(void)
 }
 
 /* A later deadlock: every task blocked in a sleep or a checkpoint is
- * woken with Cancelled, shields or not (joins wait for their children). */
+ * woken with Cancelled, shields or not (joins wait for their children).
+ * ptrio leaves the order of these wakes open (it aborts in the order of
+ * its tree walk): the schedule picks one, as for a cancellation's. */
 static void m_abort_all(void)
 {
-    int i;
-    for (i = 0; i < M.nt; i++)
-        if (M.t[i].state == MT_BLOCK && !M.t[i].abort_fail)
-            m_wake(i, XC_CANCEL);
+    int16_t order[RP_MAXTASK];
+    int i, n = M.nt;
+    for (i = 0; i < n; i++)
+        order[i] = (int16_t)i;
+    m_order(order, n, M.s->wake);
+    for (i = 0; i < n; i++)
+        if (M.t[order[i]].state == MT_BLOCK && !M.t[order[i]].abort_fail)
+            m_wake(order[i], XC_CANCEL);
 }
 
 static void m_cancel(int s)

@@ -248,10 +248,13 @@ struct ptrio_clock {
  * without now or sleep_time). */
 int ptrio_loop_use_clock(ptrio_loop *loop, ptrio_clock *clock);
 
-/* Writes the task tree (every task, its frames and where each is parked)
- * to `fn`, one line at a time. Returns the number of tasks, or
- * -PTRIO_ENOTASK outside a running loop. */
+/* Writes the task tree (every nursery, open scope and task, the frames
+ * of each task with their file, line and function, what it waits on and
+ * why it is cancelled) to `fn`, one line at a time, built on the tree API
+ * below. Returns the number of tasks, or -PTRIO_ENOTASK outside a running
+ * loop, -PTRIO_EINVAL (NULL fn). */
 int ptrio_dump(ptrio_report_fn fn, void *ctx);
+
 
 /* ---- tasks and calls ---------------------------------------------- */
 
@@ -697,6 +700,66 @@ ptrio_scope *ptrio_nursery_scope(ptrio_nursery *n);
 
 /* Children running or starting in the nursery. */
 unsigned ptrio_nursery_live(const ptrio_nursery *n);
+
+/* ---- the task tree, for debuggers and your own dumps -----------------
+ *
+ * The run's tree, walked in pre-order with O(1) memory and stack: the
+ * run's nursery (depth 0) holds the main task; a task holds its outermost
+ * open scope; a scope holds its task's next scope inside it, then (the
+ * innermost) the child that task is starting with ptrio_start, then (a
+ * nursery's scope) the nursery's children. Walk it on the loop's thread
+ * and do not change the tree meanwhile (no await, no start, no cancel). */
+typedef struct ptrio_tree_node {
+    const ptrio_task *task;         /* a task, or NULL */
+    const ptrio_scope *scope;       /* else a scope (a nursery's, maybe) */
+    int depth;
+} ptrio_tree_node;
+
+/* The root: the run's nursery. Returns 0, -PTRIO_ENOTASK outside a
+ * running loop, -PTRIO_EINVAL (NULL). */
+int ptrio_tree_first(ptrio_tree_node *node);
+
+/* Moves to the next node. Returns 1, or 0 when the walk is over. */
+int ptrio_tree_next(ptrio_tree_node *node);
+
+typedef struct ptrio_task_info {
+    const char *name;
+    const char *state;              /* "running", "ready", "sleeping", ... */
+    ptrio_time wakes_at;            /* sleeping: its deadline, else INF */
+    const void *waits_on;           /* parked in a lot: the lot; else NULL */
+    bool being_started;             /* ptrio_start's child, not yet moved */
+    bool cancelled;                 /* its checkpoints fail, `cancel` why */
+    ptrio_cancel_info cancel;
+} ptrio_task_info;
+
+/* Describes task `t`. Returns 0, -PTRIO_EINVAL (NULL). */
+int ptrio_task_info_get(const ptrio_task *t, ptrio_task_info *out);
+
+typedef struct ptrio_frame_info {
+    const char *file, *func;        /* NULL when the frame cannot say (a
+                                       step without the macros) */
+    int line;                       /* where it waits (0: not started) */
+} ptrio_frame_info;
+
+/* The frames of `t`, innermost first: pass NULL for the first, then the
+ * frame it returned. Fills `out` and returns the frame, or returns NULL
+ * after the last. */
+const ptrio_frame *ptrio_task_frames(const ptrio_task *t,
+                                     const ptrio_frame *prev,
+                                     ptrio_frame_info *out);
+
+typedef struct ptrio_scope_info {
+    const ptrio_nursery *nursery;   /* a nursery's scope: the nursery */
+    const char *file;               /* a nursery: where its block is */
+    int line;
+    unsigned live;                  /* a nursery: children running, starting */
+    ptrio_time deadline;            /* PTRIO_TIME_INF: none */
+    bool shield, cancel_called;
+    ptrio_cancel_info cancel;       /* cancel_called: why */
+} ptrio_scope_info;
+
+/* Describes scope `sc` (open or not). Returns 0, -PTRIO_EINVAL (NULL). */
+int ptrio_scope_info_get(const ptrio_scope *sc, ptrio_scope_info *out);
 
 #ifdef __cplusplus
 }

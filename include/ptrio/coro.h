@@ -105,7 +105,7 @@ uintptr_t ptrio__reraise(ptrio_frame *fr, int rc, const ptrio_site *site);
 uintptr_t ptrio__return(ptrio_frame *fr, int value, const ptrio_site *site);
 uintptr_t ptrio__stray(ptrio_frame *fr);
 int ptrio__describe(const char *file, const char *func);
-void ptrio__caught(int rc);
+int ptrio__caught(int rc);
 
 /* Debug builds note the user's file:line at every macro, so that a misuse
  * trap names the line that misused ptrio. */
@@ -251,8 +251,7 @@ static inline int ptrio__end(ptrio_frame *fr)
     do {                                                                    \
         PTRIO__AWAIT_INTO(expr)                                             \
         (void)(f);                                                          \
-        (var) = ptrio__r;                                                   \
-        ptrio__caught(ptrio__r);                                            \
+        (var) = ptrio__r < 0 ? ptrio__caught(ptrio__r) : ptrio__r;          \
     } while (0)
 
 /* The status of the last await (or block entry) in this frame. */

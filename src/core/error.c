@@ -382,7 +382,7 @@ void ptrio__report_failure(ptrio_loop *l, const ptrio_task *t)
 
 /* ---- the task tree ------------------------------------------------ */
 
-static const char *state_name(const ptrio_task *t)
+const char *ptrio__state_name(const ptrio_task *t)
 {
     switch (TSTATE(t)) {
     case T_RUNNING: return "running";
@@ -393,7 +393,8 @@ static const char *state_name(const ptrio_task *t)
         case W_TIMER: return "sleeping";
         case W_FOREVER: return "sleeping forever";
         case W_LOT: return "parked in a lot";
-        case W_HOOK: return "parked";
+        case W_HOOK: return "waiting";
+        case W_IDLE: return "waiting for every task to block";
         case W_JOIN: return "joining a nursery";
         case W_START: return "starting a task";
         default: return "parked";
@@ -402,89 +403,119 @@ static const char *state_name(const ptrio_task *t)
     }
 }
 
-/* " at app.c:20 in child()", as much as the frame can say. */
-static void put_where(line *b, const ptrio_frame *fr)
+/* A time in seconds with 3 decimals: "1.500s". */
+static void put_time(line *b, ptrio_time t)
 {
-    ptrio__where_t w;
+    if (t < 0) {
+        put(b, "-");
+        t = t == INT64_MIN ? INT64_MAX : -t;
+    }
+    put_uint(b, (uintptr_t)(t / 1000000000), 10);
+    put(b, ".");
+    t = t % 1000000000 / 1000000;
+    put_uint(b, (uintptr_t)(t / 100), 10);
+    put_uint(b, (uintptr_t)(t / 10 % 10), 10);
+    put_uint(b, (uintptr_t)(t % 10), 10);
+    put(b, "s");
+}
 
-    ptrio__frame_where(fr, &w);
-    if (fr->resume == PTRIO__START && !w.file) {
+/* " at app.c:20 in child()", as much as the frame can say. */
+static void put_where(line *b, const ptrio_frame *fr,
+                      const ptrio_frame_info *w)
+{
+    if (fr->resume == PTRIO__START && !w->file) {
         put(b, " (not started)");
         return;
     }
     put(b, " at ");
-    if (w.file)
-        put_site(b, w.file, w.line);
-    else if (w.line)
-        put_int(b, w.line);
+    if (w->file)
+        put_site(b, w->file, w->line);
+    else if (w->line)
+        put_int(b, w->line);
     else
         put(b, "?");
-    if (w.func) {
+    if (w->func) {
         put(b, " in ");
-        put(b, w.func);
+        put(b, w->func);
         put(b, "()");
-    }
-}
-
-static void put_frames(line *b, const ptrio_task *t)
-{
-    const ptrio_frame *fr;
-
-    for (fr = t->frame; fr; fr = CALLER_OF(fr)) {
-        if (fr != t->frame)
-            put(b, " <-");
-        put_where(b, fr);
     }
 }
 
 static void put_task(line *b, const ptrio_task *t)
 {
-    ptrio_cancel_info ci;
+    const ptrio_frame *fr = NULL;
+    ptrio_frame_info fi;
+    ptrio_task_info ti;
 
+    ptrio_task_info_get(t, &ti);
     put(b, "task '");
-    put(b, ptrio_task_name(t));
+    put(b, ti.name);
     put(b, "' ");
-    put(b, state_name(t));
+    put(b, ti.state);
     if (t->state & T_STARTING)
         put(b, (t->state & T_STARTED) ? " (started, under its starter)"
                                        : " (being started)");
-    if (TSTATE(t) != T_DONE) {
-        put_frames(b, t);
-        if (ptrio__task_cancel_source(t, &ci) == 0) {
-            put(b, "; ");
-            put_cancel(b, &ci);
-        }
+    if (ti.wakes_at != PTRIO_TIME_INF) {
+        put(b, " until ");
+        put_time(b, ti.wakes_at);
+    }
+    while ((fr = ptrio_task_frames(t, fr, &fi))) {
+        if (fr != t->frame)
+            put(b, " <-");
+        put_where(b, fr, &fi);
+    }
+    if (ti.cancelled) {
+        put(b, "; ");
+        put_cancel(b, &ti.cancel);
+    }
+}
+
+static void put_scope(line *b, const ptrio_scope *sc)
+{
+    ptrio_scope_info si;
+
+    ptrio_scope_info_get(sc, &si);
+    if (si.nursery) {
+        put(b, "nursery at ");
+        put_site(b, si.file ? si.file : "(run)", si.line);
+        put(b, ", ");
+        put_int(b, (long)si.live);
+        put(b, " live");
+    } else {
+        put(b, "scope");
+    }
+    if (si.deadline != PTRIO_TIME_INF) {
+        put(b, ", deadline ");
+        put_time(b, si.deadline);
+    }
+    if (si.shield)
+        put(b, ", shielded");
+    if (si.cancel_called) {
+        put(b, "; ");
+        put_cancel(b, &si.cancel);
     }
 }
 
 int ptrio_dump(ptrio_report_fn fn, void *ctx)
 {
-    ptrio_loop *l = ptrio__loop;
-    ptrio__node w;
-    int count = 0;
+    ptrio_tree_node n;
+    int count = 0, rc;
     line b;
 
-    if (!l || !l->running)
-        return -PTRIO_ENOTASK;
+    if ((rc = ptrio_tree_first(&n)) < 0)
+        return rc;
     if (!fn)
         return -PTRIO_EINVAL;
-    ptrio__walk_first(l, &w);
     do {
-        start(&b, w.depth);
-        if (w.nursery) {
-            put(&b, "nursery at ");
-            put_site(&b, w.nursery->site.file ? w.nursery->site.file
-                                              : "(run)",
-                     w.nursery->site.line);
-            put(&b, ", ");
-            put_int(&b, (long)w.nursery->live);
-            put(&b, " live");
-        } else {
+        start(&b, n.depth);
+        if (n.task) {
             count++;
-            put_task(&b, w.task);
+            put_task(&b, n.task);
+        } else {
+            put_scope(&b, n.scope);
         }
         fn(ctx, b.buf);
-    } while (ptrio__walk_next(&w));
+    } while (ptrio_tree_next(&n));
     return count;
 }
 

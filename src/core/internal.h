@@ -248,18 +248,25 @@ void ptrio__task_finished(ptrio_loop *l, ptrio_task *t, int rc);
 void ptrio__start_undone(ptrio_task *starter);
 void ptrio__abort_all(ptrio_nursery *n);
 
-/* tree.c: a cursor on the task tree, pre-order; exactly one of `task`
- * and `nursery` is set. */
+/* tree.c: a cursor on the task tree (ptrio_tree_node), pre-order; the
+ * walk writes through its pointers' const only in tree.c's own logic. */
 typedef struct ptrio__node {
     ptrio_task *task;
-    ptrio_nursery *nursery;
+    ptrio_scope *scope;
     int depth;
 } ptrio__node;
 void ptrio__walk_first(ptrio_loop *l, ptrio__node *w);
 int ptrio__walk_next(ptrio__node *w);
+const char *ptrio__state_name(const ptrio_task *t);
+void ptrio__fill_source(const ptrio_scope *sc, const ptrio_task *task,
+                        ptrio_cancel_info *out);
 
 /* frame.c */
 #define PTRIO__DESCRIBED (INT_MIN + 5)  /* a frame answered DESCRIBE */
+/* A start whose child was cancelled before started(): the starter decides
+ * as it resumes whether that was a cancellation it sees (frame.c). */
+#define PTRIO__START_CANCELLED (INT_MIN + 6)
+extern const ptrio_site ptrio__enostart_site;
 typedef struct ptrio__where_t {
     const char *file, *func;
     int line;

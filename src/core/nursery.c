@@ -185,8 +185,8 @@ int ptrio_started(void *self, void *value)
     return 0;
 }
 
-static const ptrio_site enostart_site = {
-    __FILE__, __LINE__, "child exited without calling ptrio_started"
+const ptrio_site ptrio__enostart_site = {
+    NULL, 0, "child exited without calling ptrio_started"
 };
 
 /* The child of a ptrio_start finished before it was moved. */
@@ -200,9 +200,13 @@ static void start_finished(ptrio_loop *l, ptrio_task *t, int rc)
     /* Trio runs the child in a hidden nursery under the starter, which a
      * Cancelled ending the child cancels (_add_exc): with no cancellation
      * visible to the starter, that hidden scope catches it, and the start
-     * goes on as if the child had returned. */
-    if (rc == -PTRIO_ECANCELED && !l->teardown &&
-        !ptrio__chain_cancelled(st, st->scope))
+     * goes on as if the child had returned. Before started(), Trio decides
+     * that when the starter resumes: so does the starter (frame.c). */
+    if (rc == -PTRIO_ECANCELED && !(t->state & T_STARTED)) {
+        ptrio__wake(l, st, PTRIO__START_CANCELLED);
+        return;
+    }
+    if (rc == -PTRIO_ECANCELED && !ptrio__chain_cancelled(st, st->scope))
         rc = 0;
     if (rc < 0) {
         ptrio__note_origin(st, rc, OMAKE(t, O_TASK));
@@ -213,7 +217,7 @@ static void start_finished(ptrio_loop *l, ptrio_task *t, int rc)
          * (test_nursery_start: started_with_no_checkpoint). */
         ptrio__wake(l, st, 0);
     } else {
-        ptrio__note_origin(st, -PTRIO_ENOSTART, &enostart_site);
+        ptrio__note_origin(st, -PTRIO_ENOSTART, &ptrio__enostart_site);
         ptrio__wake(l, st, -PTRIO_ENOSTART);
     }
 }

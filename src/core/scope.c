@@ -342,7 +342,7 @@ int ptrio_task_cancel(ptrio_task *t)
 }
 
 /* Fills `out` from the scope or task a cancellation comes from. */
-static void fill_source(const ptrio_scope *sc, const ptrio_task *task,
+void ptrio__fill_source(const ptrio_scope *sc, const ptrio_task *task,
                         ptrio_cancel_info *out)
 {
     memset(out, 0, sizeof *out);
@@ -382,7 +382,7 @@ int ptrio__task_cancel_source(const ptrio_task *t, ptrio_cancel_info *out)
     sc = source_of(t, t->scope, &task);
     if (!sc && !task)
         return -PTRIO_EINVAL;
-    fill_source(sc, task, out);
+    ptrio__fill_source(sc, task, out);
     return 0;
 }
 
