@@ -229,8 +229,9 @@ static int ends_plainly(ptrio_frame *fr)
     PTRIO_END(f);
 }
 
-/* Builds "ptrio: task '<task>' failed: <name> (<msg>) at <file>:<line>"
- * (tlog_add would put spaces between the pieces). */
+/* Builds "ptrio: task '<task>' failed: <name> (<msg>) at <file>:<line>
+ * in <task>()" (the traceback: a task's one frame, named as the task's
+ * function); tlog_add would put spaces between the pieces. */
 static void failure_line(tlog *out, const char *task, const char *name,
                          const char *msg, int line)
 {
@@ -245,6 +246,9 @@ static void failure_line(tlog *out, const char *task, const char *name,
     strcat(out->buf, __FILE__);
     fmt(b, ":", line);
     strcat(out->buf, b);
+    strcat(out->buf, " in ");
+    strcat(out->buf, task);
+    strcat(out->buf, "()");
     out->len = strlen(out->buf);
 }
 

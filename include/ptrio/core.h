@@ -673,6 +673,11 @@ bool ptrio_cancelled_caught(const ptrio_scope *sc);
 /* TRY_BLOCK: the error the block caught, 0 if none. */
 int ptrio_scope_error(const ptrio_scope *sc);
 
+/* TRY_BLOCK: the record of the error the block caught (its site, message,
+ * task, group, traceback), valid until the block runs again. Returns 0,
+ * -PTRIO_EINVAL when it caught none. */
+int ptrio_scope_failure(const ptrio_scope *sc, ptrio_failure *out);
+
 /* The earliest deadline that applies to the caller (PTRIO_TIME_NINF when
  * it is cancelled, PTRIO_TIME_INF when none). */
 ptrio_time ptrio_current_effective_deadline(void);

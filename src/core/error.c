@@ -84,7 +84,7 @@ const char *ptrio_strerror(int code)
 
 /* ---- failure records ---------------------------------------------- */
 
-#define MAX_HOPS 16
+#define MAX_HOPS 64
 
 static const ptrio_nursery *nursery_of_task(const ptrio_task *c)
 {
@@ -114,12 +114,17 @@ static int describe(int code, const void *origin, const char *task,
             const ptrio_task *c = p;
             const ptrio_nursery *n = nursery_of_task(c);
             out->task = ptrio_task_name(c);
+            out->trace = NULL;      /* the frames of the failing task */
             if (n && n != out->via) {
                 out->via = n;
                 if (via && k < nvia)
                     via[k++] = n;
             }
             origin = c->origin;
+        } else if (OTAG(origin) == O_FRAME && p) {
+            if (!out->trace)
+                out->trace = origin;
+            origin = ((const ptrio_frame *)p)->origin;
         } else if (OTAG(origin) == O_GROUP && p) {
             const ptrio_nursery *g = p;
             out->group = g;
@@ -155,6 +160,48 @@ void ptrio__why_failure(const void *why, ptrio_failure *out)
                  n->body_err ? n->body_origin : NULL,
                  ptrio_task_name(n->scope.task), NULL, out, NULL, 0);
     }
+}
+
+const void *ptrio_failure_frames(const ptrio_failure *f, const void *cursor,
+                                 ptrio_frame_info *out)
+{
+    const void *o = cursor ? ((const ptrio_frame *)OPTR(cursor))->origin
+                           : f ? f->trace : NULL;
+    ptrio__where_t w;
+
+    if (!o || OTAG(o) != O_FRAME)
+        return NULL;
+    ptrio__frame_where(OPTR(o), &w);
+    if (out) {
+        out->file = w.file;
+        out->func = w.func;
+        out->line = 0;
+    }
+    return o;
+}
+
+int ptrio_failure_pending(void *self, ptrio_failure *out)
+{
+    ptrio_task *t = ptrio__self(self);
+    ptrio_frame *fr = self;
+
+    if (!t)
+        return -PTRIO_ENOTASK;
+    if (!out || fr->pending >= 0 || fr->pending < PTRIO_ERRMIN)
+        return -PTRIO_EINVAL;
+    describe(fr->pending, fr->origin, ptrio_task_name(t), NULL, out, NULL, 0);
+    return 0;
+}
+
+int ptrio_scope_failure(const ptrio_scope *sc, ptrio_failure *out)
+{
+    int code = ptrio_scope_error(sc);
+
+    if (!code || !out)
+        return -PTRIO_EINVAL;
+    describe(code, (const void *)sc->exit, ptrio_task_name(sc->task), NULL,
+             out, NULL, 0);
+    return 0;
 }
 
 int ptrio_failure_last(int code, ptrio_failure *out)
@@ -214,8 +261,19 @@ int ptrio_group_size(const ptrio_nursery *group)
 
 /* ---- reports ------------------------------------------------------ */
 
+/* A report or dump line is built in a buffer on the stack, cut (ending in
+ * "...") when longer: PTRIO_CONF_REPORT_LINE bytes, 96 on freestanding
+ * builds so that a report fits a small stack. */
+#ifndef PTRIO_CONF_REPORT_LINE
+#ifdef PTRIO_CONF_HOSTED
+#define PTRIO_CONF_REPORT_LINE 320
+#else
+#define PTRIO_CONF_REPORT_LINE 96
+#endif
+#endif
+
 typedef struct line {
-    char buf[320];
+    char buf[PTRIO_CONF_REPORT_LINE];
     size_t n;
 } line;
 
@@ -224,6 +282,8 @@ static void put(line *b, const char *s)
     while (s && *s && b->n + 1 < sizeof b->buf)
         b->buf[b->n++] = *s++;
     b->buf[b->n] = '\0';
+    if (s && *s)        /* cut: say so */
+        memcpy(b->buf + sizeof b->buf - 4, "...", 4);
 }
 
 static void put_uint(line *b, uintptr_t v, unsigned base)
@@ -324,6 +384,23 @@ static void start(line *b, int depth)
         put(b, "  ");
 }
 
+/* " in main() > helper() > raiser()": the frames it left through. */
+static void put_trace(line *b, const ptrio_failure *f)
+{
+    const void *cur = NULL;
+    ptrio_frame_info fi;
+    int first = 1;
+
+    while ((cur = ptrio_failure_frames(f, cur, &fi))) {
+        if (!fi.func)
+            continue;
+        put(b, first ? " in " : " > ");
+        put(b, fi.func);
+        put(b, "()");
+        first = 0;
+    }
+}
+
 static void report(ptrio_loop *l, int depth, const ptrio_failure *f,
                    const ptrio_nursery *const *via, int nvia)
 {
@@ -347,6 +424,7 @@ static void report(ptrio_loop *l, int depth, const ptrio_failure *f,
             put(&b, " at ");
             put_site(&b, f->file, f->line);
         }
+        put_trace(&b, f);
     }
     for (i = nvia - 1; i >= 0; i--) {
         if (via[i] == f->group)
@@ -355,29 +433,42 @@ static void report(ptrio_loop *l, int depth, const ptrio_failure *f,
         put_site(&b, via[i]->site.file, via[i]->site.line);
     }
     ptrio__report(l, b.buf);
-    if (f->group && depth < 8) {
-        const void *cur = NULL;
-        ptrio_failure m;
-        const ptrio_nursery *mvia[MAX_HOPS];
-        int k = 0;
-        while ((cur = member(f->group, cur, &m, mvia, MAX_HOPS, &k)))
-            report(l, depth + 1, &m, mvia, k);
-    }
 }
+
+/* How deep a report follows nested groups, and how many nurseries one of
+ * its lines names: bounds, so that a report's stack is bounded. */
+#define REPORT_DEPTH 8
+#define REPORT_VIAS 8
 
 /* Reports a run's failure to the loop's sink; with no sink nothing is
  * formatted at all. */
+/* One line per failure, a group's members below it, depth first, with no
+ * recursion: a small stack of (group, member) cursors. */
 void ptrio__report_failure(ptrio_loop *l, const ptrio_task *t)
 {
+    struct { const ptrio_nursery *group; const void *cur; } at[REPORT_DEPTH];
+    const ptrio_nursery *via[REPORT_VIAS];
     ptrio_failure f;
-    const ptrio_nursery *via[MAX_HOPS];
-    int k;
+    int k, depth = 0;
 
     if (!l->report)
         return;
     k = describe(t->w.done.code, t->origin, ptrio_task_name(t), NULL, &f,
-                 via, MAX_HOPS);
-    report(l, 0, &f, via, k);
+                 via, REPORT_VIAS);
+    for (;;) {
+        report(l, depth, &f, via, k);
+        if (f.group && depth < REPORT_DEPTH) {
+            at[depth].group = f.group;
+            at[depth].cur = NULL;
+            depth++;
+        }
+        while (depth && !(at[depth - 1].cur = member(at[depth - 1].group,
+                                                     at[depth - 1].cur, &f,
+                                                     via, REPORT_VIAS, &k)))
+            depth--;
+        if (!depth)
+            return;
+    }
 }
 
 /* ---- the task tree ------------------------------------------------ */

@@ -89,8 +89,9 @@ enum {
 #define CALLER_OF(fr) (IS_ROOT(fr) ? NULL : (fr)->caller)
 
 /* task->origin is a tagged pointer: a site, a failed child task whose
- * error was forwarded, or a nursery (the group). */
-enum { O_SITE = 0, O_TASK = 1, O_GROUP = 2 };
+ * error was forwarded, a nursery (the group), or a frame the error left
+ * through (its own origin leads on: the chain of them is the traceback). */
+enum { O_SITE = 0, O_TASK = 1, O_GROUP = 2, O_FRAME = 3 };
 #define OTAG(o) ((unsigned)((uintptr_t)(o) & 3u))
 #define OPTR(o) ((const void *)((uintptr_t)(o) & ~(uintptr_t)3))
 #define OMAKE(p, tag) ((const void *)((uintptr_t)(p) | (tag)))

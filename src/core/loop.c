@@ -412,8 +412,12 @@ static NOINLINE int frame_ended(ptrio_loop *l, ptrio_task *t,
         *rc = -PTRIO_EMISUSE;
         origin = NULL;
     }
+    /* An error leaving a frame through END names the frame: the frames it
+     * left through, each pointing on to the next, are its traceback. */
     if (*rc < 0)
-        ptrio__note_origin(t, *rc, origin);
+        ptrio__note_origin(t, *rc, fr->resume == PTRIO__DONE &&
+                                   origin == fr->origin
+                                       ? OMAKE(fr, O_FRAME) : origin);
     if (fr->resume != PTRIO__DONE)
         fr->resume = 0;
     return 0;

@@ -644,8 +644,12 @@ static NOINLINE int close_slow(ptrio_task *t, ptrio_scope *sc, int rc)
     }
     if ((sc->flags & PTRIO__SCOPE_CATCH) && rc < 0 && !IS_MARKER(rc) &&
         rc != -PTRIO_ECANCELED) {
+        /* sc->pending keeps the code for ptrio_scope_error, the closed
+         * block's exit word its origin for ptrio_scope_failure. */
+        sc->exit = (uintptr_t)((t->state & T_ARMED) &&
+                               t->err == (int16_t)rc ? t->origin : NULL);
         t->state &= (uint8_t)~T_ARMED;
-        return 0;   /* sc->pending keeps it for ptrio_scope_error */
+        return 0;
     }
     if (sc->flags & PTRIO__SCOPE_CATCH)
         sc->pending = 0;
