@@ -167,6 +167,8 @@ struct ptrio_loop {
     ptrio_task main;
     ptrio_report_fn report;
     void *report_ctx;
+    const struct ptrio__reporter *reporter; /* the formatting code: linked
+                                               only with a sink */
     const ptrio_hooks *hooks;       /* ptrio_loop_set_hooks' instrument */
     void *hooks_ctx;
     ptrio_instrument *instruments;  /* and the others */

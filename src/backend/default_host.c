@@ -14,3 +14,8 @@ static void to_stderr(void *ctx, const char *line)
 }
 
 ptrio_report_fn ptrio__default_sink(void) { return to_stderr; }
+
+const ptrio__reporter *ptrio__default_reporter(void)
+{
+    return &ptrio__reporting;
+}

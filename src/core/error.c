@@ -587,6 +587,8 @@ static void put_scope(line *b, const ptrio_scope *sc)
     }
 }
 
+const ptrio__reporter ptrio__reporting = { ptrio__report_failure, ptrio_dump };
+
 int ptrio_dump(ptrio_report_fn fn, void *ctx)
 {
     ptrio_tree_node n;
