@@ -8,5 +8,6 @@
 #include "ptrio/core.h"
 #include "ptrio/backend.h"
 #include "ptrio/io.h"
+#include "ptrio/net.h"
 
 #endif /* PTRIO_H */
