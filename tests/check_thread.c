@@ -170,7 +170,10 @@ START_TEST(test_more_calls_than_workers)
         ck_assert_ptr_eq(F.c[i].out, (void *)(intptr_t)(2 * i));
     ck_assert_int_eq(calls, NCALLS);
     ck_assert_uint_le(F.max_workers, 8);
-    ck_assert_uint_ge(ptrio_thread_workers(NULL), 1);
+    ck_assert_uint_ge(F.max_workers, 1);
+    /* The run's end joined the idle workers: no thread left behind. */
+    ck_assert_uint_eq(ptrio_thread_workers(NULL), 0);
+    usleep(20000);  /* its last instructions (a detached thread's exit) */
 }
 END_TEST
 
@@ -234,6 +237,11 @@ START_TEST(test_cancel_mid_call)
     for (i = 0; i < 2000 && !__atomic_load_n(&discards, __ATOMIC_SEQ_CST); i++)
         usleep(1000);
     ck_assert_int_eq(discards, 1);
+    /* The abandoned worker ends by itself once its call returned. */
+    for (i = 0; i < 2000 && ptrio_thread_workers(NULL); i++)
+        usleep(1000);
+    ck_assert_uint_eq(ptrio_thread_workers(NULL), 0);
+    usleep(20000);  /* its last instructions (a detached thread's exit) */
 }
 END_TEST
 

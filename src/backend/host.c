@@ -101,6 +101,7 @@ void ptrio__host_wake_close(ptrio_loop *l)
         close((int)(w - 1));
     if (r > 0)
         close((int)(r - 1));
+    ptrio__thread_quiesce();    /* no worker outlives the last run */
 }
 
 int ptrio__host_wake_fd(ptrio_loop *l)

@@ -37,6 +37,10 @@ void ptrio__host_wake_drain(ptrio_loop *l);
 /* The backends' wake(): one write, async-signal-safe, errno preserved. */
 void ptrio__host_wake(ptrio_loop *l);
 
+/* src/io/thread.c: a loop closed; idle workers end if no call is in
+ * flight anywhere (the host backends call it from close). */
+void ptrio__thread_quiesce(void);
+
 /* Sets O_NONBLOCK and FD_CLOEXEC; 0 or -errno. */
 int ptrio__host_set_flags(int fd);
 

@@ -19,6 +19,12 @@
  * The loop learns of a done job through the job's ptrio_source, polled
  * after each backend wait; the poll takes the mutex once, so the worker's
  * wake has returned before the task (and maybe the run) moves on.
+ *
+ * Workers end after 10 s idle, and when a loop closes with no call of any
+ * loop in flight (ptrio__thread_quiesce, from the backends' close): the
+ * idle ones are told to stop and joined, so a program's last run leaves
+ * no thread behind. A worker still busy with an abandoned call detaches
+ * itself and ends when its call returns.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -28,7 +34,7 @@
 
 #include <ptrio/io.h>
 
-#include "../core/internal.h"
+#include "../backend/host.h"
 
 #ifndef PTRIO_CONF_THREADS
 #define PTRIO_CONF_THREADS 8
@@ -39,9 +45,14 @@
 
 enum { J_IDLE = 0, J_QUEUED, J_RUNNING, J_DONE };
 
+/* A worker slot's life: NONE (free), LIVE, EXITED (ended, to be joined
+ * by the quiesce that stopped it). */
+enum { W_FREE = 0, W_LIVE, W_EXITED };
+
 typedef struct worker {
     ptrio_thread_job *job;      /* attached job; NULL once detached */
-    int alive;
+    pthread_t th;
+    int life;
     union {                     /* the argument copy, aligned for anything */
         unsigned char bytes[PTRIO_THREAD_COPY_MAX];
         long double ld;
@@ -52,11 +63,14 @@ typedef struct worker {
 
 static struct {
     pthread_mutex_t mu;
-    pthread_cond_t work;
+    pthread_cond_t work, gone;
     ptrio_thread_job *head, *tail;  /* queued jobs */
-    unsigned queued, alive, idle;
+    unsigned queued, alive, idle, busy;
+    unsigned attached;              /* calls queued or running, awaited */
+    int stop, quiescing;            /* idle workers: end now */
     worker slot[PTRIO_CONF_THREADS];
-} pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER};
+} pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER,
+          .gone = PTHREAD_COND_INITIALIZER};
 
 static int load_state(const ptrio_thread_job *j)
 {
@@ -114,10 +128,24 @@ static ptrio_thread_job *next_job(void)
         until.tv_nsec -= 1000000000;
     }
     pool.idle++;
-    while (!pool.head && rc != ETIMEDOUT)
+    while (!pool.head && !pool.stop && rc != ETIMEDOUT)
         rc = pthread_cond_timedwait(&pool.work, &pool.mu, &until);
     pool.idle--;
     return dequeue();
+}
+
+/* Under the mutex: the worker ends. A quiesce waiting for it joins it;
+ * otherwise nobody will, so it detaches itself. */
+static void worker_exit(worker *w)
+{
+    if (pool.quiescing) {
+        w->life = W_EXITED;
+    } else {
+        pthread_detach(w->th);
+        w->life = W_FREE;
+    }
+    pool.alive--;
+    pthread_cond_broadcast(&pool.gone);
 }
 
 static void *worker_main(void *arg)
@@ -139,11 +167,13 @@ static void *worker_main(void *arg)
         w->job = j;
         j->worker = w;
         store_state(j, J_RUNNING);
+        pool.busy++;
         pthread_mutex_unlock(&pool.mu);
 
         r = fn(a);
 
         pthread_mutex_lock(&pool.mu);
+        pool.busy--;
         if (w->job == j) {
             if (size)
                 memcpy(j->arg, w->copy.bytes, size);
@@ -151,14 +181,14 @@ static void *worker_main(void *arg)
             store_state(j, J_DONE);
             ptrio_loop_wake(j->loop);   /* still under the mutex: see top */
             w->job = NULL;
+            pool.attached--;
         } else if (discard) {
             pthread_mutex_unlock(&pool.mu);
             discard(a, r);              /* a: the copy, or the user's arg */
             pthread_mutex_lock(&pool.mu);
         }
     }
-    w->alive = 0;
-    pool.alive--;
+    worker_exit(w);
     pthread_mutex_unlock(&pool.mu);
     return NULL;
 }
@@ -167,28 +197,57 @@ static void *worker_main(void *arg)
  * block every signal, so signals reach the loop's thread. 0 or -errno. */
 static int maybe_spawn(void)
 {
-    pthread_attr_t attr;
-    pthread_t th;
     sigset_t all, old;
     unsigned i;
     int rc;
 
     if (pool.idle >= pool.queued || pool.alive >= PTRIO_CONF_THREADS)
         return 0;
-    for (i = 0; i < PTRIO_CONF_THREADS && pool.slot[i].alive; i++)
+    for (i = 0; i < PTRIO_CONF_THREADS && pool.slot[i].life != W_FREE; i++)
         ;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (i == PTRIO_CONF_THREADS)
+        return 0;   /* slots still being joined: the live ones will do */
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    rc = pthread_create(&th, &attr, worker_main, &pool.slot[i]);
+    rc = pthread_create(&pool.slot[i].th, NULL, worker_main, &pool.slot[i]);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
     if (rc != 0)
         return -rc;
-    pool.slot[i].alive = 1;
+    pool.slot[i].life = W_LIVE;
     pool.alive++;
     return 0;
+}
+
+/* A loop closed. If no call of any loop is in flight, the idle workers
+ * end now and are joined (the ones busy with an abandoned call end when
+ * it returns). */
+void ptrio__thread_quiesce(void)
+{
+    pthread_t th[PTRIO_CONF_THREADS];
+    unsigned i, n = 0;
+
+    pthread_mutex_lock(&pool.mu);
+    if (pool.attached || pool.queued) {
+        pthread_mutex_unlock(&pool.mu);
+        return;
+    }
+    pool.stop = 1;      /* also for the busy ones, when they are done */
+    pool.quiescing = 1;
+    pthread_cond_broadcast(&pool.work);
+    while (pool.alive > pool.busy)      /* idle, or just started */
+        pthread_cond_wait(&pool.gone, &pool.mu);
+    pool.quiescing = 0;
+    for (i = 0; i < PTRIO_CONF_THREADS; i++)
+        if (pool.slot[i].life == W_EXITED)
+            th[n++] = pool.slot[i].th;
+    pthread_mutex_unlock(&pool.mu);
+    for (i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+    pthread_mutex_lock(&pool.mu);
+    for (i = 0; i < PTRIO_CONF_THREADS; i++)
+        if (pool.slot[i].life == W_EXITED)
+            pool.slot[i].life = W_FREE;
+    pthread_mutex_unlock(&pool.mu);
 }
 
 /* Polled on the loop's thread after each wait. */
@@ -217,10 +276,13 @@ static int job_abort(ptrio_task *t, void *data)
     (void)t;
     pthread_mutex_lock(&pool.mu);
     st = load_state(j);
-    if (st == J_QUEUED)
+    if (st == J_QUEUED) {
         unqueue(j);
-    else if (st == J_RUNNING && j->worker)
+        pool.attached--;
+    } else if (st == J_RUNNING && j->worker) {
         ((worker *)j->worker)->job = NULL;   /* detached: see top */
+        pool.attached--;
+    }
     pthread_mutex_unlock(&pool.mu);
     if (st == J_DONE)
         return 1;       /* too late: job_poll delivers the result */
@@ -280,6 +342,8 @@ int ptrio_run_in_thread(void *self, ptrio_thread_job *job, ptrio_thread_fn fn,
 
     pthread_mutex_lock(&pool.mu);
     store_state(job, J_QUEUED);
+    pool.stop = 0;
+    pool.attached++;
     if (pool.tail)
         pool.tail->next = job;
     else
@@ -289,6 +353,7 @@ int ptrio_run_in_thread(void *self, ptrio_thread_job *job, ptrio_thread_fn fn,
     rc = maybe_spawn();
     if (rc < 0 && pool.alive == 0) {
         unqueue(job);       /* nobody will ever run it */
+        pool.attached--;
         pthread_mutex_unlock(&pool.mu);
         ptrio_source_remove(&job->src);
         store_state(job, J_IDLE);
