@@ -69,6 +69,9 @@ static int get_step(ptrio_frame *fr)
     curl_easy_setopt(f->easy, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(f->easy, CURLOPT_XFERINFODATA, f);
     curl_easy_setopt(f->easy, CURLOPT_NOPROGRESS, 0L);
+    if (f->max_speed > 0)
+        curl_easy_setopt(f->easy, CURLOPT_MAX_RECV_SPEED_LARGE,
+                         (curl_off_t)f->max_speed);
     PTRIO_AWAIT(f, pcurl_perform(f, f->pc, &f->x, f->easy));
     curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &f->http_status);
     if (f->http_status != 200)

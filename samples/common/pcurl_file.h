@@ -15,6 +15,7 @@ typedef struct pcurl_file {
     /* in */
     pcurl *pc;
     const char *url, *path;
+    long max_speed;             /* bytes/s, 0: no limit (set before) */
     /* out: progress and result */
     long bytes, total;          /* total: -1 until the server says */
     long http_status;
