@@ -918,7 +918,7 @@ int main(void)
     tcase_add_misuse_test(tc, test_call_ancestor);
     tcase_add_misuse_test(tc, test_start_soon_errors);
     tcase_add_misuse_test(tc, test_start_errors);
-    tcase_add_test(tc, test_loop_run_errors);
+    tcase_add_misuse_test(tc, test_loop_run_errors);
     tcase_add_test(tc, test_use_backend_errors);
     tcase_add_test(tc, test_no_backend);
     tcase_add_test(tc, test_time_errors);

@@ -136,7 +136,10 @@ struct ptrio_loop {
     union { int64_t i64; void *ptr; intptr_t word; } be[4];  /* backend's */
     ptrio_task *runq, *runq_tail;   /* the next batch */
     ptrio__tnode *timers, *first;   /* deadline tree, its earliest node */
-    ptrio__tnode *lazy;             /* relative deadlines not yet armed */
+    uint32_t nlazy;                 /* relative deadlines not yet armed */
+    uint32_t between;               /* reasons to stop between batches:
+                                       timers, lazy deadlines, fd waits,
+                                       sources, hooks (one count) */
     ptrio_task *current;            /* running task */
     uint32_t nwatch;                /* tasks waiting on fds (src/io) */
     uint32_t nfd;                   /* distinct fds they wait on */
@@ -153,6 +156,8 @@ struct ptrio_loop {
     uint32_t ntasks;                /* live tasks */
     uint32_t ncalled;               /* open scopes with cancel_called */
     int fatal;                      /* backend failure that ends the run */
+    const char *where_file;         /* debug builds: the user's last macro */
+    int where_line;
     uint8_t running;
 };
 
@@ -202,7 +207,7 @@ int ptrio_dump(ptrio_report_fn fn, void *ctx);
  * caller's frame). Returns its status, or PTRIO_PENDING. Errors:
  * -PTRIO_ENOTASK (self is not the running frame), -PTRIO_EINVAL (NULL),
  * -PTRIO_EBUSY (sub is still running). */
-int ptrio_call(void *self, void *sub, ptrio_fn fn);
+PTRIO_NODISCARD int ptrio_call(void *self, void *sub, ptrio_fn fn);
 #define PTRIO_CALL(f, fn, sub) PTRIO_AWAIT(f, ptrio_call((f), (sub), (fn)))
 
 /* The running task, or NULL. */
@@ -227,9 +232,9 @@ PTRIO_NODISCARD int ptrio_start_soon_named(ptrio_nursery *n, ptrio_task *t,
  * the caller's; then it moves into the nursery. `*value` (may be NULL)
  * receives started()'s value. Errors: those of start_soon,
  * -PTRIO_ENOSTART (child returned without calling started), the child's. */
-int ptrio_start_named(void *self, ptrio_nursery *n, ptrio_task *t,
-                      ptrio_fn fn, void *frame, void **value,
-                      const char *name);
+PTRIO_NODISCARD int ptrio_start_named(void *self, ptrio_nursery *n,
+                                      ptrio_task *t, ptrio_fn fn, void *frame,
+                                      void **value, const char *name);
 #define ptrio_start(self, n, t, fn, frame, value)                           \
     ptrio_start_named((self), (n), (t), (fn), (frame), (value), #fn)
 
@@ -242,16 +247,16 @@ int ptrio_started(void *self, void *value);
 
 /* A checkpoint: fails with -PTRIO_ECANCELED if cancelled, else lets the
  * other ready tasks run. Awaitable. */
-int ptrio_checkpoint(void *self);
+PTRIO_NODISCARD int ptrio_checkpoint(void *self);
 #define PTRIO_CHECKPOINT(f) PTRIO_AWAIT(f, ptrio_checkpoint(f))
 
 /* A schedule point that ignores cancellation. Awaitable. */
-int ptrio_yield(void *self);
+PTRIO_NODISCARD int ptrio_yield(void *self);
 #define PTRIO_YIELD(f) PTRIO_AWAIT(f, ptrio_yield(f))
 
 /* Returns -PTRIO_ECANCELED if the caller is cancelled, else 0 (no yield).
  * Errors: -PTRIO_ENOTASK. */
-int ptrio_checkpoint_if_cancelled(void *self);
+PTRIO_NODISCARD int ptrio_checkpoint_if_cancelled(void *self);
 
 /* The loop's clock (0 outside a loop). */
 ptrio_time ptrio_now(void);
@@ -259,13 +264,13 @@ ptrio_time ptrio_now(void);
 /* Sleeps for `d` (>= 0; PTRIO_TIME_INF: forever). Awaitable checkpoint.
  * Errors: -PTRIO_EINVAL (d < 0), -PTRIO_EOVERFLOW (now + d overflows),
  * -PTRIO_ECANCELED, -PTRIO_ENOTASK. */
-int ptrio_sleep(void *self, ptrio_time d);
+PTRIO_NODISCARD int ptrio_sleep(void *self, ptrio_time d);
 
 /* Sleeps until the clock reads `deadline`. Awaitable checkpoint. */
-int ptrio_sleep_until(void *self, ptrio_time deadline);
+PTRIO_NODISCARD int ptrio_sleep_until(void *self, ptrio_time deadline);
 
 /* Sleeps until cancelled. Awaitable checkpoint. */
-int ptrio_sleep_forever(void *self);
+PTRIO_NODISCARD int ptrio_sleep_forever(void *self);
 
 /* ---- parking: the low-level API under every primitive ------------
  *
@@ -373,12 +378,15 @@ void ptrio_source_remove(ptrio_source *src);
 #define PTRIO__SCOPE_NURSERY  0x0200u
 #define PTRIO__SCOPE_TIMER    0x0400u  /* deadline in the tree */
 #define PTRIO__SCOPE_LAZY     0x0800u  /* relative deadline, not yet armed */
+#define PTRIO__SCOPE_RELATIVE 0x1000u  /* the key is a duration, unarmed */
 
-int ptrio__scope_open(ptrio_frame *fr, ptrio_scope *sc, uintptr_t exit,
-                      ptrio_time deadline, unsigned flags);
-int ptrio__scope_open_after(ptrio_frame *fr, ptrio_scope *sc,
-                            uintptr_t exit, ptrio_time d, unsigned flags);
-int ptrio__scope_close(ptrio_frame *fr, ptrio_scope *sc);
+PTRIO_NODISCARD int ptrio__scope_open(ptrio_frame *fr, ptrio_scope *sc,
+                                      uintptr_t exit, ptrio_time deadline,
+                                      unsigned flags);
+PTRIO_NODISCARD int ptrio__scope_open_after(ptrio_frame *fr, ptrio_scope *sc,
+                                            uintptr_t exit, ptrio_time d,
+                                            unsigned flags);
+PTRIO_NODISCARD int ptrio__scope_close(ptrio_frame *fr, ptrio_scope *sc);
 
 /* A cancel scope block, without deadline or shield at entry. */
 #define PTRIO_CANCEL_SCOPE(f, sc)                                           \
@@ -455,9 +463,10 @@ ptrio_time ptrio_current_effective_deadline(void);
 
 /* ---- nurseries ---------------------------------------------------- */
 
-int ptrio__nursery_open(ptrio_frame *fr, ptrio_nursery *n, uintptr_t exit,
-                        const char *file, int line);
-int ptrio__nursery_close(ptrio_frame *fr, ptrio_nursery *n);
+PTRIO_NODISCARD int ptrio__nursery_open(ptrio_frame *fr, ptrio_nursery *n,
+                                        uintptr_t exit, const char *file,
+                                        int line);
+PTRIO_NODISCARD int ptrio__nursery_close(ptrio_frame *fr, ptrio_nursery *n);
 
 /* Opens a nursery for the block; the block's end joins every child. When
  * a child or the body fails, the nursery cancels itself, joins, and raises:

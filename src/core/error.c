@@ -289,12 +289,18 @@ static void report(ptrio_loop *l, int depth, const ptrio_failure *f,
     }
 }
 
+/* Reports a run's failure to the loop's sink; with no sink nothing is
+ * formatted at all. */
 void ptrio__report_failure(ptrio_loop *l, const ptrio_task *t)
 {
     ptrio_failure f;
     const ptrio_nursery *via[MAX_HOPS];
-    int k = describe(t->w.done.code, t->origin, ptrio_task_name(t), NULL,
-                     &f, via, MAX_HOPS);
+    int k;
+
+    if (!l->report)
+        return;
+    k = describe(t->w.done.code, t->origin, ptrio_task_name(t), NULL, &f,
+                 via, MAX_HOPS);
     report(l, 0, &f, via, k);
 }
 
@@ -302,87 +308,87 @@ void ptrio__report_failure(ptrio_loop *l, const ptrio_task *t)
 
 static const char *state_name(const ptrio_task *t)
 {
-    static const char *const waits[] = {
-        "ready", "ready", "sleeping", "sleeping forever", "waiting on fd",
-        "joining a nursery", "joining a nursery", "starting a task"
-    };
     switch (TSTATE(t)) {
     case T_RUNNING: return "running";
-    case T_PARKED: return t->wait < 8 ? waits[t->wait] : "parked";
-    case T_DONE: return "done";
     case T_READY: return "ready";
+    case T_DONE: return "done";
+    case T_PARKED:
+        switch (t->wait) {
+        case W_TIMER: return "sleeping";
+        case W_FOREVER: return "sleeping forever";
+        case W_LOT: return "parked in a lot";
+        case W_HOOK: return "parked";
+        case W_JOIN: return "joining a nursery";
+        case W_START: return "starting a task";
+        default: return "parked";
+        }
     default: return "idle";
     }
 }
 
-static int dump_nursery(ptrio_report_fn fn, void *ctx,
-                        const ptrio_nursery *n, int depth);
-
-static int dump_task(ptrio_report_fn fn, void *ctx, const ptrio_task *t,
-                     int depth)
+/* The source line a frame is suspended at. */
+static int frame_line(const ptrio_frame *fr)
 {
-    const ptrio_nursery *mine[16];
-    const ptrio_scope *s;
-    const ptrio_frame *fr;
-    int k = 0, count = 1;
-    line b;
-
-    start(&b, depth);
-    put(&b, "task '");
-    put(&b, ptrio_task_name(t));
-    put(&b, "' ");
-    put(&b, state_name(t));
-    put(&b, ", frames");
-    for (fr = t->frame; fr; fr = fr->caller) {
-        put(&b, fr == t->frame ? " @" : " <- @");
-        if (fr->resume == PTRIO__START)
-            put(&b, "start");
-        else if (fr->resume < 1000000)
-            put_uint(&b, fr->resume, 10);   /* a line number */
-        else {
-            put(&b, "0x");
-            put_uint(&b, fr->resume, 16);   /* a label address */
-        }
-    }
-    fn(ctx, b.buf);
-    for (s = t->scope; s && s->task == t; s = s->parent)
-        if ((s->flags & PTRIO__SCOPE_NURSERY) && k < 16)
-            mine[k++] = NURSERY_OF(s);
-    while (k--)
-        count += dump_nursery(fn, ctx, mine[k], depth + 1);
-    return count;
+#ifdef PTRIO_COMPUTED_GOTO
+    return fr->resume >= PTRIO__SPECIAL ? fr->line : 0;
+#else
+    return fr->resume >= PTRIO__SPECIAL ? (int)fr->resume : 0;
+#endif
 }
 
-static int dump_nursery(ptrio_report_fn fn, void *ctx,
-                        const ptrio_nursery *n, int depth)
+static void put_frames(line *b, const ptrio_task *t)
 {
-    const ptrio_task *c = n->children;
-    int count = 0;
-    line b;
+    const ptrio_frame *fr;
 
-    start(&b, depth);
-    put(&b, "nursery at ");
-    put_site(&b, n->site.file ? n->site.file : "(run)", n->site.line);
-    put(&b, ", ");
-    put_int(&b, (long)n->live);
-    put(&b, " live");
-    fn(ctx, b.buf);
-    if (c)
-        do {
-            count += dump_task(fn, ctx, c, depth + 1);
-            c = c->n.sib.next;
-        } while (c != n->children);
-    return count;
+    put(b, ", frames");
+    for (fr = t->frame; fr; fr = CALLER_OF(fr)) {
+        put(b, fr == t->frame ? " @" : " <- @");
+        if (fr->resume == PTRIO__START)
+            put(b, "start");
+        else if (frame_line(fr))
+            put_int(b, frame_line(fr));
+        else
+            put(b, "?");
+    }
 }
 
 int ptrio_dump(ptrio_report_fn fn, void *ctx)
 {
     ptrio_loop *l = ptrio__loop;
+    ptrio__node w;
+    int count = 0;
+    line b;
+
     if (!l || !l->running)
         return -PTRIO_ENOTASK;
     if (!fn)
         return -PTRIO_EINVAL;
-    return dump_nursery(fn, ctx, &l->system, 0);
+    ptrio__walk_first(l, &w);
+    do {
+        start(&b, w.depth);
+        if (w.nursery) {
+            put(&b, "nursery at ");
+            put_site(&b, w.nursery->site.file ? w.nursery->site.file
+                                              : "(run)",
+                     w.nursery->site.line);
+            put(&b, ", ");
+            put_int(&b, (long)w.nursery->live);
+            put(&b, " live");
+        } else {
+            count++;
+            put(&b, "task '");
+            put(&b, ptrio_task_name(w.task));
+            put(&b, "' ");
+            put(&b, state_name(w.task));
+            if (w.task->state & T_STARTING)
+                put(&b, (w.task->state & T_STARTED)
+                            ? " (started, under its starter)"
+                            : " (being started)");
+            put_frames(&b, w.task);
+        }
+        fn(ctx, b.buf);
+    } while (ptrio__walk_next(&w));
+    return count;
 }
 
 #ifdef PTRIO_DEBUG
@@ -394,14 +400,23 @@ void ptrio__misuse(const char *what, const char *file, int lineno)
     start(&b, 0);
     put(&b, "misuse: ");
     put(&b, what);
-    put(&b, " (");
-    put_site(&b, file, lineno);
+    if (l && l->where_file) {
+        put(&b, " (near ");
+        put_site(&b, l->where_file, l->where_line);
+    } else {
+        put(&b, " (");
+    }
     if (l && l->current) {
         put(&b, ", task '");
         put(&b, ptrio_task_name(l->current));
-        put(&b, "' at line ");
-        put_uint(&b, l->current->frame->resume, 10);
+        put(&b, "'");
+        if (l->current->frame && frame_line(l->current->frame)) {
+            put(&b, " at line ");
+            put_int(&b, frame_line(l->current->frame));
+        }
     }
+    put(&b, "; ptrio's check: ");
+    put_site(&b, file, lineno);
     put(&b, ")");
     ptrio__report(l, b.buf);
     __builtin_trap();

@@ -8,8 +8,29 @@
 #include <ptrio/backend.h>
 #include <ptrio/core.h>
 
-/* The one global: the loop running on this thread. */
-extern ptrio_loop *ptrio__loop;
+/* The one global: the loop running on this thread. Thread-local on hosted
+ * builds (one loop per thread); freestanding builds have one thread. The
+ * initial-exec model keeps a TLS read one instruction, shared library
+ * included. */
+#if defined(PTRIO_CONF_HOSTED) && (defined(__GNUC__) || defined(__clang__))
+#define PTRIO__TLS __thread __attribute__((__tls_model__("initial-exec")))
+#else
+#define PTRIO__TLS
+#endif
+extern PTRIO__TLS ptrio_loop *ptrio__loop;
+
+/* The hot paths' permission, one compare: the frame that may await by the
+ * fast paths now. It is the running task's innermost frame while that
+ * task waits on nothing and no open scope is cancelled (loop->ncalled is
+ * 0); NOBODY otherwise (never NULL: a NULL self must not match), and
+ * YIELDED right after a fast checkpoint (the scheduler then queues the
+ * task). Anything that parks the running task, cancels a scope or changes
+ * the innermost frame updates it; the slow paths behind it check
+ * everything. */
+extern PTRIO__TLS ptrio_frame *ptrio__awaiter;
+extern const ptrio_frame ptrio__nobody, ptrio__yielded;
+#define NOBODY ((ptrio_frame *)&ptrio__nobody)
+#define YIELDED ((ptrio_frame *)&ptrio__yielded)
 
 /* Task states (low bits of task->state) and flags (high bits). */
 enum {
@@ -19,6 +40,7 @@ enum {
     T_PARKED = 3,
     T_DONE = 4,
     T_STATE = 0x07,
+    T_STATE_LIVE = 0x03,    /* READY, RUNNING, PARKED: a bit of these */
     T_STARTING = 0x08,  /* ptrio_start's child before started() */
     T_STARTED = 0x10,   /* started() was called */
     T_ARMED = 0x20,     /* err/origin describe an error still propagating */
@@ -38,7 +60,6 @@ enum {
     W_LOT,              /* in the lot w.park.on.lot */
     W_HOOK,             /* parked with the abort hook w.park.on.abort */
     W_JOIN,             /* nursery close waiting for children */
-    W_JOIN_YIELD,       /* nursery close's checkpoint (no children) */
     W_START             /* ptrio_start waiting for started() */
 };
 
@@ -51,10 +72,19 @@ enum {
     N_CANCELLED = 0x10  /* an -ECANCELED ended the body or a child */
 };
 
-/* Markers routed through blocks by PTRIO_RETURN. */
+/* Markers routed through blocks by PTRIO_RETURN: below PTRIO_ERRMIN, so
+ * never an error code, and distinct from PTRIO_PENDING and IN_BODY. */
 #define PTRIO__UNWIND_BODY (INT_MIN + 1)
 #define PTRIO__UNWIND_FIN  (INT_MIN + 2)
 #define IS_MARKER(rc) ((rc) == PTRIO__UNWIND_BODY || (rc) == PTRIO__UNWIND_FIN)
+
+/* A task's root frame holds its task in `caller`, tagged: a task resuming
+ * a root frame that another task has since taken (the frame re-initialised
+ * and started again under it) finds someone else's tag. */
+#define ROOT_TAG ((uintptr_t)1)
+#define ROOT_OF(t) ((ptrio_frame *)(void *)((uintptr_t)(t) + ROOT_TAG))
+#define IS_ROOT(fr) (((uintptr_t)(fr)->caller & ROOT_TAG) != 0)
+#define CALLER_OF(fr) (IS_ROOT(fr) ? NULL : (fr)->caller)
 
 /* task->origin is a tagged pointer: a site, a failed child task whose
  * error was forwarded, or a nursery (the group). */
@@ -83,32 +113,88 @@ void ptrio__misuse(const char *what, const char *file, int line);
 #define MISUSE(what) ((void)0)
 #endif
 
-/* Appends `t` to the next batch: the run queue is linked through w.next. */
+/* Internal invariants: checked in debug builds only. */
+#ifdef PTRIO_DEBUG
+#define INVARIANT(cond, what)                                               \
+    ((cond) ? (void)0 : ptrio__misuse("invariant broken: " what,           \
+                                      __FILE__, __LINE__))
+#else
+#define INVARIANT(cond, what) ((void)0)
+#endif
+
+/* loop->between counts what must run between two batches (deadlines in
+ * the tree, relative deadlines to arm, fd waits, sources, instrument
+ * hooks): the scheduler tests one word to know it may go straight on. */
+#define BETWEEN_ADD(l) ((l)->between++)
+#define BETWEEN_DEL(l) ((l)->between--)
+
+/* Appends `t` to the run queue, linked through w.next. The scheduler
+ * pops tasks off its head without touching the tail: the tail is only
+ * meaningful while the queue is not empty. */
 static inline void ptrio__enqueue(ptrio_loop *l, ptrio_task *t)
 {
     t->w.next = NULL;
-    if (l->runq_tail)
+    if (l->runq)
         l->runq_tail->w.next = t;
     else
         l->runq = t;
     l->runq_tail = t;
 }
 
+/* A frame about to run its first step. Its origin is written before it
+ * is read (when an error reaches FINALLY or END). */
+static inline void ptrio__frame_init(ptrio_frame *fr, ptrio_fn fn,
+                                     ptrio_frame *caller)
+{
+    fr->fn = fn;
+    fr->caller = caller;
+    fr->resume = PTRIO__START;
+    fr->result = 0;
+    fr->pending = PTRIO__IN_BODY;
+}
+
 /* loop.c */
-ptrio_task *ptrio__self(void *self);
+ptrio_task *ptrio__self_slow(void *self);
+
+/* The running task, if `self` is its innermost frame: the frame that may
+ * await now (one compare while the fast paths are allowed). Anything else
+ * is an await outside its task: NULL. */
+static inline ptrio_task *ptrio__self(void *self)
+{
+    if (self == ptrio__awaiter)
+        return ptrio__loop->current;
+    return ptrio__self_slow(self);
+}
 int ptrio__await_check(void *self, ptrio_task **out);
+void ptrio__undo_wait(ptrio_loop *l, ptrio_task *t);
+
 void ptrio__ready(ptrio_loop *l, ptrio_task *t);
 void ptrio__wake(ptrio_loop *l, ptrio_task *t, int rc);
 void ptrio__park(ptrio_task *t, int wait);
+/* Durations beyond 2^62 ns (146 years) are taken for overflow bugs. */
+#define TIME_HUGE (PTRIO_TIME_INF / 2 + 1)
 int ptrio__after(ptrio_time now, ptrio_time d, ptrio_time *out);
+ptrio_time ptrio__add_time(ptrio_time now, ptrio_time d);
 void ptrio__report(ptrio_loop *l, const char *line);
 
 /* timer.c */
 void ptrio__timer_add(ptrio_loop *l, ptrio__tnode *n, ptrio_time when,
                       int is_scope);
 void ptrio__timer_del(ptrio_loop *l, ptrio__tnode *n);
-ptrio_time ptrio__timer_when(const ptrio__tnode *n);
-void ptrio__timer_set_when(ptrio__tnode *n, ptrio_time when);
+/* A node's key: the deadline, order-preserving as an unsigned number. */
+#define FLIP (UINT64_C(1) << 63)
+static inline void ptrio__timer_set_when(ptrio__tnode *n, ptrio_time when)
+{
+    uint64_t k = (uint64_t)when ^ FLIP;
+    n->key_lo = (uint32_t)k;
+    n->key_hi = (uint32_t)(k >> 32);
+}
+
+static inline ptrio_time ptrio__timer_when(const ptrio__tnode *n)
+{
+    uint64_t k = (((uint64_t)n->key_hi << 32) | n->key_lo) ^ FLIP;
+    return k <= (uint64_t)INT64_MAX ? (ptrio_time)k : -(ptrio_time)(~k) - 1;
+}
 int ptrio__timer_is_scope(const ptrio__tnode *n);
 
 /* scope.c */
@@ -125,8 +211,18 @@ void ptrio__scope_push(ptrio_task *t, ptrio_frame *fr, ptrio_scope *sc,
 
 /* nursery.c */
 void ptrio__task_finished(ptrio_loop *l, ptrio_task *t, int rc);
-void ptrio__join_aborted(ptrio_task *t);
-void ptrio__abandon_blocks(ptrio_task *t, ptrio_frame *fr);
+void ptrio__start_undone(ptrio_task *starter);
+void ptrio__abort_all(ptrio_nursery *n);
+
+/* tree.c: a cursor on the task tree, pre-order; exactly one of `task`
+ * and `nursery` is set. */
+typedef struct ptrio__node {
+    ptrio_task *task;
+    ptrio_nursery *nursery;
+    int depth;
+} ptrio__node;
+void ptrio__walk_first(ptrio_loop *l, ptrio__node *w);
+int ptrio__walk_next(ptrio__node *w);
 
 /* frame.c */
 void ptrio__note_origin(ptrio_task *t, int rc, const void *origin);

@@ -10,7 +10,9 @@
  */
 #include "internal.h"
 
-ptrio_loop *ptrio__loop;
+PTRIO__TLS ptrio_loop *ptrio__loop;
+const ptrio_frame ptrio__nobody, ptrio__yielded;
+PTRIO__TLS ptrio_frame *ptrio__awaiter = NOBODY;
 
 ptrio_loop *ptrio_current_loop(void) { return ptrio__loop; }
 
@@ -24,9 +26,13 @@ const char *ptrio_task_name(const ptrio_task *t)
     return t && t->name ? t->name : "?";
 }
 
-/* The running task, if `self` is its innermost frame: the frame that may
- * await now. Anything else is an await outside its task. */
-ptrio_task *ptrio__self(void *self)
+/* The fast paths' permission for the running task `t` (see internal.h). */
+static void permit(ptrio_loop *l, ptrio_task *t)
+{
+    ptrio__awaiter = l->ncalled || TSTATE(t) != T_RUNNING ? NOBODY : t->frame;
+}
+
+NOINLINE ptrio_task *ptrio__self_slow(void *self)
 {
     ptrio_loop *l = ptrio__loop;
     ptrio_task *t = l ? l->current : NULL;
@@ -38,25 +44,6 @@ ptrio_task *ptrio__self(void *self)
     return t;
 }
 
-/* What every awaitable checks first: `self` is the running task's
- * innermost frame, and the task waits on nothing yet. A task that already
- * waits has had an awaitable's PTRIO_PENDING dropped (a call without
- * PTRIO_AWAIT): a second wait would put it in two queues at once. */
-int ptrio__await_check(void *self, ptrio_task **out)
-{
-    ptrio_task *t = ptrio__self(self);
-
-    *out = t;
-    if (!t)
-        return -PTRIO_ENOTASK;
-    if (TSTATE(t) != T_RUNNING) {
-        MISUSE("await while the task already waits (an awaitable called "
-               "without PTRIO_AWAIT?)");
-        return -PTRIO_EMISUSE;
-    }
-    return 0;
-}
-
 void ptrio__report(ptrio_loop *l, const char *line)
 {
     if (l && l->report)
@@ -65,12 +52,19 @@ void ptrio__report(ptrio_loop *l, const char *line)
 
 void ptrio__ready(ptrio_loop *l, ptrio_task *t)
 {
+    INVARIANT(TSTATE(t) != T_READY, "a task queued twice");
+    INVARIANT(TSTATE(t) != T_DONE, "a finished task queued");
+    if (t == l->current)
+        ptrio__awaiter = NOBODY;
     TSET(t, T_READY);
     ptrio__enqueue(l, t);
 }
 
+/* Parks the running task. */
 void ptrio__park(ptrio_task *t, int wait)
 {
+    INVARIANT(TSTATE(t) == T_RUNNING, "parking a task that is not running");
+    ptrio__awaiter = NOBODY;
     TSET(t, T_PARKED);
     t->wait = (uint8_t)wait;
 }
@@ -78,9 +72,11 @@ void ptrio__park(ptrio_task *t, int wait)
 /* Makes a parked task ready; `rc` becomes the status of its await. */
 void ptrio__wake(ptrio_loop *l, ptrio_task *t, int rc)
 {
+    INVARIANT(TSTATE(t) == T_PARKED, "waking a task that is not parked");
     t->wait = W_NONE;
     t->frame->result = rc;
-    ptrio__ready(l, t);
+    TSET(t, T_READY);
+    ptrio__enqueue(l, t);
 }
 
 /* ---- loop setup --------------------------------------------------- */
@@ -111,6 +107,12 @@ void ptrio_loop_set_report(ptrio_loop *loop, ptrio_report_fn fn, void *ctx)
 void ptrio_loop_set_hooks(ptrio_loop *loop, const ptrio_hooks *hooks,
                           void *ctx)
 {
+    if (!loop->hooks != !hooks) {
+        if (hooks)
+            BETWEEN_ADD(loop);
+        else
+            BETWEEN_DEL(loop);
+    }
     loop->hooks = hooks;
     loop->hooks_ctx = ctx;
 }
@@ -129,6 +131,7 @@ int ptrio_source_add(ptrio_source *src, void (*poll)(ptrio_source *src))
     }
     src->poll = poll;
     src->prev = NULL;
+    BETWEEN_ADD(l);
     src->next = l->sources ? l->sources : src;  /* non-NULL: added */
     if (l->sources)
         l->sources->prev = src;
@@ -143,6 +146,7 @@ void ptrio_source_remove(ptrio_source *src)
 
     if (!src || !src->next || !l)
         return;
+    BETWEEN_DEL(l);
     next = src->next == src ? NULL : src->next;    /* the last points home */
     if (src->prev)
         src->prev->next = next ? next : src->prev;
@@ -172,9 +176,10 @@ static void drop_sources(ptrio_loop *l)
         ptrio_source_remove(l->sources);
 }
 
+/* A no-op on a loop that is not running: its backend holds nothing open. */
 void ptrio_loop_wake(ptrio_loop *loop)
 {
-    if (loop && loop->backend && loop->backend->wake)
+    if (loop && loop->running && loop->backend && loop->backend->wake)
         loop->backend->wake(loop);
 }
 
@@ -184,29 +189,138 @@ ptrio_time ptrio_now(void)
     return l ? l->backend->now(l) : 0;
 }
 
+/* ---- waits undone --------------------------------------------------- */
+
+static void runq_remove(ptrio_loop *l, ptrio_task *t)
+{
+    ptrio_task **p = &l->runq, *prev = NULL;
+
+    while (*p && *p != t) {
+        prev = *p;
+        p = &(*p)->w.next;
+    }
+    if (!*p)
+        return;
+    *p = t->w.next;
+    if (l->runq_tail == t && prev)
+        l->runq_tail = prev;
+}
+
+/* The running task `t` waits already although it still runs: an
+ * awaitable's PTRIO_PENDING was dropped. Undo that wait, so the task is in
+ * no queue, tree or lot while its frame carries on (misuse, rare). */
+void ptrio__undo_wait(ptrio_loop *l, ptrio_task *t)
+{
+    if (t == l->current && ptrio__awaiter == YIELDED) {
+        ptrio__awaiter = NOBODY;      /* a fast checkpoint, not yet queued */
+        return;
+    }
+    switch (TSTATE(t)) {
+    case T_READY:
+        runq_remove(l, t);
+        break;
+    case T_PARKED:
+        switch (t->wait) {
+        case W_TIMER:
+            ptrio__timer_del(l, &t->w.timer);
+            break;
+        case W_LOT:
+            ptrio__lot_remove(t->w.park.on.lot, t);
+            break;
+        case W_HOOK:
+            (void)t->w.park.on.abort(t, t->w.park.data);
+            break;
+        case W_START:
+            ptrio__start_undone(t);
+            break;
+        default:
+            break;
+        }
+        break;
+    default:
+        return;
+    }
+    TSET(t, T_RUNNING);
+    t->wait = W_NONE;
+}
+
+/* What every awaitable checks first: `self` is the running task's
+ * innermost frame, and the task waits on nothing yet. A task that already
+ * waits has had an awaitable's PTRIO_PENDING dropped (a call without
+ * PTRIO_AWAIT, or a second await in one step): a second wait would put it
+ * in two queues at once, so the first is undone and this one fails. */
+int ptrio__await_check(void *self, ptrio_task **out)
+{
+    ptrio_task *t;
+
+    if (self == ptrio__awaiter) {
+        *out = ptrio__loop->current;
+        return 0;
+    }
+    *out = t = ptrio__self_slow(self);
+    if (!t)
+        return -PTRIO_ENOTASK;
+    if (TSTATE(t) != T_RUNNING || ptrio__awaiter == YIELDED) {
+        MISUSE("await while the task already waits (an awaitable called "
+               "without PTRIO_AWAIT?)");
+        ptrio__undo_wait(ptrio__loop, t);
+        return -PTRIO_EMISUSE;
+    }
+    return 0;
+}
+
 /* ---- steps -------------------------------------------------------- */
 
-/* Frame `fr` of task `t` finished with `rc`: hand it to its caller, or
- * finish the task. Returns the caller to resume in the same step, or NULL
- * when the task is done. */
-static NOINLINE ptrio_frame *frame_finished(ptrio_loop *l, ptrio_task *t,
-                                            ptrio_frame *fr, int rc)
+static const ptrio_site dropped_site = {
+    NULL, 0, "an awaitable's PTRIO_PENDING was dropped (no PTRIO_AWAIT?)"
+};
+static const ptrio_site c_return_site = {
+    NULL, 0, "a C return inside a coroutine body (use PTRIO_RETURN)"
+};
+
+/* Frame `fr` of `t` returned `*rc`: the checks of the fast path failed
+ * (an error, a plain C step, a cancelled scope somewhere, or misuse).
+ * Returns 1 when it must run again: a C return (or goto) left the body
+ * inside an open block, or skipped END, so it is re-entered raising
+ * -PTRIO_EMISUSE: its blocks close (a nursery joins its children) and
+ * FINALLY runs. Else 0: the frame is done, its status in *rc and an
+ * error's origin handed on. */
+static NOINLINE int frame_ended(ptrio_loop *l, ptrio_task *t,
+                                ptrio_frame *fr, int *rc)
 {
+    ptrio_scope *sc = t->scope;
+
+    if (TSTATE(t) != T_RUNNING || ptrio__awaiter == YIELDED) {
+        MISUSE("a frame ended while its task waits (an awaitable called "
+               "without PTRIO_AWAIT?)");
+        ptrio__undo_wait(l, t);
+        *rc = -PTRIO_EMISUSE;
+        fr->origin = &dropped_site;
+        fr->resume = 0;
+    }
+    if ((sc && sc->frame == fr && (sc->flags & PTRIO__SCOPE_OPEN)) ||
+        (fr->resume != 0 && fr->resume != PTRIO__START)) {
+        MISUSE("a C return inside a coroutine body (use PTRIO_RETURN)");
+        fr->resume = ptrio__raise_new(fr, -PTRIO_EMISUSE, &c_return_site);
+        permit(l, t);
+        return 1;
+    }
+    if (*rc < PTRIO_ERRMIN) {
+        MISUSE("a step returned a ptrio marker");
+        *rc = -PTRIO_EMISUSE;
+        fr->origin = NULL;
+    }
+    if (*rc < 0)    /* through END: its origin; a plain C step: none */
+        ptrio__note_origin(t, *rc, fr->resume == 0 ? fr->origin : NULL);
     fr->resume = 0;
-    if (t->scope && t->scope->frame == fr) {
-        ptrio__abandon_blocks(t, fr);
-        rc = -PTRIO_EMISUSE;
-    }
-    if (!fr->caller) {
-        l->current = NULL;
-        ptrio__task_finished(l, t, rc);
-        return NULL;
-    }
-    fr = fr->caller;
-    t->frame = fr;
-    fr->result = rc;
-    return fr;
+    return 0;
 }
+
+/* Whether the fast path may take a finished frame: it ended through END
+ * with a status, and its task neither waits nor runs in a cancelled
+ * region (the permission was still this frame's). */
+#define ENDED_CLEANLY(fr, rc)                                               \
+    (ptrio__awaiter == (fr) && (fr)->resume == 0 && (rc) >= 0)
 
 /* Returned PTRIO_PENDING without waiting on anything: it would never run
  * again. Make its await fail instead. */
@@ -217,6 +331,21 @@ static NOINLINE void lost_step(ptrio_loop *l, ptrio_task *t)
     ptrio__ready(l, t);
 }
 
+/* The root frame of `t` was started again by another task (re-initialised
+ * while `t` ran): `t` must not run it. It ends with -PTRIO_EMISUSE. */
+static NOINLINE void frame_taken(ptrio_loop *l, ptrio_task *t)
+{
+    static const ptrio_site taken_site = {
+        NULL, 0, "this task's frame was re-initialised and started again"
+    };
+    MISUSE("a task's frame was re-initialised while it ran");
+    l->current = NULL;
+    ptrio__note_origin(t, -PTRIO_EMISUSE, &taken_site);
+    ptrio__task_finished(l, t, -PTRIO_EMISUSE);
+}
+
+/* One step of `t`: its innermost frame runs until it waits; a finished
+ * frame hands its status to its caller, which runs on in the same step. */
 static void step(ptrio_loop *l, ptrio_task *t, const ptrio_hooks *hooks)
 {
     ptrio_frame *fr = t->frame;
@@ -226,26 +355,76 @@ static void step(ptrio_loop *l, ptrio_task *t, const ptrio_hooks *hooks)
     TMOVE(t, T_READY, T_RUNNING);   /* t->wait keeps what woke it */
     if (hooks && hooks->task_scheduled)
         hooks->task_scheduled(l->hooks_ctx, t);
-    while ((rc = fr->fn(fr)) != PTRIO_PENDING)
-        if (!(fr = frame_finished(l, t, fr, rc)))
+    if (fr->caller != ROOT_OF(t) && IS_ROOT(fr)) {
+        frame_taken(l, t);
+        return;
+    }
+    ptrio__awaiter = fr;
+    if (l->ncalled)
+        ptrio__awaiter = NOBODY;
+    for (;;) {
+        rc = fr->fn(fr);
+        if (rc == PTRIO_PENDING) {
+            if (ptrio__awaiter != YIELDED)
+                break;
+            /* A fast checkpoint. Alone, with nothing to do between
+             * batches, the task is the whole next batch: run it on. */
+            fr = t->frame;
+            if (!l->between) {
+                if (!l->runq) {
+                    ptrio__awaiter = fr;
+                    continue;
+                }
+            } else if (l->nlazy) {
+                ptrio__arm_lazy(l);
+            }
+            ptrio__awaiter = NOBODY;
+            TMOVE(t, T_RUNNING, T_READY);
+            t->wait = W_YIELD;
+            ptrio__enqueue(l, t);
             return;
-    if (l->lazy)
+        }
+        if (!ENDED_CLEANLY(fr, rc) && frame_ended(l, t, fr, &rc))
+            continue;               /* re-entered: run it again */
+        if (IS_ROOT(fr)) {
+            ptrio__awaiter = NOBODY;
+            l->current = NULL;
+            ptrio__task_finished(l, t, rc);
+            return;
+        }
+        fr = fr->caller;
+        t->frame = fr;
+        fr->result = rc;
+        ptrio__awaiter = fr;
+        if (l->ncalled)
+            ptrio__awaiter = NOBODY;
+    }
+    if (l->nlazy)
         ptrio__arm_lazy(l);
     if (TSTATE(t) == T_RUNNING)
         lost_step(l, t);
 }
 
-/* Runs the tasks ready now; those they make ready run in the next batch.
- * Hooks installed during a batch apply from the next one. */
-static void run_batch(ptrio_loop *l)
+/* Runs the tasks ready now, one batch after another while nothing must
+ * happen between batches: a batch is what the queue holds when it starts,
+ * and a task made ready during it joins the queue behind it, in the next
+ * batch. Tasks are taken off the head of the queue one by one, so a task
+ * knows it is alone when the queue is empty. Hooks installed during a
+ * batch apply from the next one. */
+static void run_batches(ptrio_loop *l)
 {
     const ptrio_hooks *hooks = l->hooks;
-    ptrio_task *t = l->runq, *next;
+    ptrio_task *t, *end = l->runq_tail;
 
-    l->runq = l->runq_tail = NULL;
-    for (; t; t = next) {
-        next = t->w.next;
+    while ((t = l->runq)) {
+        l->runq = t->w.next;
         step(l, t, hooks);
+        if (t == end) {
+            if (l->between)
+                break;
+            end = l->runq_tail;
+            hooks = l->hooks;
+        }
     }
     l->current = NULL;
 }
@@ -291,31 +470,71 @@ static int wait_step(ptrio_loop *l)
     return rc;
 }
 
+/* The backend failed (or, on the virtual clock, every task waits forever):
+ * the first time, everything is cancelled as the run's own cancellation;
+ * if tasks still block after that (shielded cleanup that waits again),
+ * every wait is aborted, shields or not: a run always ends with every
+ * task joined, never with tasks left inside. */
+static void backend_failed(ptrio_loop *l, int rc)
+{
+    if (!l->fatal) {
+        l->fatal = rc;
+        ptrio_cancel(&l->system.scope);
+    } else {
+        ptrio__abort_all(&l->system);
+    }
+}
+
+/* Runs while any task is alive, as libuv's loop runs while anything is. */
 static void run_until_done(ptrio_loop *l)
 {
     int rc;
 
-    while (TSTATE(&l->main) != T_DONE) {
+    while (l->ntasks) {
         if (l->runq) {
-            /* No deadline and no fd waiter: nothing to do between
-             * batches, go straight on. */
-            do
-                run_batch(l);
-            while (l->runq && !l->first && !l->nwatch && !l->sources);
-            if (TSTATE(&l->main) == T_DONE)
+            run_batches(l);
+            if (!l->ntasks)
                 break;
         }
         rc = wait_step(l);
-        if (rc < 0) {
-            if (l->fatal)
-                return;     /* failed again while unwinding: give up */
-            l->fatal = rc;
-            ptrio_cancel(&l->system.scope);
-        }
+        if (rc < 0)
+            backend_failed(l, rc);
         if (l->sources)
             poll_sources(l);
         fire_timers(l);
     }
+}
+
+/* What a run leaves must be nothing: the next run starts clean. */
+static void run_ended(ptrio_loop *l)
+{
+    INVARIANT(!l->runq && !l->timers && !l->nlazy && !l->nwatch,
+              "a run ended with a task queued, a deadline or an fd wait");
+    drop_sources(l);
+    INVARIANT(l->between == (l->hooks != NULL), "loop->between miscounted");
+    l->lot_owners = NULL;
+    l->system.state = N_IDLE;
+    ptrio__scope_closed(&l->system.scope);
+}
+
+/* The run's result: main's status, or the backend's failure. A deadlock
+ * (or backend failure) found while a real failure was on its way out
+ * returns that failure: it is what the program needs to know. */
+static int run_result(ptrio_loop *l)
+{
+    int rc = l->main.w.done.code;
+
+    if (l->fatal) {
+        ptrio__report(l, l->fatal == -PTRIO_EDEADLK
+            ? "ptrio: deadlock: every task waits with no deadline; "
+              "every task was cancelled"
+            : "ptrio: the backend failed; every task was cancelled");
+        if (rc >= 0 || rc == -PTRIO_ECANCELED)
+            return l->fatal;
+    }
+    if (rc < 0)
+        ptrio__report_failure(l, &l->main);
+    return rc;
 }
 
 int ptrio_loop_run_named(ptrio_loop *loop, ptrio_fn fn, void *frame,
@@ -327,15 +546,22 @@ int ptrio_loop_run_named(ptrio_loop *loop, ptrio_fn fn, void *frame,
 
     if (!loop || !fn || !frame)
         return -PTRIO_EINVAL;
-    if (loop->running || ptrio__loop)
+    if (loop->running || ptrio__loop || loop->ntasks) {
+        MISUSE("running a loop that runs, or still holds tasks");
         return -PTRIO_EBUSY;
+    }
     if (!loop->backend)
         return -PTRIO_ENOBACKEND;
+    if (fr->resume) {
+        MISUSE("running a frame that is still running");
+        return -PTRIO_EBUSY;
+    }
     if (loop->backend->open && (rc = loop->backend->open(loop)) < 0)
         return rc;
     loop->running = 1;
     loop->fatal = 0;
     ptrio__loop = loop;
+    ptrio__awaiter = NOBODY;
 
     /* The system nursery: an open nursery with no owner task. */
     sys = &loop->system;
@@ -344,23 +570,12 @@ int ptrio_loop_run_named(ptrio_loop *loop, ptrio_fn fn, void *frame,
     sys->scope.flags = PTRIO__SCOPE_OPEN | PTRIO__SCOPE_NURSERY;
     loop->ncalled = 0;
     memset(&loop->main, 0, sizeof loop->main);
-    fr->resume = 0;
     rc = ptrio_start_soon_named(sys, &loop->main, fn, fr, name);
     if (rc == 0) {
         run_until_done(loop);
-        rc = loop->main.w.done.code;
-        if (loop->fatal) {
-            rc = loop->fatal;
-            ptrio__report(loop, rc == -PTRIO_EDEADLK
-                ? "ptrio: deadlock: every task waits with no deadline"
-                : "ptrio: the backend failed; every task was cancelled");
-        } else if (rc < 0) {
-            ptrio__report_failure(loop, &loop->main);
-        }
+        rc = run_result(loop);
     }
-    drop_sources(loop);
-    sys->state = N_IDLE;
-    ptrio__scope_closed(&sys->scope);
+    run_ended(loop);
     ptrio__loop = NULL;
     loop->running = 0;
     if (loop->backend->close)
@@ -375,37 +590,44 @@ int ptrio_run_named(ptrio_fn fn, void *frame, const char *name)
     return ptrio_loop_run_named(&loop, fn, frame, name);
 }
 
+void ptrio__at(const char *file, int line)
+{
+    ptrio_loop *l = ptrio__loop;
+    if (l) {
+        l->where_file = file;
+        l->where_line = line;
+    }
+}
+
 /* ---- calls, checkpoints, sleep ------------------------------------- */
 
+/* Runs the first step of `sub` at once, in the caller's step. */
 int ptrio_call(void *self, void *sub, ptrio_fn fn)
 {
-    ptrio_task *t = ptrio__self(self);
+    ptrio_task *t;
     ptrio_frame *s = sub;
-    int rc;
+    int rc = ptrio__await_check(self, &t);
 
-    if (!t)
-        return -PTRIO_ENOTASK;
+    if (rc < 0)
+        return rc;
     if (!sub || !fn)
         return -PTRIO_EINVAL;
-    if (s->resume) {
+    if (s->resume || sub == self) {
         MISUSE("ptrio_call on a frame that is still running");
         return -PTRIO_EBUSY;
     }
-    s->fn = fn;
-    s->caller = self;
-    s->resume = PTRIO__START;
-    s->result = 0;
-    s->pending = PTRIO__IN_BODY;
+    ptrio__frame_init(s, fn, self);
     t->frame = s;
-    rc = fn(s);
-    if (rc == PTRIO_PENDING)
-        return rc;
-    s->resume = 0;
-    if (t->scope && t->scope->frame == s) {
-        ptrio__abandon_blocks(t, s);
-        rc = -PTRIO_EMISUSE;
+    if (ptrio__awaiter == self)
+        ptrio__awaiter = s;
+    for (;;) {
+        if ((rc = fn(s)) == PTRIO_PENDING)
+            return rc;
+        if (ENDED_CLEANLY(s, rc) || !frame_ended(ptrio__loop, t, s, &rc))
+            break;
     }
     t->frame = self;
+    permit(ptrio__loop, t);
     return rc;
 }
 
@@ -422,47 +644,50 @@ static int yield(ptrio_task *t, int wait)
 /* Validation failures and cancelled scopes: out of the hot path. */
 static NOINLINE int checkpoint_slow(void *self)
 {
-    ptrio_task *t = ptrio__self(self);
-    if (!t)
-        return -PTRIO_ENOTASK;
+    ptrio_task *t;
+    int rc = ptrio__await_check(self, &t);
+
+    if (rc < 0)
+        return rc;
     if (ptrio__cancelled(t))
         return -PTRIO_ECANCELED;
     return yield(t, W_YIELD);
 }
 
-/* The hot path of every CPU-bound loop: a leaf, no calls, while no open
- * scope is cancelled. */
+/* The hot path of every CPU-bound loop: one compare says that `self` may
+ * await, that its task waits on nothing and that no scope is cancelled;
+ * the scheduler then queues the task (step). */
 int ptrio_checkpoint(void *self)
 {
-    ptrio_loop *l = ptrio__loop;
-    ptrio_task *t;
-
-    if (!l || !(t = l->current) || t->frame != (ptrio_frame *)self ||
-        l->ncalled)
+    if (self != ptrio__awaiter)
         return checkpoint_slow(self);
-    t->frame->result = 0;
-    TMOVE(t, T_RUNNING, T_READY);
-    t->wait = W_YIELD;
-    ptrio__enqueue(l, t);
+    ((ptrio_frame *)self)->result = 0;
+    ptrio__awaiter = YIELDED;
     return PTRIO_PENDING;
 }
 
 int ptrio_yield(void *self)
 {
-    ptrio_task *t = ptrio__self(self);
-    return t ? yield(t, W_NONE) : -PTRIO_ENOTASK;
+    ptrio_task *t;
+    int rc = ptrio__await_check(self, &t);
+    return rc < 0 ? rc : yield(t, W_NONE);
 }
 
 int ptrio_checkpoint_if_cancelled(void *self)
 {
-    ptrio_task *t = ptrio__self(self);
-    if (!t)
-        return -PTRIO_ENOTASK;
+    ptrio_task *t;
+    int rc = ptrio__await_check(self, &t);
+
+    if (rc < 0)
+        return rc;
     return ptrio__cancelled(t) ? -PTRIO_ECANCELED : 0;
 }
 
-/* now + d, or an error for a negative or overflowing duration; a finite
- * duration always gives a finite deadline. */
+/* The one rule for "now + d", for sleeps, timeouts and relative scope
+ * deadlines: d < 0 is -PTRIO_EINVAL, PTRIO_TIME_INF means none, beyond
+ * 2^62 is -PTRIO_EOVERFLOW; otherwise the sum saturates (it cannot wrap,
+ * whatever the clock reads, negative included), so a finite duration
+ * always gives a finite deadline. */
 int ptrio__after(ptrio_time now, ptrio_time d, ptrio_time *out)
 {
     if (d < 0)
@@ -471,10 +696,15 @@ int ptrio__after(ptrio_time now, ptrio_time d, ptrio_time *out)
         *out = PTRIO_TIME_INF;
         return 0;
     }
-    if (now > 0 && d > PTRIO_TIME_INF - 1 - now)
+    if (d > TIME_HUGE)
         return -PTRIO_EOVERFLOW;
-    *out = now + d;
+    *out = ptrio__add_time(now, d);
     return 0;
+}
+
+ptrio_time ptrio__add_time(ptrio_time now, ptrio_time d)
+{
+    return now > PTRIO_TIME_INF - 1 - d ? PTRIO_TIME_INF - 1 : now + d;
 }
 
 /* Parks `t` until `deadline`; a deadline already passed at `now` makes it
@@ -497,23 +727,24 @@ static int sleep_task(ptrio_loop *l, ptrio_task *t, ptrio_time deadline,
 
 int ptrio_sleep_until(void *self, ptrio_time deadline)
 {
-    ptrio_task *t = ptrio__self(self);
     ptrio_loop *l = ptrio__loop;
+    ptrio_task *t;
+    int rc = ptrio__await_check(self, &t);
 
-    if (!t)
-        return -PTRIO_ENOTASK;
+    if (rc < 0)
+        return rc;
     return sleep_task(l, t, deadline, l->backend->now(l));
 }
 
 int ptrio_sleep(void *self, ptrio_time d)
 {
-    ptrio_task *t = ptrio__self(self);
     ptrio_loop *l = ptrio__loop;
     ptrio_time now, deadline;
-    int rc;
+    ptrio_task *t;
+    int rc = ptrio__await_check(self, &t);
 
-    if (!t)
-        return -PTRIO_ENOTASK;
+    if (rc < 0)
+        return rc;
     now = l->backend->now(l);
     if ((rc = ptrio__after(now, d, &deadline)) < 0)
         return rc;

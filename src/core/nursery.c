@@ -55,6 +55,22 @@ static void wake_owner_if_joined(ptrio_nursery *n)
     }
 }
 
+/* Moves a task that ptrio_start ran under its starter into the target
+ * nursery, under the nursery's scope. */
+static void move_into(ptrio_nursery *n, ptrio_task *t, ptrio_task *st)
+{
+    ptrio_scope *s, *outer = NULL;
+
+    for (s = t->scope; s != st->scope; s = s->parent)
+        outer = s;
+    if (outer)
+        outer->parent = &n->scope;
+    else
+        t->scope = &n->scope;
+    t->state &= (uint8_t)~T_STARTING;
+    link_child(n, t);
+}
+
 /* Prepares task and frame; checks what start_soon and start share. */
 static int prepare(ptrio_nursery *n, ptrio_task *t, ptrio_fn fn,
                    ptrio_frame *fr, const char *name)
@@ -69,27 +85,27 @@ static int prepare(ptrio_nursery *n, ptrio_task *t, ptrio_fn fn,
         MISUSE("starting a task in a closed nursery");
         return -PTRIO_ECLOSED;
     }
-    if ((TSTATE(t) != T_IDLE && TSTATE(t) != T_DONE) ||
-        (t->state & T_LISTED) || fr->resume) {
+    /* READY, RUNNING and PARKED have one of the low bits; IDLE and DONE
+     * have neither (a done task still listed in a failed nursery is
+     * busy: its record is in use). */
+    if ((t->state & (T_STATE_LIVE | T_LISTED)) || fr->resume) {
         MISUSE("starting a task or frame that is still running");
         return -PTRIO_EBUSY;
     }
-    memset(t, 0, sizeof *t);
     t->frame = fr;
     t->name = name;
-    fr->fn = fn;
-    fr->caller = NULL;
-    fr->resume = PTRIO__START;
-    fr->result = 0;
-    fr->pending = PTRIO__IN_BODY;
+    t->state = T_READY;
+    t->wait = W_NONE;
+    ptrio__frame_init(fr, fn, ROOT_OF(t));
     n->live++;
     l->ntasks++;
     return 0;
 }
 
+/* The task prepared joins the run queue (never the running one). */
 static void spawned(ptrio_loop *l, ptrio_task *t)
 {
-    ptrio__ready(l, t);
+    ptrio__enqueue(l, t);
     if (l->hooks && l->hooks->task_spawned)
         l->hooks->task_spawned(l->hooks_ctx, t);
 }
@@ -110,11 +126,11 @@ int ptrio_start_named(void *self, ptrio_nursery *n, ptrio_task *t,
                       ptrio_fn fn, void *frame, void **value,
                       const char *name)
 {
-    ptrio_task *st = ptrio__self(self);
-    int rc;
+    ptrio_task *st;
+    int rc = ptrio__await_check(self, &st);
 
-    if (!st)
-        return -PTRIO_ENOTASK;
+    if (rc < 0)
+        return rc;
     if (t == st)
         return -PTRIO_EBUSY;
     rc = prepare(n, t, fn, frame, name);
@@ -122,7 +138,7 @@ int ptrio_start_named(void *self, ptrio_nursery *n, ptrio_task *t,
         return rc;
     /* Until started(), the child runs under the starter's scopes. */
     t->scope = st->scope;
-    t->state |= T_STARTING;
+    t->state = T_READY | T_STARTING;
     t->n.starting.starter = st;
     t->n.starting.target = n;
     spawned(ptrio__loop, t);
@@ -136,7 +152,6 @@ int ptrio_started(void *self, void *value)
 {
     ptrio_task *t = ptrio__self(self), *st;
     ptrio_nursery *n;
-    ptrio_scope *s, *outer = NULL;
 
     if (!t)
         return -PTRIO_ENOTASK;
@@ -155,14 +170,7 @@ int ptrio_started(void *self, void *value)
      * its cancellation ends the start; it is not moved into the nursery. */
     if (ptrio__chain_cancelled(st->scope))
         return 0;
-    for (s = t->scope; s != st->scope; s = s->parent)
-        outer = s;
-    if (outer)
-        outer->parent = &n->scope;
-    else
-        t->scope = &n->scope;
-    t->state &= (uint8_t)~T_STARTING;
-    link_child(n, t);
+    move_into(n, t, st);
     ptrio__wake(ptrio__loop, st, 0);
     /* Moved into a cancelled nursery: its parked descendants learn now. */
     if (ptrio__chain_cancelled(&n->scope))
@@ -186,16 +194,31 @@ static void start_finished(ptrio_loop *l, ptrio_task *t, int rc)
         ptrio__note_origin(st, rc, OMAKE(t, O_TASK));
         ptrio__wake(l, st, rc);
     } else if (t->state & T_STARTED) {
-        /* Ending the start is a checkpoint (Trio's hidden nursery exits):
-         * a starter cancelled meanwhile gets its -ECANCELED. */
-        ptrio__wake(l, st, ptrio__cancelled(st) ? -PTRIO_ECANCELED : 0);
+        /* started() in a cancelled starter moved nothing; the child then
+         * returned without a checkpoint: the start succeeds, as in Trio
+         * (test_nursery_start: started_with_no_checkpoint). */
+        ptrio__wake(l, st, 0);
     } else {
         ptrio__note_origin(st, -PTRIO_ENOSTART, &enostart_site);
         ptrio__wake(l, st, -PTRIO_ENOSTART);
     }
 }
 
-void ptrio__task_finished(ptrio_loop *l, ptrio_task *t, int rc)
+/* The starter's frame ended while its start was pending (ptrio_start's
+ * PTRIO_PENDING dropped, misuse): the child can no longer report to it,
+ * so it becomes the nursery's child at once, as if started. */
+void ptrio__start_undone(ptrio_task *st)
+{
+    ptrio_task *t = st->w.start.child;
+    ptrio_nursery *n = t->n.starting.target;
+
+    t->state |= T_STARTED;
+    move_into(n, t, st);
+}
+
+/* A task finished with an error, while being started, with lots to break
+ * or instruments to call: everything task_finished does. */
+static NOINLINE void task_finished_slow(ptrio_loop *l, ptrio_task *t, int rc)
 {
     ptrio_nursery *n;
 
@@ -204,7 +227,6 @@ void ptrio__task_finished(ptrio_loop *l, ptrio_task *t, int rc)
     TSET(t, T_DONE);
     t->w.done.next = NULL;
     t->w.done.code = rc;
-    l->ntasks--;
     if (l->lot_owners)
         ptrio__lot_task_exited(l, t);
     if (l->hooks && l->hooks->task_exited)
@@ -230,28 +252,23 @@ void ptrio__task_finished(ptrio_loop *l, ptrio_task *t, int rc)
     wake_owner_if_joined(n);
 }
 
-/* The owner waiting at the block's end was cancelled from outside: like
- * Trio, note it, cancel the nursery, and keep waiting for the children. */
-void ptrio__join_aborted(ptrio_task *t)
+void ptrio__task_finished(ptrio_loop *l, ptrio_task *t, int rc)
 {
-    ptrio_nursery *n = NURSERY_OF(t->scope);
-    n->state |= N_CANCELLED;
-    ptrio_cancel(&n->scope);
-}
+    ptrio_nursery *n;
 
-/* A frame ended (by a C return or goto) with blocks still open: pop them
- * so nothing points into it; a nursery's children are cancelled. */
-void ptrio__abandon_blocks(ptrio_task *t, ptrio_frame *fr)
-{
-    MISUSE("a frame ended inside an open block (C return or goto?)");
-    while (t->scope && t->scope->frame == fr) {
-        ptrio_scope *sc = t->scope;
-        if (sc->flags & PTRIO__SCOPE_NURSERY)
-            ptrio_cancel(sc);
-        ptrio__drop_timer(sc);
-        ptrio__scope_closed(sc);
-        t->scope = sc->parent;
+    INVARIANT(TSTATE(t) != T_DONE && TSTATE(t) != T_IDLE,
+              "a task exiting twice");
+    l->ntasks--;
+    if (rc < 0 || (t->state & T_STARTING) || l->lot_owners || l->hooks) {
+        task_finished_slow(l, t, rc);
+        return;
     }
+    TSET(t, T_DONE);
+    t->w.done.code = rc;
+    n = NURSERY_OF(t->scope);
+    unlink_child(n, t);
+    if (!--n->live)
+        wake_owner_if_joined(n);
 }
 
 int ptrio__nursery_open(ptrio_frame *fr, ptrio_nursery *n, uintptr_t exit,
@@ -284,7 +301,27 @@ static int count_failures(const ptrio_nursery *n)
     return k;
 }
 
-/* The body ended: record its error, join, then decide what to raise. */
+/* The nursery absorbed cancellations of its body or children while it
+ * raises a real failure: the scope that would have caught them caught
+ * them (Trio splits them out of the group there): the nursery's own, or
+ * the outermost cancelled scope visible from it. */
+static void cancellation_caught(ptrio_scope *sc)
+{
+    for (; sc; sc = sc->parent) {
+        if (ptrio__scope_catches(sc)) {
+            sc->flags |= PTRIO__SCOPE_CAUGHT;
+            return;
+        }
+        if (sc->flags & PTRIO__SCOPE_SHIELD)
+            return;
+    }
+}
+
+/* The body ended: record its error (first pass), join, then decide what
+ * to raise. Never a cancel point, as in current Trio: with no child it is
+ * a cancel-shielded schedule point; with children the owner waits until
+ * they are done, and an outer cancellation reaches them through the scope
+ * tree, not through the owner's wait. */
 int ptrio__nursery_close(ptrio_frame *fr, ptrio_nursery *n)
 {
     ptrio_task *t = ptrio__loop ? ptrio__loop->current : NULL, *c;
@@ -308,15 +345,10 @@ int ptrio__nursery_close(ptrio_frame *fr, ptrio_nursery *n)
         }
         t->state &= (uint8_t)~T_ARMED;
         if (!n->live) {
-            /* Nothing to wait for: still a checkpoint, as in Trio. */
-            if (ptrio__cancelled(t)) {
-                n->state |= N_CANCELLED;
-            } else {
-                /* fr->result may hold PTRIO_RETURN's value: untouched */
-                ptrio__ready(ptrio__loop, t);
-                t->wait = W_JOIN_YIELD;
-                return PTRIO_PENDING;
-            }
+            /* fr->result may hold PTRIO_RETURN's value: untouched */
+            ptrio__ready(ptrio__loop, t);
+            t->wait = W_NONE;
+            return PTRIO_PENDING;
         }
     }
     if (n->live) {
@@ -325,6 +357,7 @@ int ptrio__nursery_close(ptrio_frame *fr, ptrio_nursery *n)
     }
 
     /* Joined. The failure records stay readable; the tasks are free. */
+    INVARIANT(!n->children, "a nursery closing with live children");
     for (c = n->failed; c; c = c->w.done.next)
         c->state &= (uint8_t)~T_LISTED;
     t->scope = n->scope.parent;
@@ -340,6 +373,8 @@ int ptrio__nursery_close(ptrio_frame *fr, ptrio_nursery *n)
         }
         return -PTRIO_ECANCELED;
     }
+    if (n->state & N_CANCELLED)
+        cancellation_caught(&n->scope);
     if (k > 1) {
         ptrio__note_origin(t, -PTRIO_EGROUP, OMAKE(n, O_GROUP));
         return -PTRIO_EGROUP;

@@ -30,9 +30,11 @@ int ptrio__cancelled(const ptrio_task *t)
     return ptrio__loop->ncalled && ptrio__chain_cancelled(t->scope);
 }
 
-/* A scope leaves the tree of open scopes. */
+/* A scope leaves the tree of open scopes, and its deadline the deadline
+ * tree: nothing of a closed scope stays linked into the loop. */
 void ptrio__scope_closed(ptrio_scope *sc)
 {
+    ptrio__drop_timer(sc);
     if ((sc->flags & (PTRIO__SCOPE_OPEN | PTRIO__SCOPE_CALLED)) ==
         (PTRIO__SCOPE_OPEN | PTRIO__SCOPE_CALLED))
         ptrio__loop->ncalled--;
@@ -49,24 +51,11 @@ int ptrio__scope_catches(const ptrio_scope *sc)
             !ptrio__chain_cancelled(sc->parent));
 }
 
-/* Wakes a parked task with -ECANCELED, as its wait allows: the core's own
- * waits here, every primitive's through its lot or hook (lot.c). */
-static void abort_task(ptrio_task *t)
+/* Ends the wait of a parked task with -ECANCELED, as its wait allows: the
+ * core's own waits here, every primitive's through its lot or hook
+ * (lot.c). */
+static void abort_parked(ptrio_loop *l, ptrio_task *t)
 {
-    ptrio_loop *l = ptrio__loop;
-
-    if (TSTATE(t) == T_READY && t->wait == W_YIELD) {
-        t->frame->result = -PTRIO_ECANCELED;
-        t->wait = W_NONE;
-        return;
-    }
-    if (TSTATE(t) == T_READY && t->wait == W_JOIN_YIELD) {
-        t->wait = W_NONE;
-        ptrio__join_aborted(t);
-        return;
-    }
-    if (TSTATE(t) != T_PARKED)
-        return;
     switch (t->wait) {
     case W_TIMER:
         ptrio__timer_del(l, &t->w.timer);
@@ -80,8 +69,7 @@ static void abort_task(ptrio_task *t)
         ptrio__abort_wait(l, t);
         break;
     case W_JOIN:
-        ptrio__join_aborted(t);     /* keeps waiting for the children */
-        break;
+        break;      /* keeps waiting: the children get the cancellation */
     case W_START:
         /* The child still runs under the starter: it gets the cancel. */
         ptrio__deliver_task(t->w.start.child, t->scope);
@@ -89,6 +77,33 @@ static void abort_task(ptrio_task *t)
     default:
         break;
     }
+}
+
+/* A cancellation reached `t`: a task queued by a checkpoint fails it, a
+ * parked task's wait ends. */
+static void abort_task(ptrio_task *t)
+{
+    if (TSTATE(t) == T_READY && t->wait == W_YIELD) {
+        t->frame->result = -PTRIO_ECANCELED;
+        t->wait = W_NONE;
+    } else if (TSTATE(t) == T_PARKED) {
+        abort_parked(ptrio__loop, t);
+    }
+}
+
+/* The run's last resort, after its cancellation left tasks blocked with
+ * nothing that can wake them: every wait ends with -ECANCELED, shields
+ * or not. */
+void ptrio__abort_all(ptrio_nursery *sys)
+{
+    ptrio__node w;
+
+    ptrio__walk_first(ptrio__loop, &w);
+    (void)sys;
+    while (ptrio__walk_next(&w))
+        if (w.task && TSTATE(w.task) == T_PARKED && w.task->wait != W_JOIN &&
+            w.task->wait != W_START)
+            abort_parked(ptrio__loop, w.task);
 }
 
 static void deliver_children(ptrio_nursery *n)
@@ -134,43 +149,44 @@ static void deliver(ptrio_scope *sc)
  * costs no clock read and no tree insertion. Deadlines only fire between
  * batches, so the only difference is that the deadline counts from the
  * first suspension: never earlier than asked, later by the CPU time the
- * step spent before its first checkpoint. Until armed, the scope waits in
- * loop->lazy (threaded through its tree node) with the duration as key.
+ * step spent before its first checkpoint. Until armed, the scope holds the
+ * duration as its key and the loop counts such scopes; they all belong to
+ * the running task (the end of its step arms them), so arming walks its
+ * scope stack.
  */
-
-static void lazy_unlink(ptrio_loop *l, ptrio_scope *sc)
-{
-    ptrio__tnode *n = &sc->timer;
-    if (n->child[1])
-        n->child[1]->child[0] = n->child[0];
-    else
-        l->lazy = n->child[0];
-    if (n->child[0])
-        n->child[0]->child[1] = n->child[1];
-    sc->flags &= (uint16_t)~PTRIO__SCOPE_LAZY;
-}
 
 void ptrio__arm_lazy(ptrio_loop *l)
 {
-    ptrio_time now = l->backend->now(l), d;
-    ptrio__tnode *n = l->lazy, *next;
+    ptrio_task *t = l->current;
+    ptrio_time now;
+    ptrio_scope *sc;
 
-    l->lazy = NULL;
-    for (; n; n = next) {
-        ptrio_scope *sc = CONTAINER(n, ptrio_scope, timer);
-        next = n->child[0];
-        d = ptrio__timer_when(n);
-        sc->flags &= (uint16_t)~PTRIO__SCOPE_LAZY;
-        ptrio__timer_add(l, n, d > PTRIO_TIME_INF - 1 - now
-                                   ? PTRIO_TIME_INF - 1 : now + d, 1);
-        sc->flags |= PTRIO__SCOPE_TIMER;
+    if (!t)
+        return;
+    now = l->backend->now(l);
+    for (sc = t->scope; sc && sc->task == t && l->nlazy; sc = sc->parent) {
+        if (!(sc->flags & PTRIO__SCOPE_LAZY))
+            continue;
+        sc->flags = (uint16_t)((sc->flags & ~PTRIO__SCOPE_LAZY) |
+                               PTRIO__SCOPE_TIMER);
+        l->nlazy--;
+        BETWEEN_DEL(l);
+        ptrio__timer_add(l, &sc->timer,
+                         ptrio__add_time(now, ptrio__timer_when(&sc->timer)),
+                         1);
     }
 }
 
+/* A relative deadline dropped before it was armed keeps its duration, so
+ * that leaving a non-blocking block costs no clock read; reading it
+ * (ptrio_scope_deadline) makes it absolute then. */
 void ptrio__drop_timer(ptrio_scope *sc)
 {
     if (sc->flags & PTRIO__SCOPE_LAZY) {
-        lazy_unlink(ptrio__loop, sc);
+        sc->flags = (uint16_t)((sc->flags & ~PTRIO__SCOPE_LAZY) |
+                               PTRIO__SCOPE_RELATIVE);
+        ptrio__loop->nlazy--;
+        BETWEEN_DEL(ptrio__loop);
     } else if (sc->flags & PTRIO__SCOPE_TIMER) {
         ptrio__timer_del(ptrio__loop, &sc->timer);
         sc->flags &= (uint16_t)~PTRIO__SCOPE_TIMER;
@@ -185,6 +201,7 @@ void ptrio_cancel(ptrio_scope *sc)
     if (!(sc->flags & PTRIO__SCOPE_OPEN) || !ptrio__loop)
         return;
     ptrio__loop->ncalled++;
+    ptrio__awaiter = NOBODY;      /* the fast paths skip cancel checks */
     ptrio__drop_timer(sc);
     /* Already inside a cancelled region: everyone inside was told. */
     if (!(sc->flags & PTRIO__SCOPE_SHIELD) &&
@@ -222,6 +239,12 @@ int ptrio_scope_set_deadline(ptrio_scope *sc, ptrio_time deadline)
 {
     if (!sc)
         return -PTRIO_EINVAL;
+    if (sc->flags & PTRIO__SCOPE_LAZY) {
+        sc->flags &= (uint16_t)~PTRIO__SCOPE_LAZY;
+        ptrio__loop->nlazy--;
+        BETWEEN_DEL(ptrio__loop);
+    }
+    sc->flags &= (uint16_t)~PTRIO__SCOPE_RELATIVE;
     if (deadline == PTRIO_TIME_INF) {
         sc->flags &= (uint16_t)~PTRIO__SCOPE_DEADLINE;
     } else {
@@ -242,10 +265,18 @@ int ptrio_scope_set_timeout(ptrio_scope *sc, ptrio_time d)
 
 ptrio_time ptrio_scope_deadline(const ptrio_scope *sc)
 {
-    if (sc && (sc->flags & PTRIO__SCOPE_LAZY))
+    ptrio_scope *m = (ptrio_scope *)sc;  /* arming is not a visible change */
+
+    if (!sc || !(sc->flags & PTRIO__SCOPE_DEADLINE))
+        return PTRIO_TIME_INF;
+    if (sc->flags & PTRIO__SCOPE_LAZY)
         ptrio__arm_lazy(ptrio__loop);
-    return sc && (sc->flags & PTRIO__SCOPE_DEADLINE)
-               ? ptrio__timer_when(&sc->timer) : PTRIO_TIME_INF;
+    if (sc->flags & PTRIO__SCOPE_RELATIVE) {
+        m->flags &= (uint16_t)~PTRIO__SCOPE_RELATIVE;
+        ptrio__timer_set_when(&m->timer,
+            ptrio__add_time(ptrio_now(), ptrio__timer_when(&sc->timer)));
+    }
+    return ptrio__timer_when(&sc->timer);
 }
 
 void ptrio_scope_set_shield(ptrio_scope *sc, bool shield)
@@ -293,7 +324,7 @@ ptrio_time ptrio_current_effective_deadline(void)
     ptrio_time best = PTRIO_TIME_INF;
     const ptrio_scope *sc;
 
-    if (t && ptrio__loop->lazy)
+    if (t && ptrio__loop->nlazy)
         ptrio__arm_lazy(ptrio__loop);
     for (sc = t ? t->scope : NULL; sc; sc = sc->parent) {
         if (sc->flags & PTRIO__SCOPE_CALLED)
@@ -322,8 +353,9 @@ void ptrio__scope_push(ptrio_task *t, ptrio_frame *fr, ptrio_scope *sc,
     t->scope = sc;
 }
 
-int ptrio__scope_open(ptrio_frame *fr, ptrio_scope *sc, uintptr_t exit,
-                      ptrio_time deadline, unsigned flags)
+static NOINLINE int open_slow(ptrio_frame *fr, ptrio_scope *sc,
+                              uintptr_t exit, ptrio_time deadline,
+                              unsigned flags)
 {
     ptrio_task *t = ptrio__self(fr);
 
@@ -344,49 +376,82 @@ int ptrio__scope_open(ptrio_frame *fr, ptrio_scope *sc, uintptr_t exit,
     return 0;
 }
 
-/* Durations beyond ~146 years are taken for overflow bugs. */
-#define PTRIO__TIME_HUGE (PTRIO_TIME_INF / 2)
+/* A scope block without deadline, by a task that may await: no call. */
+int ptrio__scope_open(ptrio_frame *fr, ptrio_scope *sc, uintptr_t exit,
+                      ptrio_time deadline, unsigned flags)
+{
+    if (deadline != PTRIO_TIME_INF || fr != ptrio__awaiter || !sc ||
+        (sc->flags & PTRIO__SCOPE_OPEN))
+        return open_slow(fr, sc, exit, deadline, flags);
+    ptrio__scope_push(ptrio__loop->current, fr, sc, exit, flags);
+    return 0;
+}
 
+/* Enters a lazy relative deadline's block (above). */
+static void open_lazy(ptrio_loop *l, ptrio_task *t, ptrio_frame *fr,
+                      ptrio_scope *sc, uintptr_t exit, ptrio_time d,
+                      unsigned flags)
+{
+    ptrio__scope_push(t, fr, sc, exit,
+                      flags | PTRIO__SCOPE_DEADLINE | PTRIO__SCOPE_LAZY);
+    ptrio__timer_set_when(&sc->timer, d);
+    l->nlazy++;
+    BETWEEN_ADD(l);
+}
+
+/* MOVE_ON_AFTER, FAIL_AFTER when the fast path's checks fail: a cancelled
+ * region, a duration of 0, PTRIO_TIME_INF or a bad one, bad arguments. */
+static NOINLINE int open_after_slow(ptrio_frame *fr, ptrio_scope *sc,
+                                    uintptr_t exit, ptrio_time d,
+                                    unsigned flags)
+{
+    ptrio_time unused;
+    ptrio_task *t = ptrio__self(fr);
+    int rc;
+
+    if (!t)
+        return -PTRIO_ENOTASK;
+    if ((rc = ptrio__after(0, d, &unused)) < 0)
+        return rc;
+    if (d == 0 || d == PTRIO_TIME_INF)
+        return ptrio__scope_open(fr, sc, exit, d ? d : ptrio_now(), flags);
+    if (!sc)
+        return -PTRIO_EINVAL;
+    if (sc->flags & PTRIO__SCOPE_OPEN) {
+        MISUSE("entering a scope that is already open");
+        return -PTRIO_EBUSY;
+    }
+    open_lazy(ptrio__loop, t, fr, sc, exit, d, flags);
+    return 0;
+}
+
+/* MOVE_ON_AFTER, FAIL_AFTER: a duration in (0, 2^62] waits to be armed
+ * (lazy, above); 0 is a deadline already passed, PTRIO_TIME_INF none, and
+ * the rest an error, by the one rule of ptrio__after. The fast path makes
+ * no call. */
 int ptrio__scope_open_after(ptrio_frame *fr, ptrio_scope *sc,
                             uintptr_t exit, ptrio_time d, unsigned flags)
 {
-    ptrio_loop *l = ptrio__loop;
-    int rc;
+    ptrio_loop *l;
 
-    if (d < 0)
-        return ptrio__self(fr) ? -PTRIO_EINVAL : -PTRIO_ENOTASK;
-    if (d == 0 || d == PTRIO_TIME_INF)
-        return ptrio__scope_open(fr, sc, exit, d ? d : ptrio_now(), flags);
-    if (d > PTRIO__TIME_HUGE)
-        return ptrio__self(fr) ? -PTRIO_EOVERFLOW : -PTRIO_ENOTASK;
-    rc = ptrio__scope_open(fr, sc, exit, PTRIO_TIME_INF, flags);
-    if (rc < 0)
-        return rc;
-    sc->flags |= PTRIO__SCOPE_DEADLINE | PTRIO__SCOPE_LAZY;
-    ptrio__timer_set_when(&sc->timer, d);
-    sc->timer.child[0] = l->lazy;       /* next */
-    sc->timer.child[1] = NULL;          /* prev */
-    if (l->lazy)
-        l->lazy->child[1] = &sc->timer;
-    l->lazy = &sc->timer;
+    if ((uint64_t)d - 1 >= (uint64_t)TIME_HUGE || fr != ptrio__awaiter ||
+        !sc || (sc->flags & PTRIO__SCOPE_OPEN))
+        return open_after_slow(fr, sc, exit, d, flags);
+    l = ptrio__loop;
+    open_lazy(l, l->current, fr, sc, exit, d, flags);
     return 0;
 }
 
 /* Pops the scope; says what the block raises: the cancellation it
  * caught becomes nothing (or -ETIMEDOUT for fail_after); TRY_BLOCK keeps
  * every other error to itself. */
-int ptrio__scope_close(ptrio_frame *fr, ptrio_scope *sc)
-{
-    ptrio_task *t = ptrio__loop ? ptrio__loop->current : NULL;
-    int rc = sc->pending;
+/* The scope flags that make a close more than a pop. */
+#define CLOSE_WORK (PTRIO__SCOPE_CALLED | PTRIO__SCOPE_TIMER | \
+                    PTRIO__SCOPE_CATCH)
 
-    (void)fr;
-    if (!t || t->scope != sc) {
-        MISUSE("closing a scope that is not the innermost");
-        return -PTRIO_EMISUSE;
-    }
-    t->scope = sc->parent;
-    ptrio__drop_timer(sc);
+/* A close with work: a deadline in the tree, a cancellation, a catch. */
+static NOINLINE int close_slow(ptrio_task *t, ptrio_scope *sc, int rc)
+{
     ptrio__scope_closed(sc);
     if (rc == -PTRIO_ECANCELED && ptrio__scope_catches(sc)) {
         sc->flags |= PTRIO__SCOPE_CAUGHT;
@@ -401,4 +466,38 @@ int ptrio__scope_close(ptrio_frame *fr, ptrio_scope *sc)
     if (sc->flags & PTRIO__SCOPE_CATCH)
         sc->pending = 0;
     return rc;
+}
+
+/* The checks of a close, when the fast path's one compare failed. */
+static NOINLINE int close_checked(ptrio_frame *fr, ptrio_scope *sc)
+{
+    ptrio_task *t = ptrio__self(fr);
+
+    if (!t || t->scope != sc) {
+        MISUSE("closing a scope that is not the innermost");
+        return -PTRIO_EMISUSE;
+    }
+    t->scope = sc->parent;
+    return close_slow(t, sc, sc->pending);
+}
+
+int ptrio__scope_close(ptrio_frame *fr, ptrio_scope *sc)
+{
+    ptrio_task *t;
+    unsigned flags = sc->flags;
+    int rc = sc->pending;
+
+    if (fr != ptrio__awaiter || (flags & CLOSE_WORK) || rc != 0 ||
+        (t = ptrio__loop->current)->scope != sc)
+        return close_checked(fr, sc);
+    t->scope = sc->parent;
+    /* The usual close: nothing caught, nothing armed. A relative deadline
+     * never armed keeps its duration (drop_timer). */
+    if (flags & PTRIO__SCOPE_LAZY) {
+        flags = (flags & ~PTRIO__SCOPE_LAZY) | PTRIO__SCOPE_RELATIVE;
+        ptrio__loop->nlazy--;
+        BETWEEN_DEL(ptrio__loop);
+    }
+    sc->flags = (uint16_t)(flags & ~PTRIO__SCOPE_OPEN);
+    return 0;
 }

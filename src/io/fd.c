@@ -63,6 +63,7 @@ static void link_task(ptrio_loop *l, ptrio_task *t, ptrio_task *prev)
     else
         *head = t;
     l->nwatch++;
+    BETWEEN_ADD(l);     /* the scheduler polls fds between batches */
 }
 
 static void unlink_task(ptrio_loop *l, ptrio_task *t)
@@ -75,6 +76,7 @@ static void unlink_task(ptrio_loop *l, ptrio_task *t)
         t->w.park.next->w.park.prev = t->w.park.prev;
     FD_ASSERT(l->nwatch > 0);
     l->nwatch--;
+    BETWEEN_DEL(l);
 }
 
 /* Takes `t` out of the registry, and tells the backend what interest in
