@@ -475,6 +475,74 @@ START_TEST(test_many_fds_and_fd_setsize)
 }
 END_TEST
 
+/* poll's cap: PTRIO_CONF_POLL_MAX (16384) distinct fds at once. */
+#define POLL_CAP 16384
+
+struct cap {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task *t;
+    struct mwait *w;
+    int nfds;
+    unsigned waiting;
+};
+
+static int cap(ptrio_frame *fr)
+{
+    struct cap *c = PTRIO_SELF(fr, struct cap);
+    int i;
+    PTRIO_BEGIN(c);
+    for (i = 0; i < c->nfds; i++) {
+        c->w[i].fd = dup(fds[0]);
+        ck_assert_int_ge(c->w[i].fd, 0);
+    }
+    PTRIO_NURSERY(c, &c->n) {
+        for (i = 0; i < c->nfds; i++)
+            PTRIO_CHECK(c, ptrio_start_soon(&c->n, &c->t[i], mwait, &c->w[i]));
+        PTRIO_AWAIT(c, ptrio_yield(c));
+        PTRIO_AWAIT(c, ptrio_yield(c));
+        c->waiting = ptrio_fd_waiters();
+        ck_assert_int_eq(write(fds[1], "!", 1), 1);
+    }
+    PTRIO_END(c);
+}
+
+/* poll takes 16,384 fds at once, and refuses the next one with a clear
+ * -PTRIO_EFDLIMIT (the others still wake); epoll takes them all. */
+START_TEST(test_poll_cap)
+{
+    static struct cap C;
+    struct rlimit rl;
+    int i, refused = 0;
+
+    if (IO_SELECT)
+        return;     /* FD_SETSIZE comes first: test_many_fds_... */
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_max < POLL_CAP + 128) {
+        printf("test_poll_cap: needs %d fds, the hard limit is %ld: "
+               "skipped\n", POLL_CAP + 128, (long)rl.rlim_max);
+        return;
+    }
+    want_fds(POLL_CAP + 128);
+    memset(&C, 0, sizeof C);
+    C.nfds = POLL_CAP + 1;
+    C.t = calloc((size_t)C.nfds, sizeof *C.t);
+    C.w = calloc((size_t)C.nfds, sizeof *C.w);
+    ck_assert_int_eq(run_io(cap, &C), 0);
+    for (i = 0; i < C.nfds; i++) {
+        if (C.w[i].rc == -PTRIO_EFDLIMIT)
+            refused++;
+        else
+            ck_assert_int_eq(C.w[i].rc, (int)PTRIO_READABLE);
+        close(C.w[i].fd);
+    }
+    ck_assert_int_eq(refused, IO_POLL ? 1 : 0);
+    ck_assert_uint_eq(C.waiting, (unsigned)(C.nfds - refused));
+    free(C.t);
+    free(C.w);
+}
+END_TEST
+
 /* ---- ptrio_loop_wake -------------------------------------------------- */
 
 /* Whether the read end of a pipe has something in it. */
@@ -714,6 +782,7 @@ int main(void)
     tcase_add_test(tc, test_wait_with_deadline);
     tcase_add_test(tc, test_eintr_is_retried);
     tcase_add_test(tc, test_many_fds_and_fd_setsize);
+    tcase_add_test(tc, test_poll_cap);
     tcase_add_test(tc, test_wake_outside_run_is_noop);
     tcase_add_test(tc, test_wake_from_thread);
     tcase_add_test(tc, test_wake_from_signal_handler);
