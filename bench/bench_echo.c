@@ -168,7 +168,7 @@ static void ptrio_server_run(const ptrio_backend *be, int report)
     exit(ptrio_loop_run(&loop, srv_main, &m) < 0 ? 1 : 0);
 }
 
-/* ---- the load client ------------------------------------------------------ */
+/* ---- the load client ------------------------------------------------- */
 
 static const char *python3 = "python3", *trio_script;
 
@@ -317,7 +317,8 @@ int main(int argc, char **argv)
     trio_script = getenv("BENCH_TRIO_ECHO");
     if (trio_script && !*trio_script)
         trio_script = NULL;
-    if (getenv("PYTHON3") && *getenv("PYTHON3") && strcmp(getenv("PYTHON3"), ":"))
+    if (getenv("PYTHON3") && *getenv("PYTHON3") &&
+        strcmp(getenv("PYTHON3"), ":") != 0)
         python3 = getenv("PYTHON3");
     getrlimit(RLIMIT_NOFILE, &rl);
     rl.rlim_cur = rl.rlim_max;

@@ -23,8 +23,8 @@ extern "C" {
  * waits), -PTRIO_ECLOSED (ptrio_notify_closing), -PTRIO_ECANCELED,
  * -PTRIO_ENOTASK, or the backend's registration error (-EPERM: epoll
  * cannot wait on regular files). */
-int ptrio_wait_readable(void *self, int fd);
-int ptrio_wait_writable(void *self, int fd);
+PTRIO_NODISCARD int ptrio_wait_readable(void *self, int fd);
+PTRIO_NODISCARD int ptrio_wait_writable(void *self, int fd);
 
 /* Call before closing `fd`: every task waiting on it wakes with
  * -PTRIO_ECLOSED, and the backend forgets fd. Returns how many were woken
@@ -90,8 +90,9 @@ int ptrio_thread_job_init(ptrio_thread_job *job, unsigned copy_size,
  * -PTRIO_EINVAL (NULL job or fn), -PTRIO_EBUSY (job in a call),
  * -PTRIO_ENOTSUP (a backend without wake, such as the virtual clock),
  * -PTRIO_EAGAIN (no worker could be started), -PTRIO_ENOTASK. */
-int ptrio_run_in_thread(void *self, ptrio_thread_job *job, ptrio_thread_fn fn,
-                        void *arg, void **result);
+PTRIO_NODISCARD int ptrio_run_in_thread(void *self, ptrio_thread_job *job,
+                                        ptrio_thread_fn fn, void *arg,
+                                        void **result);
 
 /* Workers alive now, and those waiting for work (tests, debugging). */
 unsigned ptrio_thread_workers(unsigned *idle);

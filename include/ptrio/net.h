@@ -61,20 +61,20 @@ int ptrio_stream_fd(const ptrio_stream *s);
  * Returns how many (> 0), or 0 at end of stream. Errors: -PTRIO_EINVAL
  * (max 0), -PTRIO_ECLOSED (closed, also while waiting), -PTRIO_EBUSY,
  * the socket's (-PTRIO_ECONNRESET...), -PTRIO_ECANCELED. */
-int ptrio_stream_receive_some(void *self, ptrio_stream *s, void *buf,
-                              size_t max);
+PTRIO_NODISCARD int ptrio_stream_receive_some(void *self, ptrio_stream *s,
+                                              void *buf, size_t max);
 
 /* Sends all `len` bytes: awaitable checkpoint. Returns 0. Never raises
  * SIGPIPE. Errors: -PTRIO_EPIPE / -PTRIO_ECONNRESET (the peer is gone),
  * -PTRIO_ECLOSED, -PTRIO_EBUSY, -PTRIO_ECANCELED (then an unknown part was
  * sent: the stream is only good for closing, as in Trio). */
-int ptrio_stream_send_all(void *self, ptrio_stream *s, const void *buf,
-                          size_t len);
+PTRIO_NODISCARD int ptrio_stream_send_all(void *self, ptrio_stream *s,
+                                          const void *buf, size_t len);
 
 /* Half-close: the peer's receive gets end of stream, receiving here goes
  * on. Awaitable checkpoint; idempotent. Errors: -PTRIO_EBUSY (a send is in
  * progress), -PTRIO_ECLOSED, -PTRIO_ENOTSOCK (not a socket). */
-int ptrio_stream_send_eof(void *self, ptrio_stream *s);
+PTRIO_NODISCARD int ptrio_stream_send_eof(void *self, ptrio_stream *s);
 
 /* Closes the stream (not an await: it always closes, also in a cancelled
  * scope or a FINALLY). A task blocked on it wakes with -PTRIO_ECLOSED.
@@ -109,7 +109,8 @@ int ptrio_listener_fd(const ptrio_listener *ls);
  * -PTRIO_ENFILE / -PTRIO_ENOBUFS / -PTRIO_ENOMEM (out of resources:
  * ptrio_serve_tcp backs off and retries), -PTRIO_ECLOSED, -PTRIO_EBUSY,
  * -PTRIO_ECANCELED. */
-int ptrio_listener_accept(void *self, ptrio_listener *ls, ptrio_stream *out);
+PTRIO_NODISCARD int ptrio_listener_accept(void *self, ptrio_listener *ls,
+                                          ptrio_stream *out);
 
 /* Closes the listener; a task blocked in accept wakes with -PTRIO_ECLOSED.
  * Idempotent. */
@@ -248,9 +249,10 @@ void ptrio_resolve_set_resolver(ptrio_resolve *r, ptrio_resolver_fn resolve,
  * result is freed when it comes). Errors: -PTRIO_ERESOLVE (see
  * ptrio_resolve_strerror), -PTRIO_ENOMEM, -PTRIO_EINVAL (host too long),
  * those of ptrio_run_in_thread. */
-int ptrio_getaddrinfo(void *self, ptrio_resolve *r, const char *host,
-                      const char *service, int family, int socktype,
-                      int flags, struct addrinfo **res);
+PTRIO_NODISCARD int ptrio_getaddrinfo(void *self, ptrio_resolve *r,
+                                      const char *host, const char *service,
+                                      int family, int socktype, int flags,
+                                      struct addrinfo **res);
 
 /* Frees a list ptrio_getaddrinfo returned through `r`. */
 void ptrio_freeaddrinfo(ptrio_resolve *r, struct addrinfo *res);
@@ -258,7 +260,7 @@ void ptrio_freeaddrinfo(ptrio_resolve *r, struct addrinfo *res);
 /* The resolver's message for the last failure of `r` (gai_strerror). */
 const char *ptrio_resolve_strerror(const ptrio_resolve *r);
 
-/* ---- open_tcp_stream: happy eyeballs (RFC 8305) -------------------------- */
+/* ---- open_tcp_stream: happy eyeballs (RFC 8305) ----------------------- */
 
 #define PTRIO_CONNECT_ATTEMPTS 8    /* attempts in flight at once, at most */
 
@@ -305,8 +307,9 @@ void ptrio_tcp_connect_set_delay(ptrio_tcp_connect *c, ptrio_time delay);
  * Errors: those of ptrio_getaddrinfo; when every attempt failed, the first
  * attempt's (-PTRIO_ECONNREFUSED...); -PTRIO_EINVAL (port); -PTRIO_EBUSY
  * (`out` has an fd); -PTRIO_ECANCELED. */
-int ptrio_open_tcp_stream(void *self, ptrio_tcp_connect *c, ptrio_stream *out,
-                          const char *host, int port);
+PTRIO_NODISCARD int ptrio_open_tcp_stream(void *self, ptrio_tcp_connect *c,
+                                          ptrio_stream *out, const char *host,
+                                          int port);
 
 /* The attempts the last connect through `c` started. */
 int ptrio_tcp_connect_attempts(const ptrio_tcp_connect *c);

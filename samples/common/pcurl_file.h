@@ -31,7 +31,7 @@ typedef struct pcurl_file {
 /* Downloads f->url to f->path: awaitable. Returns 0, or fails with
  * pcurl_perform's errors, -PTRIO_EIO for an HTTP status other than 200 or
  * a short body, or the file system's error. */
-int pcurl_file_get(void *self, pcurl_file *f, pcurl *pc, const char *url,
-                   const char *path);
+PTRIO_NODISCARD int pcurl_file_get(void *self, pcurl_file *f, pcurl *pc,
+                                   const char *url, const char *path);
 
 #endif /* PTRIO_SAMPLES_PCURL_FILE_H */

@@ -83,6 +83,7 @@ int pcurl_drive(ptrio_frame *fr);
  * status is -PTRIO_ETIMEDOUT (curl's own timeouts), -PTRIO_ECONNREFUSED,
  * -PTRIO_ERESOLVE or -PTRIO_EIO. Cancellation removes the easy handle from
  * the multi handle before the task wakes with -PTRIO_ECANCELED. */
-int pcurl_perform(void *self, pcurl *pc, pcurl_xfer *x, CURL *easy);
+PTRIO_NODISCARD int pcurl_perform(void *self, pcurl *pc, pcurl_xfer *x,
+                                  CURL *easy);
 
 #endif /* PTRIO_SAMPLES_CURL_H */

@@ -146,7 +146,8 @@ static int he_step(ptrio_frame *fr)
             c->attempts++;
             c->wait_slot = (int)(a - c->att);
             PTRIO_CHECK(c, ptrio_start_soon_named(&c->nursery, &a->task,
-                                                  attempt, a, "connect attempt"));
+                                                  attempt, a,
+                                                  "connect attempt"));
             if (!c->next)
                 break;
             /* Until this attempt fails or the delay passes. */
