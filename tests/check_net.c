@@ -525,16 +525,21 @@ END_TEST
 
 /* ---- refused, timeouts, dead listeners -------------------------------- */
 
-/* A port nobody listens on: bind one, read it, close it. */
+/* A port nobody listens on, and nobody else can take while the test
+ * runs: bound, never listening (a SYN to it gets a RST). The socket stays
+ * open until the test's process ends. */
 static int closed_port(const char *ip)
 {
-    ptrio_listener ls;
-    int p;
-    memset(&ls, 0, sizeof ls);
-    ck_assert_int_eq(ptrio_tcp_listen(&ls, ip, 0, 1), 0);
-    p = ptrio_listener_port(&ls);
-    ptrio_listener_close(&ls);
-    return p;
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    inet_pton(AF_INET, ip, &a.sin_addr);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    return ntohs(a.sin_port);
 }
 
 /* A listener that never accepts and whose queue is full: a SYN to it is
@@ -648,10 +653,11 @@ static int he(ptrio_frame *fr)
 START_TEST(test_connection_refused)
 {
     static struct he H;
-    int fds0 = count_fds();
+    int fds0;
     memset(&H, 0, sizeof H);
     H.host = "127.0.0.1";
     H.p = closed_port("127.0.0.1");
+    fds0 = count_fds();
     ck_assert_int_eq(run_io(he, &H), 0);
     ck_assert_int_eq(H.rc, -PTRIO_ECONNREFUSED);
     ck_assert_int_eq(ptrio_tcp_connect_attempts(&H.c), 1);
@@ -790,11 +796,12 @@ END_TEST
 START_TEST(test_happy_eyeballs_all_fail)
 {
     static struct he H;
-    int fds0 = count_fds();
+    int fds0;
     fake_n = 0;
     fake_add("127.0.0.1", closed_port("127.0.0.1"));
     fake_add("127.0.0.2", closed_port("127.0.0.2"));
     fake_add("127.0.0.3", closed_port("127.0.0.3"));
+    fds0 = count_fds();
     memset(&H, 0, sizeof H);
     ck_assert_int_eq(run_io(he, &H), 0);
     ck_assert_int_eq(H.rc, -PTRIO_ECONNREFUSED);
