@@ -24,10 +24,12 @@ typedef int64_t ptrio_time;
 
 #define PTRIO_TIME_INF  INT64_MAX   /* no deadline */
 #define PTRIO_TIME_NINF INT64_MIN   /* effective deadline when cancelled */
+/* Durations: the argument may be an integer or a floating value
+ * (PTRIO_SEC(1.5) is 1.5 s); the product is taken before the conversion. */
 #define PTRIO_NS(n)  ((ptrio_time)(n))
-#define PTRIO_US(n)  ((ptrio_time)(n) * 1000)
-#define PTRIO_MS(n)  ((ptrio_time)(n) * 1000000)
-#define PTRIO_SEC(n) ((ptrio_time)(n) * 1000000000)
+#define PTRIO_US(n)  ((ptrio_time)((n) * INT64_C(1000)))
+#define PTRIO_MS(n)  ((ptrio_time)((n) * INT64_C(1000000)))
+#define PTRIO_SEC(n) ((ptrio_time)((n) * INT64_C(1000000000)))
 
 /* ---- private storage types ---------------------------------------- */
 
@@ -88,6 +90,7 @@ struct ptrio_scope {
     ptrio_task *task;               /* task that opened it */
     ptrio_frame *frame;             /* frame whose block it is */
     uintptr_t exit;                 /* resume point of the block's close */
+    const void *why;                /* what cancelled it (kind in flags) */
     int pending;                    /* what ended the body; TRY_BLOCK's catch */
     uint16_t flags;
 };
@@ -136,6 +139,7 @@ struct ptrio_loop {
     union { int64_t i64; void *ptr; intptr_t word; } be[4];  /* backend's */
     ptrio_task *runq, *runq_tail;   /* the next batch */
     ptrio__tnode *timers, *first;   /* deadline tree, its earliest node */
+    ptrio_time last_now;            /* the clock's last reading */
     uint32_t nlazy;                 /* relative deadlines not yet armed */
     uint32_t between;               /* reasons to stop between batches:
                                        timers, lazy deadlines, fd waits,
@@ -262,8 +266,10 @@ PTRIO_NODISCARD int ptrio_checkpoint_if_cancelled(void *self);
 ptrio_time ptrio_now(void);
 
 /* Sleeps for `d` (>= 0; PTRIO_TIME_INF: forever). Awaitable checkpoint.
- * Errors: -PTRIO_EINVAL (d < 0), -PTRIO_EOVERFLOW (now + d overflows),
- * -PTRIO_ECANCELED, -PTRIO_ENOTASK. */
+ * now + d saturates at the end of time. Errors: -PTRIO_EINVAL (d < 0),
+ * -PTRIO_EOVERFLOW (d beyond 2^62 ns, taken for an overflow bug),
+ * -PTRIO_ECANCELED, -PTRIO_ENOTASK, -PTRIO_EMISUSE (the task already
+ * waits). */
 PTRIO_NODISCARD int ptrio_sleep(void *self, ptrio_time d);
 
 /* Sleeps until the clock reads `deadline`. Awaitable checkpoint. */
@@ -378,7 +384,9 @@ void ptrio_source_remove(ptrio_source *src);
 #define PTRIO__SCOPE_NURSERY  0x0200u
 #define PTRIO__SCOPE_TIMER    0x0400u  /* deadline in the tree */
 #define PTRIO__SCOPE_LAZY     0x0800u  /* relative deadline, not yet armed */
-#define PTRIO__SCOPE_RELATIVE 0x1000u  /* the key is a duration, unarmed */
+#define PTRIO__SCOPE_RELATIVE 0x1000u  /* ended unarmed: duration + base */
+#define PTRIO__SCOPE_WHY      0xe000u  /* the kind of `why`: ptrio_cancel_kind */
+#define PTRIO__SCOPE_WHY_SHIFT 13
 
 PTRIO_NODISCARD int ptrio__scope_open(ptrio_frame *fr, ptrio_scope *sc,
                                       uintptr_t exit, ptrio_time deadline,
@@ -429,15 +437,57 @@ PTRIO_NODISCARD int ptrio__scope_close(ptrio_frame *fr, ptrio_scope *sc);
         ptrio__scope_close(ptrio__fr, (sc)))
 
 /* Cancels a scope: every task inside it fails its next checkpoint, and a
- * task parked inside it is woken now. Idempotent; no effect once closed. */
+ * task parked inside it is woken now. Idempotent (the first reason
+ * stays); no effect once closed. */
 void ptrio_cancel(ptrio_scope *sc);
+
+/* ptrio_cancel with a reason, a static text that ptrio_cancel_source and
+ * the dump show (Trio's cancel(reason=...)). */
+void ptrio_cancel_reason(ptrio_scope *sc, const char *reason);
+
+/* Where a cancellation came from. */
+typedef enum ptrio_cancel_kind {
+    PTRIO_CANCEL_NONE = 0,
+    PTRIO_CANCEL_EXPLICIT,          /* ptrio_cancel, ptrio_cancel_reason */
+    PTRIO_CANCEL_DEADLINE,          /* the scope's deadline passed */
+    PTRIO_CANCEL_FAILURE,           /* a nursery's child or body failed */
+    PTRIO_CANCEL_RUN,               /* the run ends: its backend failed, or
+                                       every task waits forever */
+    PTRIO_CANCEL_TASK               /* ptrio_task_cancel */
+} ptrio_cancel_kind;
+
+typedef struct ptrio_cancel_info {
+    ptrio_cancel_kind kind;
+    const char *reason;             /* EXPLICIT: the text given, or NULL */
+    const ptrio_scope *scope;       /* the scope cancelled (NULL: TASK) */
+    const ptrio_task *task;         /* TASK: the task cancelled */
+    ptrio_failure failure;          /* FAILURE, RUN: what failed */
+} ptrio_cancel_info;
+
+/* Why the calling task is cancelled: the cancellation its checkpoints
+ * fail with (the first reason given to the scope it comes from, which an
+ * inner scope cancelled later inherits). Returns 0, -PTRIO_EINVAL when the
+ * task is not cancelled (or `out` is NULL), -PTRIO_ENOTASK. */
+int ptrio_cancel_source(void *self, ptrio_cancel_info *out);
+
+/* Writes "cancelled because ..." for `info` into buf (at most n bytes,
+ * always terminated). Returns the length it wrote. */
+int ptrio_cancel_text(const ptrio_cancel_info *info, char *buf, int n);
+
+/* Cancels the task `t` alone, as if its outermost scope were cancelled:
+ * it fails its next checkpoint (its cleanup runs, shields inside it hold),
+ * and the cancellation ends at the task: it is not a failure of its
+ * nursery, and its siblings go on. Returns 0, -PTRIO_EINVAL when `t` is
+ * not running (NULL, never started or done), -PTRIO_ENOTASK outside a
+ * running loop. Not a checkpoint. */
+int ptrio_task_cancel(ptrio_task *t);
 
 /* Moves the deadline (absolute). Earlier fires at the new time (now, if
  * passed), later postpones, PTRIO_TIME_INF clears. Returns 0. */
 int ptrio_scope_set_deadline(ptrio_scope *sc, ptrio_time deadline);
 
-/* Sets the deadline to now + d. Errors: -PTRIO_EINVAL (d < 0),
- * -PTRIO_EOVERFLOW. */
+/* Sets the deadline to now + d (saturating; PTRIO_TIME_INF clears it).
+ * Errors: -PTRIO_EINVAL (d < 0), -PTRIO_EOVERFLOW (d beyond 2^62 ns). */
 int ptrio_scope_set_timeout(ptrio_scope *sc, ptrio_time d);
 
 /* The scope's deadline (PTRIO_TIME_INF: none). */

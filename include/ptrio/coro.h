@@ -77,21 +77,34 @@ typedef struct ptrio_site {
 
 /* ---- internals the macros expand to (not API) ---------------------- */
 
+
+
 /* Resume points besides the awaits' lines (or label addresses): lines 1
- * to 3 of a file cannot hold an await (a `#line` that makes one would be a
+ * to 5 of a file cannot hold an await (a `#line` that makes one would be a
  * duplicate case, a compile error), and no label lives at such an
- * address, so one compare tells them apart. */
-#define PTRIO__START   ((uintptr_t)1)         /* first step */
-#define PTRIO__END     ((uintptr_t)2)         /* straight to the end */
-#define PTRIO__FINALLY ((uintptr_t)3)         /* the FINALLY section */
-#define PTRIO__SPECIAL ((uintptr_t)4)         /* values below are not labels */
+ * address, so one compare tells them apart. 0 and DONE are idle frames:
+ * never run (or ended without END), and ended through END. */
+#define PTRIO__DONE     ((uintptr_t)1)        /* ended through PTRIO_END */
+#define PTRIO__START    ((uintptr_t)2)        /* first step */
+#define PTRIO__END      ((uintptr_t)3)        /* straight to the end */
+#define PTRIO__FINALLY  ((uintptr_t)4)        /* the FINALLY section */
+#define PTRIO__DESCRIBE ((uintptr_t)5)        /* say where you are: file, func */
+#define PTRIO__SPECIAL  ((uintptr_t)6)        /* values below are not labels */
+
+/* Whether a frame runs no step now: never started, or finished. A frame
+ * that is not idle must not be re-initialised (set its fields instead). */
+static inline int ptrio_frame_idle(const void *frame)
+{
+    return ((const ptrio_frame *)frame)->resume <= PTRIO__DONE;
+}
 #define PTRIO__IN_BODY (INT_MIN + 3)          /* fr->pending before FINALLY */
 
 uintptr_t ptrio__raise(ptrio_frame *fr, int rc, const ptrio_site *site);
 uintptr_t ptrio__raise_new(ptrio_frame *fr, int rc, const ptrio_site *site);
 uintptr_t ptrio__reraise(ptrio_frame *fr, int rc, const ptrio_site *site);
 uintptr_t ptrio__return(ptrio_frame *fr, int value, const ptrio_site *site);
-int ptrio__stray(ptrio_frame *fr);
+uintptr_t ptrio__stray(ptrio_frame *fr);
+int ptrio__describe(const char *file, const char *func);
 void ptrio__caught(int rc);
 
 /* Debug builds note the user's file:line at every macro, so that a misuse
@@ -103,11 +116,11 @@ void ptrio__at(const char *file, int line);
 #define PTRIO__WHERE() ((void)0)
 #endif
 
-/* PTRIO_END: the frame is done; resume 0 tells the scheduler it ended
- * through END (not by a C return). */
+/* PTRIO_END: the frame is done; resume DONE tells the scheduler it ended
+ * through END (not by a C return), and that it can describe itself. */
 static inline int ptrio__end(ptrio_frame *fr)
 {
-    fr->resume = 0;
+    fr->resume = PTRIO__DONE;
     return fr->pending == PTRIO__IN_BODY ? 0 : fr->pending;
 }
 
@@ -158,23 +171,46 @@ static inline int ptrio__end(ptrio_frame *fr)
 
 /* ---- the coroutine body ------------------------------------------- */
 
-/* Opens the body of a step function; `f` is the frame struct pointer. */
+/* Opens the body of a step function; `f` is the frame struct pointer.
+ * Code before it runs at every step of the frame, and when ptrio asks the
+ * frame where it is (dumps, reports): keep it free of side effects. */
 #define PTRIO_BEGIN(f)                                                      \
     ptrio_frame *const ptrio__fr = &(f)->fr;                                \
     ptrio__dispatch:                                                        \
     PTRIO__JUMP_TO_LABEL()                                                  \
     switch (ptrio__fr->resume) {                                            \
+    case PTRIO__DESCRIBE:                                                   \
+        return ptrio__describe(__FILE__, __func__);                         \
     case PTRIO__START:
+
+/* The one-line prologue of a step function whose parameter is named `fr`:
+ * declares `f`, its frame struct of type `type`, and opens the body.
+ *     static int child(ptrio_frame *fr)
+ *     {
+ *         PTRIO_BEGIN_AS(struct child, c);
+ *         ...
+ *         PTRIO_END(c);
+ *     }
+ */
+#define PTRIO_BEGIN_AS(type, f)                                             \
+    type *const f = PTRIO_SELF(fr, type);                                   \
+    PTRIO_BEGIN(f)
 
 /* Closes the body: returns the frame's value (0, PTRIO_RETURN's value,
  * or the error that is propagating). A resume point that reaches the
  * default case is none of this frame's: an await inside a switch of the
- * user's (switch resume points), or a frame zeroed while it ran. */
+ * user's (switch resume points), or a frame zeroed while it ran. The frame
+ * then fails as if it raised -PTRIO_EMISUSE there: its blocks close and
+ * FINALLY runs (ptrio__stray says where to go on; 0: wait first). */
 #define PTRIO_END(f)                                                        \
         break;                                                              \
     default: /* PTRIO__END, PTRIO__FINALLY in a frame without FINALLY */    \
-        if (ptrio__fr->resume - PTRIO__END > PTRIO__FINALLY - PTRIO__END)   \
-            return ptrio__stray(ptrio__fr);                                 \
+        if (ptrio__fr->resume - PTRIO__END > PTRIO__FINALLY - PTRIO__END) { \
+            uintptr_t ptrio__p = ptrio__stray(ptrio__fr);                   \
+            if (!ptrio__p)                                                  \
+                return PTRIO_PENDING;                                       \
+            PTRIO__GO(ptrio__p);                                            \
+        }                                                                   \
     }                                                                       \
     if (0)                                                                  \
         goto ptrio__dispatch;                                               \

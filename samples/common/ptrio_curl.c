@@ -77,7 +77,7 @@ static int watch_step(ptrio_frame *fr)
 static int alive(const ptrio_task *t)
 {
     /* A zeroed or finished task is not running: ptrio may start it. */
-    return t->frame && t->frame->resume;
+    return t->frame && !ptrio_frame_idle(t->frame);
 }
 
 static void want(pcurl *pc, pcurl_watch *w, int on)

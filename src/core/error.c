@@ -141,6 +141,23 @@ static int describe(int code, const void *origin, const char *task,
     return k;
 }
 
+/* The failure behind a nursery's cancellation: a failed child (tagged
+ * O_TASK), or the nursery's body (O_GROUP: the nursery itself). */
+void ptrio__why_failure(const void *why, ptrio_failure *out)
+{
+    const void *p = OPTR(why);
+
+    if (OTAG(why) == O_TASK) {
+        const ptrio_task *c = p;
+        describe(c->w.done.code, OMAKE(c, O_TASK), ptrio_task_name(c), NULL,
+                 out, NULL, 0);
+    } else {
+        const ptrio_nursery *n = p;
+        describe(n->body_err, n->body_origin,
+                 ptrio_task_name(n->scope.task), NULL, out, NULL, 0);
+    }
+}
+
 int ptrio_failure_last(int code, ptrio_failure *out)
 {
     ptrio_task *t = ptrio_current_task();
@@ -240,6 +257,66 @@ static void put_site(line *b, const char *file, int lineno)
     put_int(b, lineno);
 }
 
+/* "because ..." for a cancellation. */
+static void put_cancel(line *b, const ptrio_cancel_info *ci)
+{
+    const ptrio_failure *f = &ci->failure;
+
+    put(b, "cancelled");
+    switch (ci->kind) {
+    case PTRIO_CANCEL_EXPLICIT:
+        if (ci->reason) {
+            put(b, " because ");
+            put(b, ci->reason);
+        } else {
+            put(b, " explicitly");
+        }
+        break;
+    case PTRIO_CANCEL_DEADLINE:
+        put(b, " because a deadline passed");
+        break;
+    case PTRIO_CANCEL_FAILURE:
+        put(b, " because task '");
+        put(b, f->task ? f->task : "?");
+        put(b, "' failed with ");
+        put(b, ptrio_errname(f->code));
+        if (f->file) {
+            put(b, " at ");
+            put_site(b, f->file, f->line);
+        }
+        break;
+    case PTRIO_CANCEL_RUN:
+        put(b, f->code == -PTRIO_EDEADLK
+                   ? " because every task waits forever (deadlock)"
+                   : " because the backend failed with ");
+        if (f->code != -PTRIO_EDEADLK)
+            put(b, ptrio_errname(f->code));
+        break;
+    case PTRIO_CANCEL_TASK:
+        put(b, " by ptrio_task_cancel");
+        break;
+    default:
+        break;
+    }
+}
+
+int ptrio_cancel_text(const ptrio_cancel_info *info, char *buf, int n)
+{
+    line b;
+    int k;
+
+    if (!buf || n <= 0)
+        return 0;
+    b.n = 0;
+    b.buf[0] = '\0';
+    if (info)
+        put_cancel(&b, info);
+    for (k = 0; k < n - 1 && b.buf[k]; k++)
+        buf[k] = b.buf[k];
+    buf[k] = '\0';
+    return k;
+}
+
 static void start(line *b, int depth)
 {
     b->n = 0;
@@ -326,29 +403,58 @@ static const char *state_name(const ptrio_task *t)
     }
 }
 
-/* The source line a frame is suspended at. */
-static int frame_line(const ptrio_frame *fr)
+/* " at app.c:20 in child()", as much as the frame can say. */
+static void put_where(line *b, const ptrio_frame *fr)
 {
-#ifdef PTRIO_COMPUTED_GOTO
-    return fr->resume >= PTRIO__SPECIAL ? fr->line : 0;
-#else
-    return fr->resume >= PTRIO__SPECIAL ? (int)fr->resume : 0;
-#endif
+    ptrio__where_t w;
+
+    ptrio__frame_where(fr, &w);
+    if (fr->resume == PTRIO__START && !w.file) {
+        put(b, " (not started)");
+        return;
+    }
+    put(b, " at ");
+    if (w.file)
+        put_site(b, w.file, w.line);
+    else if (w.line)
+        put_int(b, w.line);
+    else
+        put(b, "?");
+    if (w.func) {
+        put(b, " in ");
+        put(b, w.func);
+        put(b, "()");
+    }
 }
 
 static void put_frames(line *b, const ptrio_task *t)
 {
     const ptrio_frame *fr;
 
-    put(b, ", frames");
     for (fr = t->frame; fr; fr = CALLER_OF(fr)) {
-        put(b, fr == t->frame ? " @" : " <- @");
-        if (fr->resume == PTRIO__START)
-            put(b, "start");
-        else if (frame_line(fr))
-            put_int(b, frame_line(fr));
-        else
-            put(b, "?");
+        if (fr != t->frame)
+            put(b, " <-");
+        put_where(b, fr);
+    }
+}
+
+static void put_task(line *b, const ptrio_task *t)
+{
+    ptrio_cancel_info ci;
+
+    put(b, "task '");
+    put(b, ptrio_task_name(t));
+    put(b, "' ");
+    put(b, state_name(t));
+    if (t->state & T_STARTING)
+        put(b, (t->state & T_STARTED) ? " (started, under its starter)"
+                                       : " (being started)");
+    if (TSTATE(t) != T_DONE) {
+        put_frames(b, t);
+        if (ptrio__task_cancel_source(t, &ci) == 0) {
+            put(b, "; ");
+            put_cancel(b, &ci);
+        }
     }
 }
 
@@ -376,15 +482,7 @@ int ptrio_dump(ptrio_report_fn fn, void *ctx)
             put(&b, " live");
         } else {
             count++;
-            put(&b, "task '");
-            put(&b, ptrio_task_name(w.task));
-            put(&b, "' ");
-            put(&b, state_name(w.task));
-            if (w.task->state & T_STARTING)
-                put(&b, (w.task->state & T_STARTED)
-                            ? " (started, under its starter)"
-                            : " (being started)");
-            put_frames(&b, w.task);
+            put_task(&b, w.task);
         }
         fn(ctx, b.buf);
     } while (ptrio__walk_next(&w));
@@ -410,9 +508,9 @@ void ptrio__misuse(const char *what, const char *file, int lineno)
         put(&b, ", task '");
         put(&b, ptrio_task_name(l->current));
         put(&b, "'");
-        if (l->current->frame && frame_line(l->current->frame)) {
+        if (l->current->frame && ptrio__frame_line(l->current->frame)) {
             put(&b, " at line ");
-            put_int(&b, frame_line(l->current->frame));
+            put_int(&b, ptrio__frame_line(l->current->frame));
         }
     }
     put(&b, "; ptrio's check: ");

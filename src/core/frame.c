@@ -140,14 +140,65 @@ static const ptrio_site stray_site = {
              "a switch of yours, or a frame zeroed while it ran)"
 };
 
-/* A resume point reached END's default case. */
-int ptrio__stray(ptrio_frame *fr)
+/* A frame asked where it is answers from PTRIO_BEGIN: see
+ * ptrio__frame_where. */
+static PTRIO__TLS ptrio__where_t *describing;
+
+int ptrio__describe(const char *file, const char *func)
 {
-    MISUSE("resume point not in this frame: an await inside a switch of "
-           "yours, or a frame zeroed while its task ran");
-    fr->resume = 0;
-    fr->origin = &stray_site;
-    return -PTRIO_EMISUSE;
+    if (describing) {
+        describing->file = file;
+        describing->func = func;
+    }
+    return PTRIO__DESCRIBED;
+}
+
+/* Where frame `fr` is: its source file and function, from its own
+ * PTRIO_BEGIN (a step written without the macros cannot say, nor can a
+ * frame that never ran), and the line it is suspended at. Returns 1 if it
+ * could say, else 0 with NULLs. */
+int ptrio__frame_where(const ptrio_frame *fr, ptrio__where_t *out)
+{
+    ptrio_frame *m = (ptrio_frame *)fr;     /* resume is put back */
+    uintptr_t resume = fr->resume;
+    ptrio__where_t *outer = describing;
+
+    out->file = out->func = NULL;
+    out->line = ptrio__frame_line(fr);
+    if (!fr->fn || (resume != PTRIO__DONE && resume < PTRIO__SPECIAL))
+        return 0;
+    describing = out;
+    m->resume = PTRIO__DESCRIBE;
+    (void)fr->fn(m);
+    m->resume = resume;
+    describing = outer;
+    return out->file != NULL;
+}
+
+/* A resume point reached END's default case: the frame raises
+ * -PTRIO_EMISUSE from there. When the raise's own target, a block's close
+ * step, is unreachable too (the block sits inside the user's switch), the
+ * core runs that close step itself, waiting with it as long as it waits
+ * (a nursery joining); the raise then goes on to the next block, FINALLY
+ * or the end. Returns where the frame goes on, or 0 when it must wait. */
+uintptr_t ptrio__stray(ptrio_frame *fr)
+{
+    ptrio_task *t = running();
+    ptrio_scope *sc = t ? t->scope : NULL;
+    int rc;
+
+    if (!sc || sc->frame != fr || !(sc->flags & PTRIO__SCOPE_OPEN) ||
+        sc->exit != fr->resume) {
+        MISUSE("resume point not in this frame: an await inside a switch "
+               "of yours, or a frame zeroed while its task ran");
+        return ptrio__raise_new(fr, -PTRIO_EMISUSE, &stray_site);
+    }
+    rc = (sc->flags & PTRIO__SCOPE_NURSERY)
+             ? ptrio__nursery_close(fr, NURSERY_OF(sc))
+             : ptrio__scope_close(fr, sc);
+    if (rc == PTRIO_PENDING)
+        return 0;
+    return ptrio__raise_new(fr, -PTRIO_EMISUSE, &stray_site);
 }
 
 void ptrio__caught(int rc)

@@ -44,7 +44,8 @@ enum {
     T_STARTING = 0x08,  /* ptrio_start's child before started() */
     T_STARTED = 0x10,   /* started() was called */
     T_ARMED = 0x20,     /* err/origin describe an error still propagating */
-    T_LISTED = 0x40     /* in the failure list of a nursery still open */
+    T_LISTED = 0x40,    /* in the failure list of a nursery still open */
+    T_CANCELLED = 0x80  /* ptrio_task_cancel: its outermost region is */
 };
 #define TSTATE(t) ((t)->state & T_STATE)
 #define TSET(t, s) ((t)->state = (uint8_t)(((t)->state & ~T_STATE) | (s)))
@@ -153,6 +154,13 @@ static inline void ptrio__frame_init(ptrio_frame *fr, ptrio_fn fn,
     fr->pending = PTRIO__IN_BODY;
 }
 
+/* The loop's clock; the last reading is kept, for a relative deadline
+ * that ends before it was armed (scope.c). */
+static inline ptrio_time ptrio__now(ptrio_loop *l)
+{
+    return l->last_now = l->backend->now(l);
+}
+
 /* loop.c */
 ptrio_task *ptrio__self_slow(void *self);
 
@@ -199,7 +207,9 @@ int ptrio__timer_is_scope(const ptrio__tnode *n);
 
 /* scope.c */
 int ptrio__cancelled(const ptrio_task *t);
-int ptrio__chain_cancelled(const ptrio_scope *sc);
+int ptrio__chain_cancelled(const ptrio_task *owner, const ptrio_scope *sc);
+void ptrio__cancel_why(ptrio_scope *sc, unsigned kind, const void *why);
+const ptrio_scope *ptrio__home(const ptrio_task *t);
 int ptrio__scope_catches(const ptrio_scope *sc);
 void ptrio__deliver_task(ptrio_task *t, ptrio_scope *top);
 void ptrio__scope_expired(ptrio_scope *sc);
@@ -225,6 +235,22 @@ void ptrio__walk_first(ptrio_loop *l, ptrio__node *w);
 int ptrio__walk_next(ptrio__node *w);
 
 /* frame.c */
+#define PTRIO__DESCRIBED (INT_MIN + 5)  /* a frame answered DESCRIBE */
+typedef struct ptrio__where_t {
+    const char *file, *func;
+    int line;
+} ptrio__where_t;
+int ptrio__frame_where(const ptrio_frame *fr, ptrio__where_t *out);
+
+/* The source line a frame is suspended at (0: none). */
+static inline int ptrio__frame_line(const ptrio_frame *fr)
+{
+#ifdef PTRIO_COMPUTED_GOTO
+    return fr->resume >= PTRIO__SPECIAL ? fr->line : 0;
+#else
+    return fr->resume >= PTRIO__SPECIAL ? (int)fr->resume : 0;
+#endif
+}
 void ptrio__note_origin(ptrio_task *t, int rc, const void *origin);
 
 /* lot.c */
@@ -233,6 +259,8 @@ void ptrio__abort_wait(ptrio_loop *l, ptrio_task *t);
 void ptrio__lot_task_exited(ptrio_loop *l, ptrio_task *t);
 
 /* error.c */
+void ptrio__why_failure(const void *why, ptrio_failure *out);
+int ptrio__task_cancel_source(const ptrio_task *t, ptrio_cancel_info *out);
 void ptrio__report_failure(ptrio_loop *l, const ptrio_task *t);
 
 /* backend/default_*.c */

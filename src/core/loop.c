@@ -186,7 +186,7 @@ void ptrio_loop_wake(ptrio_loop *loop)
 ptrio_time ptrio_now(void)
 {
     ptrio_loop *l = ptrio__loop;
-    return l ? l->backend->now(l) : 0;
+    return l ? ptrio__now(l) : 0;
 }
 
 /* ---- waits undone --------------------------------------------------- */
@@ -289,17 +289,18 @@ static NOINLINE int frame_ended(ptrio_loop *l, ptrio_task *t,
                                 ptrio_frame *fr, int *rc)
 {
     ptrio_scope *sc = t->scope;
+    /* Through END: the error's origin; a plain C step has none. */
+    const void *origin = fr->resume == PTRIO__DONE ? fr->origin : NULL;
 
     if (TSTATE(t) != T_RUNNING || ptrio__awaiter == YIELDED) {
         MISUSE("a frame ended while its task waits (an awaitable called "
                "without PTRIO_AWAIT?)");
         ptrio__undo_wait(l, t);
         *rc = -PTRIO_EMISUSE;
-        fr->origin = &dropped_site;
-        fr->resume = 0;
+        origin = &dropped_site;
     }
     if ((sc && sc->frame == fr && (sc->flags & PTRIO__SCOPE_OPEN)) ||
-        (fr->resume != 0 && fr->resume != PTRIO__START)) {
+        fr->resume > PTRIO__START) {
         MISUSE("a C return inside a coroutine body (use PTRIO_RETURN)");
         fr->resume = ptrio__raise_new(fr, -PTRIO_EMISUSE, &c_return_site);
         permit(l, t);
@@ -308,11 +309,12 @@ static NOINLINE int frame_ended(ptrio_loop *l, ptrio_task *t,
     if (*rc < PTRIO_ERRMIN) {
         MISUSE("a step returned a ptrio marker");
         *rc = -PTRIO_EMISUSE;
-        fr->origin = NULL;
+        origin = NULL;
     }
-    if (*rc < 0)    /* through END: its origin; a plain C step: none */
-        ptrio__note_origin(t, *rc, fr->resume == 0 ? fr->origin : NULL);
-    fr->resume = 0;
+    if (*rc < 0)
+        ptrio__note_origin(t, *rc, origin);
+    if (fr->resume != PTRIO__DONE)
+        fr->resume = 0;
     return 0;
 }
 
@@ -320,7 +322,7 @@ static NOINLINE int frame_ended(ptrio_loop *l, ptrio_task *t,
  * with a status, and its task neither waits nor runs in a cancelled
  * region (the permission was still this frame's). */
 #define ENDED_CLEANLY(fr, rc)                                               \
-    (ptrio__awaiter == (fr) && (fr)->resume == 0 && (rc) >= 0)
+    (ptrio__awaiter == (fr) && (fr)->resume == PTRIO__DONE && (rc) >= 0)
 
 /* Returned PTRIO_PENDING without waiting on anything: it would never run
  * again. Make its await fail instead. */
@@ -331,8 +333,9 @@ static NOINLINE void lost_step(ptrio_loop *l, ptrio_task *t)
     ptrio__ready(l, t);
 }
 
-/* The root frame of `t` was started again by another task (re-initialised
- * while `t` ran): `t` must not run it. It ends with -PTRIO_EMISUSE. */
+/* The frame `t` would resume was re-initialised while `t` ran: zeroed, or
+ * started again by another task. `t` must not run it: it ends with
+ * -PTRIO_EMISUSE. */
 static NOINLINE void frame_taken(ptrio_loop *l, ptrio_task *t)
 {
     static const ptrio_site taken_site = {
@@ -355,7 +358,8 @@ static void step(ptrio_loop *l, ptrio_task *t, const ptrio_hooks *hooks)
     TMOVE(t, T_READY, T_RUNNING);   /* t->wait keeps what woke it */
     if (hooks && hooks->task_scheduled)
         hooks->task_scheduled(l->hooks_ctx, t);
-    if (fr->caller != ROOT_OF(t) && IS_ROOT(fr)) {
+    if (fr->caller != ROOT_OF(t) &&
+        (IS_ROOT(fr) || !fr->caller || !fr->fn)) {
         frame_taken(l, t);
         return;
     }
@@ -394,6 +398,11 @@ static void step(ptrio_loop *l, ptrio_task *t, const ptrio_hooks *hooks)
         }
         fr = fr->caller;
         t->frame = fr;
+        if (!fr->fn) {              /* the caller's frame was zeroed */
+            ptrio__awaiter = NOBODY;
+            frame_taken(l, t);
+            return;
+        }
         fr->result = rc;
         ptrio__awaiter = fr;
         if (l->ncalled)
@@ -436,7 +445,7 @@ static void fire_timers(ptrio_loop *l)
 
     if (!l->first)
         return;
-    now = l->backend->now(l);
+    now = ptrio__now(l);
     while ((n = l->first) && ptrio__timer_when(n) <= now) {
         ptrio__timer_del(l, n);
         if (ptrio__timer_is_scope(n)) {
@@ -479,7 +488,7 @@ static void backend_failed(ptrio_loop *l, int rc)
 {
     if (!l->fatal) {
         l->fatal = rc;
-        ptrio_cancel(&l->system.scope);
+        ptrio__cancel_why(&l->system.scope, PTRIO_CANCEL_RUN, l);
     } else {
         ptrio__abort_all(&l->system);
     }
@@ -552,7 +561,7 @@ int ptrio_loop_run_named(ptrio_loop *loop, ptrio_fn fn, void *frame,
     }
     if (!loop->backend)
         return -PTRIO_ENOBACKEND;
-    if (fr->resume) {
+    if (fr->resume > PTRIO__DONE) {
         MISUSE("running a frame that is still running");
         return -PTRIO_EBUSY;
     }
@@ -612,7 +621,7 @@ int ptrio_call(void *self, void *sub, ptrio_fn fn)
         return rc;
     if (!sub || !fn)
         return -PTRIO_EINVAL;
-    if (s->resume || sub == self) {
+    if (s->resume > PTRIO__DONE || sub == self) {
         MISUSE("ptrio_call on a frame that is still running");
         return -PTRIO_EBUSY;
     }
@@ -733,7 +742,7 @@ int ptrio_sleep_until(void *self, ptrio_time deadline)
 
     if (rc < 0)
         return rc;
-    return sleep_task(l, t, deadline, l->backend->now(l));
+    return sleep_task(l, t, deadline, ptrio__now(l));
 }
 
 int ptrio_sleep(void *self, ptrio_time d)
@@ -745,7 +754,7 @@ int ptrio_sleep(void *self, ptrio_time d)
 
     if (rc < 0)
         return rc;
-    now = l->backend->now(l);
+    now = ptrio__now(l);
     if ((rc = ptrio__after(now, d, &deadline)) < 0)
         return rc;
     return sleep_task(l, t, deadline, now);

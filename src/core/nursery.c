@@ -88,7 +88,7 @@ static int prepare(ptrio_nursery *n, ptrio_task *t, ptrio_fn fn,
     /* READY, RUNNING and PARKED have one of the low bits; IDLE and DONE
      * have neither (a done task still listed in a failed nursery is
      * busy: its record is in use). */
-    if ((t->state & (T_STATE_LIVE | T_LISTED)) || fr->resume) {
+    if ((t->state & (T_STATE_LIVE | T_LISTED)) || fr->resume > PTRIO__DONE) {
         MISUSE("starting a task or frame that is still running");
         return -PTRIO_EBUSY;
     }
@@ -168,12 +168,12 @@ int ptrio_started(void *self, void *value)
         *st->w.start.value = value;
     /* Trio: if the starter is cancelled, the child stays where it is and
      * its cancellation ends the start; it is not moved into the nursery. */
-    if (ptrio__chain_cancelled(st->scope))
+    if (ptrio__chain_cancelled(st, st->scope))
         return 0;
     move_into(n, t, st);
     ptrio__wake(ptrio__loop, st, 0);
     /* Moved into a cancelled nursery: its parked descendants learn now. */
-    if (ptrio__chain_cancelled(&n->scope))
+    if (ptrio__chain_cancelled(n->scope.task, &n->scope))
         ptrio__deliver_task(t, &n->scope);
     return 0;
 }
@@ -212,8 +212,7 @@ void ptrio__start_undone(ptrio_task *st)
     ptrio_task *t = st->w.start.child;
     ptrio_nursery *n = t->n.starting.target;
 
-    t->state |= T_STARTED;
-    move_into(n, t, st);
+    move_into(n, t, st);        /* its started() then does nothing */
 }
 
 /* A task finished with an error, while being started, with lots to break
@@ -222,6 +221,18 @@ static NOINLINE void task_finished_slow(ptrio_loop *l, ptrio_task *t, int rc)
 {
     ptrio_nursery *n;
 
+    if (t->state & T_CANCELLED) {
+        /* ptrio_task_cancel's cancellation ends here, at the task, unless
+         * a cancellation from outside it reached it too. */
+        const ptrio_scope *home = ptrio__home(t);
+        t->state &= (uint8_t)~T_CANCELLED;
+        l->ncalled--;
+        if (rc == -PTRIO_ECANCELED &&
+            !ptrio__chain_cancelled(home ? home->task : NULL, home)) {
+            t->state &= (uint8_t)~T_ARMED;
+            rc = 0;
+        }
+    }
     if (rc < 0 && !((t->state & T_ARMED) && t->err == (int16_t)rc))
         ptrio__note_origin(t, rc, NULL);    /* e.g. a C `return -E;` */
     TSET(t, T_DONE);
@@ -246,7 +257,7 @@ static NOINLINE void task_finished_slow(ptrio_loop *l, ptrio_task *t, int rc)
             n->failed = t;
         n->failed_tail = t;
         t->state |= T_LISTED;
-        ptrio_cancel(&n->scope);
+        ptrio__cancel_why(&n->scope, PTRIO_CANCEL_FAILURE, OMAKE(t, O_TASK));
     }
     n->live--;
     wake_owner_if_joined(n);
@@ -259,7 +270,8 @@ void ptrio__task_finished(ptrio_loop *l, ptrio_task *t, int rc)
     INVARIANT(TSTATE(t) != T_DONE && TSTATE(t) != T_IDLE,
               "a task exiting twice");
     l->ntasks--;
-    if (rc < 0 || (t->state & T_STARTING) || l->lot_owners || l->hooks) {
+    if (rc < 0 || (t->state & (T_STARTING | T_CANCELLED)) || l->lot_owners ||
+        l->hooks) {
         task_finished_slow(l, t, rc);
         return;
     }
@@ -274,10 +286,11 @@ void ptrio__task_finished(ptrio_loop *l, ptrio_task *t, int rc)
 int ptrio__nursery_open(ptrio_frame *fr, ptrio_nursery *n, uintptr_t exit,
                         const char *file, int line)
 {
-    ptrio_task *t = ptrio__self(fr);
+    ptrio_task *t;
+    int rc = ptrio__await_check(fr, &t);  /* its close may wait */
 
-    if (!t)
-        return -PTRIO_ENOTASK;
+    if (rc < 0)
+        return rc;
     if (!n)
         return -PTRIO_EINVAL;
     if (n->state & N_STATE) {
@@ -317,6 +330,10 @@ static void cancellation_caught(ptrio_scope *sc)
     }
 }
 
+static const ptrio_site dropped_site = {
+    NULL, 0, "an awaitable's PTRIO_PENDING was dropped (no PTRIO_AWAIT?)"
+};
+
 /* The body ended: record its error (first pass), join, then decide what
  * to raise. Never a cancel point, as in current Trio: with no child it is
  * a cancel-shielded schedule point; with children the owner waits until
@@ -335,13 +352,25 @@ int ptrio__nursery_close(ptrio_frame *fr, ptrio_nursery *n)
     if ((n->state & N_STATE) == N_OPEN) {
         n->state = (uint8_t)((n->state & ~N_STATE) | N_CLOSING);
         rc = n->scope.pending;
+        if (TSTATE(t) != T_RUNNING || ptrio__awaiter == YIELDED) {
+            /* An awaitable's PTRIO_PENDING dropped just before the end of
+             * the body: the join must not wait on top of that wait. */
+            MISUSE("a nursery block ends while its task waits (an "
+                   "awaitable called without PTRIO_AWAIT?)");
+            ptrio__undo_wait(ptrio__loop, t);
+            if (rc >= 0 || IS_MARKER(rc)) {
+                rc = -PTRIO_EMISUSE;
+                ptrio__note_origin(t, rc, &dropped_site);
+            }
+        }
         if (rc == -PTRIO_ECANCELED) {
             n->state |= N_CANCELLED;
         } else if (rc < 0 && !IS_MARKER(rc)) {
             n->body_err = rc;
             n->body_origin = (t->state & T_ARMED) && t->err == (int16_t)rc
                                  ? t->origin : NULL;
-            ptrio_cancel(&n->scope);
+            ptrio__cancel_why(&n->scope, PTRIO_CANCEL_FAILURE,
+                              OMAKE(n, O_GROUP));
         }
         t->state &= (uint8_t)~T_ARMED;
         if (!n->live) {

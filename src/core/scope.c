@@ -12,22 +12,43 @@
  */
 #include "internal.h"
 
-int ptrio__chain_cancelled(const ptrio_scope *sc)
+/* The scope `t` runs in when none of its own is open: its nursery's, or
+ * its starter's while ptrio_start runs it. */
+const ptrio_scope *ptrio__home(const ptrio_task *t)
+{
+    const ptrio_scope *s = t->scope;
+
+    while (s && s->task == t)
+        s = s->parent;
+    return s;
+}
+
+/* Whether code at scope `sc`, in the region of task `owner` (the task
+ * whose scopes come first on the way up), is cancelled: a cancelled scope
+ * on the way to the root with no shield before it. A task cancelled by
+ * ptrio_task_cancel counts where the walk leaves its region, so shields
+ * inside the task hold against it. */
+int ptrio__chain_cancelled(const ptrio_task *owner, const ptrio_scope *sc)
 {
     for (; sc; sc = sc->parent) {
+        if (sc->task != owner) {
+            if (owner && (owner->state & T_CANCELLED))
+                return 1;
+            owner = sc->task;
+        }
         if (sc->flags & PTRIO__SCOPE_CALLED)
             return 1;
         if (sc->flags & PTRIO__SCOPE_SHIELD)
             return 0;
     }
-    return 0;
+    return owner && (owner->state & T_CANCELLED);
 }
 
 /* Checkpoints ask this all the time; while no open scope is cancelled
  * (the usual case) the answer needs no walk. */
 int ptrio__cancelled(const ptrio_task *t)
 {
-    return ptrio__loop->ncalled && ptrio__chain_cancelled(t->scope);
+    return ptrio__loop->ncalled && ptrio__chain_cancelled(t, t->scope);
 }
 
 /* A scope leaves the tree of open scopes, and its deadline the deadline
@@ -48,7 +69,7 @@ int ptrio__scope_catches(const ptrio_scope *sc)
 {
     return (sc->flags & PTRIO__SCOPE_CALLED) &&
            ((sc->flags & PTRIO__SCOPE_SHIELD) ||
-            !ptrio__chain_cancelled(sc->parent));
+            !ptrio__chain_cancelled(sc->task, sc->parent));
 }
 
 /* Ends the wait of a parked task with -ECANCELED, as its wait allows: the
@@ -163,7 +184,7 @@ void ptrio__arm_lazy(ptrio_loop *l)
 
     if (!t)
         return;
-    now = l->backend->now(l);
+    now = ptrio__now(l);
     for (sc = t->scope; sc && sc->task == t && l->nlazy; sc = sc->parent) {
         if (!(sc->flags & PTRIO__SCOPE_LAZY))
             continue;
@@ -177,27 +198,92 @@ void ptrio__arm_lazy(ptrio_loop *l)
     }
 }
 
-/* A relative deadline dropped before it was armed keeps its duration, so
- * that leaving a non-blocking block costs no clock read; reading it
- * (ptrio_scope_deadline) makes it absolute then. */
+/* A relative deadline dropped before it was armed (its block ended or
+ * was cancelled before its first suspension) counts from the clock's last
+ * reading: what the clock read when the block began, on the virtual clock
+ * exactly; no clock read, so leaving a non-blocking block stays cheap.
+ * The base waits in the node's child links (unused off the tree) until
+ * ptrio_scope_deadline adds it. */
+static void lazy_dropped(ptrio_loop *l, ptrio_scope *sc)
+{
+    sc->flags = (uint16_t)((sc->flags & ~PTRIO__SCOPE_LAZY) |
+                           PTRIO__SCOPE_RELATIVE);
+    memcpy(sc->timer.child, &l->last_now, sizeof l->last_now);
+    l->nlazy--;
+    BETWEEN_DEL(l);
+}
+
+/* A deadline that ended unarmed, made absolute (lazy_dropped). */
+static void relative_to_absolute(ptrio_scope *sc)
+{
+    ptrio_time base;
+
+    memcpy(&base, sc->timer.child, sizeof base);
+    sc->flags &= (uint16_t)~PTRIO__SCOPE_RELATIVE;
+    ptrio__timer_set_when(&sc->timer,
+        ptrio__add_time(base, ptrio__timer_when(&sc->timer)));
+}
+
 void ptrio__drop_timer(ptrio_scope *sc)
 {
     if (sc->flags & PTRIO__SCOPE_LAZY) {
-        sc->flags = (uint16_t)((sc->flags & ~PTRIO__SCOPE_LAZY) |
-                               PTRIO__SCOPE_RELATIVE);
-        ptrio__loop->nlazy--;
-        BETWEEN_DEL(ptrio__loop);
+        lazy_dropped(ptrio__loop, sc);
     } else if (sc->flags & PTRIO__SCOPE_TIMER) {
         ptrio__timer_del(ptrio__loop, &sc->timer);
         sc->flags &= (uint16_t)~PTRIO__SCOPE_TIMER;
     }
 }
 
-void ptrio_cancel(ptrio_scope *sc)
+/* The scope whose cancellation reaches code at `sc` (region of `owner`),
+ * or NULL with *task set when it is ptrio_task_cancel's of *task. */
+static const ptrio_scope *source_of(const ptrio_task *owner,
+                                    const ptrio_scope *sc,
+                                    const ptrio_task **task)
 {
+    *task = NULL;
+    for (; sc; sc = sc->parent) {
+        if (sc->task != owner) {
+            if (owner && (owner->state & T_CANCELLED)) {
+                *task = owner;
+                return NULL;
+            }
+            owner = sc->task;
+        }
+        if (sc->flags & PTRIO__SCOPE_CALLED)
+            return sc;
+        if (sc->flags & PTRIO__SCOPE_SHIELD)
+            return NULL;
+    }
+    if (owner && (owner->state & T_CANCELLED))
+        *task = owner;
+    return NULL;
+}
+
+static unsigned why_kind(const ptrio_scope *sc)
+{
+    return (sc->flags & PTRIO__SCOPE_WHY) >> PTRIO__SCOPE_WHY_SHIFT;
+}
+
+static void set_why(ptrio_scope *sc, unsigned kind, const void *why)
+{
+    sc->flags = (uint16_t)((sc->flags & ~PTRIO__SCOPE_WHY) |
+                           (kind << PTRIO__SCOPE_WHY_SHIFT));
+    sc->why = why;
+}
+
+/* Cancels `sc` for a reason: the first one stays. A scope cancelled
+ * inside a region already cancelled takes that region's reason, as Trio's
+ * inner scopes inherit theirs: the cancellation its tasks see came first
+ * from there. */
+void ptrio__cancel_why(ptrio_scope *sc, unsigned kind, const void *why)
+{
+    const ptrio_scope *from;
+    const ptrio_task *task;
+
     if (!sc || (sc->flags & PTRIO__SCOPE_CALLED))
         return;
     sc->flags |= PTRIO__SCOPE_CALLED;
+    set_why(sc, kind, why);
     if (!(sc->flags & PTRIO__SCOPE_OPEN) || !ptrio__loop)
         return;
     ptrio__loop->ncalled++;
@@ -205,15 +291,107 @@ void ptrio_cancel(ptrio_scope *sc)
     ptrio__drop_timer(sc);
     /* Already inside a cancelled region: everyone inside was told. */
     if (!(sc->flags & PTRIO__SCOPE_SHIELD) &&
-        ptrio__chain_cancelled(sc->parent))
+        ptrio__chain_cancelled(sc->task, sc->parent)) {
+        from = source_of(sc->task, sc->parent, &task);
+        if (from)
+            set_why(sc, why_kind(from), from->why);
+        else if (task)
+            set_why(sc, PTRIO_CANCEL_TASK, task);
         return;
+    }
     deliver(sc);
+}
+
+void ptrio_cancel(ptrio_scope *sc)
+{
+    ptrio__cancel_why(sc, PTRIO_CANCEL_EXPLICIT, NULL);
+}
+
+void ptrio_cancel_reason(ptrio_scope *sc, const char *reason)
+{
+    ptrio__cancel_why(sc, PTRIO_CANCEL_EXPLICIT, reason);
+}
+
+int ptrio_task_cancel(ptrio_task *t)
+{
+    ptrio_loop *l = ptrio__loop;
+    const ptrio_scope *home;
+
+    if (!l)
+        return -PTRIO_ENOTASK;
+    if (!t || !(t->state & T_STATE_LIVE))
+        return -PTRIO_EINVAL;
+    if (t->state & T_CANCELLED)
+        return 0;
+    t->state |= T_CANCELLED;
+    l->ncalled++;                   /* until the task exits */
+    ptrio__awaiter = NOBODY;
+    home = ptrio__home(t);
+    if (!ptrio__chain_cancelled(home ? home->task : NULL, home))
+        ptrio__deliver_task(t, (ptrio_scope *)home);
+    return 0;
+}
+
+/* Fills `out` from the scope or task a cancellation comes from. */
+static void fill_source(const ptrio_scope *sc, const ptrio_task *task,
+                        ptrio_cancel_info *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!sc) {
+        out->kind = PTRIO_CANCEL_TASK;
+        out->task = task;
+        return;
+    }
+    out->scope = sc;
+    out->kind = (ptrio_cancel_kind)why_kind(sc);
+    switch (out->kind) {
+    case PTRIO_CANCEL_EXPLICIT:
+        out->reason = (const char *)sc->why;
+        break;
+    case PTRIO_CANCEL_FAILURE:
+        ptrio__why_failure(sc->why, &out->failure);
+        break;
+    case PTRIO_CANCEL_RUN:
+        out->failure.code = ptrio__loop ? ptrio__loop->fatal : 0;
+        break;
+    case PTRIO_CANCEL_TASK:
+        out->scope = NULL;
+        out->task = (const ptrio_task *)sc->why;
+        break;
+    default:
+        break;
+    }
+}
+
+int ptrio__task_cancel_source(const ptrio_task *t, ptrio_cancel_info *out)
+{
+    const ptrio_task *task;
+    const ptrio_scope *sc;
+
+    if (!ptrio__loop->ncalled)
+        return -PTRIO_EINVAL;
+    sc = source_of(t, t->scope, &task);
+    if (!sc && !task)
+        return -PTRIO_EINVAL;
+    fill_source(sc, task, out);
+    return 0;
+}
+
+int ptrio_cancel_source(void *self, ptrio_cancel_info *out)
+{
+    ptrio_task *t = ptrio__self(self);
+
+    if (!t)
+        return -PTRIO_ENOTASK;
+    if (!out)
+        return -PTRIO_EINVAL;
+    return ptrio__task_cancel_source(t, out);
 }
 
 void ptrio__scope_expired(ptrio_scope *sc)
 {
     sc->flags &= (uint16_t)~PTRIO__SCOPE_TIMER;
-    ptrio_cancel(sc);
+    ptrio__cancel_why(sc, PTRIO_CANCEL_DEADLINE, NULL);
 }
 
 /* Registers the scope's deadline, or cancels it now if it has passed. */
@@ -227,8 +405,8 @@ static void arm(ptrio_scope *sc)
         (sc->flags & (PTRIO__SCOPE_CALLED | PTRIO__SCOPE_OPEN)) !=
             PTRIO__SCOPE_OPEN)
         return;
-    if (when <= l->backend->now(l)) {
-        ptrio_cancel(sc);
+    if (when <= ptrio__now(l)) {
+        ptrio__cancel_why(sc, PTRIO_CANCEL_DEADLINE, NULL);
         return;
     }
     ptrio__timer_add(l, &sc->timer, when, 1);
@@ -265,17 +443,13 @@ int ptrio_scope_set_timeout(ptrio_scope *sc, ptrio_time d)
 
 ptrio_time ptrio_scope_deadline(const ptrio_scope *sc)
 {
-    ptrio_scope *m = (ptrio_scope *)sc;  /* arming is not a visible change */
 
     if (!sc || !(sc->flags & PTRIO__SCOPE_DEADLINE))
         return PTRIO_TIME_INF;
     if (sc->flags & PTRIO__SCOPE_LAZY)
         ptrio__arm_lazy(ptrio__loop);
-    if (sc->flags & PTRIO__SCOPE_RELATIVE) {
-        m->flags &= (uint16_t)~PTRIO__SCOPE_RELATIVE;
-        ptrio__timer_set_when(&m->timer,
-            ptrio__add_time(ptrio_now(), ptrio__timer_when(&sc->timer)));
-    }
+    if (sc->flags & PTRIO__SCOPE_RELATIVE)
+        relative_to_absolute((ptrio_scope *)sc);    /* not a visible change */
     return ptrio__timer_when(&sc->timer);
 }
 
@@ -293,7 +467,7 @@ void ptrio_scope_set_shield(ptrio_scope *sc, bool shield)
     /* What the shield held back now reaches inside. */
     if ((sc->flags & PTRIO__SCOPE_OPEN) && ptrio__loop &&
         !(sc->flags & PTRIO__SCOPE_CALLED) &&
-        ptrio__chain_cancelled(sc->parent))
+        ptrio__chain_cancelled(sc->task, sc->parent))
         deliver(sc);
 }
 
@@ -491,13 +665,9 @@ int ptrio__scope_close(ptrio_frame *fr, ptrio_scope *sc)
         (t = ptrio__loop->current)->scope != sc)
         return close_checked(fr, sc);
     t->scope = sc->parent;
-    /* The usual close: nothing caught, nothing armed. A relative deadline
-     * never armed keeps its duration (drop_timer). */
-    if (flags & PTRIO__SCOPE_LAZY) {
-        flags = (flags & ~PTRIO__SCOPE_LAZY) | PTRIO__SCOPE_RELATIVE;
-        ptrio__loop->nlazy--;
-        BETWEEN_DEL(ptrio__loop);
-    }
-    sc->flags = (uint16_t)(flags & ~PTRIO__SCOPE_OPEN);
+    /* The usual close: nothing caught, nothing armed. */
+    if (flags & PTRIO__SCOPE_LAZY)
+        lazy_dropped(ptrio__loop, sc);
+    sc->flags &= (uint16_t)~PTRIO__SCOPE_OPEN;
     return 0;
 }

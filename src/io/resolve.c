@@ -120,7 +120,7 @@ int ptrio_getaddrinfo(void *self, ptrio_resolve *r, const char *host,
         return -PTRIO_EINVAL;
     if (hl >= sizeof r->req.host || sl >= sizeof r->req.service)
         return -PTRIO_EINVAL;
-    if (r->fr.resume)
+    if (!ptrio_frame_idle(r))
         return -PTRIO_EBUSY;
     *res = NULL;
     memcpy(r->req.host, host ? host : "", hl + 1);

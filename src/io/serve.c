@@ -35,7 +35,7 @@ int ptrio_server_init(ptrio_server *srv, const char *host, int port,
         stride < sizeof(ptrio_frame) || conn_offset < sizeof(ptrio_frame) ||
         conn_offset + sizeof(ptrio_conn) > stride)
         return -PTRIO_EINVAL;
-    if (srv->fr.resume) {
+    if (!ptrio_frame_idle(srv)) {
         MISUSE("ptrio_server_init on a server that is running");
         return -PTRIO_EBUSY;
     }

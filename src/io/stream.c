@@ -175,7 +175,7 @@ int ptrio_stream_receive_some(void *self, ptrio_stream *s, void *buf,
         return -PTRIO_EINVAL;
     if (!s->fdp1)
         return -PTRIO_ECLOSED;
-    if (s->rx.fr.resume)
+    if (!ptrio_frame_idle(&s->rx))
         return -PTRIO_EBUSY;    /* another task receives: Trio's Busy... */
     s->rx.s = s;
     s->rx.buf.in = buf;
@@ -223,7 +223,7 @@ int ptrio_stream_send_all(void *self, ptrio_stream *s, const void *buf,
         return -PTRIO_EINVAL;
     if (!s->fdp1)
         return -PTRIO_ECLOSED;
-    if (s->tx.fr.resume)
+    if (!ptrio_frame_idle(&s->tx))
         return -PTRIO_EBUSY;
     s->tx.s = s;
     s->tx.buf.out = buf;
@@ -243,7 +243,7 @@ int ptrio_stream_send_eof(void *self, ptrio_stream *s)
         return -PTRIO_EINVAL;
     if (!s->fdp1)
         return -PTRIO_ECLOSED;
-    if (s->tx.fr.resume)
+    if (!ptrio_frame_idle(&s->tx))
         return -PTRIO_EBUSY;
     if (!(s->flags & S_SOCKET))
         return -PTRIO_ENOTSOCK;
@@ -398,7 +398,7 @@ int ptrio_listener_accept(void *self, ptrio_listener *ls, ptrio_stream *out)
         return -PTRIO_EINVAL;
     if (!ls->fdp1)
         return -PTRIO_ECLOSED;
-    if (out->fdp1 > 0 || ls->acc.fr.resume)
+    if (out->fdp1 > 0 || !ptrio_frame_idle(&ls->acc))
         return -PTRIO_EBUSY;
     ls->acc.buf.in = out;
     ls->acc.waited = 0;
