@@ -9,5 +9,7 @@
 #include "ptrio/backend.h"
 #include "ptrio/io.h"
 #include "ptrio/net.h"
+#include "ptrio/sync.h"
+#include "ptrio/chan.h"
 
 #endif /* PTRIO_H */

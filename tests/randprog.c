@@ -930,7 +930,8 @@ static void group_desc(char (*mem)[RP_DESCCAP], int n, char *out, size_t cap)
  *     ptrio's ENOSTART);
  *   - fail_after: TooSlowError when its scope caught the cancellation;
  *   - TRY is `except Exception`: it does not catch a Cancelled, nor a group
- *     holding one.
+ *     of nothing else; unlike Trio, a group holding a real failure and a
+ *     Cancelled is caught (ptrio's nurseries raise the failure alone).
  * A schedule (rp_sched) picks what Trio leaves open: batch order, the
  * order in which a cancellation wakes tasks, extra yields. Where Trio
  * would wait forever (every task blocked, no deadline), ptrio's virtual
@@ -1099,17 +1100,24 @@ static int x_collapse(int e)
     return e;
 }
 
-/* isinstance(e, Exception): everything but Cancelled and groups of it. */
-static int x_is_exception(int e)
+/* Whether `e` holds a real failure: anything but Cancelled and groups of
+ * nothing else. ptrio's TRY_BLOCK catches such an exception whole, where
+ * Trio's `except Exception` misses a group that holds a Cancelled too: in
+ * ptrio a nursery raises the real failure alone (its cancellations are
+ * absorbed, never group members; README, "Differences from Trio"), and the
+ * cancellation comes back at the next checkpoint. */
+static int x_has_exception(int e)
 {
     const m_exc *x = &M.x[e];
     int i;
     if (x->kind == X_CANCEL)
         return 0;
-    if (x->kind == X_GROUP)
+    if (x->kind == X_GROUP) {
         for (i = 0; i < x->n; i++)
-            if (!x_is_exception(x->mem[i]))
-                return 0;
+            if (x_has_exception(x->mem[i]))
+                return 1;
+        return 0;
+    }
     return 1;
 }
 
@@ -1563,7 +1571,7 @@ static int m_blockar(int ti, m_ar *a, int *mode, int *val)
         a->smode = (uint8_t)*mode;
         a->v = *val;
         if (kind == RB_TRY) {
-            if (exc >= 0 && !x_is_exception(exc))
+            if (exc >= 0 && !x_has_exception(exc))
                 return m_pop(ti, mode, val, MD_RAISE, exc);
             if (*mode == MD_RETURN)
                 return m_pop(ti, mode, val, MD_RETURN, *val);

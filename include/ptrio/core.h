@@ -92,7 +92,7 @@ struct ptrio_scope {
     uintptr_t exit;                 /* resume point of the block's close */
     const void *why;                /* what cancelled it (kind in flags) */
     int pending;                    /* what ended the body; TRY_BLOCK's catch */
-    uint16_t flags;
+    uint32_t flags;
 };
 
 struct ptrio_nursery {
@@ -149,8 +149,8 @@ struct ptrio_loop {
     uint32_t nfd;                   /* distinct fds they wait on */
     ptrio_task *fdtab[PTRIO_CONF_FD_BUCKETS];   /* those tasks, by fd */
     struct ptrio_source *sources;   /* external wake sources, polled */
-    void *lot_owners;               /* lots that break when their owner
-                                       task exits (src/core/lot.c) */
+    struct ptrio_owned_lot *lot_owners; /* lots that break when their
+                                       owner task exits (src/core/lot.c) */
     ptrio_nursery system;           /* holds the main task */
     ptrio_task main;
     ptrio_report_fn report;
@@ -291,20 +291,65 @@ PTRIO_NODISCARD int ptrio_sleep_forever(void *self);
  * fails with -PTRIO_ECANCELED at once and has no effect. Waking is never a
  * checkpoint, and a woken task can no longer be cancelled out of its wait:
  * it runs with the value it was given. Everything runs on the loop's
- * thread; from an interrupt or another thread use a ptrio_source. */
+ * thread; from an interrupt or another thread use a ptrio_source.
+ *
+ * A blocking operation that finds it need not block is still a checkpoint
+ * in Trio, with no effect when cancelled. Compose it the same way:
+ *
+ *     rc = ptrio_checkpoint_if_cancelled(self);    cancelled: no effect
+ *     if (rc < 0) return rc;
+ *     if (can_do_it_now) { do_it(); return ptrio_yield(self); }
+ *     return ptrio_park(self, &lot, data);          woken by the doer
+ *
+ * or in one call, ptrio_park_unless(self, &lot, try_it, obj, data), which
+ * checks the caller once and is what ptrio's own primitives use.
+ *
+ * A lot can break (Trio's break_lot): its parked tasks wake with
+ * -PTRIO_EBROKEN and later parks fail with it at once. An owned lot breaks
+ * by itself when its owner task exits (a lock whose holder died). */
 
 /* Parks the running task at the end of `lot` until an unpark. `data` rides
  * with the wait (ptrio_wait_data), e.g. where a channel's receiver wants
  * its value. Awaitable: the status is the unpark's `value`. Errors:
- * -PTRIO_ECANCELED, -PTRIO_ENOTASK (not the running task's innermost
- * frame), -PTRIO_EMISUSE (the task already waits: an await without
- * PTRIO_AWAIT), -PTRIO_EINVAL (NULL lot). */
+ * -PTRIO_EBROKEN (the lot is broken), -PTRIO_ECANCELED, -PTRIO_ENOTASK
+ * (not the running task's innermost frame), -PTRIO_EMISUSE (the task
+ * already waits: an await without PTRIO_AWAIT), -PTRIO_EINVAL (NULL). */
 PTRIO_NODISCARD int ptrio_park(void *self, ptrio_lot *lot, void *data);
+
+/* Parks like ptrio_park in the lot `*key` names, filed under `key`: when
+ * several handles share one queue (a channel's clones), the tasks that
+ * parked through one handle are found with ptrio_wait_key. `*key` must keep
+ * naming that lot while a task waits through it. Errors as ptrio_park. */
+PTRIO_NODISCARD int ptrio_park_key(void *self, ptrio_lot *const *key,
+                                   void *data);
+
+/* The non-blocking attempt of a blocking operation (ptrio_park_unless):
+ * returns a status >= 0 when it is done, -PTRIO_EWOULDBLOCK when the task
+ * must wait, or another error. `t` is the calling task; it must not
+ * await, nor unpark or cancel itself. */
+typedef int (*ptrio_try_fn)(ptrio_task *t, void *obj, void *data);
+
+/* One blocking operation with Trio's checkpoint rules, in one call: in a
+ * cancelled scope it fails with -PTRIO_ECANCELED before `attempt` runs
+ * (no effect); else attempt(t, obj, data) tries it: done, the await returns
+ * its status after a cancel-shielded schedule point; an error is returned
+ * at once (no schedule point); -PTRIO_EWOULDBLOCK parks the task at the
+ * end of `lot` with `data`, until an unpark. Awaitable. Errors: those of
+ * `attempt`, and of ptrio_park. */
+PTRIO_NODISCARD int ptrio_park_unless(void *self, ptrio_lot *lot,
+                                      ptrio_try_fn attempt, void *obj,
+                                      void *data);
+
+/* The same, parking through `key` as ptrio_park_key does. */
+PTRIO_NODISCARD int ptrio_park_key_unless(void *self, ptrio_lot *const *key,
+                                          ptrio_try_fn attempt, void *obj,
+                                          void *data);
 
 /* Parks the running task with an abort hook (Trio's
  * wait_task_rescheduled): the owner of the wait wakes it with ptrio_wake;
  * a cancellation calls `abort`. The task's w.park.next/prev links are the
- * owner's to use while it waits. Awaitable; errors as ptrio_park. */
+ * owner's to use while it waits. Awaitable; errors as ptrio_park but
+ * -PTRIO_EBROKEN. */
 PTRIO_NODISCARD int ptrio_park_hook(void *self, ptrio_abort_fn abort,
                                     void *data);
 
@@ -313,13 +358,27 @@ PTRIO_NODISCARD int ptrio_park_hook(void *self, ptrio_abort_fn abort,
 int ptrio_wake(ptrio_task *t, int value);
 
 /* The first task parked in `lot` (the next to be unparked), or NULL. */
-ptrio_task *ptrio_lot_first(const ptrio_lot *lot);
+static inline ptrio_task *ptrio_lot_first(const ptrio_lot *lot)
+{
+    if (!lot || (const void *)lot->head == (const void *)lot)
+        return NULL;
+    return lot->head;
+}
 
-/* The task parked after `t` in `lot`, or NULL after the last. */
+/* The `data` of the first task parked in `lot`, which must not be empty:
+ * what the next unpark's doer hands a value to or takes one from. */
+static inline void *ptrio_lot_first_data(const ptrio_lot *lot)
+{
+    return lot->head->w.park.data;
+}
+
+/* The task parked after `t` in `lot`, or NULL after the last (and when `t`
+ * is not parked in `lot`). Read it before unparking `t`. */
 ptrio_task *ptrio_lot_next(const ptrio_lot *lot, const ptrio_task *t);
 
-/* Wakes the first parked task with `value`. Returns it, or NULL when the
- * lot is empty. */
+/* Wakes the first parked task; `value` (>= 0, or a negative error code)
+ * becomes the status of its await. Returns it, or NULL when the lot is
+ * empty. Not a checkpoint, like every unpark. */
 ptrio_task *ptrio_lot_unpark(ptrio_lot *lot, int value);
 
 /* Wakes the first `n` parked tasks (all: ptrio_lot_unpark_all), in order.
@@ -331,23 +390,65 @@ unsigned ptrio_lot_unpark_all(ptrio_lot *lot, int value);
  * or -PTRIO_EINVAL when `t` is not parked in `lot`. */
 int ptrio_lot_unpark_task(ptrio_lot *lot, ptrio_task *t, int value);
 
-/* Moves the first `n` tasks of `from` to the end of `to`, still parked
- * (Trio's repark; a condition variable hands its waiters to its lock).
- * Returns how many moved. */
+/* Moves the first `n` tasks of `from` to the end of `to`, in order, still
+ * parked (Trio's repark; a condition hands its waiters to its lock). A
+ * moved task forgets its key. Into a broken lot, they wake with
+ * -PTRIO_EBROKEN instead. Returns how many moved. */
 unsigned ptrio_lot_repark(ptrio_lot *from, ptrio_lot *to, unsigned n);
 
 /* How many tasks are parked in `lot` (walks it: O(n)). */
 unsigned ptrio_lot_count(const ptrio_lot *lot);
 
-/* Whether no task is parked in `lot`. */
+/* Whether no task is parked in `lot` (a broken lot is empty). */
 static inline bool ptrio_lot_empty(const ptrio_lot *lot)
 {
-    return !lot->head;
+    return !lot->head || (const void *)lot->head == (const void *)lot;
 }
 
-/* The `data` a parked task gave ptrio_park or ptrio_park_hook (NULL when
- * it is not parked there). */
+/* The `data` a parked task gave ptrio_park, ptrio_park_key or
+ * ptrio_park_hook (NULL when it is not parked there). */
 void *ptrio_wait_data(const ptrio_task *t);
+
+/* The key a parked task gave ptrio_park_key, or NULL (not parked through
+ * a key, or reparked since). */
+ptrio_lot *const *ptrio_wait_key(const ptrio_task *t);
+
+/* Breaks `lot` (Trio's break_lot): every parked task wakes with
+ * -PTRIO_EBROKEN, and every later park in it fails so. Idempotent; a
+ * broken lot stays broken until zeroed again. */
+void ptrio_lot_break(ptrio_lot *lot);
+
+/* Whether `lot` is broken. */
+static inline bool ptrio_lot_broken(const ptrio_lot *lot)
+{
+    return lot && (const void *)lot->head == (const void *)lot;
+}
+
+/* A lot with an owner task: when the owner exits, the lot breaks (Trio's
+ * add_parking_lot_breaker; a lock whose holder exits without releasing
+ * it). No allocation: the loop keeps the owned lots in a list threaded
+ * through `next`, so an owned lot with an owner must stay where it is
+ * until the owner is cleared or exits. Zeroed: no owner, not broken. */
+typedef struct ptrio_owned_lot {
+    ptrio_lot lot;
+    ptrio_task *owner;
+    struct ptrio_owned_lot *next;
+} ptrio_owned_lot;
+
+/* Makes `t` the owner of `ol` (NULL: no owner), replacing the previous
+ * one; handing over from a task to another costs O(1), giving up or
+ * taking ownership walks the loop's owned lots from the most recently
+ * owned (O(1) when lots are released in reverse order). When the owner
+ * exits, the lot breaks and has no owner. Returns 0, -PTRIO_EBROKEN when
+ * `t` has exited (or never ran), -PTRIO_ENOTASK outside a running loop,
+ * -PTRIO_EINVAL (NULL ol). Not a checkpoint. */
+int ptrio_lot_set_owner(ptrio_owned_lot *ol, ptrio_task *t);
+
+/* The owner of `ol`, or NULL. */
+static inline ptrio_task *ptrio_lot_owner(const ptrio_owned_lot *ol)
+{
+    return ol->owner;
+}
 
 /* ---- external wake sources ------------------------------------------
  *
@@ -387,6 +488,10 @@ void ptrio_source_remove(ptrio_source *src);
 #define PTRIO__SCOPE_RELATIVE 0x1000u  /* ended unarmed: duration + base */
 #define PTRIO__SCOPE_WHY      0xe000u  /* the kind of `why`: ptrio_cancel_kind */
 #define PTRIO__SCOPE_WHY_SHIFT 13
+#define PTRIO__SCOPE_ABSORBED 0x10000u /* a nursery inside absorbed a
+                                          cancellation that this scope
+                                          catches if the failure it came
+                                          with reaches it */
 
 PTRIO_NODISCARD int ptrio__scope_open(ptrio_frame *fr, ptrio_scope *sc,
                                       uintptr_t exit, ptrio_time deadline,

@@ -331,7 +331,7 @@ static inline int ptrio__end(ptrio_frame *fr)
             } else                                                          \
                 for ((sc)->flags |= PTRIO__SCOPE_ENTERED;                   \
                      (sc)->flags & PTRIO__SCOPE_BODY;                       \
-                     (sc)->flags &= (uint16_t)~PTRIO__SCOPE_BODY)
+                     (sc)->flags &= (uint32_t)~PTRIO__SCOPE_BODY)
 
 #define PTRIO__SCOPE_ENTERED 0x0001u  /* body started: next pass closes */
 #define PTRIO__SCOPE_BODY    0x0002u  /* body not yet run */

@@ -152,8 +152,9 @@ void ptrio__why_failure(const void *why, ptrio_failure *out)
         describe(c->w.done.code, OMAKE(c, O_TASK), ptrio_task_name(c), NULL,
                  out, NULL, 0);
     } else {
-        const ptrio_nursery *n = p;
-        describe(n->body_err, n->body_origin,
+        const ptrio_nursery *n = p;     /* its body: failed, or cancelled */
+        describe(n->body_err ? n->body_err : -PTRIO_ECANCELED,
+                 n->body_err ? n->body_origin : NULL,
                  ptrio_task_name(n->scope.task), NULL, out, NULL, 0);
     }
 }

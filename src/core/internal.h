@@ -58,6 +58,8 @@ enum {
     W_YIELD,            /* ready after a checkpoint: abort sets -ECANCELED */
     W_TIMER,            /* sleeping: w.timer in the deadline tree */
     W_FOREVER,          /* sleep_forever */
+    W_EXPIRED,          /* its deadline passed: woken once the scopes
+                                   expiring with it are cancelled */
     W_LOT,              /* in the lot w.park.on.lot */
     W_HOOK,             /* parked with the abort hook w.park.on.abort */
     W_JOIN,             /* nursery close waiting for children */
@@ -216,6 +218,7 @@ void ptrio__scope_expired(ptrio_scope *sc);
 void ptrio__arm_lazy(ptrio_loop *l);
 void ptrio__drop_timer(ptrio_scope *sc);
 void ptrio__scope_closed(ptrio_scope *sc);
+void ptrio__absorbed_arrives(ptrio_scope *sc, int rc);
 void ptrio__scope_push(ptrio_task *t, ptrio_frame *fr, ptrio_scope *sc,
                        uintptr_t exit, unsigned flags);
 

@@ -364,8 +364,14 @@ static void step(ptrio_loop *l, ptrio_task *t, const ptrio_hooks *hooks)
         return;
     }
     ptrio__awaiter = fr;
-    if (l->ncalled)
+    if (l->ncalled) {
         ptrio__awaiter = NOBODY;
+        /* A checkpoint's cancel point comes after its schedule point, as
+         * in Trio: whether it fails is decided now, as the task resumes,
+         * so a shield set meanwhile holds. */
+        if (t->wait == W_YIELD)
+            fr->result = ptrio__cancelled(t) ? -PTRIO_ECANCELED : 0;
+    }
     for (;;) {
         rc = fr->fn(fr);
         if (rc == PTRIO_PENDING) {
@@ -438,9 +444,16 @@ static void run_batches(ptrio_loop *l)
     l->current = NULL;
 }
 
+/* Fires the deadlines that passed. All that expire in one pass expire
+ * together, as in Trio (where a sleep is a cancel scope too): the scopes
+ * are cancelled first, and a sleep that ends at the same time as a scope
+ * around it fails with that scope's cancellation. Sleepers wait in a list
+ * threaded through their node's second child link meanwhile (free off the
+ * tree, and untouched when a cancellation queues the task, which writes
+ * the first), woken in the order their deadlines were armed. */
 static void fire_timers(ptrio_loop *l)
 {
-    ptrio__tnode *n;
+    ptrio__tnode *n, *sleepers = NULL, **tail = &sleepers;
     ptrio_time now;
 
     if (!l->first)
@@ -451,9 +464,17 @@ static void fire_timers(ptrio_loop *l)
         if (ptrio__timer_is_scope(n)) {
             ptrio__scope_expired(CONTAINER(n, ptrio_scope, timer));
         } else {
-            ptrio_task *t = CONTAINER(n, ptrio_task, w.timer);
-            ptrio__wake(l, t, 0);
+            CONTAINER(n, ptrio_task, w.timer)->wait = W_EXPIRED;
+            *tail = n;
+            tail = &n->child[1];    /* NULL: timer_del cleared it */
         }
+    }
+    while ((n = sleepers)) {
+        ptrio_task *t = CONTAINER(n, ptrio_task, w.timer);
+        sleepers = n->child[1];
+        n->child[1] = NULL;
+        if (TSTATE(t) == T_PARKED && t->wait == W_EXPIRED)
+            ptrio__wake(l, t, 0);
     }
 }
 

@@ -190,6 +190,12 @@ static void start_finished(ptrio_loop *l, ptrio_task *t, int rc)
 
     n->live--;
     wake_owner_if_joined(n);
+    /* Trio runs the child in a hidden nursery under the starter, which a
+     * Cancelled ending the child cancels (_add_exc): with no cancellation
+     * visible to the starter, that hidden scope catches it, and the start
+     * goes on as if the child had returned. */
+    if (rc == -PTRIO_ECANCELED && !ptrio__chain_cancelled(st, st->scope))
+        rc = 0;
     if (rc < 0) {
         ptrio__note_origin(st, rc, OMAKE(t, O_TASK));
         ptrio__wake(l, st, rc);
@@ -249,7 +255,10 @@ static NOINLINE void task_finished_slow(ptrio_loop *l, ptrio_task *t, int rc)
     n = NURSERY_OF(t->scope);
     unlink_child(n, t);
     if (rc == -PTRIO_ECANCELED) {
+        /* Trio's _add_exc: whatever ends a child, Cancelled included,
+         * cancels the nursery. */
         n->state |= N_CANCELLED;
+        ptrio__cancel_why(&n->scope, PTRIO_CANCEL_FAILURE, OMAKE(t, O_TASK));
     } else if (rc < 0) {
         if (n->failed_tail)
             n->failed_tail->w.done.next = t;
@@ -315,14 +324,19 @@ static int count_failures(const ptrio_nursery *n)
 }
 
 /* The nursery absorbed cancellations of its body or children while it
- * raises a real failure: the scope that would have caught them caught
- * them (Trio splits them out of the group there): the nursery's own, or
- * the outermost cancelled scope visible from it. */
-static void cancellation_caught(ptrio_scope *sc)
+ * raises a real failure. In Trio they travel with it, in a group, to the
+ * scope that catches them (the nursery's own, or the outermost cancelled
+ * scope visible from it), which splits them out: that scope has caught a
+ * cancellation if the failure gets there (not if FINALLY swallows it on
+ * the way). */
+static void cancellation_absorbed(ptrio_nursery *n)
 {
-    for (; sc; sc = sc->parent) {
+    ptrio_scope *sc;
+
+    for (sc = &n->scope; sc; sc = sc->parent) {
         if (ptrio__scope_catches(sc)) {
-            sc->flags |= PTRIO__SCOPE_CAUGHT;
+            sc->flags |= sc == &n->scope ? PTRIO__SCOPE_CAUGHT
+                                         : PTRIO__SCOPE_ABSORBED;
             return;
         }
         if (sc->flags & PTRIO__SCOPE_SHIELD)
@@ -365,6 +379,8 @@ int ptrio__nursery_close(ptrio_frame *fr, ptrio_nursery *n)
         }
         if (rc == -PTRIO_ECANCELED) {
             n->state |= N_CANCELLED;
+            ptrio__cancel_why(&n->scope, PTRIO_CANCEL_FAILURE,
+                              OMAKE(n, O_GROUP));
         } else if (rc < 0 && !IS_MARKER(rc)) {
             n->body_err = rc;
             n->body_origin = (t->state & T_ARMED) && t->err == (int16_t)rc
@@ -391,6 +407,7 @@ int ptrio__nursery_close(ptrio_frame *fr, ptrio_nursery *n)
         c->state &= (uint8_t)~T_LISTED;
     t->scope = n->scope.parent;
     ptrio__scope_closed(&n->scope);
+    ptrio__absorbed_arrives(&n->scope, n->body_err);
     n->state = (uint8_t)(n->state & ~N_STATE);
     k = count_failures(n);
     if (k == 0) {
@@ -403,7 +420,7 @@ int ptrio__nursery_close(ptrio_frame *fr, ptrio_nursery *n)
         return -PTRIO_ECANCELED;
     }
     if (n->state & N_CANCELLED)
-        cancellation_caught(&n->scope);
+        cancellation_absorbed(n);
     if (k > 1) {
         ptrio__note_origin(t, -PTRIO_EGROUP, OMAKE(n, O_GROUP));
         return -PTRIO_EGROUP;

@@ -59,7 +59,16 @@ void ptrio__scope_closed(ptrio_scope *sc)
     if ((sc->flags & (PTRIO__SCOPE_OPEN | PTRIO__SCOPE_CALLED)) ==
         (PTRIO__SCOPE_OPEN | PTRIO__SCOPE_CALLED))
         ptrio__loop->ncalled--;
-    sc->flags &= (uint16_t)~PTRIO__SCOPE_OPEN;
+    sc->flags &= (uint32_t)~PTRIO__SCOPE_OPEN;
+}
+
+/* A failure that a nursery raised with cancellations it absorbed reached
+ * the scope that catches them (nursery.c, cancellation_absorbed). */
+void ptrio__absorbed_arrives(ptrio_scope *sc, int rc)
+{
+    if ((sc->flags & PTRIO__SCOPE_ABSORBED) && rc < 0 && !IS_MARKER(rc))
+        sc->flags |= PTRIO__SCOPE_CAUGHT;
+    sc->flags &= ~(uint32_t)PTRIO__SCOPE_ABSORBED;
 }
 
 /* Trio's rule: a cancelled scope catches the -ECANCELED at its end only
@@ -82,6 +91,7 @@ static void abort_parked(ptrio_loop *l, ptrio_task *t)
         ptrio__timer_del(l, &t->w.timer);
         ptrio__wake(l, t, -PTRIO_ECANCELED);
         break;
+    case W_EXPIRED:                 /* out of the tree already */
     case W_FOREVER:
         ptrio__wake(l, t, -PTRIO_ECANCELED);
         break;
@@ -100,16 +110,12 @@ static void abort_parked(ptrio_loop *l, ptrio_task *t)
     }
 }
 
-/* A cancellation reached `t`: a task queued by a checkpoint fails it, a
- * parked task's wait ends. */
+/* A cancellation reached `t`: a parked task's wait ends. (A task queued
+ * by a checkpoint learns it when it resumes: step.) */
 static void abort_task(ptrio_task *t)
 {
-    if (TSTATE(t) == T_READY && t->wait == W_YIELD) {
-        t->frame->result = -PTRIO_ECANCELED;
-        t->wait = W_NONE;
-    } else if (TSTATE(t) == T_PARKED) {
+    if (TSTATE(t) == T_PARKED)
         abort_parked(ptrio__loop, t);
-    }
 }
 
 /* The run's last resort, after its cancellation left tasks blocked with
@@ -188,7 +194,7 @@ void ptrio__arm_lazy(ptrio_loop *l)
     for (sc = t->scope; sc && sc->task == t && l->nlazy; sc = sc->parent) {
         if (!(sc->flags & PTRIO__SCOPE_LAZY))
             continue;
-        sc->flags = (uint16_t)((sc->flags & ~PTRIO__SCOPE_LAZY) |
+        sc->flags = (uint32_t)((sc->flags & ~PTRIO__SCOPE_LAZY) |
                                PTRIO__SCOPE_TIMER);
         l->nlazy--;
         BETWEEN_DEL(l);
@@ -206,7 +212,7 @@ void ptrio__arm_lazy(ptrio_loop *l)
  * ptrio_scope_deadline adds it. */
 static void lazy_dropped(ptrio_loop *l, ptrio_scope *sc)
 {
-    sc->flags = (uint16_t)((sc->flags & ~PTRIO__SCOPE_LAZY) |
+    sc->flags = (uint32_t)((sc->flags & ~PTRIO__SCOPE_LAZY) |
                            PTRIO__SCOPE_RELATIVE);
     memcpy(sc->timer.child, &l->last_now, sizeof l->last_now);
     l->nlazy--;
@@ -219,7 +225,7 @@ static void relative_to_absolute(ptrio_scope *sc)
     ptrio_time base;
 
     memcpy(&base, sc->timer.child, sizeof base);
-    sc->flags &= (uint16_t)~PTRIO__SCOPE_RELATIVE;
+    sc->flags &= (uint32_t)~PTRIO__SCOPE_RELATIVE;
     ptrio__timer_set_when(&sc->timer,
         ptrio__add_time(base, ptrio__timer_when(&sc->timer)));
 }
@@ -230,7 +236,7 @@ void ptrio__drop_timer(ptrio_scope *sc)
         lazy_dropped(ptrio__loop, sc);
     } else if (sc->flags & PTRIO__SCOPE_TIMER) {
         ptrio__timer_del(ptrio__loop, &sc->timer);
-        sc->flags &= (uint16_t)~PTRIO__SCOPE_TIMER;
+        sc->flags &= (uint32_t)~PTRIO__SCOPE_TIMER;
     }
 }
 
@@ -266,7 +272,7 @@ static unsigned why_kind(const ptrio_scope *sc)
 
 static void set_why(ptrio_scope *sc, unsigned kind, const void *why)
 {
-    sc->flags = (uint16_t)((sc->flags & ~PTRIO__SCOPE_WHY) |
+    sc->flags = (uint32_t)((sc->flags & ~PTRIO__SCOPE_WHY) |
                            (kind << PTRIO__SCOPE_WHY_SHIFT));
     sc->why = why;
 }
@@ -390,7 +396,7 @@ int ptrio_cancel_source(void *self, ptrio_cancel_info *out)
 
 void ptrio__scope_expired(ptrio_scope *sc)
 {
-    sc->flags &= (uint16_t)~PTRIO__SCOPE_TIMER;
+    sc->flags &= (uint32_t)~PTRIO__SCOPE_TIMER;
     ptrio__cancel_why(sc, PTRIO_CANCEL_DEADLINE, NULL);
 }
 
@@ -418,13 +424,13 @@ int ptrio_scope_set_deadline(ptrio_scope *sc, ptrio_time deadline)
     if (!sc)
         return -PTRIO_EINVAL;
     if (sc->flags & PTRIO__SCOPE_LAZY) {
-        sc->flags &= (uint16_t)~PTRIO__SCOPE_LAZY;
+        sc->flags &= (uint32_t)~PTRIO__SCOPE_LAZY;
         ptrio__loop->nlazy--;
         BETWEEN_DEL(ptrio__loop);
     }
-    sc->flags &= (uint16_t)~PTRIO__SCOPE_RELATIVE;
+    sc->flags &= (uint32_t)~PTRIO__SCOPE_RELATIVE;
     if (deadline == PTRIO_TIME_INF) {
-        sc->flags &= (uint16_t)~PTRIO__SCOPE_DEADLINE;
+        sc->flags &= (uint32_t)~PTRIO__SCOPE_DEADLINE;
     } else {
         sc->flags |= PTRIO__SCOPE_DEADLINE;
         ptrio__timer_set_when(&sc->timer, deadline);
@@ -463,7 +469,7 @@ void ptrio_scope_set_shield(ptrio_scope *sc, bool shield)
     }
     if (!(sc->flags & PTRIO__SCOPE_SHIELD))
         return;
-    sc->flags &= (uint16_t)~PTRIO__SCOPE_SHIELD;
+    sc->flags &= (uint32_t)~PTRIO__SCOPE_SHIELD;
     /* What the shield held back now reaches inside. */
     if ((sc->flags & PTRIO__SCOPE_OPEN) && ptrio__loop &&
         !(sc->flags & PTRIO__SCOPE_CALLED) &&
@@ -518,7 +524,7 @@ ptrio_time ptrio_current_effective_deadline(void)
 void ptrio__scope_push(ptrio_task *t, ptrio_frame *fr, ptrio_scope *sc,
                        uintptr_t exit, unsigned flags)
 {
-    sc->flags = (uint16_t)(PTRIO__SCOPE_OPEN | PTRIO__SCOPE_BODY | flags);
+    sc->flags = (uint32_t)(PTRIO__SCOPE_OPEN | PTRIO__SCOPE_BODY | flags);
     sc->parent = t->scope;
     sc->task = t;
     sc->frame = fr;
@@ -621,12 +627,13 @@ int ptrio__scope_open_after(ptrio_frame *fr, ptrio_scope *sc,
  * every other error to itself. */
 /* The scope flags that make a close more than a pop. */
 #define CLOSE_WORK (PTRIO__SCOPE_CALLED | PTRIO__SCOPE_TIMER | \
-                    PTRIO__SCOPE_CATCH)
+                    PTRIO__SCOPE_CATCH | PTRIO__SCOPE_ABSORBED)
 
 /* A close with work: a deadline in the tree, a cancellation, a catch. */
 static NOINLINE int close_slow(ptrio_task *t, ptrio_scope *sc, int rc)
 {
     ptrio__scope_closed(sc);
+    ptrio__absorbed_arrives(sc, rc);
     if (rc == -PTRIO_ECANCELED && ptrio__scope_catches(sc)) {
         sc->flags |= PTRIO__SCOPE_CAUGHT;
         t->state &= (uint8_t)~T_ARMED;
@@ -668,6 +675,6 @@ int ptrio__scope_close(ptrio_frame *fr, ptrio_scope *sc)
     /* The usual close: nothing caught, nothing armed. */
     if (flags & PTRIO__SCOPE_LAZY)
         lazy_dropped(ptrio__loop, sc);
-    sc->flags &= (uint16_t)~PTRIO__SCOPE_OPEN;
+    sc->flags &= (uint32_t)~PTRIO__SCOPE_OPEN;
     return 0;
 }
