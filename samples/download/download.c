@@ -4,8 +4,9 @@
  *
  * Each download is a task (samples/common/pcurl_file.c: libcurl driven by
  * ptrio, the body into "<name>.part", fsync on a worker thread, then
- * rename); a capacity limiter of 3 bounds how many run at once. On a
- * terminal a progress line per file is redrawn every 100 ms. The server
+ * rename); a CapacityLimiter of 3 (ptrio_limiter) bounds how many run
+ * at once. On a terminal a progress line per file is redrawn every 100 ms.
+ * The server
  * (samples/common/httpd.c, in the same nursery) sends 16 KB every 10 ms;
  * "broken.bin" is cut off midway: its .part file is removed and no
  * broken.bin appears. The files go to a fresh directory under /tmp, are
@@ -42,31 +43,9 @@ static pcurl pc;
 static char dir[64];
 static int tty;
 
-/* ---- a capacity limiter ------------------------------------------------
- * Trio's CapacityLimiter in a few lines, on a parking lot: a release hands
- * its token straight to the first waiter, so a task that wakes owns it.
- * (src/sync brings the real one.) */
-struct limiter {
-    ptrio_lot waiters;
-    int tokens;
-};
-
-static int limiter_acquire(void *self, struct limiter *l)
-{
-    if (l->tokens > 0) {
-        l->tokens--;
-        return ptrio_checkpoint(self);
-    }
-    return ptrio_park(self, &l->waiters, NULL);
-}
-
-static void limiter_release(struct limiter *l)
-{
-    if (!ptrio_lot_unpark(&l->waiters, 0))
-        l->tokens++;
-}
-
-static struct limiter limit = {{NULL}, LIMIT};
+/* async with limiter: at most LIMIT downloads at once (Trio's
+ * CapacityLimiter, ptrio/sync.h). */
+static ptrio_limiter limit = PTRIO_LIMITER_INIT(LIMIT);
 
 /* ---- one download ------------------------------------------------------ */
 
@@ -74,6 +53,7 @@ enum { WAITING, RUNNING, DONE, FAILED };
 
 struct download {
     ptrio_frame fr;
+    ptrio_limiter_token token;
     pcurl_file file;
     char url[96], path[128];
     const char *name;
@@ -84,7 +64,7 @@ static int download(ptrio_frame *fr)
 {
     struct download *d = PTRIO_SELF(fr, struct download);
     PTRIO_BEGIN(d);
-    PTRIO_AWAIT(d, limiter_acquire(d, &limit));
+    PTRIO_AWAIT(d, ptrio_limiter_acquire(d, &limit, &d->token));
     d->holds = 1;
     d->state = RUNNING;
     PTRIO_TRY(d, d->rc, pcurl_file_get(d, &d->file, &pc, d->url, d->path));
@@ -101,7 +81,7 @@ static int download(ptrio_frame *fr)
     }
     PTRIO_FINALLY(d);
     if (d->holds)
-        limiter_release(&limit);
+        (void)ptrio_limiter_release(&limit, &d->token);
     d->holds = 0;
     PTRIO_END(d);
 }
