@@ -561,8 +561,13 @@ static void h_after(void *ctx)
     tlog_add(&HL, "aw");
 }
 
-static const ptrio_hooks all_hooks = {h_spawned, h_scheduled, h_exited,
-                                      h_before, h_after};
+static const ptrio_hooks all_hooks = {
+    .task_spawned = h_spawned,
+    .before_task_step = h_scheduled,
+    .task_exited = h_exited,
+    .before_io_wait = h_before,
+    .after_io_wait = h_after,
+};
 
 struct hooks_main {
     ptrio_frame fr;
@@ -645,7 +650,7 @@ END_TEST
 /* Members may be NULL; NULL hooks remove them. */
 START_TEST(test_hooks_partial_and_none)
 {
-    static const ptrio_hooks only_exit = {NULL, NULL, h_exited, NULL, NULL};
+    static const ptrio_hooks only_exit = {.task_exited = h_exited};
     static struct hooks_main f;
     struct hook_counts c = {0, 0, 0, 0, 0};
 

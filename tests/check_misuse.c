@@ -96,8 +96,11 @@ static void p_before(void *ctx, ptrio_time deadline)
     p->nwaits++;
 }
 
-static const ptrio_hooks probe_hooks = {p_spawned, NULL, p_exited, p_before,
-                                        NULL};
+static const ptrio_hooks probe_hooks = {
+    .task_spawned = p_spawned,
+    .task_exited = p_exited,
+    .before_io_wait = p_before,
+};
 
 /* The loop of every test (static: big, and a run on it may be repeated). */
 static ptrio_loop LOOP;

@@ -72,8 +72,10 @@ static void c_exited(void *ctx, const ptrio_task *t, int status)
     ((struct counts *)ctx)->exited++;
 }
 
-static const ptrio_hooks count_hooks = {c_spawned, NULL, c_exited, NULL,
-                                        NULL};
+static const ptrio_hooks count_hooks = {
+    .task_spawned = c_spawned,
+    .task_exited = c_exited,
+};
 
 /* Runs `fn` as task "main" on the virtual clock, with counting hooks and
  * reports to `rep`. */

@@ -2455,8 +2455,11 @@ static void h_exited(void *ctx, const ptrio_task *t, int status)
     vm_event(id, "E:%s", name);
 }
 
-static const ptrio_hooks vm_hooks = {h_spawned, h_scheduled, h_exited, NULL,
-                                     NULL};
+static const ptrio_hooks vm_hooks = {
+    .task_spawned = h_spawned,
+    .before_task_step = h_scheduled,
+    .task_exited = h_exited,
+};
 
 static void vm_report(void *ctx, const char *line)
 {

@@ -125,14 +125,37 @@ typedef struct ptrio_backend ptrio_backend;
 /* Receives one report line (no newline). */
 typedef void (*ptrio_report_fn)(void *ctx, const char *line);
 
-/* Instrument hooks: any member may be NULL. */
+/* Instrument hooks (Trio's trio.abc.Instrument): any member may be NULL.
+ * They run on the loop's thread and must not await or start tasks. */
 typedef struct ptrio_hooks {
+    /* A task was created (start_soon, start), before it first runs. */
     void (*task_spawned)(void *ctx, const ptrio_task *t);
-    void (*task_scheduled)(void *ctx, const ptrio_task *t);
+    /* A step of the task is about to run. */
+    void (*before_task_step)(void *ctx, const ptrio_task *t);
+    /* The task finished with `status`. */
     void (*task_exited)(void *ctx, const ptrio_task *t, int status);
-    void (*before_wait)(void *ctx, ptrio_time deadline);
-    void (*after_wait)(void *ctx);
+    /* The backend is about to wait until `deadline` (its own clock;
+     * PTRIO_TIME_NINF: poll without blocking), and has waited. */
+    void (*before_io_wait)(void *ctx, ptrio_time deadline);
+    void (*after_io_wait)(void *ctx);
+    /* The run starts (before the main task runs) and ends (every task
+     * done, before ptrio_loop_run returns). */
+    void (*before_run)(void *ctx);
+    void (*after_run)(void *ctx);
+    /* The task was made runnable: woken, or queued by a checkpoint (Trio's
+     * task_scheduled; a new task's first is task_spawned). */
+    void (*task_scheduled)(void *ctx, const ptrio_task *t);
+    /* The task's step ended (it waits, or finished just before). */
+    void (*after_task_step)(void *ctx, const ptrio_task *t);
 } ptrio_hooks;
+
+/* One instrument among several: its hooks and their context, linked into
+ * the loop (caller-owned). */
+typedef struct ptrio_instrument {
+    const ptrio_hooks *hooks;
+    void *ctx;
+    struct ptrio_instrument *next;
+} ptrio_instrument;
 
 struct ptrio_loop {
     const ptrio_backend *backend;
@@ -140,6 +163,8 @@ struct ptrio_loop {
     ptrio_task *runq, *runq_tail;   /* the next batch */
     ptrio__tnode *timers, *first;   /* deadline tree, its earliest node */
     ptrio_time last_now;            /* the clock's last reading */
+    struct ptrio_clock *clock;      /* the loop's clock, if not the backend's */
+    ptrio_task *idle;               /* in wait_all_tasks_blocked, by cushion */
     uint32_t nlazy;                 /* relative deadlines not yet armed */
     uint32_t between;               /* reasons to stop between batches:
                                        timers, lazy deadlines, fd waits,
@@ -155,11 +180,14 @@ struct ptrio_loop {
     ptrio_task main;
     ptrio_report_fn report;
     void *report_ctx;
-    const ptrio_hooks *hooks;
+    const ptrio_hooks *hooks;       /* ptrio_loop_set_hooks' instrument */
     void *hooks_ctx;
+    ptrio_instrument *instruments;  /* and the others */
+    uint32_t ninstruments;          /* both counted */
     uint32_t ntasks;                /* live tasks */
     uint32_t ncalled;               /* open scopes with cancel_called */
     int fatal;                      /* backend failure that ends the run */
+    uint8_t teardown;               /* waits aborted through shields */
     const char *where_file;         /* debug builds: the user's last macro */
     int where_line;
     uint8_t running;
@@ -176,7 +204,18 @@ int ptrio_loop_use_backend(ptrio_loop *loop, const ptrio_backend *backend);
 /* Replaces the sink of failure reports and misuse messages (NULL: none). */
 void ptrio_loop_set_report(ptrio_loop *loop, ptrio_report_fn fn, void *ctx);
 
-/* Installs instrument hooks (NULL removes them). */
+/* Adds an instrument (its hooks, their ctx) to the loop, after those it
+ * has; several may be installed at once. Returns 0, -PTRIO_EINVAL (NULL,
+ * no hooks), -PTRIO_EBUSY (already added). Takes effect from the next
+ * batch. */
+int ptrio_loop_add_instrument(ptrio_loop *loop, ptrio_instrument *inst,
+                              const ptrio_hooks *hooks, void *ctx);
+
+/* Removes an instrument (no effect if it is not added). */
+void ptrio_loop_remove_instrument(ptrio_loop *loop, ptrio_instrument *inst);
+
+/* Installs the loop's own instrument (NULL removes it); the others of
+ * ptrio_loop_add_instrument run after it. */
 void ptrio_loop_set_hooks(ptrio_loop *loop, const ptrio_hooks *hooks,
                           void *ctx);
 
@@ -199,6 +238,28 @@ void ptrio_loop_wake(ptrio_loop *loop);
 
 /* The loop running on this thread, or NULL. */
 ptrio_loop *ptrio_current_loop(void);
+
+/* A clock for a loop, other than its backend's (Trio's abc.Clock): the
+ * loop reads the time from it, and asks it how long the backend may wait
+ * for a deadline. The backend still waits, in its own time, for I/O.
+ * <ptrio/testing.h> has the mock clock built on it. */
+typedef struct ptrio_clock ptrio_clock;
+struct ptrio_clock {
+    /* The time, in ns. */
+    ptrio_time (*now)(ptrio_clock *c);
+    /* How long (in the backend's time) until the clock reads `deadline`
+     * (0: passed; PTRIO_TIME_INF: it never will by itself). */
+    ptrio_time (*sleep_time)(ptrio_clock *c, ptrio_time deadline);
+    /* After `autojump` of the backend's time with every task blocked, the
+     * loop calls jump_to with the next deadline (PTRIO_TIME_INF: never). */
+    ptrio_time autojump;
+    void (*jump_to)(ptrio_clock *c, ptrio_time deadline);
+};
+
+/* Makes `clock` the loop's (NULL: back to the backend's). Returns 0,
+ * -PTRIO_EBUSY while the loop runs, -PTRIO_EINVAL (NULL loop, or a clock
+ * without now or sleep_time). */
+int ptrio_loop_use_clock(ptrio_loop *loop, ptrio_clock *clock);
 
 /* Writes the task tree (every task, its frames and where each is parked)
  * to `fn`, one line at a time. Returns the number of tasks, or
@@ -277,6 +338,16 @@ PTRIO_NODISCARD int ptrio_sleep_until(void *self, ptrio_time deadline);
 
 /* Sleeps until cancelled. Awaitable checkpoint. */
 PTRIO_NODISCARD int ptrio_sleep_forever(void *self);
+
+/* Waits until every other task has been blocked for `cushion` (in the
+ * backend's time: real time on a real backend, none on the virtual one,
+ * where it returns as soon as every other task is blocked). Trio's
+ * wait_all_tasks_blocked: it takes priority over a clock's autojump, and
+ * waiters with the smallest cushion wake first, together. Awaitable
+ * checkpoint. Errors: -PTRIO_EINVAL (cushion < 0), -PTRIO_ECANCELED,
+ * -PTRIO_ENOTASK, -PTRIO_EMISUSE. */
+PTRIO_NODISCARD int ptrio_wait_all_tasks_blocked(void *self,
+                                                 ptrio_time cushion);
 
 /* ---- parking: the low-level API under every primitive ------------
  *

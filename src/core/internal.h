@@ -58,8 +58,7 @@ enum {
     W_YIELD,            /* ready after a checkpoint: abort sets -ECANCELED */
     W_TIMER,            /* sleeping: w.timer in the deadline tree */
     W_FOREVER,          /* sleep_forever */
-    W_EXPIRED,          /* its deadline passed: woken once the scopes
-                                   expiring with it are cancelled */
+    W_IDLE,             /* in loop->idle: wait_all_tasks_blocked */
     W_LOT,              /* in the lot w.park.on.lot */
     W_HOOK,             /* parked with the abort hook w.park.on.abort */
     W_JOIN,             /* nursery close waiting for children */
@@ -131,10 +130,18 @@ void ptrio__misuse(const char *what, const char *file, int line);
 #define BETWEEN_ADD(l) ((l)->between++)
 #define BETWEEN_DEL(l) ((l)->between--)
 
+/* Instruments: every hook of one kind, the loop's own then the others. */
+void ptrio__instr_task(ptrio_loop *l, int which, const ptrio_task *t);
+void ptrio__instr_run(ptrio_loop *l, int which);
+enum { I_SPAWNED, I_BEFORE_STEP, I_AFTER_STEP, I_SCHEDULED, I_BEFORE_RUN,
+       I_AFTER_RUN, I_AFTER_WAIT };
+void ptrio__instr_exited(ptrio_loop *l, const ptrio_task *t, int status);
+void ptrio__instr_wait(ptrio_loop *l, ptrio_time deadline);
+
 /* Appends `t` to the run queue, linked through w.next. The scheduler
  * pops tasks off its head without touching the tail: the tail is only
  * meaningful while the queue is not empty. */
-static inline void ptrio__enqueue(ptrio_loop *l, ptrio_task *t)
+static inline void ptrio__enqueue_quiet(ptrio_loop *l, ptrio_task *t)
 {
     t->w.next = NULL;
     if (l->runq)
@@ -142,6 +149,14 @@ static inline void ptrio__enqueue(ptrio_loop *l, ptrio_task *t)
     else
         l->runq = t;
     l->runq_tail = t;
+}
+
+/* The same, telling the instruments (task_scheduled). */
+static inline void ptrio__enqueue(ptrio_loop *l, ptrio_task *t)
+{
+    ptrio__enqueue_quiet(l, t);
+    if (l->ninstruments)
+        ptrio__instr_task(l, I_SCHEDULED, t);
 }
 
 /* A frame about to run its first step. Its origin is written before it
@@ -160,7 +175,8 @@ static inline void ptrio__frame_init(ptrio_frame *fr, ptrio_fn fn,
  * that ends before it was armed (scope.c). */
 static inline ptrio_time ptrio__now(ptrio_loop *l)
 {
-    return l->last_now = l->backend->now(l);
+    return l->last_now = l->clock ? l->clock->now(l->clock)
+                                  : l->backend->now(l);
 }
 
 /* loop.c */
@@ -177,6 +193,7 @@ static inline ptrio_task *ptrio__self(void *self)
 }
 int ptrio__await_check(void *self, ptrio_task **out);
 void ptrio__undo_wait(ptrio_loop *l, ptrio_task *t);
+void ptrio__idle_remove(ptrio_loop *l, ptrio_task *t);
 
 void ptrio__ready(ptrio_loop *l, ptrio_task *t);
 void ptrio__wake(ptrio_loop *l, ptrio_task *t, int rc);
@@ -205,7 +222,11 @@ static inline ptrio_time ptrio__timer_when(const ptrio__tnode *n)
     uint64_t k = (((uint64_t)n->key_hi << 32) | n->key_lo) ^ FLIP;
     return k <= (uint64_t)INT64_MAX ? (ptrio_time)k : -(ptrio_time)(~k) - 1;
 }
-int ptrio__timer_is_scope(const ptrio__tnode *n);
+/* Whether a tree node is a scope's deadline (else a sleeping task's). */
+static inline int ptrio__timer_is_scope(const ptrio__tnode *n)
+{
+    return (n->parent & 2u) != 0;
+}
 
 /* scope.c */
 int ptrio__cancelled(const ptrio_task *t);

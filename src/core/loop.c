@@ -104,17 +104,115 @@ void ptrio_loop_set_report(ptrio_loop *loop, ptrio_report_fn fn, void *ctx)
     loop->report_ctx = ctx;
 }
 
+/* Instruments change the count that stops batches running back to back
+ * (loop->between) and the one that makes the scheduler call them. */
+static void instruments_changed(ptrio_loop *l, int delta)
+{
+    l->ninstruments = (uint32_t)((int)l->ninstruments + delta);
+    l->between = (uint32_t)((int)l->between + delta);
+}
+
 void ptrio_loop_set_hooks(ptrio_loop *loop, const ptrio_hooks *hooks,
                           void *ctx)
 {
-    if (!loop->hooks != !hooks) {
-        if (hooks)
-            BETWEEN_ADD(loop);
-        else
-            BETWEEN_DEL(loop);
-    }
+    if (!loop->hooks != !hooks)
+        instruments_changed(loop, hooks ? 1 : -1);
     loop->hooks = hooks;
     loop->hooks_ctx = ctx;
+}
+
+int ptrio_loop_add_instrument(ptrio_loop *loop, ptrio_instrument *inst,
+                              const ptrio_hooks *hooks, void *ctx)
+{
+    ptrio_instrument **p;
+
+    if (!loop || !inst || !hooks)
+        return -PTRIO_EINVAL;
+    for (p = &loop->instruments; *p; p = &(*p)->next)
+        if (*p == inst)
+            return -PTRIO_EBUSY;
+    inst->hooks = hooks;
+    inst->ctx = ctx;
+    inst->next = NULL;
+    *p = inst;
+    instruments_changed(loop, 1);
+    return 0;
+}
+
+void ptrio_loop_remove_instrument(ptrio_loop *loop, ptrio_instrument *inst)
+{
+    ptrio_instrument **p;
+
+    for (p = loop ? &loop->instruments : NULL; p && *p; p = &(*p)->next)
+        if (*p == inst) {
+            *p = inst->next;
+            instruments_changed(loop, -1);
+            return;
+        }
+}
+
+/* The hook of kind `which` in `h`. */
+static void (*task_hook(const ptrio_hooks *h, int which))(void *,
+                                                         const ptrio_task *)
+{
+    switch (which) {
+    case I_SPAWNED: return h->task_spawned;
+    case I_BEFORE_STEP: return h->before_task_step;
+    case I_AFTER_STEP: return h->after_task_step;
+    default: return h->task_scheduled;
+    }
+}
+
+NOINLINE void ptrio__instr_task(ptrio_loop *l, int which, const ptrio_task *t)
+{
+    void (*fn)(void *, const ptrio_task *);
+    ptrio_instrument *i;
+
+    if (l->hooks && (fn = task_hook(l->hooks, which)))
+        fn(l->hooks_ctx, t);
+    for (i = l->instruments; i; i = i->next)
+        if ((fn = task_hook(i->hooks, which)))
+            fn(i->ctx, t);
+}
+
+static void (*run_hook(const ptrio_hooks *h, int which))(void *)
+{
+    return which == I_BEFORE_RUN ? h->before_run
+         : which == I_AFTER_RUN ? h->after_run : h->after_io_wait;
+}
+
+void ptrio__instr_run(ptrio_loop *l, int which)
+{
+    void (*fn)(void *);
+    ptrio_instrument *i;
+
+    if (l->hooks && (fn = run_hook(l->hooks, which)))
+        fn(l->hooks_ctx);
+    for (i = l->instruments; i; i = i->next)
+        if ((fn = run_hook(i->hooks, which)))
+            fn(i->ctx);
+}
+
+void ptrio__instr_exited(ptrio_loop *l, const ptrio_task *t, int status)
+{
+    ptrio_instrument *i;
+
+    if (l->hooks && l->hooks->task_exited)
+        l->hooks->task_exited(l->hooks_ctx, t, status);
+    for (i = l->instruments; i; i = i->next)
+        if (i->hooks->task_exited)
+            i->hooks->task_exited(i->ctx, t, status);
+}
+
+void ptrio__instr_wait(ptrio_loop *l, ptrio_time deadline)
+{
+    ptrio_instrument *i;
+
+    if (l->hooks && l->hooks->before_io_wait)
+        l->hooks->before_io_wait(l->hooks_ctx, deadline);
+    for (i = l->instruments; i; i = i->next)
+        if (i->hooks->before_io_wait)
+            i->hooks->before_io_wait(i->ctx, deadline);
 }
 
 int ptrio_source_add(ptrio_source *src, void (*poll)(ptrio_source *src))
@@ -223,6 +321,9 @@ void ptrio__undo_wait(ptrio_loop *l, ptrio_task *t)
         switch (t->wait) {
         case W_TIMER:
             ptrio__timer_del(l, &t->w.timer);
+            break;
+        case W_IDLE:
+            ptrio__idle_remove(l, t);
             break;
         case W_LOT:
             ptrio__lot_remove(t->w.park.on.lot, t);
@@ -349,15 +450,15 @@ static NOINLINE void frame_taken(ptrio_loop *l, ptrio_task *t)
 
 /* One step of `t`: its innermost frame runs until it waits; a finished
  * frame hands its status to its caller, which runs on in the same step. */
-static void step(ptrio_loop *l, ptrio_task *t, const ptrio_hooks *hooks)
+static void step(ptrio_loop *l, ptrio_task *t, uint32_t instrumented)
 {
     ptrio_frame *fr = t->frame;
     int rc;
 
     l->current = t;
     TMOVE(t, T_READY, T_RUNNING);   /* t->wait keeps what woke it */
-    if (hooks && hooks->task_scheduled)
-        hooks->task_scheduled(l->hooks_ctx, t);
+    if (instrumented)
+        ptrio__instr_task(l, I_BEFORE_STEP, t);
     if (fr->caller != ROOT_OF(t) &&
         (IS_ROOT(fr) || !fr->caller || !fr->fn)) {
         frame_taken(l, t);
@@ -391,7 +492,9 @@ static void step(ptrio_loop *l, ptrio_task *t, const ptrio_hooks *hooks)
             ptrio__awaiter = NOBODY;
             TMOVE(t, T_RUNNING, T_READY);
             t->wait = W_YIELD;
-            ptrio__enqueue(l, t);
+            ptrio__enqueue_quiet(l, t);
+            if (instrumented)
+                ptrio__instr_task(l, I_SCHEDULED, t);
             return;
         }
         if (!ENDED_CLEANLY(fr, rc) && frame_ended(l, t, fr, &rc))
@@ -428,32 +531,45 @@ static void step(ptrio_loop *l, ptrio_task *t, const ptrio_hooks *hooks)
  * batch apply from the next one. */
 static void run_batches(ptrio_loop *l)
 {
-    const ptrio_hooks *hooks = l->hooks;
+    uint32_t instrumented = l->ninstruments;
     ptrio_task *t, *end = l->runq_tail;
 
     while ((t = l->runq)) {
         l->runq = t->w.next;
-        step(l, t, hooks);
+        step(l, t, instrumented);
+        if (instrumented)
+            ptrio__instr_task(l, I_AFTER_STEP, t);
         if (t == end) {
             if (l->between)
                 break;
             end = l->runq_tail;
-            hooks = l->hooks;
+            instrumented = l->ninstruments;
         }
     }
     l->current = NULL;
 }
 
+/* A scope expired in the same pass as sleeps already woken: those inside
+ * it fail with its cancellation (they were queued by this pass, in the
+ * run queue from `from` on, with a sleep's status 0 still unread). */
+static NOINLINE void expired_together(ptrio_loop *l, ptrio_task *from)
+{
+    ptrio_task *t;
+
+    for (t = from ? from->w.next : l->runq; t; t = t->w.next)
+        if (t->frame->result == 0 && ptrio__cancelled(t))
+            t->frame->result = -PTRIO_ECANCELED;
+}
+
 /* Fires the deadlines that passed. All that expire in one pass expire
- * together, as in Trio (where a sleep is a cancel scope too): the scopes
- * are cancelled first, and a sleep that ends at the same time as a scope
- * around it fails with that scope's cancellation. Sleepers wait in a list
- * threaded through their node's second child link meanwhile (free off the
- * tree, and untouched when a cancellation queues the task, which writes
- * the first), woken in the order their deadlines were armed. */
+ * together, as in Trio (where a sleep is a cancel scope too): a sleep that
+ * ends at the same time as a scope around it fails with that scope's
+ * cancellation, whichever was armed first. */
 static void fire_timers(ptrio_loop *l)
 {
-    ptrio__tnode *n, *sleepers = NULL, **tail = &sleepers;
+    ptrio_task *before = l->runq ? l->runq_tail : NULL;
+    int woke = 0;
+    ptrio__tnode *n;
     ptrio_time now;
 
     if (!l->first)
@@ -463,40 +579,180 @@ static void fire_timers(ptrio_loop *l)
         ptrio__timer_del(l, n);
         if (ptrio__timer_is_scope(n)) {
             ptrio__scope_expired(CONTAINER(n, ptrio_scope, timer));
+            if (woke)
+                expired_together(l, before);
         } else {
-            CONTAINER(n, ptrio_task, w.timer)->wait = W_EXPIRED;
-            *tail = n;
-            tail = &n->child[1];    /* NULL: timer_del cleared it */
+            ptrio__wake(l, CONTAINER(n, ptrio_task, w.timer), 0);
+            woke = 1;
         }
-    }
-    while ((n = sleepers)) {
-        ptrio_task *t = CONTAINER(n, ptrio_task, w.timer);
-        sleepers = n->child[1];
-        n->child[1] = NULL;
-        if (TSTATE(t) == T_PARKED && t->wait == W_EXPIRED)
-            ptrio__wake(l, t, 0);
     }
 }
 
-/* Waits for I/O or the earliest deadline when nothing is ready; only polls
- * fds (without blocking) when tasks are ready and some wait on fds. */
+/* ---- waiting: idle waiters, deadlock, the backend's wait ------------ */
+
+/* wait_all_tasks_blocked's waiters: a list by cushion (their deadline
+ * tree key, unused while they wait here), FIFO among equals, threaded
+ * through their park links. */
+void ptrio__idle_remove(ptrio_loop *l, ptrio_task *t)
+{
+    if (t->w.park.prev)
+        t->w.park.prev->w.park.next = t->w.park.next;
+    else
+        l->idle = t->w.park.next;
+    if (t->w.park.next)
+        t->w.park.next->w.park.prev = t->w.park.prev;
+    BETWEEN_DEL(l);
+}
+
+static ptrio_time cushion_of(const ptrio_task *t)
+{
+    return ptrio__timer_when(&t->w.timer);
+}
+
+int ptrio_wait_all_tasks_blocked(void *self, ptrio_time cushion)
+{
+    ptrio_loop *l = ptrio__loop;
+    ptrio_task *t, *p, *prev = NULL;
+    int rc = ptrio__await_check(self, &t);
+
+    if (rc < 0)
+        return rc;
+    if (cushion < 0)
+        return -PTRIO_EINVAL;
+    if (ptrio__cancelled(t))
+        return -PTRIO_ECANCELED;
+    for (p = l->idle; p && cushion_of(p) <= cushion; p = p->w.park.next)
+        prev = p;
+    ptrio__timer_set_when(&t->w.timer, cushion);
+    t->w.park.prev = prev;
+    t->w.park.next = p;
+    if (p)
+        p->w.park.prev = t;
+    if (prev)
+        prev->w.park.next = t;
+    else
+        l->idle = t;
+    BETWEEN_ADD(l);
+    t->frame->result = 0;
+    ptrio__park(t, W_IDLE);
+    return PTRIO_PENDING;
+}
+
+/* Wakes the idle waiters with the smallest cushion. */
+static void wake_idle(ptrio_loop *l)
+{
+    ptrio_time c = cushion_of(l->idle);
+    ptrio_task *t;
+
+    while ((t = l->idle) && cushion_of(t) == c) {
+        ptrio__idle_remove(l, t);
+        ptrio__wake(l, t, 0);
+    }
+}
+
+int ptrio_loop_use_clock(ptrio_loop *loop, ptrio_clock *clock)
+{
+    if (!loop || (clock && (!clock->now || !clock->sleep_time)))
+        return -PTRIO_EINVAL;
+    if (loop->running)
+        return -PTRIO_EBUSY;
+    loop->clock = clock;
+    return 0;
+}
+
+/* Whether nothing can ever make a task ready again: none is, no deadline
+ * can come (the loop's clock never reaches it by itself), no fd, source
+ * or idle waiter is there. Then every task waits forever: a deadlock. */
+static int nothing_can_wake(ptrio_loop *l)
+{
+    if (l->runq)
+        return 0;
+    /* between counts deadlines, fd waits, sources and idle waiters, and
+     * instruments, which wake nothing (relative deadlines are all armed
+     * between steps). */
+    if (l->between == l->ninstruments)
+        return 1;
+    /* Only deadlines left, on a clock that never reaches them by itself. */
+    return l->clock && l->clock->autojump == PTRIO_TIME_INF && l->first &&
+           !l->nwatch && !l->sources && !l->idle &&
+           l->clock->sleep_time(l->clock, ptrio__timer_when(l->first)) ==
+               PTRIO_TIME_INF;
+}
+
+static void dump_line(void *ctx, const char *line)
+{
+    ptrio__report(ctx, line);
+}
+
+/* Reported once, with the task tree: where each task waits, and on what. */
+static void deadlocked(ptrio_loop *l)
+{
+    if (!l->fatal && l->report) {
+        ptrio__report(l, "ptrio: deadlock: every task waits, and nothing "
+                         "can wake one; every task is cancelled. The tasks:");
+        ptrio_dump(dump_line, l);
+    }
+}
+
+/* What the wait did besides waiting: its timeout was an idle cushion or
+ * the clock's autojump, to act on if it passed with nothing to run. */
+enum { PRIMED_NONE, PRIMED_IDLE, PRIMED_AUTOJUMP };
+
+/* A backend with no wake is a simulation (the virtual clock): time only
+ * moves when it waits, so real-time cushions have always passed. */
+#define SIMULATED(l) (!(l)->backend->wake)
+
+/* The backend's wait until the next deadline, an idle cushion or an
+ * autojump; only polls fds (without blocking) when tasks are ready. */
 static int wait_step(ptrio_loop *l)
 {
-    ptrio_time deadline;
-    int rc;
+    ptrio_time deadline, next = PTRIO_TIME_INF, now, sleep;
+    int rc, primed = PRIMED_NONE;
 
     if (l->runq) {
         if (!l->nwatch)
             return 0;
         deadline = PTRIO_TIME_NINF;
     } else {
-        deadline = l->first ? ptrio__timer_when(l->first) : PTRIO_TIME_INF;
+        if (nothing_can_wake(l)) {
+            deadlocked(l);
+            return -PTRIO_EDEADLK;
+        }
+        next = l->first ? ptrio__timer_when(l->first) : PTRIO_TIME_INF;
+        deadline = next;
+        if (l->clock || l->idle) {
+            now = l->backend->now(l);
+            sleep = l->clock ? l->clock->sleep_time(l->clock, next)
+                  : next == PTRIO_TIME_INF ? PTRIO_TIME_INF
+                  : next > now ? next - now : 0;
+            if (l->idle && cushion_of(l->idle) < sleep) {
+                sleep = cushion_of(l->idle);
+                primed = PRIMED_IDLE;
+            } else if (l->clock && l->clock->autojump < sleep) {
+                sleep = l->clock->autojump;
+                primed = PRIMED_AUTOJUMP;
+            }
+            if (primed && SIMULATED(l))
+                sleep = 0;          /* no real time passes there */
+            deadline = sleep == PTRIO_TIME_INF ? PTRIO_TIME_INF
+                                               : ptrio__add_time(now, sleep);
+        }
     }
-    if (l->hooks && l->hooks->before_wait)
-        l->hooks->before_wait(l->hooks_ctx, deadline);
-    rc = l->backend->wait(l, deadline);
-    if (l->hooks && l->hooks->after_wait)
-        l->hooks->after_wait(l->hooks_ctx);
+    if (l->ninstruments)
+        ptrio__instr_wait(l, deadline);
+    rc = primed && SIMULATED(l) ? 0 : l->backend->wait(l, deadline);
+    if (l->ninstruments)
+        ptrio__instr_run(l, I_AFTER_WAIT);
+    if (rc == 0 && primed && !l->runq) {
+        if (l->sources)
+            poll_sources(l);
+        if (l->runq)
+            return 0;
+        if (primed == PRIMED_IDLE)
+            wake_idle(l);
+        else if (next != PTRIO_TIME_INF)
+            l->clock->jump_to(l->clock, next);
+    }
     return rc;
 }
 
@@ -511,6 +767,7 @@ static void backend_failed(ptrio_loop *l, int rc)
         l->fatal = rc;
         ptrio__cancel_why(&l->system.scope, PTRIO_CANCEL_RUN, l);
     } else {
+        l->teardown = 1;
         ptrio__abort_all(&l->system);
     }
 }
@@ -541,7 +798,7 @@ static void run_ended(ptrio_loop *l)
     INVARIANT(!l->runq && !l->timers && !l->nlazy && !l->nwatch,
               "a run ended with a task queued, a deadline or an fd wait");
     drop_sources(l);
-    INVARIANT(l->between == (l->hooks != NULL), "loop->between miscounted");
+    INVARIANT(l->between == l->ninstruments, "loop->between miscounted");
     l->lot_owners = NULL;
     l->system.state = N_IDLE;
     ptrio__scope_closed(&l->system.scope);
@@ -555,10 +812,9 @@ static int run_result(ptrio_loop *l)
     int rc = l->main.w.done.code;
 
     if (l->fatal) {
-        ptrio__report(l, l->fatal == -PTRIO_EDEADLK
-            ? "ptrio: deadlock: every task waits with no deadline; "
-              "every task was cancelled"
-            : "ptrio: the backend failed; every task was cancelled");
+        if (l->fatal != -PTRIO_EDEADLK)     /* a deadlock was reported */
+            ptrio__report(l, "ptrio: the backend failed; every task was "
+                             "cancelled");
         if (rc >= 0 || rc == -PTRIO_ECANCELED)
             return l->fatal;
     }
@@ -590,6 +846,8 @@ int ptrio_loop_run_named(ptrio_loop *loop, ptrio_fn fn, void *frame,
         return rc;
     loop->running = 1;
     loop->fatal = 0;
+    loop->teardown = 0;
+    loop->lot_owners = NULL;
     ptrio__loop = loop;
     ptrio__awaiter = NOBODY;
 
@@ -600,11 +858,15 @@ int ptrio_loop_run_named(ptrio_loop *loop, ptrio_fn fn, void *frame,
     sys->scope.flags = PTRIO__SCOPE_OPEN | PTRIO__SCOPE_NURSERY;
     loop->ncalled = 0;
     memset(&loop->main, 0, sizeof loop->main);
+    if (loop->ninstruments)
+        ptrio__instr_run(loop, I_BEFORE_RUN);
     rc = ptrio_start_soon_named(sys, &loop->main, fn, fr, name);
     if (rc == 0) {
         run_until_done(loop);
         rc = run_result(loop);
     }
+    if (loop->ninstruments)
+        ptrio__instr_run(loop, I_AFTER_RUN);
     run_ended(loop);
     ptrio__loop = NULL;
     loop->running = 0;
@@ -766,7 +1028,7 @@ int ptrio_sleep_until(void *self, ptrio_time deadline)
     return sleep_task(l, t, deadline, ptrio__now(l));
 }
 
-int ptrio_sleep(void *self, ptrio_time d)
+static NOINLINE int sleep_slow(void *self, ptrio_time d)
 {
     ptrio_loop *l = ptrio__loop;
     ptrio_time now, deadline;
@@ -779,6 +1041,22 @@ int ptrio_sleep(void *self, ptrio_time d)
     if ((rc = ptrio__after(now, d, &deadline)) < 0)
         return rc;
     return sleep_task(l, t, deadline, now);
+}
+
+/* The fast path: a task that may await (so it is not cancelled) sleeps
+ * for a duration in (0, 2^62]. */
+int ptrio_sleep(void *self, ptrio_time d)
+{
+    ptrio_loop *l;
+    ptrio_task *t;
+
+    if (self != ptrio__awaiter || (uint64_t)d - 1 >= (uint64_t)TIME_HUGE)
+        return sleep_slow(self, d);
+    l = ptrio__loop;
+    t = l->current;
+    ptrio__timer_add(l, &t->w.timer, ptrio__add_time(ptrio__now(l), d), 0);
+    ptrio__park(t, W_TIMER);
+    return PTRIO_PENDING;
 }
 
 int ptrio_sleep_forever(void *self)

@@ -103,11 +103,18 @@ static int prepare(ptrio_nursery *n, ptrio_task *t, ptrio_fn fn,
 }
 
 /* The task prepared joins the run queue (never the running one). */
+static NOINLINE void spawned_instrumented(ptrio_loop *l, ptrio_task *t)
+{
+    ptrio__instr_task(l, I_SPAWNED, t);  /* spawned, then scheduled: Trio */
+    ptrio__enqueue(l, t);
+}
+
 static void spawned(ptrio_loop *l, ptrio_task *t)
 {
-    ptrio__enqueue(l, t);
-    if (l->hooks && l->hooks->task_spawned)
-        l->hooks->task_spawned(l->hooks_ctx, t);
+    if (l->ninstruments)
+        spawned_instrumented(l, t);
+    else
+        ptrio__enqueue_quiet(l, t);
 }
 
 int ptrio_start_soon_named(ptrio_nursery *n, ptrio_task *t, ptrio_fn fn,
@@ -194,7 +201,8 @@ static void start_finished(ptrio_loop *l, ptrio_task *t, int rc)
      * Cancelled ending the child cancels (_add_exc): with no cancellation
      * visible to the starter, that hidden scope catches it, and the start
      * goes on as if the child had returned. */
-    if (rc == -PTRIO_ECANCELED && !ptrio__chain_cancelled(st, st->scope))
+    if (rc == -PTRIO_ECANCELED && !l->teardown &&
+        !ptrio__chain_cancelled(st, st->scope))
         rc = 0;
     if (rc < 0) {
         ptrio__note_origin(st, rc, OMAKE(t, O_TASK));
@@ -246,8 +254,8 @@ static NOINLINE void task_finished_slow(ptrio_loop *l, ptrio_task *t, int rc)
     t->w.done.code = rc;
     if (l->lot_owners)
         ptrio__lot_task_exited(l, t);
-    if (l->hooks && l->hooks->task_exited)
-        l->hooks->task_exited(l->hooks_ctx, t, rc);
+    if (l->ninstruments)
+        ptrio__instr_exited(l, t, rc);
     if (t->state & T_STARTING) {
         start_finished(l, t, rc);
         return;
@@ -280,7 +288,7 @@ void ptrio__task_finished(ptrio_loop *l, ptrio_task *t, int rc)
               "a task exiting twice");
     l->ntasks--;
     if (rc < 0 || (t->state & (T_STARTING | T_CANCELLED)) || l->lot_owners ||
-        l->hooks) {
+        l->ninstruments) {
         task_finished_slow(l, t, rc);
         return;
     }

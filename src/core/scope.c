@@ -91,7 +91,10 @@ static void abort_parked(ptrio_loop *l, ptrio_task *t)
         ptrio__timer_del(l, &t->w.timer);
         ptrio__wake(l, t, -PTRIO_ECANCELED);
         break;
-    case W_EXPIRED:                 /* out of the tree already */
+    case W_IDLE:
+        ptrio__idle_remove(l, t);
+        ptrio__wake(l, t, -PTRIO_ECANCELED);
+        break;
     case W_FOREVER:
         ptrio__wake(l, t, -PTRIO_ECANCELED);
         break;

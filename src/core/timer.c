@@ -34,7 +34,6 @@ static uint64_t key(const node *n)
     return ((uint64_t)n->key_hi << 32) | n->key_lo;
 }
 
-int ptrio__timer_is_scope(const node *n) { return (n->parent & SCOPE) != 0; }
 
 /* Puts `c` where `old` hung below `p` (or at the root). */
 static void replace_child(ptrio_loop *l, node *p, node *old, node *c)
