@@ -1,140 +1,137 @@
-/* bench/bench_core: the cost of ptrio's scheduling primitives.
+/* bench/bench_core: the cost of a checkpoint, against the hand-written
+ * limit (bench/hand.h), in ns and in instructions (see bench/bench.h).
  *
- * Every figure is one line:
- *
- *   BENCH name=<id> value=<number> unit=<unit> [baseline=<number> ratio=<r>]
- *
- * checkpoint_roundtrip  one task awaiting ptrio_checkpoint 10M times on a
- *                       default loop (poll backend, no fds, no timers): ns
- *                       per checkpoint. Baseline: a hand-written
- *                       protothread (a switch-based step function) driven
- *                       by a ring of task pointers, doing the same 10M
- *                       yields. Target: ratio <= 2.0.
- * resume_depth32        the same checkpoints from a frame 32 PTRIO_CALLs
- *                       below the task's root; baseline: depth 1. Resuming
- *                       goes straight to the innermost frame, so the depth
- *                       should not matter. Target: ratio <= 1.1.
+ * checkpoint_roundtrip  one task awaiting PTRIO_CHECKPOINT in a loop on a
+ *                       default loop (poll backend, no fds, no timers): per
+ *                       checkpoint. Baseline: a hand-written protothread
+ *                       yielding in the same loop, requeued on an
+ *                       intrusive FIFO run queue (queue it, pop it, call
+ *                       its step, jump to its resume point). Targets:
+ *                       ratio <= 1.5 (ns and instructions), <= 48
+ *                       instructions.
+ * checkpoint_switch     two tasks alternating, each checkpointing in a
+ *                       loop: per checkpoint, i.e. per task switch.
+ *                       Baseline: two hand-written protothreads. Target:
+ *                       ratio <= 1.5.
+ * resume_depth32        the checkpoints of checkpoint_roundtrip from a
+ *                       frame 32 PTRIO_CALLs below the task's root;
+ *                       baseline: the same at depth 1. Resuming goes
+ *                       straight to the innermost frame: target <= 1.1.
  * sizeof_*              sizes of the public objects, in bytes.
- *
- * Measured and baseline rounds alternate in this process; each figure is
- * the fastest of ROUNDS rounds (the least disturbed by the rest of the
- * machine). A missed target prints a "# target ... missed" line; the exit
- * status is 0 whatever the figures.
  */
-#define _POSIX_C_SOURCE 200809L
-
-#include <stdio.h>
-#include <time.h>
+#include "bench.h"
+#include "hand.h"
 
 #include <ptrio.h>
 
-#include "bench.h"
-
-#define ROUNDS 7
-#define YIELDS 10000000L        /* per round */
 #define DEPTH 32
 
-static void bench_line(const char *name, double value, const char *unit,
-                       double baseline)
+static ptrio_loop loop;
+
+static void run_main(ptrio_fn fn, void *frame, const char *what)
 {
-    if (baseline > 0)
-        printf("BENCH name=%s value=%.2f unit=%s baseline=%.2f ratio=%.3f\n",
-               name, value, unit, baseline, value / baseline);
-    else
-        printf("BENCH name=%s value=%.2f unit=%s\n", name, value, unit);
-    fflush(stdout);
+    int rc;
+
+    ptrio_loop_init(&loop);
+    rc = ptrio_loop_run_named(&loop, fn, frame, what);
+    if (rc < 0)
+        bench_fail(what, ptrio_errname(rc));
 }
 
-/* ---- the hand-written baseline ------------------------------------- */
-
-/* A protothread written by hand: a step function switching on its saved
- * state, driven by a run queue that is a ring of task pointers. */
-struct hw_task {
-    int (*step)(struct hw_task *t);   /* 1: yielded (requeue), 0: done */
-    unsigned state;
-    long i, n;
-};
-
-#define HW_RING 8u               /* a power of two */
-static struct hw_task *hw_ring[HW_RING];
-static unsigned hw_head, hw_tail;
-
-static int hw_yielder(struct hw_task *t)
-{
-    switch (t->state) {
-    case 0:
-        for (t->i = 0; t->i < t->n; t->i++) {
-            t->state = 1;
-            return 1;                   /* yield */
-    case 1:;
-        }
-    }
-    t->state = 0;
-    return 0;
-}
-
-static void hw_run(void)
-{
-    while (hw_head != hw_tail) {
-        struct hw_task *t = hw_ring[hw_head++ % HW_RING];
-        if (t->step(t))
-            hw_ring[hw_tail++ % HW_RING] = t;
-    }
-}
-
-static double hw_round(void)
-{
-    static struct hw_task t;
-    double t0;
-
-    t.step = hw_yielder;
-    t.state = 0;
-    t.n = YIELDS;
-    hw_head = hw_tail = 0;
-    hw_ring[hw_tail++ % HW_RING] = &t;
-    t0 = now_ns();
-    hw_run();
-    return (now_ns() - t0) / (double)YIELDS;
-}
-
-/* ---- ptrio: checkpoints --------------------------------------------- */
+/* ---- checkpoint_roundtrip -------------------------------------------- */
 
 struct yielder {
     ptrio_frame fr;
     long i, n;
-    double t0, ns;
 };
 
 static int yielder(ptrio_frame *fr)
 {
     struct yielder *y = PTRIO_SELF(fr, struct yielder);
     PTRIO_BEGIN(y);
-    y->t0 = now_ns();
     for (y->i = 0; y->i < y->n; y->i++)
         PTRIO_CHECKPOINT(y);
-    y->ns = (now_ns() - y->t0) / (double)y->n;
     PTRIO_END(y);
 }
 
-static ptrio_loop loop;
-
-static double ptrio_round(void)
+static void roundtrip_ptrio(long n)
 {
     static struct yielder y;
-    int rc;
 
-    y.n = YIELDS;
-    ptrio_loop_init(&loop);
-    rc = ptrio_loop_run(&loop, yielder, &y);
-    if (rc < 0) {
-        fprintf(stderr, "bench_core: checkpoint round failed: %s\n",
-                ptrio_errname(rc));
-        return -1;
-    }
-    return y.ns;
+    memset(&y, 0, sizeof y);
+    y.n = n;
+    run_main(yielder, &y, "checkpoint_roundtrip");
 }
 
-/* ---- ptrio: resuming at depth ---------------------------------------- */
+struct hand_yielder {
+    hand_task t;
+    long i, n;
+};
+
+static HAND_NOINLINE int hand_yielder(hand_task *t)
+{
+    struct hand_yielder *y = (struct hand_yielder *)t;
+    HAND_BEGIN(t);
+    for (y->i = 0; y->i < y->n; y->i++)
+        HAND_YIELD_POINT(t, HAND_YIELD);
+    HAND_END(t);
+}
+
+static void roundtrip_hand(long n)
+{
+    static struct hand_yielder y;
+    hand_sched s = {0};
+
+    y.n = n;
+    hand_spawn(&s, &y.t, hand_yielder, NULL);
+    hand_run(&s);
+}
+
+/* ---- checkpoint_switch --------------------------------------------------- */
+
+struct pair {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task task[2];
+    struct yielder kid[2];
+};
+
+static int pair(ptrio_frame *fr)
+{
+    struct pair *p = PTRIO_SELF(fr, struct pair);
+    PTRIO_BEGIN(p);
+    PTRIO_NURSERY(p, &p->n) {
+        PTRIO_CHECK(p, ptrio_start_soon(&p->n, &p->task[0], yielder,
+                                        &p->kid[0]));
+        PTRIO_CHECK(p, ptrio_start_soon(&p->n, &p->task[1], yielder,
+                                        &p->kid[1]));
+    }
+    PTRIO_END(p);
+}
+
+static void switch_ptrio(long n)
+{
+    static struct pair p;
+
+    memset(&p, 0, sizeof p);
+    p.kid[0].n = n / 2;
+    p.kid[1].n = n - n / 2;
+    run_main(pair, &p, "checkpoint_switch");
+}
+
+static void switch_hand(long n)
+{
+    static struct hand_yielder y[2];
+    hand_sched s = {0};
+
+    y[0].n = n / 2;
+    y[1].n = n - n / 2;
+    hand_spawn(&s, &y[0].t, hand_yielder, NULL);
+    hand_spawn(&s, &y[1].t, hand_yielder, NULL);
+    hand_run(&s);
+}
+
+/* ---- resume_depth32 ------------------------------------------------------ */
 
 /* Frame k awaits frame k+1 until `depth` calls are stacked; the innermost
  * frame does the checkpoints. */
@@ -142,7 +139,6 @@ struct deep {
     ptrio_frame fr;
     int depth;
     long i, n;
-    double t0, ns;
 };
 
 static struct deep chain[DEPTH + 1];
@@ -155,56 +151,52 @@ static int deep(ptrio_frame *fr)
         d[1].depth = d->depth - 1;      /* chain[] is contiguous */
         d[1].n = d->n;
         PTRIO_CALL(d, deep, &d[1]);
-        d->ns = d[1].ns;
     } else {
-        d->t0 = now_ns();
         for (d->i = 0; d->i < d->n; d->i++)
             PTRIO_CHECKPOINT(d);
-        d->ns = (now_ns() - d->t0) / (double)d->n;
     }
     PTRIO_END(d);
 }
 
-static double depth_round(int depth)
+static void at_depth(int depth, long n)
 {
-    int rc;
-
+    memset(chain, 0, sizeof chain);
     chain[0].depth = depth;
-    chain[0].n = YIELDS;
-    ptrio_loop_init(&loop);
-    rc = ptrio_loop_run(&loop, deep, &chain[0]);
-    if (rc < 0) {
-        fprintf(stderr, "bench_core: depth round failed: %s\n",
-                ptrio_errname(rc));
-        return -1;
-    }
-    return chain[0].ns;
+    chain[0].n = n;
+    run_main(deep, &chain[0], "resume_depth");
 }
 
-int main(void)
+static void depth32(long n) { at_depth(DEPTH, n); }
+static void depth1(long n) { at_depth(1, n); }
+
+/* ---- main ----------------------------------------------------------------- */
+
+static const bench_figure roundtrip = {
+    "checkpoint_roundtrip", roundtrip_ptrio, roundtrip_hand,
+    10000000, 20000, 1.5, 48
+};
+static const bench_figure switching = {
+    "checkpoint_switch", switch_ptrio, switch_hand,
+    10000000, 20000, 1.5, 0
+};
+static const bench_figure depth = {
+    "resume_depth32", depth32, depth1, 10000000, 20000, 1.1, 0
+};
+
+int main(int argc, char **argv)
 {
-    double hw = 1e300, pt = 1e300, d1 = 1e300, d32 = 1e300;
-    int r;
+    bench_result r;
 
-    for (r = 0; r < ROUNDS; r++) {
-        hw = min2(hw, hw_round());
-        pt = min2(pt, ptrio_round());
-    }
-    bench_line("checkpoint_roundtrip", pt, "ns", hw);
-    target_line("checkpoint_roundtrip", pt / hw, 2.0);
-
-    for (r = 0; r < ROUNDS; r++) {
-        d1 = min2(d1, depth_round(1));
-        d32 = min2(d32, depth_round(DEPTH));
-    }
-    bench_line("resume_depth1", d1, "ns", 0);
-    bench_line("resume_depth32", d32, "ns", d1);
-    target_line("resume_depth32", d32 / d1, 1.1);
+    bench_init(argc, argv);
+    r = bench_run(&roundtrip);
+    bench_vs_trio("checkpoint_roundtrip", "checkpoint_ns", r);
+    bench_run(&switching);
+    bench_run(&depth);
 
     size_line("sizeof_task", sizeof(ptrio_task));
     size_line("sizeof_frame", sizeof(ptrio_frame));
     size_line("sizeof_loop", sizeof(ptrio_loop));
     size_line("sizeof_scope", sizeof(ptrio_scope));
     size_line("sizeof_nursery", sizeof(ptrio_nursery));
-    return 0;
+    return bench_done();
 }

@@ -1,59 +1,51 @@
 /* bench/bench_nursery: the cost of nurseries, cancel scopes and
- * cancellation.
+ * cancellation, against the hand-written limit (bench/hand.h), in ns and
+ * in instructions (see bench/bench.h).
  *
- * Every figure is one line:
+ * spawn_join          n trivial tasks started into one nursery and joined:
+ *                     per task. Baseline: hand-written protothreads in an
+ *                     array, queued on the run queue by a parent that
+ *                     counts them and waits until the last one is done.
+ *                     Target: ratio <= 2.5.
+ * move_on_after       a PTRIO_MOVE_ON_AFTER(5 s) block whose body does not
+ *                     block: per block. Baseline: what a hand-written
+ *                     timeout does when nothing blocks: deadline = the
+ *                     loop's cached now + d, saturated; push the scope on
+ *                     the task's scope list; the body; pop it, test
+ *                     whether it fired, clear the deadline. Target: ratio
+ *                     <= 4.
+ * scope_enter_exit    the same with PTRIO_CANCEL_SCOPE (no deadline);
+ *                     baseline: the hand-written push and pop.
+ * cancel_fanout_100k  a nursery of 100,000 tasks parked in
+ *                     ptrio_sleep_forever, cancelled with
+ *                     ptrio_nursery_cancel: per task, from the cancel call
+ *                     until the block's end returns. Baseline: the same
+ *                     with 1,000 tasks (rounds of them): cancellation
+ *                     should cost the same per task at any size. Target:
+ *                     ratio <= 1.5.
  *
- *   BENCH name=<id> value=<number> unit=<unit> [baseline=<number> ratio=<r>]
- *
- * spawn_join          100,000 trivial tasks started into one nursery and
- *                     joined: ns per task, from the first start_soon until
- *                     the block's end returns.
- * scope_enter_exit    1M PTRIO_MOVE_ON_AFTER(5 s) blocks whose body does not
- *                     block: ns per block.
- * cancel_fanout_1k    a nursery of 1,000 tasks parked in
- * cancel_fanout_100k  ptrio_sleep_forever, cancelled with
- *                     ptrio_nursery_cancel: ns per task from the cancel
- *                     call until the block's end returns. The 100k figure
- *                     has the 1k figure as baseline: cancellation should
- *                     cost the same per task at any size. Target: ratio
- *                     <= 1.5.
- * sizeof_nursery, sizeof_scope   in bytes.
- *
- * With a file argument (written by bench/trio_baseline.py) holding lines
- * "TRIO spawn_join_ns=<n>" and "TRIO scope_enter_exit_ns=<n>", spawn_join
- * and scope_enter_exit get Python Trio's figure, measured on this machine
- * just before, as baseline (ratio = ptrio / Trio).
- *
- * The 1k and 100k fan-out rounds alternate in this process; each figure
- * is the fastest of its rounds (the least disturbed by the rest of the
- * machine). A missed target prints a "# target ... missed" line; the exit
- * status is 0 whatever the figures.
+ * With Python Trio's figures (bench/trio_baseline.py, $BENCH_TRIO),
+ * spawn_join, move_on_after and scope_enter_exit also get a *_vs_trio
+ * line: ptrio's ns against Trio's.
  */
-#define _POSIX_C_SOURCE 200809L
-
-#include <stdio.h>
-#include <string.h>
-#include <time.h>
+#include "bench.h"
+#include "hand.h"
 
 #include <ptrio.h>
 
-#include "bench.h"
-
-#define ROUNDS 7
 #define NTASKS 100000L           /* spawn_join, cancel_fanout_100k */
-#define NSMALL 1000L             /* cancel_fanout_1k */
-#define SMALL_REPEAT 10          /* 1k rounds per 100k round */
-#define NSCOPES 1000000L
+#define NSMALL 1000L             /* cancel_fanout's baseline */
 
-static void bench_line(const char *name, double value, const char *unit,
-                       double baseline)
+static ptrio_loop loop;
+
+static void run_main(ptrio_fn fn, void *frame, const char *what)
 {
-    if (baseline > 0)
-        printf("BENCH name=%s value=%.2f unit=%s baseline=%.2f ratio=%.4g\n",
-               name, value, unit, baseline, value / baseline);
-    else
-        printf("BENCH name=%s value=%.2f unit=%s\n", name, value, unit);
-    fflush(stdout);
+    int rc;
+
+    ptrio_loop_init(&loop);
+    rc = ptrio_loop_run_named(&loop, fn, frame, what);
+    if (rc < 0)
+        bench_fail(what, ptrio_errname(rc));
 }
 
 /* ---- the tasks -------------------------------------------------------- */
@@ -81,26 +73,25 @@ static int sleeper(ptrio_frame *fr)
 }
 
 /* Started after the sleepers, it runs in the same batch, after every one
- * of them has parked (batches run in FIFO order): it starts the clock and
- * cancels the nursery. */
+ * of them has parked (batches run in FIFO order): it starts the measure
+ * and cancels the nursery. */
 struct canceller {
     ptrio_frame fr;
     ptrio_nursery *n;
-    double t0;
 };
 
 static int canceller(ptrio_frame *fr)
 {
     struct canceller *c = PTRIO_SELF(fr, struct canceller);
     PTRIO_BEGIN(c);
-    c->t0 = now_ns();
+    bench_resume();
     ptrio_nursery_cancel(c->n);
     PTRIO_END(c);
 }
 
 /* ---- the parents -------------------------------------------------------- */
 
-enum { SPAWN_JOIN, FANOUT, SCOPES };
+enum { SPAWN_JOIN, FANOUT, MOVE_ON, SCOPES };
 
 struct parent {
     ptrio_frame fr;
@@ -109,7 +100,6 @@ struct parent {
     ptrio_nursery n;
     ptrio_scope sc;
     struct canceller canceller;
-    double t0, ns;
 };
 
 static int parent(ptrio_frame *fr)
@@ -117,13 +107,11 @@ static int parent(ptrio_frame *fr)
     struct parent *p = PTRIO_SELF(fr, struct parent);
     PTRIO_BEGIN(p);
     if (p->what == SPAWN_JOIN) {
-        p->t0 = now_ns();
         PTRIO_NURSERY(p, &p->n) {
             for (p->i = 0; p->i < p->count; p->i++)
                 PTRIO_CHECK(p, ptrio_start_soon(&p->n, &tasks[p->i], trivial,
                                                 &kids[p->i]));
         }
-        p->ns = (now_ns() - p->t0) / (double)p->count;
     } else if (p->what == FANOUT) {
         PTRIO_NURSERY(p, &p->n) {
             for (p->i = 0; p->i < p->count; p->i++)
@@ -133,87 +121,180 @@ static int parent(ptrio_frame *fr)
             PTRIO_CHECK(p, ptrio_start_soon(&p->n, &tasks[p->count],
                                             canceller, &p->canceller));
         }
-        p->ns = (now_ns() - p->canceller.t0) / (double)p->count;
-    } else {
-        p->t0 = now_ns();
+        bench_pause();
+    } else if (p->what == MOVE_ON) {
         for (p->i = 0; p->i < p->count; p->i++) {
             PTRIO_MOVE_ON_AFTER(p, &p->sc, PTRIO_SEC(5)) {
+                bench_opaque();
                 p->sum++;
             }
         }
-        p->ns = (now_ns() - p->t0) / (double)p->count;
+    } else {
+        for (p->i = 0; p->i < p->count; p->i++) {
+            PTRIO_CANCEL_SCOPE(p, &p->sc) {
+                bench_opaque();
+                p->sum++;
+            }
+        }
     }
     PTRIO_END(p);
 }
 
-static ptrio_loop loop;
-
-static double round_of(int what, long count)
+static void round_of(int what, long count)
 {
     static struct parent p;
-    int rc;
 
+    memset(&p, 0, sizeof p);
     p.what = what;
     p.count = count;
-    ptrio_loop_init(&loop);
-    rc = ptrio_loop_run(&loop, parent, &p);
-    if (rc < 0) {
-        fprintf(stderr, "bench_nursery: round %d/%ld failed: %s\n", what,
-                count, ptrio_errname(rc));
-        return 1e300;
-    }
-    return p.ns;
+    run_main(parent, &p, "parent");
 }
 
-/* ---- the Trio baseline file ------------------------------------------- */
+static void spawn_ptrio(long n) { round_of(SPAWN_JOIN, n); }
+static void move_on_ptrio(long n) { round_of(MOVE_ON, n); }
+static void scopes_ptrio(long n) { round_of(SCOPES, n); }
 
-static void read_trio(const char *path, double *spawn, double *scope)
+/* The spawning is not measured: bench_resume() in the canceller. */
+static void fanout_ptrio(long n)
 {
-    char line[256];
-    FILE *fp = fopen(path, "r");
-    double v;
-
-    if (!fp) {
-        printf("# cannot read %s: no Trio baseline\n", path);
-        return;
-    }
-    while (fgets(line, sizeof line, fp)) {
-        if (sscanf(line, "TRIO spawn_join_ns=%lf", &v) == 1 && v > 0)
-            *spawn = v;
-        else if (sscanf(line, "TRIO scope_enter_exit_ns=%lf", &v) == 1 &&
-                 v > 0)
-            *scope = v;
-    }
-    fclose(fp);
+    bench_pause();
+    round_of(FANOUT, n);
 }
+
+/* Rounds of NSMALL tasks (n a multiple of it). */
+static void fanout_small(long n)
+{
+    long r;
+
+    bench_pause();
+    for (r = 0; r < n / NSMALL; r++)
+        round_of(FANOUT, NSMALL);
+}
+
+/* ---- hand-written: spawn and join ---------------------------------------- */
+
+static hand_task hkids[NTASKS];
+
+static HAND_NOINLINE int hand_trivial(hand_task *t)
+{
+    HAND_BEGIN(t);
+    HAND_END(t);
+}
+
+struct hand_parent {
+    hand_task t;
+    hand_sched *s;
+    long i, n;
+};
+
+/* Spawns n children, then waits until the last one is done (hand_run
+ * wakes it). */
+static HAND_NOINLINE int hand_spawner(hand_task *t)
+{
+    struct hand_parent *p = (struct hand_parent *)t;
+    HAND_BEGIN(t);
+    for (p->i = 0; p->i < p->n; p->i++)
+        hand_spawn(p->s, &hkids[p->i], hand_trivial, t);
+    if (t->live)
+        HAND_YIELD_POINT(t, HAND_WAIT);
+    HAND_END(t);
+}
+
+static void spawn_hand(long n)
+{
+    static struct hand_parent p;
+    hand_sched s = {0};
+
+    p.s = &s;
+    p.n = n;
+    hand_spawn(&s, &p.t, hand_spawner, NULL);
+    hand_run(&s);
+}
+
+/* ---- hand-written: scopes ------------------------------------------------- */
+
+typedef struct hand_scope hand_scope;
+struct hand_scope {
+    hand_scope *parent;
+    int64_t deadline;
+    int fired;
+};
+
+static struct {
+    int64_t now;                /* the loop's clock, read once per batch */
+    hand_scope *scope;          /* the running task's innermost scope */
+    long sum;
+} hand;
+
+static inline void hand_scope_enter(hand_scope *sc, int64_t d)
+{
+    sc->deadline = d > INT64_MAX - hand.now ? INT64_MAX : hand.now + d;
+    sc->fired = 0;
+    sc->parent = hand.scope;
+    hand.scope = sc;
+}
+
+static inline int hand_scope_leave(hand_scope *sc)
+{
+    hand.scope = sc->parent;
+    sc->deadline = INT64_MAX;
+    return sc->fired;
+}
+
+static HAND_NOINLINE void move_on_hand(long n)
+{
+    hand_scope sc;
+    long i;
+
+    for (i = 0; i < n; i++) {
+        hand_scope_enter(&sc, PTRIO_SEC(5));
+        bench_opaque();
+        hand.sum++;
+        if (hand_scope_leave(&sc))
+            hand.sum--;
+    }
+}
+
+static HAND_NOINLINE void scopes_hand(long n)
+{
+    hand_scope sc;
+    long i;
+
+    for (i = 0; i < n; i++) {
+        sc.parent = hand.scope;
+        hand.scope = &sc;
+        bench_opaque();
+        hand.sum++;
+        hand.scope = sc.parent;
+    }
+}
+
+/* ---- main ------------------------------------------------------------------- */
+
+static const bench_figure spawn_join = {
+    "spawn_join", spawn_ptrio, spawn_hand, NTASKS, 20000, 2.5, 0
+};
+static const bench_figure move_on_after = {
+    "move_on_after", move_on_ptrio, move_on_hand, 1000000, 20000, 4.0, 0
+};
+static const bench_figure scope_enter_exit = {
+    "scope_enter_exit", scopes_ptrio, scopes_hand, 1000000, 20000, 0, 0
+};
+static const bench_figure fanout = {
+    "cancel_fanout_100k", fanout_ptrio, fanout_small, NTASKS, NTASKS, 1.5, 0
+};
 
 int main(int argc, char **argv)
 {
-    double trio_spawn = 0, trio_scope = 0;
-    double spawn = 1e300, scopes = 1e300, small = 1e300, big = 1e300;
-    int r, k;
+    bench_result r;
 
-    if (argc > 1)
-        read_trio(argv[1], &trio_spawn, &trio_scope);
-
-    for (r = 0; r < ROUNDS; r++)
-        spawn = min2(spawn, round_of(SPAWN_JOIN, NTASKS));
-    bench_line("spawn_join", spawn, "ns", trio_spawn);
-
-    for (r = 0; r < ROUNDS; r++)
-        scopes = min2(scopes, round_of(SCOPES, NSCOPES));
-    bench_line("scope_enter_exit", scopes, "ns", trio_scope);
-
-    for (r = 0; r < ROUNDS; r++) {
-        for (k = 0; k < SMALL_REPEAT; k++)
-            small = min2(small, round_of(FANOUT, NSMALL));
-        big = min2(big, round_of(FANOUT, NTASKS));
-    }
-    bench_line("cancel_fanout_1k", small, "ns", 0);
-    bench_line("cancel_fanout_100k", big, "ns", small);
-    target_line("cancel_fanout_100k", big / small, 1.5);
-
-    size_line("sizeof_nursery", sizeof(ptrio_nursery));
-    size_line("sizeof_scope", sizeof(ptrio_scope));
-    return 0;
+    bench_init(argc, argv);
+    r = bench_run(&spawn_join);
+    bench_vs_trio("spawn_join", "spawn_join_ns", r);
+    r = bench_run(&move_on_after);
+    bench_vs_trio("move_on_after", "move_on_after_ns", r);
+    r = bench_run(&scope_enter_exit);
+    bench_vs_trio("scope_enter_exit", "cancel_scope_ns", r);
+    bench_run(&fanout);
+    return bench_done();
 }

@@ -8,6 +8,10 @@
 #include "ptrio/core.h"
 #include "ptrio/backend.h"
 #include "ptrio/io.h"
+#include "ptrio/net.h"
+#include "ptrio/testing.h"
+#include "ptrio/sync.h"
+#include "ptrio/chan.h"
 #include "ptrio/signal.h"
 #include "ptrio/port.h"
 

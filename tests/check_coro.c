@@ -159,7 +159,7 @@ START_TEST(test_fifty_sequential_awaits)
     ck_assert_int_eq(f.bad, 0);
     ck_assert_int_eq(f.entries, 41);
     ck_assert_str_eq(L.buf, "done@10");
-    ck_assert(f.fr.resume == 0);
+    ck_assert(ptrio_frame_idle(&f.fr));
 }
 END_TEST
 
@@ -352,7 +352,7 @@ START_TEST(test_nested_calls_32_deep)
     ck_assert_int_eq(lv_bad, 0);
     ck_assert_str_eq(L.buf, "root@3 again@6");
     for (i = 1; i <= DEPTH; i++)
-        ck_assert(lv[i].fr.resume == 0);
+        ck_assert(ptrio_frame_idle(&lv[i].fr));
 }
 END_TEST
 
@@ -437,7 +437,7 @@ START_TEST(test_error_through_32_finally)
     ck_assert_ptr_nonnull(f.fail.task);
     ck_assert_str_eq(f.fail.task, "eroot");
     for (i = 1; i <= DEPTH; i++)
-        ck_assert(ev[i].fr.resume == 0);
+        ck_assert(ptrio_frame_idle(&ev[i].fr));
 }
 END_TEST
 
@@ -1017,7 +1017,7 @@ START_TEST(test_frame_reuse_sequential)
     ck_assert_int_eq(f.errors, 10);
     /* 1 + ... + 100 minus the multiples of ten (550) */
     ck_assert_int_eq(f.sum, 5050 - 550);
-    ck_assert(f.t.fr.resume == 0);
+    ck_assert(ptrio_frame_idle(&f.t.fr));
 }
 END_TEST
 

@@ -75,9 +75,9 @@ START_TEST(test_outside_loop)
     ck_assert_int_eq(ptrio_sleep(NULL, 0), -PTRIO_ENOTASK);
     ck_assert_int_eq(ptrio_call(NULL, &sub, plain_value), -PTRIO_ENOTASK);
 
-    ck_assert(f.fr.resume == 0);
-    ck_assert(sub.fr.resume == 0);
-    ck_assert(fr2.fr.resume == 0);
+    ck_assert(ptrio_frame_idle(&f.fr));
+    ck_assert(ptrio_frame_idle(&sub.fr));
+    ck_assert(ptrio_frame_idle(&fr2.fr));
     ck_assert_ptr_null(value);
     ck_assert_ptr_null(ptrio_current_task());
     ck_assert(ptrio_now() == 0);
@@ -195,7 +195,7 @@ START_TEST(test_wrong_self)
         ck_assert_int_eq(f.nul.rc[i], -PTRIO_ENOTASK);
         ck_assert_int_eq(f.cross.rc[i], -PTRIO_ENOTASK);
     }
-    ck_assert(f.idle.fr.resume == 0);
+    ck_assert(ptrio_frame_idle(&f.idle.fr));
     ck_assert_str_eq(L.buf, "inner-ok inner-ok inner-ok inner-ok other-ok@5");
 }
 END_TEST
@@ -514,13 +514,13 @@ START_TEST(test_loop_run_errors)
                      -PTRIO_EINVAL);
     ck_assert_int_eq(ptrio_run_named(NULL, &p, "x"), -PTRIO_EINVAL);
     ck_assert_int_eq(ptrio_run_named(plain_value, NULL, "x"), -PTRIO_EINVAL);
-    ck_assert(p.fr.resume == 0);
+    ck_assert(ptrio_frame_idle(&p.fr));
 
     ck_assert_int_eq(ptrio_loop_run(&the_loop, nested_main, &f), 5);
     ck_assert_int_eq(f.rc[0], -PTRIO_EBUSY);
     ck_assert_int_eq(f.rc[1], -PTRIO_EBUSY);
     ck_assert_int_eq(f.rc[2], -PTRIO_EBUSY);
-    ck_assert(f.other.fr.resume == 0);
+    ck_assert(ptrio_frame_idle(&f.other.fr));
 
     /* the loop is usable again */
     p = (struct plain){.v = 9};
@@ -565,7 +565,7 @@ START_TEST(test_no_backend)
     memset(&loop, 0, sizeof loop);
     p = (struct plain){0};
     ck_assert_int_eq(ptrio_loop_run(&loop, plain_value, &p), -PTRIO_ENOBACKEND);
-    ck_assert(p.fr.resume == 0);
+    ck_assert(ptrio_frame_idle(&p.fr));
     ck_assert_ptr_null(ptrio_current_loop());
 }
 END_TEST
@@ -918,7 +918,7 @@ int main(void)
     tcase_add_misuse_test(tc, test_call_ancestor);
     tcase_add_misuse_test(tc, test_start_soon_errors);
     tcase_add_misuse_test(tc, test_start_errors);
-    tcase_add_test(tc, test_loop_run_errors);
+    tcase_add_misuse_test(tc, test_loop_run_errors);
     tcase_add_test(tc, test_use_backend_errors);
     tcase_add_test(tc, test_no_backend);
     tcase_add_test(tc, test_time_errors);

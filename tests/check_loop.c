@@ -232,8 +232,9 @@ static int ends_plainly(ptrio_frame *fr)
     PTRIO_END(f);
 }
 
-/* Builds "ptrio: task '<task>' failed: <name> (<msg>) at <file>:<line>"
- * (tlog_add would put spaces between the pieces). */
+/* Builds "ptrio: task '<task>' failed: <name> (<msg>) at <file>:<line>
+ * in <task>()" (the traceback: a task's one frame, named as the task's
+ * function); tlog_add would put spaces between the pieces. */
 static void failure_line(tlog *out, const char *task, const char *name,
                          const char *msg, int line)
 {
@@ -248,6 +249,9 @@ static void failure_line(tlog *out, const char *task, const char *name,
     strcat(out->buf, __FILE__);
     fmt(b, ":", line);
     strcat(out->buf, b);
+    strcat(out->buf, " in ");
+    strcat(out->buf, task);
+    strcat(out->buf, "()");
     out->len = strlen(out->buf);
 }
 
@@ -564,8 +568,13 @@ static void h_after(void *ctx)
     tlog_add(&HL, "aw");
 }
 
-static const ptrio_hooks all_hooks = {h_spawned, h_scheduled, h_exited,
-                                      h_before, h_after};
+static const ptrio_hooks all_hooks = {
+    .task_spawned = h_spawned,
+    .before_task_step = h_scheduled,
+    .task_exited = h_exited,
+    .before_io_wait = h_before,
+    .after_io_wait = h_after,
+};
 
 struct hooks_main {
     ptrio_frame fr;
@@ -648,7 +657,7 @@ END_TEST
 /* Members may be NULL; NULL hooks remove them. */
 START_TEST(test_hooks_partial_and_none)
 {
-    static const ptrio_hooks only_exit = {NULL, NULL, h_exited, NULL, NULL};
+    static const ptrio_hooks only_exit = {.task_exited = h_exited};
     static struct hooks_main f;
     struct hook_counts c = {0, 0, 0, 0, 0};
 

@@ -61,15 +61,18 @@ static int start_kid(ptrio_frame *fr)
 
 struct just_started {
     ptrio_frame fr;
+    int checkpoint;
 };
 
-/* Calls started() and returns without reaching a checkpoint. */
+/* Calls started(), then reaches a checkpoint if asked, and returns. */
 static int just_started(ptrio_frame *fr)
 {
     struct just_started *f = PTRIO_SELF(fr, struct just_started);
     PTRIO_BEGIN(f);
     ev("child", "+");
     PTRIO_CHECK(f, ptrio_started(f, NULL));
+    if (f->checkpoint)
+        PTRIO_CHECKPOINT(f);
     ev("child", "");
     PTRIO_END(f);
 }
@@ -99,17 +102,34 @@ static int jstart_main(ptrio_frame *fr)
     PTRIO_END(f);
 }
 
-/* Trio test_run.py: test_nursery_start (just_started): a caller already
- * cancelled gets -ECANCELED from start() even though the child called
- * started() and ended without a checkpoint: ending a start is one. */
-START_TEST(test_start_just_started_cancelled)
+/* Trio test_run.py: test_nursery_start (started_with_no_checkpoint): in a
+ * cancelled caller, started() moves nothing; the child then returns
+ * without a checkpoint, so it completed successfully: start() returns
+ * normally and the scope catches nothing. */
+START_TEST(test_start_started_no_checkpoint_cancelled)
 {
     static struct jstart_main m;
     m = (struct jstart_main){0};
     tlog_clear(&L);
     ck_assert_int_eq(run_virtual(jstart_main, &m, NULL), 0);
-    ck_assert_int_eq(m.rc, -PTRIO_ECANCELED);
+    ck_assert_int_eq(m.rc, 0);
     ck_assert_str_eq(L.buf, "child+@0 child@0 start@0 after-cs@0");
+    ck_assert(!ptrio_cancelled_caught(&m.cs));
+}
+END_TEST
+
+/* Trio test_run.py: test_nursery_start (just_started): in a cancelled
+ * caller the child stays under start(); its checkpoint after started()
+ * fails, and start() raises the cancellation. */
+START_TEST(test_start_just_started_cancelled)
+{
+    static struct jstart_main m;
+    m = (struct jstart_main){0};
+    m.k.checkpoint = 1;
+    tlog_clear(&L);
+    ck_assert_int_eq(run_virtual(jstart_main, &m, NULL), 0);
+    ck_assert_int_eq(m.rc, -PTRIO_ECANCELED);
+    ck_assert_str_eq(L.buf, "child+@0 start@0 after-cs@0");
 }
 END_TEST
 
@@ -200,23 +220,24 @@ static int empty_cancel_main(ptrio_frame *fr)
         PTRIO_NURSERY(f, &f->n) {
             ev("body", "");
         }
-        ev("not-reached", "");
+        ev("not-reached", "");     /* reached: exit is not a cancel point */
     }
     ev("after", "");
     PTRIO_END(f);
 }
 
-/* The empty nursery's checkpoint fails when cancelled; the cancelled scope
- * around it catches the -ECANCELED. */
+/* Opening and closing an empty nursery schedules but does not check for
+ * cancellation: in a cancelled scope the code after it runs, and the
+ * scope catches nothing. */
 /* Trio test_run.py: test_trivial_yields */
 START_TEST(test_empty_nursery_checkpoint_cancelled)
 {
     static struct empty_cancel_main m;
     tlog_clear(&L);
     ck_assert_int_eq(run_virtual(empty_cancel_main, &m, NULL), 0);
-    ck_assert_str_eq(L.buf, "body@0 after@0");
+    ck_assert_str_eq(L.buf, "body@0 not-reached@0 after@0");
     ck_assert(ptrio_cancel_called(&m.sc));
-    ck_assert(ptrio_cancelled_caught(&m.sc));
+    ck_assert(!ptrio_cancelled_caught(&m.sc));
     ck_assert(!ptrio_cancel_called(ptrio_nursery_scope(&m.n)));
 }
 END_TEST
@@ -977,7 +998,7 @@ static int scancel_main(ptrio_frame *fr)
                                       .after = PTRIO_SEC(10)};
             PTRIO_AWAIT(f, ptrio_start(f, &f->n, &f->t, start_kid, &f->k,
                                        NULL));
-            ev("not-reached", "");
+            ev("not-reached", "");     /* reached: exit is not a cancel point */
         }
         ev("after-cs", "");
     }
@@ -1020,7 +1041,7 @@ static int sprecancel_main(ptrio_frame *fr)
                                       .after = PTRIO_SEC(1)};
             PTRIO_AWAIT(f, ptrio_start(f, &f->n, &f->t, start_kid, &f->k,
                                        NULL));
-            ev("not-reached", "");
+            ev("not-reached", "");     /* reached: exit is not a cancel point */
         }
         ev("after", "");
     }
@@ -1466,6 +1487,7 @@ int main(void)
     tcase_add_test(tc, test_start_error_before_started);
     tcase_add_test(tc, test_start_enostart);
     tcase_add_test(tc, test_start_just_started_cancelled);
+    tcase_add_test(tc, test_start_started_no_checkpoint_cancelled);
     tcase_add_test(tc, test_start_cancel_starter);
     tcase_add_test(tc, test_start_when_already_cancelled);
     tcase_add_misuse_test(tc, test_started_twice);

@@ -400,7 +400,7 @@ static void before_wait(void *ctx, ptrio_time deadline)
         logn(&WL, "", (long)(deadline / PTRIO_MS(1)));
 }
 
-static const ptrio_hooks wait_hooks = {NULL, NULL, NULL, before_wait, NULL};
+static const ptrio_hooks wait_hooks = {.before_io_wait = before_wait};
 
 static int run_watched(ptrio_fn fn, void *frame, const char *name)
 {

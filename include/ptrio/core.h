@@ -24,10 +24,12 @@ typedef int64_t ptrio_time;
 
 #define PTRIO_TIME_INF  INT64_MAX   /* no deadline */
 #define PTRIO_TIME_NINF INT64_MIN   /* effective deadline when cancelled */
+/* Durations: the argument may be an integer or a floating value
+ * (PTRIO_SEC(1.5) is 1.5 s); the product is taken before the conversion. */
 #define PTRIO_NS(n)  ((ptrio_time)(n))
-#define PTRIO_US(n)  ((ptrio_time)(n) * 1000)
-#define PTRIO_MS(n)  ((ptrio_time)(n) * 1000000)
-#define PTRIO_SEC(n) ((ptrio_time)(n) * 1000000000)
+#define PTRIO_US(n)  ((ptrio_time)((n) * INT64_C(1000)))
+#define PTRIO_MS(n)  ((ptrio_time)((n) * INT64_C(1000000)))
+#define PTRIO_SEC(n) ((ptrio_time)((n) * INT64_C(1000000000)))
 
 /* ---- private storage types ---------------------------------------- */
 
@@ -88,8 +90,9 @@ struct ptrio_scope {
     ptrio_task *task;               /* task that opened it */
     ptrio_frame *frame;             /* frame whose block it is */
     uintptr_t exit;                 /* resume point of the block's close */
+    const void *why;                /* what cancelled it (kind in flags) */
     int pending;                    /* what ended the body; TRY_BLOCK's catch */
-    uint16_t flags;
+    uint32_t flags;
 };
 
 struct ptrio_nursery {
@@ -107,39 +110,88 @@ struct ptrio_nursery {
 
 typedef struct ptrio_backend ptrio_backend;
 
+/* Buckets of a loop's fd-wait registry (src/io/fd.c), a power of two: a
+ * wait, a wake and a cancel cost O(1 + waiters / buckets). A build-time
+ * setting because it sizes struct ptrio_loop: ptrio and the programs using
+ * it must agree (configure --with-fd-buckets=N puts it in ptrio.pc). */
+#ifndef PTRIO_CONF_FD_BUCKETS
+#if defined(__unix__) || defined(__APPLE__)
+#define PTRIO_CONF_FD_BUCKETS 1024
+#else
+#define PTRIO_CONF_FD_BUCKETS 1     /* microcontrollers: one chain */
+#endif
+#endif
+
 /* Receives one report line (no newline). */
 typedef void (*ptrio_report_fn)(void *ctx, const char *line);
 
-/* Instrument hooks: any member may be NULL. */
+/* Instrument hooks (Trio's trio.abc.Instrument): any member may be NULL.
+ * They run on the loop's thread and must not await or start tasks. */
 typedef struct ptrio_hooks {
+    /* A task was created (start_soon, start), before it first runs. */
     void (*task_spawned)(void *ctx, const ptrio_task *t);
-    void (*task_scheduled)(void *ctx, const ptrio_task *t);
+    /* A step of the task is about to run. */
+    void (*before_task_step)(void *ctx, const ptrio_task *t);
+    /* The task finished with `status`. */
     void (*task_exited)(void *ctx, const ptrio_task *t, int status);
-    void (*before_wait)(void *ctx, ptrio_time deadline);
-    void (*after_wait)(void *ctx);
+    /* The backend is about to wait until `deadline` (its own clock;
+     * PTRIO_TIME_NINF: poll without blocking), and has waited. */
+    void (*before_io_wait)(void *ctx, ptrio_time deadline);
+    void (*after_io_wait)(void *ctx);
+    /* The run starts (before the main task runs) and ends (every task
+     * done, before ptrio_loop_run returns). */
+    void (*before_run)(void *ctx);
+    void (*after_run)(void *ctx);
+    /* The task was made runnable: woken, or queued by a checkpoint (Trio's
+     * task_scheduled; a new task's first is task_spawned). */
+    void (*task_scheduled)(void *ctx, const ptrio_task *t);
+    /* The task's step ended (it waits, or finished just before). */
+    void (*after_task_step)(void *ctx, const ptrio_task *t);
 } ptrio_hooks;
+
+/* One instrument among several: its hooks and their context, linked into
+ * the loop (caller-owned). */
+typedef struct ptrio_instrument {
+    const ptrio_hooks *hooks;
+    void *ctx;
+    struct ptrio_instrument *next;
+} ptrio_instrument;
 
 struct ptrio_loop {
     const ptrio_backend *backend;
     union { int64_t i64; void *ptr; intptr_t word; } be[4];  /* backend's */
     ptrio_task *runq, *runq_tail;   /* the next batch */
     ptrio__tnode *timers, *first;   /* deadline tree, its earliest node */
-    ptrio__tnode *lazy;             /* relative deadlines not yet armed */
+    ptrio_time last_now;            /* the clock's last reading */
+    struct ptrio_clock *clock;      /* the loop's clock, if not the backend's */
+    ptrio_task *idle;               /* in wait_all_tasks_blocked, by cushion */
+    uint32_t nlazy;                 /* relative deadlines not yet armed */
+    uint32_t between;               /* reasons to stop between batches:
+                                       timers, lazy deadlines, fd waits,
+                                       sources, hooks (one count) */
     ptrio_task *current;            /* running task */
-    ptrio_task *watchers;           /* tasks waiting on fds (src/io) */
-    uint32_t nwatch;
+    uint32_t nwatch;                /* tasks waiting on fds (src/io) */
+    uint32_t nfd;                   /* distinct fds they wait on */
+    ptrio_task *fdtab[PTRIO_CONF_FD_BUCKETS];   /* those tasks, by fd */
     struct ptrio_source *sources;   /* external wake sources, polled */
-    void *lot_owners;               /* lots that break when their owner
-                                       task exits (src/core/lot.c) */
+    struct ptrio_owned_lot *lot_owners; /* lots that break when their
+                                       owner task exits (src/core/lot.c) */
     ptrio_nursery system;           /* holds the main task */
     ptrio_task main;
     ptrio_report_fn report;
     void *report_ctx;
-    const ptrio_hooks *hooks;
+    const struct ptrio__reporter *reporter; /* the formatting code: linked
+                                               only with a sink */
+    const ptrio_hooks *hooks;       /* ptrio_loop_set_hooks' instrument */
     void *hooks_ctx;
+    ptrio_instrument *instruments;  /* and the others */
+    uint32_t ninstruments;          /* both counted */
     uint32_t ntasks;                /* live tasks */
     uint32_t ncalled;               /* open scopes with cancel_called */
     int fatal;                      /* backend failure that ends the run */
+    uint8_t teardown;               /* waits aborted through shields */
+    const char *where_file;         /* debug builds: the user's last macro */
+    int where_line;
     uint8_t running;
 };
 
@@ -154,7 +206,18 @@ int ptrio_loop_use_backend(ptrio_loop *loop, const ptrio_backend *backend);
 /* Replaces the sink of failure reports and misuse messages (NULL: none). */
 void ptrio_loop_set_report(ptrio_loop *loop, ptrio_report_fn fn, void *ctx);
 
-/* Installs instrument hooks (NULL removes them). */
+/* Adds an instrument (its hooks, their ctx) to the loop, after those it
+ * has; several may be installed at once. Returns 0, -PTRIO_EINVAL (NULL,
+ * no hooks), -PTRIO_EBUSY (already added). Takes effect from the next
+ * batch. */
+int ptrio_loop_add_instrument(ptrio_loop *loop, ptrio_instrument *inst,
+                              const ptrio_hooks *hooks, void *ctx);
+
+/* Removes an instrument (no effect if it is not added). */
+void ptrio_loop_remove_instrument(ptrio_loop *loop, ptrio_instrument *inst);
+
+/* Installs the loop's own instrument (NULL removes it); the others of
+ * ptrio_loop_add_instrument run after it. */
 void ptrio_loop_set_hooks(ptrio_loop *loop, const ptrio_hooks *hooks,
                           void *ctx);
 
@@ -178,10 +241,35 @@ void ptrio_loop_wake(ptrio_loop *loop);
 /* The loop running on this thread, or NULL. */
 ptrio_loop *ptrio_current_loop(void);
 
-/* Writes the task tree (every task, its frames and where each is parked)
- * to `fn`, one line at a time. Returns the number of tasks, or
- * -PTRIO_ENOTASK outside a running loop. */
+/* A clock for a loop, other than its backend's (Trio's abc.Clock): the
+ * loop reads the time from it, and asks it how long the backend may wait
+ * for a deadline. The backend still waits, in its own time, for I/O.
+ * <ptrio/testing.h> has the mock clock built on it. */
+typedef struct ptrio_clock ptrio_clock;
+struct ptrio_clock {
+    /* The time, in ns. */
+    ptrio_time (*now)(ptrio_clock *c);
+    /* How long (in the backend's time) until the clock reads `deadline`
+     * (0: passed; PTRIO_TIME_INF: it never will by itself). */
+    ptrio_time (*sleep_time)(ptrio_clock *c, ptrio_time deadline);
+    /* After `autojump` of the backend's time with every task blocked, the
+     * loop calls jump_to with the next deadline (PTRIO_TIME_INF: never). */
+    ptrio_time autojump;
+    void (*jump_to)(ptrio_clock *c, ptrio_time deadline);
+};
+
+/* Makes `clock` the loop's (NULL: back to the backend's). Returns 0,
+ * -PTRIO_EBUSY while the loop runs, -PTRIO_EINVAL (NULL loop, or a clock
+ * without now or sleep_time). */
+int ptrio_loop_use_clock(ptrio_loop *loop, ptrio_clock *clock);
+
+/* Writes the task tree (every nursery, open scope and task, the frames
+ * of each task with their file, line and function, what it waits on and
+ * why it is cancelled) to `fn`, one line at a time, built on the tree API
+ * below. Returns the number of tasks, or -PTRIO_ENOTASK outside a running
+ * loop, -PTRIO_EINVAL (NULL fn). */
 int ptrio_dump(ptrio_report_fn fn, void *ctx);
+
 
 /* ---- tasks and calls ---------------------------------------------- */
 
@@ -189,7 +277,7 @@ int ptrio_dump(ptrio_report_fn fn, void *ctx);
  * caller's frame). Returns its status, or PTRIO_PENDING. Errors:
  * -PTRIO_ENOTASK (self is not the running frame), -PTRIO_EINVAL (NULL),
  * -PTRIO_EBUSY (sub is still running). */
-int ptrio_call(void *self, void *sub, ptrio_fn fn);
+PTRIO_NODISCARD int ptrio_call(void *self, void *sub, ptrio_fn fn);
 #define PTRIO_CALL(f, fn, sub) PTRIO_AWAIT(f, ptrio_call((f), (sub), (fn)))
 
 /* The running task, or NULL. */
@@ -214,9 +302,9 @@ PTRIO_NODISCARD int ptrio_start_soon_named(ptrio_nursery *n, ptrio_task *t,
  * the caller's; then it moves into the nursery. `*value` (may be NULL)
  * receives started()'s value. Errors: those of start_soon,
  * -PTRIO_ENOSTART (child returned without calling started), the child's. */
-int ptrio_start_named(void *self, ptrio_nursery *n, ptrio_task *t,
-                      ptrio_fn fn, void *frame, void **value,
-                      const char *name);
+PTRIO_NODISCARD int ptrio_start_named(void *self, ptrio_nursery *n,
+                                      ptrio_task *t, ptrio_fn fn, void *frame,
+                                      void **value, const char *name);
 #define ptrio_start(self, n, t, fn, frame, value)                           \
     ptrio_start_named((self), (n), (t), (fn), (frame), (value), #fn)
 
@@ -229,30 +317,42 @@ int ptrio_started(void *self, void *value);
 
 /* A checkpoint: fails with -PTRIO_ECANCELED if cancelled, else lets the
  * other ready tasks run. Awaitable. */
-int ptrio_checkpoint(void *self);
+PTRIO_NODISCARD int ptrio_checkpoint(void *self);
 #define PTRIO_CHECKPOINT(f) PTRIO_AWAIT(f, ptrio_checkpoint(f))
 
 /* A schedule point that ignores cancellation. Awaitable. */
-int ptrio_yield(void *self);
+PTRIO_NODISCARD int ptrio_yield(void *self);
 #define PTRIO_YIELD(f) PTRIO_AWAIT(f, ptrio_yield(f))
 
 /* Returns -PTRIO_ECANCELED if the caller is cancelled, else 0 (no yield).
  * Errors: -PTRIO_ENOTASK. */
-int ptrio_checkpoint_if_cancelled(void *self);
+PTRIO_NODISCARD int ptrio_checkpoint_if_cancelled(void *self);
 
 /* The loop's clock (0 outside a loop). */
 ptrio_time ptrio_now(void);
 
 /* Sleeps for `d` (>= 0; PTRIO_TIME_INF: forever). Awaitable checkpoint.
- * Errors: -PTRIO_EINVAL (d < 0), -PTRIO_EOVERFLOW (now + d overflows),
- * -PTRIO_ECANCELED, -PTRIO_ENOTASK. */
-int ptrio_sleep(void *self, ptrio_time d);
+ * now + d saturates at the end of time. Errors: -PTRIO_EINVAL (d < 0),
+ * -PTRIO_EOVERFLOW (d beyond 2^62 ns, taken for an overflow bug),
+ * -PTRIO_ECANCELED, -PTRIO_ENOTASK, -PTRIO_EMISUSE (the task already
+ * waits). */
+PTRIO_NODISCARD int ptrio_sleep(void *self, ptrio_time d);
 
 /* Sleeps until the clock reads `deadline`. Awaitable checkpoint. */
-int ptrio_sleep_until(void *self, ptrio_time deadline);
+PTRIO_NODISCARD int ptrio_sleep_until(void *self, ptrio_time deadline);
 
 /* Sleeps until cancelled. Awaitable checkpoint. */
-int ptrio_sleep_forever(void *self);
+PTRIO_NODISCARD int ptrio_sleep_forever(void *self);
+
+/* Waits until every other task has been blocked for `cushion` (in the
+ * backend's time: real time on a real backend, none on the virtual one,
+ * where it returns as soon as every other task is blocked). Trio's
+ * wait_all_tasks_blocked: it takes priority over a clock's autojump, and
+ * waiters with the smallest cushion wake first, together. Awaitable
+ * checkpoint. Errors: -PTRIO_EINVAL (cushion < 0), -PTRIO_ECANCELED,
+ * -PTRIO_ENOTASK, -PTRIO_EMISUSE. */
+PTRIO_NODISCARD int ptrio_wait_all_tasks_blocked(void *self,
+                                                 ptrio_time cushion);
 
 /* ---- parking: the low-level API under every primitive ------------
  *
@@ -267,20 +367,65 @@ int ptrio_sleep_forever(void *self);
  * fails with -PTRIO_ECANCELED at once and has no effect. Waking is never a
  * checkpoint, and a woken task can no longer be cancelled out of its wait:
  * it runs with the value it was given. Everything runs on the loop's
- * thread; from an interrupt or another thread use a ptrio_source. */
+ * thread; from an interrupt or another thread use a ptrio_source.
+ *
+ * A blocking operation that finds it need not block is still a checkpoint
+ * in Trio, with no effect when cancelled. Compose it the same way:
+ *
+ *     rc = ptrio_checkpoint_if_cancelled(self);    cancelled: no effect
+ *     if (rc < 0) return rc;
+ *     if (can_do_it_now) { do_it(); return ptrio_yield(self); }
+ *     return ptrio_park(self, &lot, data);          woken by the doer
+ *
+ * or in one call, ptrio_park_unless(self, &lot, try_it, obj, data), which
+ * checks the caller once and is what ptrio's own primitives use.
+ *
+ * A lot can break (Trio's break_lot): its parked tasks wake with
+ * -PTRIO_EBROKEN and later parks fail with it at once. An owned lot breaks
+ * by itself when its owner task exits (a lock whose holder died). */
 
 /* Parks the running task at the end of `lot` until an unpark. `data` rides
  * with the wait (ptrio_wait_data), e.g. where a channel's receiver wants
  * its value. Awaitable: the status is the unpark's `value`. Errors:
- * -PTRIO_ECANCELED, -PTRIO_ENOTASK (not the running task's innermost
- * frame), -PTRIO_EMISUSE (the task already waits: an await without
- * PTRIO_AWAIT), -PTRIO_EINVAL (NULL lot). */
+ * -PTRIO_EBROKEN (the lot is broken), -PTRIO_ECANCELED, -PTRIO_ENOTASK
+ * (not the running task's innermost frame), -PTRIO_EMISUSE (the task
+ * already waits: an await without PTRIO_AWAIT), -PTRIO_EINVAL (NULL). */
 PTRIO_NODISCARD int ptrio_park(void *self, ptrio_lot *lot, void *data);
+
+/* Parks like ptrio_park in the lot `*key` names, filed under `key`: when
+ * several handles share one queue (a channel's clones), the tasks that
+ * parked through one handle are found with ptrio_wait_key. `*key` must keep
+ * naming that lot while a task waits through it. Errors as ptrio_park. */
+PTRIO_NODISCARD int ptrio_park_key(void *self, ptrio_lot *const *key,
+                                   void *data);
+
+/* The non-blocking attempt of a blocking operation (ptrio_park_unless):
+ * returns a status >= 0 when it is done, -PTRIO_EWOULDBLOCK when the task
+ * must wait, or another error. `t` is the calling task; it must not
+ * await, nor unpark or cancel itself. */
+typedef int (*ptrio_try_fn)(ptrio_task *t, void *obj, void *data);
+
+/* One blocking operation with Trio's checkpoint rules, in one call: in a
+ * cancelled scope it fails with -PTRIO_ECANCELED before `attempt` runs
+ * (no effect); else attempt(t, obj, data) tries it: done, the await returns
+ * its status after a cancel-shielded schedule point; an error is returned
+ * at once (no schedule point); -PTRIO_EWOULDBLOCK parks the task at the
+ * end of `lot` with `data`, until an unpark. Awaitable. Errors: those of
+ * `attempt`, and of ptrio_park. */
+PTRIO_NODISCARD int ptrio_park_unless(void *self, ptrio_lot *lot,
+                                      ptrio_try_fn attempt, void *obj,
+                                      void *data);
+
+/* The same, parking through `key` as ptrio_park_key does. */
+PTRIO_NODISCARD int ptrio_park_key_unless(void *self, ptrio_lot *const *key,
+                                          ptrio_try_fn attempt, void *obj,
+                                          void *data);
 
 /* Parks the running task with an abort hook (Trio's
  * wait_task_rescheduled): the owner of the wait wakes it with ptrio_wake;
  * a cancellation calls `abort`. The task's w.park.next/prev links are the
- * owner's to use while it waits. Awaitable; errors as ptrio_park. */
+ * owner's to use while it waits. Awaitable; errors as ptrio_park but
+ * -PTRIO_EBROKEN. */
 PTRIO_NODISCARD int ptrio_park_hook(void *self, ptrio_abort_fn abort,
                                     void *data);
 
@@ -289,13 +434,27 @@ PTRIO_NODISCARD int ptrio_park_hook(void *self, ptrio_abort_fn abort,
 int ptrio_wake(ptrio_task *t, int value);
 
 /* The first task parked in `lot` (the next to be unparked), or NULL. */
-ptrio_task *ptrio_lot_first(const ptrio_lot *lot);
+static inline ptrio_task *ptrio_lot_first(const ptrio_lot *lot)
+{
+    if (!lot || (const void *)lot->head == (const void *)lot)
+        return NULL;
+    return lot->head;
+}
 
-/* The task parked after `t` in `lot`, or NULL after the last. */
+/* The `data` of the first task parked in `lot`, which must not be empty:
+ * what the next unpark's doer hands a value to or takes one from. */
+static inline void *ptrio_lot_first_data(const ptrio_lot *lot)
+{
+    return lot->head->w.park.data;
+}
+
+/* The task parked after `t` in `lot`, or NULL after the last (and when `t`
+ * is not parked in `lot`). Read it before unparking `t`. */
 ptrio_task *ptrio_lot_next(const ptrio_lot *lot, const ptrio_task *t);
 
-/* Wakes the first parked task with `value`. Returns it, or NULL when the
- * lot is empty. */
+/* Wakes the first parked task; `value` (>= 0, or a negative error code)
+ * becomes the status of its await. Returns it, or NULL when the lot is
+ * empty. Not a checkpoint, like every unpark. */
 ptrio_task *ptrio_lot_unpark(ptrio_lot *lot, int value);
 
 /* Wakes the first `n` parked tasks (all: ptrio_lot_unpark_all), in order.
@@ -307,23 +466,65 @@ unsigned ptrio_lot_unpark_all(ptrio_lot *lot, int value);
  * or -PTRIO_EINVAL when `t` is not parked in `lot`. */
 int ptrio_lot_unpark_task(ptrio_lot *lot, ptrio_task *t, int value);
 
-/* Moves the first `n` tasks of `from` to the end of `to`, still parked
- * (Trio's repark; a condition variable hands its waiters to its lock).
- * Returns how many moved. */
+/* Moves the first `n` tasks of `from` to the end of `to`, in order, still
+ * parked (Trio's repark; a condition hands its waiters to its lock). A
+ * moved task forgets its key. Into a broken lot, they wake with
+ * -PTRIO_EBROKEN instead. Returns how many moved. */
 unsigned ptrio_lot_repark(ptrio_lot *from, ptrio_lot *to, unsigned n);
 
 /* How many tasks are parked in `lot` (walks it: O(n)). */
 unsigned ptrio_lot_count(const ptrio_lot *lot);
 
-/* Whether no task is parked in `lot`. */
+/* Whether no task is parked in `lot` (a broken lot is empty). */
 static inline bool ptrio_lot_empty(const ptrio_lot *lot)
 {
-    return !lot->head;
+    return !lot->head || (const void *)lot->head == (const void *)lot;
 }
 
-/* The `data` a parked task gave ptrio_park or ptrio_park_hook (NULL when
- * it is not parked there). */
+/* The `data` a parked task gave ptrio_park, ptrio_park_key or
+ * ptrio_park_hook (NULL when it is not parked there). */
 void *ptrio_wait_data(const ptrio_task *t);
+
+/* The key a parked task gave ptrio_park_key, or NULL (not parked through
+ * a key, or reparked since). */
+ptrio_lot *const *ptrio_wait_key(const ptrio_task *t);
+
+/* Breaks `lot` (Trio's break_lot): every parked task wakes with
+ * -PTRIO_EBROKEN, and every later park in it fails so. Idempotent; a
+ * broken lot stays broken until zeroed again. */
+void ptrio_lot_break(ptrio_lot *lot);
+
+/* Whether `lot` is broken. */
+static inline bool ptrio_lot_broken(const ptrio_lot *lot)
+{
+    return lot && (const void *)lot->head == (const void *)lot;
+}
+
+/* A lot with an owner task: when the owner exits, the lot breaks (Trio's
+ * add_parking_lot_breaker; a lock whose holder exits without releasing
+ * it). No allocation: the loop keeps the owned lots in a list threaded
+ * through `next`, so an owned lot with an owner must stay where it is
+ * until the owner is cleared or exits. Zeroed: no owner, not broken. */
+typedef struct ptrio_owned_lot {
+    ptrio_lot lot;
+    ptrio_task *owner;
+    struct ptrio_owned_lot *next;
+} ptrio_owned_lot;
+
+/* Makes `t` the owner of `ol` (NULL: no owner), replacing the previous
+ * one; handing over from a task to another costs O(1), giving up or
+ * taking ownership walks the loop's owned lots from the most recently
+ * owned (O(1) when lots are released in reverse order). When the owner
+ * exits, the lot breaks and has no owner. Returns 0, -PTRIO_EBROKEN when
+ * `t` has exited (or never ran), -PTRIO_ENOTASK outside a running loop,
+ * -PTRIO_EINVAL (NULL ol). Not a checkpoint. */
+int ptrio_lot_set_owner(ptrio_owned_lot *ol, ptrio_task *t);
+
+/* The owner of `ol`, or NULL. */
+static inline ptrio_task *ptrio_lot_owner(const ptrio_owned_lot *ol)
+{
+    return ol->owner;
+}
 
 /* ---- external wake sources ------------------------------------------
  *
@@ -360,12 +561,21 @@ void ptrio_source_remove(ptrio_source *src);
 #define PTRIO__SCOPE_NURSERY  0x0200u
 #define PTRIO__SCOPE_TIMER    0x0400u  /* deadline in the tree */
 #define PTRIO__SCOPE_LAZY     0x0800u  /* relative deadline, not yet armed */
+#define PTRIO__SCOPE_RELATIVE 0x1000u  /* ended unarmed: duration + base */
+#define PTRIO__SCOPE_WHY      0xe000u  /* the kind of `why`: ptrio_cancel_kind */
+#define PTRIO__SCOPE_WHY_SHIFT 13
+#define PTRIO__SCOPE_ABSORBED 0x10000u /* a nursery inside absorbed a
+                                          cancellation that this scope
+                                          catches if the failure it came
+                                          with reaches it */
 
-int ptrio__scope_open(ptrio_frame *fr, ptrio_scope *sc, uintptr_t exit,
-                      ptrio_time deadline, unsigned flags);
-int ptrio__scope_open_after(ptrio_frame *fr, ptrio_scope *sc,
-                            uintptr_t exit, ptrio_time d, unsigned flags);
-int ptrio__scope_close(ptrio_frame *fr, ptrio_scope *sc);
+PTRIO_NODISCARD int ptrio__scope_open(ptrio_frame *fr, ptrio_scope *sc,
+                                      uintptr_t exit, ptrio_time deadline,
+                                      unsigned flags);
+PTRIO_NODISCARD int ptrio__scope_open_after(ptrio_frame *fr, ptrio_scope *sc,
+                                            uintptr_t exit, ptrio_time d,
+                                            unsigned flags);
+PTRIO_NODISCARD int ptrio__scope_close(ptrio_frame *fr, ptrio_scope *sc);
 
 /* A cancel scope block, without deadline or shield at entry. */
 #define PTRIO_CANCEL_SCOPE(f, sc)                                           \
@@ -408,15 +618,57 @@ int ptrio__scope_close(ptrio_frame *fr, ptrio_scope *sc);
         ptrio__scope_close(ptrio__fr, (sc)))
 
 /* Cancels a scope: every task inside it fails its next checkpoint, and a
- * task parked inside it is woken now. Idempotent; no effect once closed. */
+ * task parked inside it is woken now. Idempotent (the first reason
+ * stays); no effect once closed. */
 void ptrio_cancel(ptrio_scope *sc);
+
+/* ptrio_cancel with a reason, a static text that ptrio_cancel_source and
+ * the dump show (Trio's cancel(reason=...)). */
+void ptrio_cancel_reason(ptrio_scope *sc, const char *reason);
+
+/* Where a cancellation came from. */
+typedef enum ptrio_cancel_kind {
+    PTRIO_CANCEL_NONE = 0,
+    PTRIO_CANCEL_EXPLICIT,          /* ptrio_cancel, ptrio_cancel_reason */
+    PTRIO_CANCEL_DEADLINE,          /* the scope's deadline passed */
+    PTRIO_CANCEL_FAILURE,           /* a nursery's child or body failed */
+    PTRIO_CANCEL_RUN,               /* the run ends: its backend failed, or
+                                       every task waits forever */
+    PTRIO_CANCEL_TASK               /* ptrio_task_cancel */
+} ptrio_cancel_kind;
+
+typedef struct ptrio_cancel_info {
+    ptrio_cancel_kind kind;
+    const char *reason;             /* EXPLICIT: the text given, or NULL */
+    const ptrio_scope *scope;       /* the scope cancelled (NULL: TASK) */
+    const ptrio_task *task;         /* TASK: the task cancelled */
+    ptrio_failure failure;          /* FAILURE, RUN: what failed */
+} ptrio_cancel_info;
+
+/* Why the calling task is cancelled: the cancellation its checkpoints
+ * fail with (the first reason given to the scope it comes from, which an
+ * inner scope cancelled later inherits). Returns 0, -PTRIO_EINVAL when the
+ * task is not cancelled (or `out` is NULL), -PTRIO_ENOTASK. */
+int ptrio_cancel_source(void *self, ptrio_cancel_info *out);
+
+/* Writes "cancelled because ..." for `info` into buf (at most n bytes,
+ * always terminated). Returns the length it wrote. */
+int ptrio_cancel_text(const ptrio_cancel_info *info, char *buf, int n);
+
+/* Cancels the task `t` alone, as if its outermost scope were cancelled:
+ * it fails its next checkpoint (its cleanup runs, shields inside it hold),
+ * and the cancellation ends at the task: it is not a failure of its
+ * nursery, and its siblings go on. Returns 0, -PTRIO_EINVAL when `t` is
+ * not running (NULL, never started or done), -PTRIO_ENOTASK outside a
+ * running loop. Not a checkpoint. */
+int ptrio_task_cancel(ptrio_task *t);
 
 /* Moves the deadline (absolute). Earlier fires at the new time (now, if
  * passed), later postpones, PTRIO_TIME_INF clears. Returns 0. */
 int ptrio_scope_set_deadline(ptrio_scope *sc, ptrio_time deadline);
 
-/* Sets the deadline to now + d. Errors: -PTRIO_EINVAL (d < 0),
- * -PTRIO_EOVERFLOW. */
+/* Sets the deadline to now + d (saturating; PTRIO_TIME_INF clears it).
+ * Errors: -PTRIO_EINVAL (d < 0), -PTRIO_EOVERFLOW (d beyond 2^62 ns). */
 int ptrio_scope_set_timeout(ptrio_scope *sc, ptrio_time d);
 
 /* The scope's deadline (PTRIO_TIME_INF: none). */
@@ -436,15 +688,21 @@ bool ptrio_cancelled_caught(const ptrio_scope *sc);
 /* TRY_BLOCK: the error the block caught, 0 if none. */
 int ptrio_scope_error(const ptrio_scope *sc);
 
+/* TRY_BLOCK: the record of the error the block caught (its site, message,
+ * task, group, traceback), valid until the block runs again. Returns 0,
+ * -PTRIO_EINVAL when it caught none. */
+int ptrio_scope_failure(const ptrio_scope *sc, ptrio_failure *out);
+
 /* The earliest deadline that applies to the caller (PTRIO_TIME_NINF when
  * it is cancelled, PTRIO_TIME_INF when none). */
 ptrio_time ptrio_current_effective_deadline(void);
 
 /* ---- nurseries ---------------------------------------------------- */
 
-int ptrio__nursery_open(ptrio_frame *fr, ptrio_nursery *n, uintptr_t exit,
-                        const char *file, int line);
-int ptrio__nursery_close(ptrio_frame *fr, ptrio_nursery *n);
+PTRIO_NODISCARD int ptrio__nursery_open(ptrio_frame *fr, ptrio_nursery *n,
+                                        uintptr_t exit, const char *file,
+                                        int line);
+PTRIO_NODISCARD int ptrio__nursery_close(ptrio_frame *fr, ptrio_nursery *n);
 
 /* Opens a nursery for the block; the block's end joins every child. When
  * a child or the body fails, the nursery cancels itself, joins, and raises:
@@ -462,6 +720,66 @@ ptrio_scope *ptrio_nursery_scope(ptrio_nursery *n);
 
 /* Children running or starting in the nursery. */
 unsigned ptrio_nursery_live(const ptrio_nursery *n);
+
+/* ---- the task tree, for debuggers and your own dumps -----------------
+ *
+ * The run's tree, walked in pre-order with O(1) memory and stack: the
+ * run's nursery (depth 0) holds the main task; a task holds its outermost
+ * open scope; a scope holds its task's next scope inside it, then (the
+ * innermost) the child that task is starting with ptrio_start, then (a
+ * nursery's scope) the nursery's children. Walk it on the loop's thread
+ * and do not change the tree meanwhile (no await, no start, no cancel). */
+typedef struct ptrio_tree_node {
+    const ptrio_task *task;         /* a task, or NULL */
+    const ptrio_scope *scope;       /* else a scope (a nursery's, maybe) */
+    int depth;
+} ptrio_tree_node;
+
+/* The root: the run's nursery. Returns 0, -PTRIO_ENOTASK outside a
+ * running loop, -PTRIO_EINVAL (NULL). */
+int ptrio_tree_first(ptrio_tree_node *node);
+
+/* Moves to the next node. Returns 1, or 0 when the walk is over. */
+int ptrio_tree_next(ptrio_tree_node *node);
+
+typedef struct ptrio_task_info {
+    const char *name;
+    const char *state;              /* "running", "ready", "sleeping", ... */
+    ptrio_time wakes_at;            /* sleeping: its deadline, else INF */
+    const void *waits_on;           /* parked in a lot: the lot; else NULL */
+    bool being_started;             /* ptrio_start's child, not yet moved */
+    bool cancelled;                 /* its checkpoints fail, `cancel` why */
+    ptrio_cancel_info cancel;
+} ptrio_task_info;
+
+/* Describes task `t`. Returns 0, -PTRIO_EINVAL (NULL). */
+int ptrio_task_info_get(const ptrio_task *t, ptrio_task_info *out);
+
+typedef struct ptrio_frame_info {
+    const char *file, *func;        /* NULL when the frame cannot say (a
+                                       step without the macros) */
+    int line;                       /* where it waits (0: not started) */
+} ptrio_frame_info;
+
+/* The frames of `t`, innermost first: pass NULL for the first, then the
+ * frame it returned. Fills `out` and returns the frame, or returns NULL
+ * after the last. */
+const ptrio_frame *ptrio_task_frames(const ptrio_task *t,
+                                     const ptrio_frame *prev,
+                                     ptrio_frame_info *out);
+
+typedef struct ptrio_scope_info {
+    const ptrio_nursery *nursery;   /* a nursery's scope: the nursery */
+    const char *file;               /* a nursery: where its block is */
+    int line;
+    unsigned live;                  /* a nursery: children running, starting */
+    ptrio_time deadline;            /* PTRIO_TIME_INF: none */
+    bool shield, cancel_called;
+    ptrio_cancel_info cancel;       /* cancel_called: why */
+} ptrio_scope_info;
+
+/* Describes scope `sc` (open or not). Returns 0, -PTRIO_EINVAL (NULL). */
+int ptrio_scope_info_get(const ptrio_scope *sc, ptrio_scope_info *out);
 
 #ifdef __cplusplus
 }

@@ -67,6 +67,12 @@ extern "C" {
 #define PTRIO_EENDOFCHANNEL (PTRIO_ERRBASE + 9) /* every sender closed and
                                                nothing is left (EndOfChannel) */
 /* PTRIO_ERRBASE + 32 and up: codes of the I/O layer (ptrio/io.h). */
+#define PTRIO_EFDLIMIT  (PTRIO_ERRBASE + 32) /* beyond the backend's fd limit:
+                                               select's FD_SETSIZE, poll's
+                                               PTRIO_CONF_POLL_MAX */
+#define PTRIO_ERESOLVE  (PTRIO_ERRBASE + 33) /* name resolution failed (no
+                                               such host, or the resolver's
+                                               error: Python's gaierror) */
 
 /* The symbolic name of a code ("ETIMEDOUT", "PTRIO_EGROUP"); sign ignored.
  * Never NULL: unknown codes give "E?". */
@@ -87,7 +93,24 @@ typedef struct ptrio_failure {
     const char *task;                   /* the task that failed */
     const struct ptrio_nursery *via;    /* the nursery it came through */
     const struct ptrio_nursery *group;  /* code == -PTRIO_EGROUP: members */
+    const void *trace;                  /* its frames: ptrio_failure_frames */
 } ptrio_failure;
+
+struct ptrio_frame_info;
+
+/* The traceback of a failure: the frames of its task that it left
+ * through, outermost first (main's, then the one it called, ... down to
+ * the one that raised it). Pass cursor NULL first, then what it returned;
+ * fills `out` (file and function name; line 0: a frame that ended has no
+ * line of its own). Returns NULL after the last. */
+const void *ptrio_failure_frames(const ptrio_failure *f, const void *cursor,
+                                 struct ptrio_frame_info *out);
+
+/* Describes the error the calling frame carries in its FINALLY section
+ * (PTRIO_FINALLY_ERROR): its record, whatever the cleanup raised or
+ * caught meanwhile. Returns 0, -PTRIO_EINVAL when it carries none,
+ * -PTRIO_ENOTASK outside the running frame. */
+int ptrio_failure_pending(void *self, ptrio_failure *out);
 
 /* Describes the error the calling task raised or caught last, whose code
  * is `code`. Returns 0, or -PTRIO_ENOTASK outside a task, -PTRIO_EINVAL if

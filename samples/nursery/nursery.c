@@ -41,7 +41,8 @@ static int parent(ptrio_frame *fr)
     fflush(stdout);
     PTRIO_NURSERY(p, &p->nursery) {
         for (int i = 0; i < 3; i++) {
-            p->kid[i] = (struct child){.name = names[i], .secs = secs[i]};
+            p->kid[i].name = names[i];     /* set the fields: never */
+            p->kid[i].secs = secs[i];      /* re-initialise a frame */
             PTRIO_CHECK(p, ptrio_start_soon(&p->nursery, &p->task[i],
                                             child, &p->kid[i]));
         }

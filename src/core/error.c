@@ -55,6 +55,8 @@ static const struct errinfo {
     {PTRIO_ECANCELED, "PTRIO_ECANCELED", "cancelled"},
     {PTRIO_EBROKEN, "PTRIO_EBROKEN", "broken: the other side is gone"},
     {PTRIO_EENDOFCHANNEL, "PTRIO_EENDOFCHANNEL", "end of channel"},
+    {PTRIO_EFDLIMIT, "PTRIO_EFDLIMIT", "beyond the backend's fd limit"},
+    {PTRIO_ERESOLVE, "PTRIO_ERESOLVE", "name resolution failed"},
 };
 
 static const struct errinfo *lookup(int code)
@@ -84,7 +86,7 @@ const char *ptrio_strerror(int code)
 
 /* ---- failure records ---------------------------------------------- */
 
-#define MAX_HOPS 16
+#define MAX_HOPS 64
 
 static const ptrio_nursery *nursery_of_task(const ptrio_task *c)
 {
@@ -114,12 +116,17 @@ static int describe(int code, const void *origin, const char *task,
             const ptrio_task *c = p;
             const ptrio_nursery *n = nursery_of_task(c);
             out->task = ptrio_task_name(c);
+            out->trace = NULL;      /* the frames of the failing task */
             if (n && n != out->via) {
                 out->via = n;
                 if (via && k < nvia)
                     via[k++] = n;
             }
             origin = c->origin;
+        } else if (OTAG(origin) == O_FRAME && p) {
+            if (!out->trace)
+                out->trace = origin;
+            origin = ((const ptrio_frame *)p)->origin;
         } else if (OTAG(origin) == O_GROUP && p) {
             const ptrio_nursery *g = p;
             out->group = g;
@@ -137,6 +144,66 @@ static int describe(int code, const void *origin, const char *task,
         }
     }
     return k;
+}
+
+/* The failure behind a nursery's cancellation: a failed child (tagged
+ * O_TASK), or the nursery's body (O_GROUP: the nursery itself). */
+void ptrio__why_failure(const void *why, ptrio_failure *out)
+{
+    const void *p = OPTR(why);
+
+    if (OTAG(why) == O_TASK) {
+        const ptrio_task *c = p;
+        describe(c->w.done.code, OMAKE(c, O_TASK), ptrio_task_name(c), NULL,
+                 out, NULL, 0);
+    } else {
+        const ptrio_nursery *n = p;     /* its body: failed, or cancelled */
+        describe(n->body_err ? n->body_err : -PTRIO_ECANCELED,
+                 n->body_err ? n->body_origin : NULL,
+                 ptrio_task_name(n->scope.task), NULL, out, NULL, 0);
+    }
+}
+
+const void *ptrio_failure_frames(const ptrio_failure *f, const void *cursor,
+                                 ptrio_frame_info *out)
+{
+    const void *o = cursor ? ((const ptrio_frame *)OPTR(cursor))->origin
+                           : f ? f->trace : NULL;
+    ptrio__where_t w;
+
+    if (!o || OTAG(o) != O_FRAME)
+        return NULL;
+    ptrio__frame_where(OPTR(o), &w);
+    if (out) {
+        out->file = w.file;
+        out->func = w.func;
+        out->line = 0;
+    }
+    return o;
+}
+
+int ptrio_failure_pending(void *self, ptrio_failure *out)
+{
+    ptrio_task *t = ptrio__self(self);
+    ptrio_frame *fr = self;
+
+    if (!t)
+        return -PTRIO_ENOTASK;
+    if (!out || fr->pending >= 0 || fr->pending < PTRIO_ERRMIN)
+        return -PTRIO_EINVAL;
+    describe(fr->pending, fr->origin, ptrio_task_name(t), NULL, out, NULL, 0);
+    return 0;
+}
+
+int ptrio_scope_failure(const ptrio_scope *sc, ptrio_failure *out)
+{
+    int code = ptrio_scope_error(sc);
+
+    if (!code || !out)
+        return -PTRIO_EINVAL;
+    describe(code, (const void *)sc->exit, ptrio_task_name(sc->task), NULL,
+             out, NULL, 0);
+    return 0;
 }
 
 int ptrio_failure_last(int code, ptrio_failure *out)
@@ -196,8 +263,19 @@ int ptrio_group_size(const ptrio_nursery *group)
 
 /* ---- reports ------------------------------------------------------ */
 
+/* A report or dump line is built in a buffer on the stack, cut (ending in
+ * "...") when longer: PTRIO_CONF_REPORT_LINE bytes, 96 on freestanding
+ * builds so that a report fits a small stack. */
+#ifndef PTRIO_CONF_REPORT_LINE
+#ifdef PTRIO_CONF_HOSTED
+#define PTRIO_CONF_REPORT_LINE 320
+#else
+#define PTRIO_CONF_REPORT_LINE 96
+#endif
+#endif
+
 typedef struct line {
-    char buf[320];
+    char buf[PTRIO_CONF_REPORT_LINE];
     size_t n;
 } line;
 
@@ -206,6 +284,8 @@ static void put(line *b, const char *s)
     while (s && *s && b->n + 1 < sizeof b->buf)
         b->buf[b->n++] = *s++;
     b->buf[b->n] = '\0';
+    if (s && *s)        /* cut: say so */
+        memcpy(b->buf + sizeof b->buf - 4, "...", 4);
 }
 
 static void put_uint(line *b, uintptr_t v, unsigned base)
@@ -238,12 +318,89 @@ static void put_site(line *b, const char *file, int lineno)
     put_int(b, lineno);
 }
 
+/* "because ..." for a cancellation. */
+static void put_cancel(line *b, const ptrio_cancel_info *ci)
+{
+    const ptrio_failure *f = &ci->failure;
+
+    put(b, "cancelled");
+    switch (ci->kind) {
+    case PTRIO_CANCEL_EXPLICIT:
+        if (ci->reason) {
+            put(b, " because ");
+            put(b, ci->reason);
+        } else {
+            put(b, " explicitly");
+        }
+        break;
+    case PTRIO_CANCEL_DEADLINE:
+        put(b, " because a deadline passed");
+        break;
+    case PTRIO_CANCEL_FAILURE:
+        put(b, " because task '");
+        put(b, f->task ? f->task : "?");
+        put(b, "' failed with ");
+        put(b, ptrio_errname(f->code));
+        if (f->file) {
+            put(b, " at ");
+            put_site(b, f->file, f->line);
+        }
+        break;
+    case PTRIO_CANCEL_RUN:
+        put(b, f->code == -PTRIO_EDEADLK
+                   ? " because every task waits forever (deadlock)"
+                   : " because the backend failed with ");
+        if (f->code != -PTRIO_EDEADLK)
+            put(b, ptrio_errname(f->code));
+        break;
+    case PTRIO_CANCEL_TASK:
+        put(b, " by ptrio_task_cancel");
+        break;
+    default:
+        break;
+    }
+}
+
+int ptrio_cancel_text(const ptrio_cancel_info *info, char *buf, int n)
+{
+    line b;
+    int k;
+
+    if (!buf || n <= 0)
+        return 0;
+    b.n = 0;
+    b.buf[0] = '\0';
+    if (info)
+        put_cancel(&b, info);
+    for (k = 0; k < n - 1 && b.buf[k]; k++)
+        buf[k] = b.buf[k];
+    buf[k] = '\0';
+    return k;
+}
+
 static void start(line *b, int depth)
 {
     b->n = 0;
     put(b, "ptrio: ");
     while (depth-- > 0)
         put(b, "  ");
+}
+
+/* " in main() > helper() > raiser()": the frames it left through. */
+static void put_trace(line *b, const ptrio_failure *f)
+{
+    const void *cur = NULL;
+    ptrio_frame_info fi;
+    int first = 1;
+
+    while ((cur = ptrio_failure_frames(f, cur, &fi))) {
+        if (!fi.func)
+            continue;
+        put(b, first ? " in " : " > ");
+        put(b, fi.func);
+        put(b, "()");
+        first = 0;
+    }
 }
 
 static void report(ptrio_loop *l, int depth, const ptrio_failure *f,
@@ -269,6 +426,7 @@ static void report(ptrio_loop *l, int depth, const ptrio_failure *f,
             put(&b, " at ");
             put_site(&b, f->file, f->line);
         }
+        put_trace(&b, f);
     }
     for (i = nvia - 1; i >= 0; i--) {
         if (via[i] == f->group)
@@ -277,110 +435,183 @@ static void report(ptrio_loop *l, int depth, const ptrio_failure *f,
         put_site(&b, via[i]->site.file, via[i]->site.line);
     }
     ptrio__report(l, b.buf);
-    if (f->group && depth < 8) {
-        const void *cur = NULL;
-        ptrio_failure m;
-        const ptrio_nursery *mvia[MAX_HOPS];
-        int k = 0;
-        while ((cur = member(f->group, cur, &m, mvia, MAX_HOPS, &k)))
-            report(l, depth + 1, &m, mvia, k);
-    }
 }
 
+/* How deep a report follows nested groups, and how many nurseries one of
+ * its lines names: bounds, so that a report's stack is bounded. */
+#define REPORT_DEPTH 8
+#define REPORT_VIAS 8
+
+/* Reports a run's failure to the loop's sink; with no sink nothing is
+ * formatted at all. */
+/* One line per failure, a group's members below it, depth first, with no
+ * recursion: a small stack of (group, member) cursors. */
 void ptrio__report_failure(ptrio_loop *l, const ptrio_task *t)
 {
+    struct { const ptrio_nursery *group; const void *cur; } at[REPORT_DEPTH];
+    const ptrio_nursery *via[REPORT_VIAS];
     ptrio_failure f;
-    const ptrio_nursery *via[MAX_HOPS];
-    int k = describe(t->w.done.code, t->origin, ptrio_task_name(t), NULL,
-                     &f, via, MAX_HOPS);
-    report(l, 0, &f, via, k);
+    int k, depth = 0;
+
+    if (!l->report)
+        return;
+    k = describe(t->w.done.code, t->origin, ptrio_task_name(t), NULL, &f,
+                 via, REPORT_VIAS);
+    for (;;) {
+        report(l, depth, &f, via, k);
+        if (f.group && depth < REPORT_DEPTH) {
+            at[depth].group = f.group;
+            at[depth].cur = NULL;
+            depth++;
+        }
+        while (depth && !(at[depth - 1].cur = member(at[depth - 1].group,
+                                                     at[depth - 1].cur, &f,
+                                                     via, REPORT_VIAS, &k)))
+            depth--;
+        if (!depth)
+            return;
+    }
 }
 
 /* ---- the task tree ------------------------------------------------ */
 
-static const char *state_name(const ptrio_task *t)
+const char *ptrio__state_name(const ptrio_task *t)
 {
-    static const char *const waits[] = {
-        "ready", "ready", "sleeping", "sleeping forever", "waiting on fd",
-        "joining a nursery", "joining a nursery", "starting a task"
-    };
     switch (TSTATE(t)) {
     case T_RUNNING: return "running";
-    case T_PARKED: return t->wait < 8 ? waits[t->wait] : "parked";
-    case T_DONE: return "done";
     case T_READY: return "ready";
+    case T_DONE: return "done";
+    case T_PARKED:
+        switch (t->wait) {
+        case W_TIMER: return "sleeping";
+        case W_FOREVER: return "sleeping forever";
+        case W_LOT: return "parked in a lot";
+        case W_HOOK: return "waiting";
+        case W_IDLE: return "waiting for every task to block";
+        case W_JOIN: return "joining a nursery";
+        case W_START: return "starting a task";
+        default: return "parked";
+        }
     default: return "idle";
     }
 }
 
-static int dump_nursery(ptrio_report_fn fn, void *ctx,
-                        const ptrio_nursery *n, int depth);
-
-static int dump_task(ptrio_report_fn fn, void *ctx, const ptrio_task *t,
-                     int depth)
+/* A time in seconds with 3 decimals: "1.500s". */
+static void put_time(line *b, ptrio_time t)
 {
-    const ptrio_nursery *mine[16];
-    const ptrio_scope *s;
-    const ptrio_frame *fr;
-    int k = 0, count = 1;
-    line b;
-
-    start(&b, depth);
-    put(&b, "task '");
-    put(&b, ptrio_task_name(t));
-    put(&b, "' ");
-    put(&b, state_name(t));
-    put(&b, ", frames");
-    for (fr = t->frame; fr; fr = fr->caller) {
-        put(&b, fr == t->frame ? " @" : " <- @");
-        if (fr->resume == PTRIO__START)
-            put(&b, "start");
-        else if (fr->resume < 1000000)
-            put_uint(&b, fr->resume, 10);   /* a line number */
-        else {
-            put(&b, "0x");
-            put_uint(&b, fr->resume, 16);   /* a label address */
-        }
+    if (t < 0) {
+        put(b, "-");
+        t = t == INT64_MIN ? INT64_MAX : -t;
     }
-    fn(ctx, b.buf);
-    for (s = t->scope; s && s->task == t; s = s->parent)
-        if ((s->flags & PTRIO__SCOPE_NURSERY) && k < 16)
-            mine[k++] = NURSERY_OF(s);
-    while (k--)
-        count += dump_nursery(fn, ctx, mine[k], depth + 1);
-    return count;
+    put_uint(b, (uintptr_t)(t / 1000000000), 10);
+    put(b, ".");
+    t = t % 1000000000 / 1000000;
+    put_uint(b, (uintptr_t)(t / 100), 10);
+    put_uint(b, (uintptr_t)(t / 10 % 10), 10);
+    put_uint(b, (uintptr_t)(t % 10), 10);
+    put(b, "s");
 }
 
-static int dump_nursery(ptrio_report_fn fn, void *ctx,
-                        const ptrio_nursery *n, int depth)
+/* " at app.c:20 in child()", as much as the frame can say. */
+static void put_where(line *b, const ptrio_frame *fr,
+                      const ptrio_frame_info *w)
 {
-    const ptrio_task *c = n->children;
-    int count = 0;
-    line b;
-
-    start(&b, depth);
-    put(&b, "nursery at ");
-    put_site(&b, n->site.file ? n->site.file : "(run)", n->site.line);
-    put(&b, ", ");
-    put_int(&b, (long)n->live);
-    put(&b, " live");
-    fn(ctx, b.buf);
-    if (c)
-        do {
-            count += dump_task(fn, ctx, c, depth + 1);
-            c = c->n.sib.next;
-        } while (c != n->children);
-    return count;
+    if (fr->resume == PTRIO__START && !w->file) {
+        put(b, " (not started)");
+        return;
+    }
+    put(b, " at ");
+    if (w->file)
+        put_site(b, w->file, w->line);
+    else if (w->line)
+        put_int(b, w->line);
+    else
+        put(b, "?");
+    if (w->func) {
+        put(b, " in ");
+        put(b, w->func);
+        put(b, "()");
+    }
 }
+
+static void put_task(line *b, const ptrio_task *t)
+{
+    const ptrio_frame *fr = NULL;
+    ptrio_frame_info fi;
+    ptrio_task_info ti;
+
+    ptrio_task_info_get(t, &ti);
+    put(b, "task '");
+    put(b, ti.name);
+    put(b, "' ");
+    put(b, ti.state);
+    if (t->state & T_STARTING)
+        put(b, (t->state & T_STARTED) ? " (started, under its starter)"
+                                       : " (being started)");
+    if (ti.wakes_at != PTRIO_TIME_INF) {
+        put(b, " until ");
+        put_time(b, ti.wakes_at);
+    }
+    while ((fr = ptrio_task_frames(t, fr, &fi))) {
+        if (fr != t->frame)
+            put(b, " <-");
+        put_where(b, fr, &fi);
+    }
+    if (ti.cancelled) {
+        put(b, "; ");
+        put_cancel(b, &ti.cancel);
+    }
+}
+
+static void put_scope(line *b, const ptrio_scope *sc)
+{
+    ptrio_scope_info si;
+
+    ptrio_scope_info_get(sc, &si);
+    if (si.nursery) {
+        put(b, "nursery at ");
+        put_site(b, si.file ? si.file : "(run)", si.line);
+        put(b, ", ");
+        put_int(b, (long)si.live);
+        put(b, " live");
+    } else {
+        put(b, "scope");
+    }
+    if (si.deadline != PTRIO_TIME_INF) {
+        put(b, ", deadline ");
+        put_time(b, si.deadline);
+    }
+    if (si.shield)
+        put(b, ", shielded");
+    if (si.cancel_called) {
+        put(b, "; ");
+        put_cancel(b, &si.cancel);
+    }
+}
+
+const ptrio__reporter ptrio__reporting = { ptrio__report_failure, ptrio_dump };
 
 int ptrio_dump(ptrio_report_fn fn, void *ctx)
 {
-    ptrio_loop *l = ptrio__loop;
-    if (!l || !l->running)
-        return -PTRIO_ENOTASK;
+    ptrio_tree_node n;
+    int count = 0, rc;
+    line b;
+
+    if ((rc = ptrio_tree_first(&n)) < 0)
+        return rc;
     if (!fn)
         return -PTRIO_EINVAL;
-    return dump_nursery(fn, ctx, &l->system, 0);
+    do {
+        start(&b, n.depth);
+        if (n.task) {
+            count++;
+            put_task(&b, n.task);
+        } else {
+            put_scope(&b, n.scope);
+        }
+        fn(ctx, b.buf);
+    } while (ptrio_tree_next(&n));
+    return count;
 }
 
 #ifdef PTRIO_DEBUG
@@ -392,14 +623,23 @@ void ptrio__misuse(const char *what, const char *file, int lineno)
     start(&b, 0);
     put(&b, "misuse: ");
     put(&b, what);
-    put(&b, " (");
-    put_site(&b, file, lineno);
+    if (l && l->where_file) {
+        put(&b, " (near ");
+        put_site(&b, l->where_file, l->where_line);
+    } else {
+        put(&b, " (");
+    }
     if (l && l->current) {
         put(&b, ", task '");
         put(&b, ptrio_task_name(l->current));
-        put(&b, "' at line ");
-        put_uint(&b, l->current->frame->resume, 10);
+        put(&b, "'");
+        if (l->current->frame && ptrio__frame_line(l->current->frame)) {
+            put(&b, " at line ");
+            put_int(&b, ptrio__frame_line(l->current->frame));
+        }
     }
+    put(&b, "; ptrio's check: ");
+    put_site(&b, file, lineno);
     put(&b, ")");
     ptrio__report(l, b.buf);
     __builtin_trap();

@@ -2,9 +2,19 @@
  *
  * A raise jumps to the close step of the innermost open block of the frame
  * (nursery or scope), else to FINALLY, else (already in FINALLY) to the end;
- * the frame then hands its status to its caller. The origin of an error
- * (file:line, message, task) is recorded once, where it was first raised,
- * and kept while the same code propagates.
+ * the frame then hands its status to its caller.
+ *
+ * Every error carries its origin: the site (file:line, message) where it
+ * was raised, the child task whose failure it is, or the nursery whose
+ * group it is. The origin travels with the error: in the frame
+ * (fr->origin) while the frame carries it in `pending` (through FINALLY),
+ * and from one holder to the next through the task's one-slot channel
+ * (task->origin with T_ARMED): whoever hands an error on (a finished
+ * frame to its caller, a nursery to its owner, a start's child to its
+ * starter, a raise to a block's close) puts its origin there, and the
+ * receiving raise or catch takes it at once. So a cleanup that catches or
+ * opens nurseries of its own never touches the error it is cleaning up
+ * after, and a new error is always a new record.
  */
 #include "internal.h"
 
@@ -15,18 +25,38 @@ void ptrio__note_origin(ptrio_task *t, int rc, const void *origin)
     t->state |= T_ARMED;
 }
 
-static uintptr_t route(ptrio_frame *fr, ptrio_task *t, int rc)
+/* Takes the origin handed on with `rc`, or `site` when none was. */
+static const void *take_origin(ptrio_task *t, int rc, const void *site)
+{
+    if (t && (t->state & T_ARMED)) {
+        t->state &= (uint8_t)~T_ARMED;
+        if (t->err == (int16_t)rc)
+            return t->origin;
+    }
+    return site;
+}
+
+static ptrio_task *running(void)
+{
+    return ptrio__loop ? ptrio__loop->current : NULL;
+}
+
+static uintptr_t route(ptrio_frame *fr, ptrio_task *t, int rc,
+                       const void *origin)
 {
     ptrio_scope *sc = t ? t->scope : NULL;
 
     if (sc && sc->frame == fr && (sc->flags & PTRIO__SCOPE_OPEN)) {
         sc->pending = rc;
+        if (!IS_MARKER(rc))
+            ptrio__note_origin(t, rc, origin);  /* for the close step */
         return sc->exit;
     }
-    if (rc == PTRIO__UNWIND_BODY || rc == PTRIO__UNWIND_FIN) {
-        fr->pending = fr->result;   /* the value PTRIO_RETURN stashed */
+    if (IS_MARKER(rc)) {            /* PTRIO_RETURN left the last block */
+        fr->pending = fr->result;   /* the value it stashed */
         return rc == PTRIO__UNWIND_BODY ? PTRIO__FINALLY : PTRIO__END;
     }
+    fr->origin = origin;
     if (fr->pending == PTRIO__IN_BODY) {
         fr->pending = rc;
         return PTRIO__FINALLY;
@@ -35,50 +65,164 @@ static uintptr_t route(ptrio_frame *fr, ptrio_task *t, int rc)
     return PTRIO__END;
 }
 
+static const ptrio_site pending_site = {
+    NULL, 0, "PTRIO_PENDING raised (an awaitable inside PTRIO_CHECK?)"
+};
+static const ptrio_site cancel_site = {
+    NULL, 0, "PTRIO_ECANCELED raised outside a cancelled scope"
+};
+
+/* ptrio_start's child ended cancelled before it called started(). Trio
+ * runs it in a hidden nursery whose scope that cancellation cancels: the
+ * starter, resuming now, gets it if a cancellation is visible to it, else
+ * the hidden scope caught it and the child just did not start. */
+static int start_cancelled(ptrio_task *t)
+{
+    if (t && ptrio__cancelled(t))
+        return -PTRIO_ECANCELED;
+    if (t)
+        ptrio__note_origin(t, -PTRIO_ENOSTART, &ptrio__enostart_site);
+    return -PTRIO_ENOSTART;
+}
+
+/* AWAIT, TRY and CHECK: raise the status an expression returned. */
 uintptr_t ptrio__raise(ptrio_frame *fr, int rc, const ptrio_site *site)
 {
-    ptrio_task *t = ptrio__loop ? ptrio__loop->current : NULL;
+    ptrio_task *t = running();
 
-    if (t && !IS_MARKER(rc) &&
-        (!(t->state & T_ARMED) || t->err != (int16_t)rc))
-        ptrio__note_origin(t, rc, site);
-    return route(fr, t, rc);
+    if (rc == PTRIO__START_CANCELLED)
+        rc = start_cancelled(t);
+    if (rc < PTRIO_ERRMIN) {
+        /* PTRIO_PENDING (or a marker) is never an error: the expression
+         * was an awaitable. Its wait is undone, so the task is not left
+         * parked while its frame carries on. */
+        MISUSE("PTRIO_PENDING raised: an awaitable inside PTRIO_CHECK?");
+        if (t && rc == PTRIO_PENDING)
+            ptrio__undo_wait(ptrio__loop, t);
+        take_origin(t, rc, NULL);
+        return route(fr, t, -PTRIO_EMISUSE, &pending_site);
+    }
+    return route(fr, t, rc, take_origin(t, rc, site));
+}
+
+/* A block's close step raises: the error the body raised (its origin was
+ * handed to the close), a marker of PTRIO_RETURN, or its own. */
+uintptr_t ptrio__reraise(ptrio_frame *fr, int rc, const ptrio_site *site)
+{
+    ptrio_task *t = running();
+
+    if (IS_MARKER(rc))
+        return route(fr, t, rc, NULL);
+    return route(fr, t, rc, take_origin(t, rc, site));
 }
 
 uintptr_t ptrio__raise_new(ptrio_frame *fr, int rc, const ptrio_site *site)
 {
-    ptrio_task *t = ptrio__loop ? ptrio__loop->current : NULL;
+    ptrio_task *t = running();
 
-    if (rc >= 0 || IS_MARKER(rc)) {
-        MISUSE("PTRIO_RAISE needs a negative error code");
-        rc = -PTRIO_EINVAL;
+    take_origin(t, rc, NULL);
+    if (rc < PTRIO_ERRMIN) {
+        MISUSE("PTRIO_RAISE of PTRIO_PENDING or of a ptrio marker");
+        return route(fr, t, -PTRIO_EMISUSE, site);
     }
-    if (t)
-        ptrio__note_origin(t, rc, site);
-    return route(fr, t, rc);
+    if (rc >= 0) {
+        MISUSE("PTRIO_RAISE needs a negative error code");
+        return route(fr, t, -PTRIO_EINVAL, site);
+    }
+    /* Only the scheduler cancels: a task may re-raise a cancellation it
+     * caught while it is still cancelled, nothing else. */
+    if (rc == -PTRIO_ECANCELED && !(t && ptrio__cancelled(t))) {
+        MISUSE("PTRIO_RAISE of -PTRIO_ECANCELED outside a cancelled scope");
+        return route(fr, t, -PTRIO_EMISUSE, &cancel_site);
+    }
+    return route(fr, t, rc, site);
 }
 
 uintptr_t ptrio__return(ptrio_frame *fr, int value, const ptrio_site *site)
 {
-    ptrio_task *t = ptrio__loop ? ptrio__loop->current : NULL;
+    ptrio_task *t = running();
 
-    if (value < 0 || value == PTRIO_PENDING)
-        return ptrio__raise(fr, value < 0 && !IS_MARKER(value)
-                                    ? value : -PTRIO_EINVAL, site);
+    if (value < 0)
+        return ptrio__raise(fr, value, site);
     fr->result = value;
     return route(fr, t, fr->pending == PTRIO__IN_BODY ? PTRIO__UNWIND_BODY
-                                                      : PTRIO__UNWIND_FIN);
+                                                      : PTRIO__UNWIND_FIN,
+                 NULL);
 }
 
-int ptrio__end(ptrio_frame *fr)
+static const ptrio_site stray_site = {
+    NULL, 0, "resumed at a point that is not this frame's (an await inside "
+             "a switch of yours, or a frame zeroed while it ran)"
+};
+
+/* A frame asked where it is answers from PTRIO_BEGIN: see
+ * ptrio__frame_where. */
+static PTRIO__TLS ptrio__where_t *describing;
+
+int ptrio__describe(const char *file, const char *func)
 {
-    int v = fr->pending;
-    return v == PTRIO__IN_BODY ? 0 : v;
+    if (describing) {
+        describing->file = file;
+        describing->func = func;
+    }
+    return PTRIO__DESCRIBED;
 }
 
-void ptrio__caught(int rc)
+/* Where frame `fr` is: its source file and function, from its own
+ * PTRIO_BEGIN (a step written without the macros cannot say, nor can a
+ * frame that never ran), and the line it is suspended at. Returns 1 if it
+ * could say, else 0 with NULLs. */
+int ptrio__frame_where(const ptrio_frame *fr, ptrio__where_t *out)
 {
-    ptrio_task *t = ptrio__loop ? ptrio__loop->current : NULL;
-    if (rc < 0 && t)
-        t->state &= (uint8_t)~T_ARMED;
+    ptrio_frame *m = (ptrio_frame *)fr;     /* resume is put back */
+    uintptr_t resume = fr->resume;
+    ptrio__where_t *outer = describing;
+
+    out->file = out->func = NULL;
+    out->line = ptrio__frame_line(fr);
+    if (!fr->fn || (resume != PTRIO__DONE && resume < PTRIO__SPECIAL))
+        return 0;
+    describing = out;
+    m->resume = PTRIO__DESCRIBE;
+    (void)fr->fn(m);
+    m->resume = resume;
+    describing = outer;
+    return out->file != NULL;
+}
+
+/* A resume point reached END's default case: the frame raises
+ * -PTRIO_EMISUSE from there. When the raise's own target, a block's close
+ * step, is unreachable too (the block sits inside the user's switch), the
+ * core runs that close step itself, waiting with it as long as it waits
+ * (a nursery joining); the raise then goes on to the next block, FINALLY
+ * or the end. Returns where the frame goes on, or 0 when it must wait. */
+uintptr_t ptrio__stray(ptrio_frame *fr)
+{
+    ptrio_task *t = running();
+    ptrio_scope *sc = t ? t->scope : NULL;
+    int rc;
+
+    if (!sc || sc->frame != fr || !(sc->flags & PTRIO__SCOPE_OPEN) ||
+        sc->exit != fr->resume) {
+        MISUSE("resume point not in this frame: an await inside a switch "
+               "of yours, or a frame zeroed while its task ran");
+        return ptrio__raise_new(fr, -PTRIO_EMISUSE, &stray_site);
+    }
+    rc = (sc->flags & PTRIO__SCOPE_NURSERY)
+             ? ptrio__nursery_close(fr, NURSERY_OF(sc))
+             : ptrio__scope_close(fr, sc);
+    if (rc == PTRIO_PENDING)
+        return 0;
+    return ptrio__raise_new(fr, -PTRIO_EMISUSE, &stray_site);
+}
+
+/* TRY caught `rc` (negative); returns what it caught. */
+int ptrio__caught(int rc)
+{
+    ptrio_task *t = running();
+
+    if (rc == PTRIO__START_CANCELLED)
+        rc = start_cancelled(t);
+    take_origin(t, rc, NULL);
+    return rc;
 }

@@ -8,8 +8,29 @@
 #include <ptrio/backend.h>
 #include <ptrio/core.h>
 
-/* The one global: the loop running on this thread. */
-extern ptrio_loop *ptrio__loop;
+/* The one global: the loop running on this thread. Thread-local on hosted
+ * builds (one loop per thread); freestanding builds have one thread. The
+ * initial-exec model keeps a TLS read one instruction, shared library
+ * included. */
+#if defined(PTRIO_CONF_HOSTED) && (defined(__GNUC__) || defined(__clang__))
+#define PTRIO__TLS __thread __attribute__((__tls_model__("initial-exec")))
+#else
+#define PTRIO__TLS
+#endif
+extern PTRIO__TLS ptrio_loop *ptrio__loop;
+
+/* The hot paths' permission, one compare: the frame that may await by the
+ * fast paths now. It is the running task's innermost frame while that
+ * task waits on nothing and no open scope is cancelled (loop->ncalled is
+ * 0); NOBODY otherwise (never NULL: a NULL self must not match), and
+ * YIELDED right after a fast checkpoint (the scheduler then queues the
+ * task). Anything that parks the running task, cancels a scope or changes
+ * the innermost frame updates it; the slow paths behind it check
+ * everything. */
+extern PTRIO__TLS ptrio_frame *ptrio__awaiter;
+extern const ptrio_frame ptrio__nobody, ptrio__yielded;
+#define NOBODY ((ptrio_frame *)&ptrio__nobody)
+#define YIELDED ((ptrio_frame *)&ptrio__yielded)
 
 /* Task states (low bits of task->state) and flags (high bits). */
 enum {
@@ -19,10 +40,12 @@ enum {
     T_PARKED = 3,
     T_DONE = 4,
     T_STATE = 0x07,
+    T_STATE_LIVE = 0x03,    /* READY, RUNNING, PARKED: a bit of these */
     T_STARTING = 0x08,  /* ptrio_start's child before started() */
     T_STARTED = 0x10,   /* started() was called */
     T_ARMED = 0x20,     /* err/origin describe an error still propagating */
-    T_LISTED = 0x40     /* in the failure list of a nursery still open */
+    T_LISTED = 0x40,    /* in the failure list of a nursery still open */
+    T_CANCELLED = 0x80  /* ptrio_task_cancel: its outermost region is */
 };
 #define TSTATE(t) ((t)->state & T_STATE)
 #define TSET(t, s) ((t)->state = (uint8_t)(((t)->state & ~T_STATE) | (s)))
@@ -35,10 +58,10 @@ enum {
     W_YIELD,            /* ready after a checkpoint: abort sets -ECANCELED */
     W_TIMER,            /* sleeping: w.timer in the deadline tree */
     W_FOREVER,          /* sleep_forever */
+    W_IDLE,             /* in loop->idle: wait_all_tasks_blocked */
     W_LOT,              /* in the lot w.park.on.lot */
     W_HOOK,             /* parked with the abort hook w.park.on.abort */
     W_JOIN,             /* nursery close waiting for children */
-    W_JOIN_YIELD,       /* nursery close's checkpoint (no children) */
     W_START             /* ptrio_start waiting for started() */
 };
 
@@ -51,14 +74,24 @@ enum {
     N_CANCELLED = 0x10  /* an -ECANCELED ended the body or a child */
 };
 
-/* Markers routed through blocks by PTRIO_RETURN. */
+/* Markers routed through blocks by PTRIO_RETURN: below PTRIO_ERRMIN, so
+ * never an error code, and distinct from PTRIO_PENDING and IN_BODY. */
 #define PTRIO__UNWIND_BODY (INT_MIN + 1)
 #define PTRIO__UNWIND_FIN  (INT_MIN + 2)
 #define IS_MARKER(rc) ((rc) == PTRIO__UNWIND_BODY || (rc) == PTRIO__UNWIND_FIN)
 
+/* A task's root frame holds its task in `caller`, tagged: a task resuming
+ * a root frame that another task has since taken (the frame re-initialised
+ * and started again under it) finds someone else's tag. */
+#define ROOT_TAG ((uintptr_t)1)
+#define ROOT_OF(t) ((ptrio_frame *)(void *)((uintptr_t)(t) + ROOT_TAG))
+#define IS_ROOT(fr) (((uintptr_t)(fr)->caller & ROOT_TAG) != 0)
+#define CALLER_OF(fr) (IS_ROOT(fr) ? NULL : (fr)->caller)
+
 /* task->origin is a tagged pointer: a site, a failed child task whose
- * error was forwarded, or a nursery (the group). */
-enum { O_SITE = 0, O_TASK = 1, O_GROUP = 2 };
+ * error was forwarded, a nursery (the group), or a frame the error left
+ * through (its own origin leads on: the chain of them is the traceback). */
+enum { O_SITE = 0, O_TASK = 1, O_GROUP = 2, O_FRAME = 3 };
 #define OTAG(o) ((unsigned)((uintptr_t)(o) & 3u))
 #define OPTR(o) ((const void *)((uintptr_t)(o) & ~(uintptr_t)3))
 #define OMAKE(p, tag) ((const void *)((uintptr_t)(p) | (tag)))
@@ -83,52 +116,173 @@ void ptrio__misuse(const char *what, const char *file, int line);
 #define MISUSE(what) ((void)0)
 #endif
 
-/* Appends `t` to the next batch: the run queue is linked through w.next. */
-static inline void ptrio__enqueue(ptrio_loop *l, ptrio_task *t)
+/* Internal invariants: checked in debug builds only. */
+#ifdef PTRIO_DEBUG
+#define INVARIANT(cond, what)                                               \
+    ((cond) ? (void)0 : ptrio__misuse("invariant broken: " what,           \
+                                      __FILE__, __LINE__))
+#else
+#define INVARIANT(cond, what) ((void)0)
+#endif
+
+/* loop->between counts what must run between two batches (deadlines in
+ * the tree, relative deadlines to arm, fd waits, sources, instrument
+ * hooks): the scheduler tests one word to know it may go straight on. */
+#define BETWEEN_ADD(l) ((l)->between++)
+#define BETWEEN_DEL(l) ((l)->between--)
+
+/* Instruments: every hook of one kind, the loop's own then the others. */
+void ptrio__instr_task(ptrio_loop *l, int which, const ptrio_task *t);
+void ptrio__instr_run(ptrio_loop *l, int which);
+enum { I_SPAWNED, I_BEFORE_STEP, I_AFTER_STEP, I_SCHEDULED, I_BEFORE_RUN,
+       I_AFTER_RUN, I_AFTER_WAIT };
+void ptrio__instr_exited(ptrio_loop *l, const ptrio_task *t, int status);
+void ptrio__instr_wait(ptrio_loop *l, ptrio_time deadline);
+
+/* Appends `t` to the run queue, linked through w.next. The scheduler
+ * pops tasks off its head without touching the tail: the tail is only
+ * meaningful while the queue is not empty. */
+static inline void ptrio__enqueue_quiet(ptrio_loop *l, ptrio_task *t)
 {
     t->w.next = NULL;
-    if (l->runq_tail)
+    if (l->runq)
         l->runq_tail->w.next = t;
     else
         l->runq = t;
     l->runq_tail = t;
 }
 
+/* The same, telling the instruments (task_scheduled). */
+static inline void ptrio__enqueue(ptrio_loop *l, ptrio_task *t)
+{
+    ptrio__enqueue_quiet(l, t);
+    if (l->ninstruments)
+        ptrio__instr_task(l, I_SCHEDULED, t);
+}
+
+/* A frame about to run its first step. Its origin is written before it
+ * is read (when an error reaches FINALLY or END). */
+static inline void ptrio__frame_init(ptrio_frame *fr, ptrio_fn fn,
+                                     ptrio_frame *caller)
+{
+    fr->fn = fn;
+    fr->caller = caller;
+    fr->resume = PTRIO__START;
+    fr->result = 0;
+    fr->pending = PTRIO__IN_BODY;
+}
+
+/* The loop's clock; the last reading is kept, for a relative deadline
+ * that ends before it was armed (scope.c). */
+static inline ptrio_time ptrio__now(ptrio_loop *l)
+{
+    return l->last_now = l->clock ? l->clock->now(l->clock)
+                                  : l->backend->now(l);
+}
+
 /* loop.c */
-ptrio_task *ptrio__self(void *self);
+ptrio_task *ptrio__self_slow(void *self);
+
+/* The running task, if `self` is its innermost frame: the frame that may
+ * await now (one compare while the fast paths are allowed). Anything else
+ * is an await outside its task: NULL. */
+static inline ptrio_task *ptrio__self(void *self)
+{
+    if (self == ptrio__awaiter)
+        return ptrio__loop->current;
+    return ptrio__self_slow(self);
+}
 int ptrio__await_check(void *self, ptrio_task **out);
+void ptrio__undo_wait(ptrio_loop *l, ptrio_task *t);
+void ptrio__idle_remove(ptrio_loop *l, ptrio_task *t);
+
 void ptrio__ready(ptrio_loop *l, ptrio_task *t);
 void ptrio__wake(ptrio_loop *l, ptrio_task *t, int rc);
 void ptrio__park(ptrio_task *t, int wait);
+/* Durations beyond 2^62 ns (146 years) are taken for overflow bugs. */
+#define TIME_HUGE (PTRIO_TIME_INF / 2 + 1)
 int ptrio__after(ptrio_time now, ptrio_time d, ptrio_time *out);
+ptrio_time ptrio__add_time(ptrio_time now, ptrio_time d);
 void ptrio__report(ptrio_loop *l, const char *line);
 
 /* timer.c */
 void ptrio__timer_add(ptrio_loop *l, ptrio__tnode *n, ptrio_time when,
                       int is_scope);
 void ptrio__timer_del(ptrio_loop *l, ptrio__tnode *n);
-ptrio_time ptrio__timer_when(const ptrio__tnode *n);
-void ptrio__timer_set_when(ptrio__tnode *n, ptrio_time when);
-int ptrio__timer_is_scope(const ptrio__tnode *n);
+/* A node's key: the deadline, order-preserving as an unsigned number. */
+#define FLIP (UINT64_C(1) << 63)
+static inline void ptrio__timer_set_when(ptrio__tnode *n, ptrio_time when)
+{
+    uint64_t k = (uint64_t)when ^ FLIP;
+    n->key_lo = (uint32_t)k;
+    n->key_hi = (uint32_t)(k >> 32);
+}
+
+static inline ptrio_time ptrio__timer_when(const ptrio__tnode *n)
+{
+    uint64_t k = (((uint64_t)n->key_hi << 32) | n->key_lo) ^ FLIP;
+    return k <= (uint64_t)INT64_MAX ? (ptrio_time)k : -(ptrio_time)(~k) - 1;
+}
+/* Whether a tree node is a scope's deadline (else a sleeping task's). */
+static inline int ptrio__timer_is_scope(const ptrio__tnode *n)
+{
+    return (n->parent & 2u) != 0;
+}
 
 /* scope.c */
 int ptrio__cancelled(const ptrio_task *t);
-int ptrio__chain_cancelled(const ptrio_scope *sc);
+int ptrio__chain_cancelled(const ptrio_task *owner, const ptrio_scope *sc);
+void ptrio__cancel_why(ptrio_scope *sc, unsigned kind, const void *why);
+const ptrio_scope *ptrio__home(const ptrio_task *t);
 int ptrio__scope_catches(const ptrio_scope *sc);
 void ptrio__deliver_task(ptrio_task *t, ptrio_scope *top);
 void ptrio__scope_expired(ptrio_scope *sc);
 void ptrio__arm_lazy(ptrio_loop *l);
 void ptrio__drop_timer(ptrio_scope *sc);
 void ptrio__scope_closed(ptrio_scope *sc);
+void ptrio__absorbed_arrives(ptrio_scope *sc, int rc);
 void ptrio__scope_push(ptrio_task *t, ptrio_frame *fr, ptrio_scope *sc,
                        uintptr_t exit, unsigned flags);
 
 /* nursery.c */
 void ptrio__task_finished(ptrio_loop *l, ptrio_task *t, int rc);
-void ptrio__join_aborted(ptrio_task *t);
-void ptrio__abandon_blocks(ptrio_task *t, ptrio_frame *fr);
+void ptrio__start_undone(ptrio_task *starter);
+void ptrio__abort_all(ptrio_nursery *n);
+
+/* tree.c: a cursor on the task tree (ptrio_tree_node), pre-order; the
+ * walk writes through its pointers' const only in tree.c's own logic. */
+typedef struct ptrio__node {
+    ptrio_task *task;
+    ptrio_scope *scope;
+    int depth;
+} ptrio__node;
+void ptrio__walk_first(ptrio_loop *l, ptrio__node *w);
+int ptrio__walk_next(ptrio__node *w);
+const char *ptrio__state_name(const ptrio_task *t);
+void ptrio__fill_source(const ptrio_scope *sc, const ptrio_task *task,
+                        ptrio_cancel_info *out);
 
 /* frame.c */
+#define PTRIO__DESCRIBED (INT_MIN + 5)  /* a frame answered DESCRIBE */
+/* A start whose child was cancelled before started(): the starter decides
+ * as it resumes whether that was a cancellation it sees (frame.c). */
+#define PTRIO__START_CANCELLED (INT_MIN + 6)
+extern const ptrio_site ptrio__enostart_site;
+typedef struct ptrio__where_t {
+    const char *file, *func;
+    int line;
+} ptrio__where_t;
+int ptrio__frame_where(const ptrio_frame *fr, ptrio__where_t *out);
+
+/* The source line a frame is suspended at (0: none). */
+static inline int ptrio__frame_line(const ptrio_frame *fr)
+{
+#ifdef PTRIO_COMPUTED_GOTO
+    return fr->resume >= PTRIO__SPECIAL ? fr->line : 0;
+#else
+    return fr->resume >= PTRIO__SPECIAL ? (int)fr->resume : 0;
+#endif
+}
 void ptrio__note_origin(ptrio_task *t, int rc, const void *origin);
 
 /* lot.c */
@@ -136,10 +290,22 @@ void ptrio__lot_remove(ptrio_lot *lot, ptrio_task *t);
 void ptrio__abort_wait(ptrio_loop *l, ptrio_task *t);
 void ptrio__lot_task_exited(ptrio_loop *l, ptrio_task *t);
 
+/* error.c: what formats reports and dumps, reached through the loop so
+ * that a program that never sets a sink does not link it. */
+typedef struct ptrio__reporter {
+    void (*failure)(ptrio_loop *l, const ptrio_task *t);
+    int (*dump)(ptrio_report_fn fn, void *ctx);
+} ptrio__reporter;
+extern const ptrio__reporter ptrio__reporting;
+
 /* error.c */
+void ptrio__why_failure(const void *why, ptrio_failure *out);
+int ptrio__task_cancel_source(const ptrio_task *t, ptrio_cancel_info *out);
 void ptrio__report_failure(ptrio_loop *l, const ptrio_task *t);
 
-/* backend/default_*.c */
+/* backend/default_*.c: the default sink, and the reporter with it (NULL
+ * for none) */
 ptrio_report_fn ptrio__default_sink(void);
+const ptrio__reporter *ptrio__default_reporter(void);
 
 #endif /* PTRIO_INTERNAL_H */

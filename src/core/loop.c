@@ -10,7 +10,9 @@
  */
 #include "internal.h"
 
-ptrio_loop *ptrio__loop;
+PTRIO__TLS ptrio_loop *ptrio__loop;
+const ptrio_frame ptrio__nobody, ptrio__yielded;
+PTRIO__TLS ptrio_frame *ptrio__awaiter = NOBODY;
 
 ptrio_loop *ptrio_current_loop(void) { return ptrio__loop; }
 
@@ -24,9 +26,13 @@ const char *ptrio_task_name(const ptrio_task *t)
     return t && t->name ? t->name : "?";
 }
 
-/* The running task, if `self` is its innermost frame: the frame that may
- * await now. Anything else is an await outside its task. */
-ptrio_task *ptrio__self(void *self)
+/* The fast paths' permission for the running task `t` (see internal.h). */
+static void permit(ptrio_loop *l, ptrio_task *t)
+{
+    ptrio__awaiter = l->ncalled || TSTATE(t) != T_RUNNING ? NOBODY : t->frame;
+}
+
+NOINLINE ptrio_task *ptrio__self_slow(void *self)
 {
     ptrio_loop *l = ptrio__loop;
     ptrio_task *t = l ? l->current : NULL;
@@ -38,25 +44,6 @@ ptrio_task *ptrio__self(void *self)
     return t;
 }
 
-/* What every awaitable checks first: `self` is the running task's
- * innermost frame, and the task waits on nothing yet. A task that already
- * waits has had an awaitable's PTRIO_PENDING dropped (a call without
- * PTRIO_AWAIT): a second wait would put it in two queues at once. */
-int ptrio__await_check(void *self, ptrio_task **out)
-{
-    ptrio_task *t = ptrio__self(self);
-
-    *out = t;
-    if (!t)
-        return -PTRIO_ENOTASK;
-    if (TSTATE(t) != T_RUNNING) {
-        MISUSE("await while the task already waits (an awaitable called "
-               "without PTRIO_AWAIT?)");
-        return -PTRIO_EMISUSE;
-    }
-    return 0;
-}
-
 void ptrio__report(ptrio_loop *l, const char *line)
 {
     if (l && l->report)
@@ -65,12 +52,19 @@ void ptrio__report(ptrio_loop *l, const char *line)
 
 void ptrio__ready(ptrio_loop *l, ptrio_task *t)
 {
+    INVARIANT(TSTATE(t) != T_READY, "a task queued twice");
+    INVARIANT(TSTATE(t) != T_DONE, "a finished task queued");
+    if (t == l->current)
+        ptrio__awaiter = NOBODY;
     TSET(t, T_READY);
     ptrio__enqueue(l, t);
 }
 
+/* Parks the running task. */
 void ptrio__park(ptrio_task *t, int wait)
 {
+    INVARIANT(TSTATE(t) == T_RUNNING, "parking a task that is not running");
+    ptrio__awaiter = NOBODY;
     TSET(t, T_PARKED);
     t->wait = (uint8_t)wait;
 }
@@ -78,9 +72,11 @@ void ptrio__park(ptrio_task *t, int wait)
 /* Makes a parked task ready; `rc` becomes the status of its await. */
 void ptrio__wake(ptrio_loop *l, ptrio_task *t, int rc)
 {
+    INVARIANT(TSTATE(t) == T_PARKED, "waking a task that is not parked");
     t->wait = W_NONE;
     t->frame->result = rc;
-    ptrio__ready(l, t);
+    TSET(t, T_READY);
+    ptrio__enqueue(l, t);
 }
 
 /* ---- loop setup --------------------------------------------------- */
@@ -90,6 +86,7 @@ void ptrio_loop_init(ptrio_loop *loop)
     memset(loop, 0, sizeof *loop);
     loop->backend = ptrio_default_backend();
     loop->report = ptrio__default_sink();
+    loop->reporter = ptrio__default_reporter();
 }
 
 int ptrio_loop_use_backend(ptrio_loop *loop, const ptrio_backend *backend)
@@ -106,13 +103,118 @@ void ptrio_loop_set_report(ptrio_loop *loop, ptrio_report_fn fn, void *ctx)
 {
     loop->report = fn;
     loop->report_ctx = ctx;
+    loop->reporter = fn ? &ptrio__reporting : NULL;
+}
+
+/* Instruments change the count that stops batches running back to back
+ * (loop->between) and the one that makes the scheduler call them. */
+static void instruments_changed(ptrio_loop *l, int delta)
+{
+    l->ninstruments = (uint32_t)((int)l->ninstruments + delta);
+    l->between = (uint32_t)((int)l->between + delta);
 }
 
 void ptrio_loop_set_hooks(ptrio_loop *loop, const ptrio_hooks *hooks,
                           void *ctx)
 {
+    if (!loop->hooks != !hooks)
+        instruments_changed(loop, hooks ? 1 : -1);
     loop->hooks = hooks;
     loop->hooks_ctx = ctx;
+}
+
+int ptrio_loop_add_instrument(ptrio_loop *loop, ptrio_instrument *inst,
+                              const ptrio_hooks *hooks, void *ctx)
+{
+    ptrio_instrument **p;
+
+    if (!loop || !inst || !hooks)
+        return -PTRIO_EINVAL;
+    for (p = &loop->instruments; *p; p = &(*p)->next)
+        if (*p == inst)
+            return -PTRIO_EBUSY;
+    inst->hooks = hooks;
+    inst->ctx = ctx;
+    inst->next = NULL;
+    *p = inst;
+    instruments_changed(loop, 1);
+    return 0;
+}
+
+void ptrio_loop_remove_instrument(ptrio_loop *loop, ptrio_instrument *inst)
+{
+    ptrio_instrument **p;
+
+    for (p = loop ? &loop->instruments : NULL; p && *p; p = &(*p)->next)
+        if (*p == inst) {
+            *p = inst->next;
+            instruments_changed(loop, -1);
+            return;
+        }
+}
+
+/* The hook of kind `which` in `h`. */
+static void (*task_hook(const ptrio_hooks *h, int which))(void *,
+                                                         const ptrio_task *)
+{
+    switch (which) {
+    case I_SPAWNED: return h->task_spawned;
+    case I_BEFORE_STEP: return h->before_task_step;
+    case I_AFTER_STEP: return h->after_task_step;
+    default: return h->task_scheduled;
+    }
+}
+
+NOINLINE void ptrio__instr_task(ptrio_loop *l, int which, const ptrio_task *t)
+{
+    void (*fn)(void *, const ptrio_task *);
+    ptrio_instrument *i;
+
+    if (l->hooks && (fn = task_hook(l->hooks, which)))
+        fn(l->hooks_ctx, t);
+    for (i = l->instruments; i; i = i->next)
+        if ((fn = task_hook(i->hooks, which)))
+            fn(i->ctx, t);
+}
+
+static void (*run_hook(const ptrio_hooks *h, int which))(void *)
+{
+    return which == I_BEFORE_RUN ? h->before_run
+         : which == I_AFTER_RUN ? h->after_run : h->after_io_wait;
+}
+
+void ptrio__instr_run(ptrio_loop *l, int which)
+{
+    void (*fn)(void *);
+    ptrio_instrument *i;
+
+    if (l->hooks && (fn = run_hook(l->hooks, which)))
+        fn(l->hooks_ctx);
+    for (i = l->instruments; i; i = i->next)
+        if ((fn = run_hook(i->hooks, which)))
+            fn(i->ctx);
+}
+
+void ptrio__instr_exited(ptrio_loop *l, const ptrio_task *t, int status)
+{
+    ptrio_instrument *i;
+
+    if (l->hooks && l->hooks->task_exited)
+        l->hooks->task_exited(l->hooks_ctx, t, status);
+    for (i = l->instruments; i; i = i->next)
+        if (i->hooks->task_exited)
+            i->hooks->task_exited(i->ctx, t, status);
+}
+
+void ptrio__instr_wait(ptrio_loop *l, ptrio_time deadline)
+{
+    ptrio_instrument *i;
+
+    if (l->hooks && l->hooks->before_io_wait)
+        l->hooks->before_io_wait(l->hooks_ctx, deadline);
+    for (i = l->instruments; i; i = i->next)
+        if (i->hooks->before_io_wait)
+            i->hooks->before_io_wait(i->ctx, deadline);
 }
 
 int ptrio_source_add(ptrio_source *src, void (*poll)(ptrio_source *src))
@@ -129,6 +231,7 @@ int ptrio_source_add(ptrio_source *src, void (*poll)(ptrio_source *src))
     }
     src->poll = poll;
     src->prev = NULL;
+    BETWEEN_ADD(l);
     src->next = l->sources ? l->sources : src;  /* non-NULL: added */
     if (l->sources)
         l->sources->prev = src;
@@ -143,6 +246,7 @@ void ptrio_source_remove(ptrio_source *src)
 
     if (!src || !src->next || !l)
         return;
+    BETWEEN_DEL(l);
     next = src->next == src ? NULL : src->next;    /* the last points home */
     if (src->prev)
         src->prev->next = next ? next : src->prev;
@@ -172,41 +276,160 @@ static void drop_sources(ptrio_loop *l)
         ptrio_source_remove(l->sources);
 }
 
+/* A no-op on a loop that is not running: its backend holds nothing open. */
 void ptrio_loop_wake(ptrio_loop *loop)
 {
-    if (loop && loop->backend && loop->backend->wake)
+    if (loop && loop->running && loop->backend && loop->backend->wake)
         loop->backend->wake(loop);
 }
 
 ptrio_time ptrio_now(void)
 {
     ptrio_loop *l = ptrio__loop;
-    return l ? l->backend->now(l) : 0;
+    return l ? ptrio__now(l) : 0;
+}
+
+/* ---- waits undone --------------------------------------------------- */
+
+static void runq_remove(ptrio_loop *l, ptrio_task *t)
+{
+    ptrio_task **p = &l->runq, *prev = NULL;
+
+    while (*p && *p != t) {
+        prev = *p;
+        p = &(*p)->w.next;
+    }
+    if (!*p)
+        return;
+    *p = t->w.next;
+    if (l->runq_tail == t && prev)
+        l->runq_tail = prev;
+}
+
+/* The running task `t` waits already although it still runs: an
+ * awaitable's PTRIO_PENDING was dropped. Undo that wait, so the task is in
+ * no queue, tree or lot while its frame carries on (misuse, rare). */
+void ptrio__undo_wait(ptrio_loop *l, ptrio_task *t)
+{
+    if (t == l->current && ptrio__awaiter == YIELDED) {
+        ptrio__awaiter = NOBODY;      /* a fast checkpoint, not yet queued */
+        return;
+    }
+    switch (TSTATE(t)) {
+    case T_READY:
+        runq_remove(l, t);
+        break;
+    case T_PARKED:
+        switch (t->wait) {
+        case W_TIMER:
+            ptrio__timer_del(l, &t->w.timer);
+            break;
+        case W_IDLE:
+            ptrio__idle_remove(l, t);
+            break;
+        case W_LOT:
+            ptrio__lot_remove(t->w.park.on.lot, t);
+            break;
+        case W_HOOK:
+            (void)t->w.park.on.abort(t, t->w.park.data);
+            break;
+        case W_START:
+            ptrio__start_undone(t);
+            break;
+        default:
+            break;
+        }
+        break;
+    default:
+        return;
+    }
+    TSET(t, T_RUNNING);
+    t->wait = W_NONE;
+}
+
+/* What every awaitable checks first: `self` is the running task's
+ * innermost frame, and the task waits on nothing yet. A task that already
+ * waits has had an awaitable's PTRIO_PENDING dropped (a call without
+ * PTRIO_AWAIT, or a second await in one step): a second wait would put it
+ * in two queues at once, so the first is undone and this one fails. */
+int ptrio__await_check(void *self, ptrio_task **out)
+{
+    ptrio_task *t;
+
+    if (self == ptrio__awaiter) {
+        *out = ptrio__loop->current;
+        return 0;
+    }
+    *out = t = ptrio__self_slow(self);
+    if (!t)
+        return -PTRIO_ENOTASK;
+    if (TSTATE(t) != T_RUNNING || ptrio__awaiter == YIELDED) {
+        MISUSE("await while the task already waits (an awaitable called "
+               "without PTRIO_AWAIT?)");
+        ptrio__undo_wait(ptrio__loop, t);
+        return -PTRIO_EMISUSE;
+    }
+    return 0;
 }
 
 /* ---- steps -------------------------------------------------------- */
 
-/* Frame `fr` of task `t` finished with `rc`: hand it to its caller, or
- * finish the task. Returns the caller to resume in the same step, or NULL
- * when the task is done. */
-static NOINLINE ptrio_frame *frame_finished(ptrio_loop *l, ptrio_task *t,
-                                            ptrio_frame *fr, int rc)
+static const ptrio_site dropped_site = {
+    NULL, 0, "an awaitable's PTRIO_PENDING was dropped (no PTRIO_AWAIT?)"
+};
+static const ptrio_site c_return_site = {
+    NULL, 0, "a C return inside a coroutine body (use PTRIO_RETURN)"
+};
+
+/* Frame `fr` of `t` returned `*rc`: the checks of the fast path failed
+ * (an error, a plain C step, a cancelled scope somewhere, or misuse).
+ * Returns 1 when it must run again: a C return (or goto) left the body
+ * inside an open block, or skipped END, so it is re-entered raising
+ * -PTRIO_EMISUSE: its blocks close (a nursery joins its children) and
+ * FINALLY runs. Else 0: the frame is done, its status in *rc and an
+ * error's origin handed on. */
+static NOINLINE int frame_ended(ptrio_loop *l, ptrio_task *t,
+                                ptrio_frame *fr, int *rc)
 {
-    fr->resume = 0;
-    if (t->scope && t->scope->frame == fr) {
-        ptrio__abandon_blocks(t, fr);
-        rc = -PTRIO_EMISUSE;
+    ptrio_scope *sc = t->scope;
+    /* Through END: the error's origin; a plain C step has none. */
+    const void *origin = fr->resume == PTRIO__DONE ? fr->origin : NULL;
+
+    if (TSTATE(t) != T_RUNNING || ptrio__awaiter == YIELDED) {
+        MISUSE("a frame ended while its task waits (an awaitable called "
+               "without PTRIO_AWAIT?)");
+        ptrio__undo_wait(l, t);
+        *rc = -PTRIO_EMISUSE;
+        origin = &dropped_site;
     }
-    if (!fr->caller) {
-        l->current = NULL;
-        ptrio__task_finished(l, t, rc);
-        return NULL;
+    if ((sc && sc->frame == fr && (sc->flags & PTRIO__SCOPE_OPEN)) ||
+        fr->resume > PTRIO__START) {
+        MISUSE("a C return inside a coroutine body (use PTRIO_RETURN)");
+        fr->resume = ptrio__raise_new(fr, -PTRIO_EMISUSE, &c_return_site);
+        permit(l, t);
+        return 1;
     }
-    fr = fr->caller;
-    t->frame = fr;
-    fr->result = rc;
-    return fr;
+    if (*rc < PTRIO_ERRMIN) {
+        MISUSE("a step returned a ptrio marker");
+        *rc = -PTRIO_EMISUSE;
+        origin = NULL;
+    }
+    /* An error leaving a frame through END names the frame: the frames it
+     * left through, each pointing on to the next, are its traceback. */
+    if (*rc < 0)
+        ptrio__note_origin(t, *rc, fr->resume == PTRIO__DONE &&
+                                   origin == fr->origin
+                                       ? OMAKE(fr, O_FRAME) : origin);
+    if (fr->resume != PTRIO__DONE)
+        fr->resume = 0;
+    return 0;
 }
+
+/* Whether the fast path may take a finished frame: it ended through END
+ * with a status, and its task neither waits nor runs in a cancelled
+ * region (the permission was still this frame's). */
+#define ENDED_CLEANLY(fr, rc)                                               \
+    (ptrio__awaiter == (fr) && (fr)->resume == PTRIO__DONE && (rc) >= 0)
 
 /* Returned PTRIO_PENDING without waiting on anything: it would never run
  * again. Make its await fail instead. */
@@ -217,105 +440,393 @@ static NOINLINE void lost_step(ptrio_loop *l, ptrio_task *t)
     ptrio__ready(l, t);
 }
 
-static void step(ptrio_loop *l, ptrio_task *t, const ptrio_hooks *hooks)
+/* The frame `t` would resume was re-initialised while `t` ran: zeroed, or
+ * started again by another task. `t` must not run it: it ends with
+ * -PTRIO_EMISUSE. */
+static NOINLINE void frame_taken(ptrio_loop *l, ptrio_task *t)
+{
+    static const ptrio_site taken_site = {
+        NULL, 0, "this task's frame was re-initialised and started again"
+    };
+    MISUSE("a task's frame was re-initialised while it ran");
+    l->current = NULL;
+    ptrio__note_origin(t, -PTRIO_EMISUSE, &taken_site);
+    ptrio__task_finished(l, t, -PTRIO_EMISUSE);
+}
+
+/* One step of `t`: its innermost frame runs until it waits; a finished
+ * frame hands its status to its caller, which runs on in the same step. */
+static void step(ptrio_loop *l, ptrio_task *t, uint32_t instrumented)
 {
     ptrio_frame *fr = t->frame;
     int rc;
 
     l->current = t;
     TMOVE(t, T_READY, T_RUNNING);   /* t->wait keeps what woke it */
-    if (hooks && hooks->task_scheduled)
-        hooks->task_scheduled(l->hooks_ctx, t);
-    while ((rc = fr->fn(fr)) != PTRIO_PENDING)
-        if (!(fr = frame_finished(l, t, fr, rc)))
+    if (instrumented)
+        ptrio__instr_task(l, I_BEFORE_STEP, t);
+    if (fr->caller != ROOT_OF(t) &&
+        (IS_ROOT(fr) || !fr->caller || !fr->fn)) {
+        frame_taken(l, t);
+        return;
+    }
+    ptrio__awaiter = fr;
+    if (l->ncalled) {
+        ptrio__awaiter = NOBODY;
+        /* A checkpoint's cancel point comes after its schedule point, as
+         * in Trio: whether it fails is decided now, as the task resumes,
+         * so a shield set meanwhile holds. */
+        if (t->wait == W_YIELD)
+            fr->result = ptrio__cancelled(t) ? -PTRIO_ECANCELED : 0;
+    }
+    for (;;) {
+        rc = fr->fn(fr);
+        if (rc == PTRIO_PENDING) {
+            if (ptrio__awaiter != YIELDED)
+                break;
+            /* A fast checkpoint. Alone, with nothing to do between
+             * batches, the task is the whole next batch: run it on. */
+            fr = t->frame;
+            if (!l->between) {
+                if (!l->runq) {
+                    ptrio__awaiter = fr;
+                    continue;
+                }
+            } else if (l->nlazy) {
+                ptrio__arm_lazy(l);
+            }
+            ptrio__awaiter = NOBODY;
+            TMOVE(t, T_RUNNING, T_READY);
+            t->wait = W_YIELD;
+            ptrio__enqueue_quiet(l, t);
+            if (instrumented)
+                ptrio__instr_task(l, I_SCHEDULED, t);
             return;
-    if (l->lazy)
+        }
+        if (!ENDED_CLEANLY(fr, rc) && frame_ended(l, t, fr, &rc))
+            continue;               /* re-entered: run it again */
+        if (IS_ROOT(fr)) {
+            ptrio__awaiter = NOBODY;
+            l->current = NULL;
+            ptrio__task_finished(l, t, rc);
+            return;
+        }
+        fr = fr->caller;
+        t->frame = fr;
+        if (!fr->fn) {              /* the caller's frame was zeroed */
+            ptrio__awaiter = NOBODY;
+            frame_taken(l, t);
+            return;
+        }
+        fr->result = rc;
+        ptrio__awaiter = fr;
+        if (l->ncalled)
+            ptrio__awaiter = NOBODY;
+    }
+    if (l->nlazy)
         ptrio__arm_lazy(l);
     if (TSTATE(t) == T_RUNNING)
         lost_step(l, t);
 }
 
-/* Runs the tasks ready now; those they make ready run in the next batch.
- * Hooks installed during a batch apply from the next one. */
-static void run_batch(ptrio_loop *l)
+/* Runs the tasks ready now, one batch after another while nothing must
+ * happen between batches: a batch is what the queue holds when it starts,
+ * and a task made ready during it joins the queue behind it, in the next
+ * batch. Tasks are taken off the head of the queue one by one, so a task
+ * knows it is alone when the queue is empty. Hooks installed during a
+ * batch apply from the next one. */
+static void run_batches(ptrio_loop *l)
 {
-    const ptrio_hooks *hooks = l->hooks;
-    ptrio_task *t = l->runq, *next;
+    uint32_t instrumented = l->ninstruments;
+    ptrio_task *t, *end = l->runq_tail;
 
-    l->runq = l->runq_tail = NULL;
-    for (; t; t = next) {
-        next = t->w.next;
-        step(l, t, hooks);
+    while ((t = l->runq)) {
+        l->runq = t->w.next;
+        step(l, t, instrumented);
+        if (instrumented)
+            ptrio__instr_task(l, I_AFTER_STEP, t);
+        if (t == end) {
+            if (l->between)
+                break;
+            end = l->runq_tail;
+            instrumented = l->ninstruments;
+        }
     }
     l->current = NULL;
 }
 
+/* A scope expired in the same pass as sleeps already woken: those inside
+ * it fail with its cancellation (they were queued by this pass, in the
+ * run queue from `from` on, with a sleep's status 0 still unread). */
+static NOINLINE void expired_together(ptrio_loop *l, ptrio_task *from)
+{
+    ptrio_task *t;
+
+    for (t = from ? from->w.next : l->runq; t; t = t->w.next)
+        if (t->frame->result == 0 && ptrio__cancelled(t))
+            t->frame->result = -PTRIO_ECANCELED;
+}
+
+/* Fires the deadlines that passed. All that expire in one pass expire
+ * together, as in Trio (where a sleep is a cancel scope too): a sleep that
+ * ends at the same time as a scope around it fails with that scope's
+ * cancellation, whichever was armed first. */
 static void fire_timers(ptrio_loop *l)
 {
+    ptrio_task *before = l->runq ? l->runq_tail : NULL;
+    int woke = 0;
     ptrio__tnode *n;
     ptrio_time now;
 
     if (!l->first)
         return;
-    now = l->backend->now(l);
+    now = ptrio__now(l);
     while ((n = l->first) && ptrio__timer_when(n) <= now) {
         ptrio__timer_del(l, n);
         if (ptrio__timer_is_scope(n)) {
             ptrio__scope_expired(CONTAINER(n, ptrio_scope, timer));
+            if (woke)
+                expired_together(l, before);
         } else {
-            ptrio_task *t = CONTAINER(n, ptrio_task, w.timer);
-            ptrio__wake(l, t, 0);
+            ptrio__wake(l, CONTAINER(n, ptrio_task, w.timer), 0);
+            woke = 1;
         }
     }
 }
 
-/* Waits for I/O or the earliest deadline when nothing is ready; only polls
- * fds (without blocking) when tasks are ready and some wait on fds. */
+/* ---- waiting: idle waiters, deadlock, the backend's wait ------------ */
+
+/* wait_all_tasks_blocked's waiters: a list by cushion (their deadline
+ * tree key, unused while they wait here), FIFO among equals, threaded
+ * through their park links. */
+void ptrio__idle_remove(ptrio_loop *l, ptrio_task *t)
+{
+    if (t->w.park.prev)
+        t->w.park.prev->w.park.next = t->w.park.next;
+    else
+        l->idle = t->w.park.next;
+    if (t->w.park.next)
+        t->w.park.next->w.park.prev = t->w.park.prev;
+    BETWEEN_DEL(l);
+}
+
+static ptrio_time cushion_of(const ptrio_task *t)
+{
+    return ptrio__timer_when(&t->w.timer);
+}
+
+int ptrio_wait_all_tasks_blocked(void *self, ptrio_time cushion)
+{
+    ptrio_loop *l = ptrio__loop;
+    ptrio_task *t, *p, *prev = NULL;
+    int rc = ptrio__await_check(self, &t);
+
+    if (rc < 0)
+        return rc;
+    if (cushion < 0)
+        return -PTRIO_EINVAL;
+    if (ptrio__cancelled(t))
+        return -PTRIO_ECANCELED;
+    for (p = l->idle; p && cushion_of(p) <= cushion; p = p->w.park.next)
+        prev = p;
+    ptrio__timer_set_when(&t->w.timer, cushion);
+    t->w.park.prev = prev;
+    t->w.park.next = p;
+    if (p)
+        p->w.park.prev = t;
+    if (prev)
+        prev->w.park.next = t;
+    else
+        l->idle = t;
+    BETWEEN_ADD(l);
+    t->frame->result = 0;
+    ptrio__park(t, W_IDLE);
+    return PTRIO_PENDING;
+}
+
+/* Wakes the idle waiters with the smallest cushion. */
+static void wake_idle(ptrio_loop *l)
+{
+    ptrio_time c = cushion_of(l->idle);
+    ptrio_task *t;
+
+    while ((t = l->idle) && cushion_of(t) == c) {
+        ptrio__idle_remove(l, t);
+        ptrio__wake(l, t, 0);
+    }
+}
+
+int ptrio_loop_use_clock(ptrio_loop *loop, ptrio_clock *clock)
+{
+    if (!loop || (clock && (!clock->now || !clock->sleep_time)))
+        return -PTRIO_EINVAL;
+    if (loop->running)
+        return -PTRIO_EBUSY;
+    loop->clock = clock;
+    return 0;
+}
+
+/* Whether nothing can ever make a task ready again: none is, no deadline
+ * can come (the loop's clock never reaches it by itself), no fd, source
+ * or idle waiter is there. Then every task waits forever: a deadlock. */
+static int nothing_can_wake(ptrio_loop *l)
+{
+    if (l->runq)
+        return 0;
+    /* between counts deadlines, fd waits, sources and idle waiters, and
+     * instruments, which wake nothing (relative deadlines are all armed
+     * between steps). */
+    if (l->between == l->ninstruments)
+        return 1;
+    /* Only deadlines left, on a clock that never reaches them by itself. */
+    return l->clock && l->clock->autojump == PTRIO_TIME_INF && l->first &&
+           !l->nwatch && !l->sources && !l->idle &&
+           l->clock->sleep_time(l->clock, ptrio__timer_when(l->first)) ==
+               PTRIO_TIME_INF;
+}
+
+static void dump_line(void *ctx, const char *line)
+{
+    ptrio__report(ctx, line);
+}
+
+/* Reported once, with the task tree: where each task waits, and on what. */
+static void deadlocked(ptrio_loop *l)
+{
+    if (!l->fatal && l->report && l->reporter) {
+        ptrio__report(l, "ptrio: deadlock: every task waits, and nothing "
+                         "can wake one; every task is cancelled. The tasks:");
+        l->reporter->dump(dump_line, l);
+    }
+}
+
+/* What the wait did besides waiting: its timeout was an idle cushion or
+ * the clock's autojump, to act on if it passed with nothing to run. */
+enum { PRIMED_NONE, PRIMED_IDLE, PRIMED_AUTOJUMP };
+
+/* A backend with no wake is a simulation (the virtual clock): time only
+ * moves when it waits, so real-time cushions have always passed. */
+#define SIMULATED(l) (!(l)->backend->wake)
+
+/* The backend's wait until the next deadline, an idle cushion or an
+ * autojump; only polls fds (without blocking) when tasks are ready. */
 static int wait_step(ptrio_loop *l)
 {
-    ptrio_time deadline;
-    int rc;
+    ptrio_time deadline, next = PTRIO_TIME_INF, now, sleep;
+    int rc, primed = PRIMED_NONE;
 
     if (l->runq) {
         if (!l->nwatch)
             return 0;
         deadline = PTRIO_TIME_NINF;
     } else {
-        deadline = l->first ? ptrio__timer_when(l->first) : PTRIO_TIME_INF;
+        if (nothing_can_wake(l)) {
+            deadlocked(l);
+            return -PTRIO_EDEADLK;
+        }
+        next = l->first ? ptrio__timer_when(l->first) : PTRIO_TIME_INF;
+        deadline = next;
+        if (l->clock || l->idle) {
+            now = l->backend->now(l);
+            sleep = l->clock ? l->clock->sleep_time(l->clock, next)
+                  : next == PTRIO_TIME_INF ? PTRIO_TIME_INF
+                  : next > now ? next - now : 0;
+            if (l->idle && cushion_of(l->idle) < sleep) {
+                sleep = cushion_of(l->idle);
+                primed = PRIMED_IDLE;
+            } else if (l->clock && l->clock->autojump < sleep) {
+                sleep = l->clock->autojump;
+                primed = PRIMED_AUTOJUMP;
+            }
+            if (primed && SIMULATED(l))
+                sleep = 0;          /* no real time passes there */
+            deadline = sleep == PTRIO_TIME_INF ? PTRIO_TIME_INF
+                                               : ptrio__add_time(now, sleep);
+        }
     }
-    if (l->hooks && l->hooks->before_wait)
-        l->hooks->before_wait(l->hooks_ctx, deadline);
-    rc = l->backend->wait(l, deadline);
-    if (l->hooks && l->hooks->after_wait)
-        l->hooks->after_wait(l->hooks_ctx);
+    if (l->ninstruments)
+        ptrio__instr_wait(l, deadline);
+    rc = primed && SIMULATED(l) ? 0 : l->backend->wait(l, deadline);
+    if (l->ninstruments)
+        ptrio__instr_run(l, I_AFTER_WAIT);
+    if (rc == 0 && primed && !l->runq) {
+        if (l->sources)
+            poll_sources(l);
+        if (l->runq)
+            return 0;
+        if (primed == PRIMED_IDLE)
+            wake_idle(l);
+        else if (next != PTRIO_TIME_INF)
+            l->clock->jump_to(l->clock, next);
+    }
     return rc;
 }
 
+/* The backend failed (or, on the virtual clock, every task waits forever):
+ * the first time, everything is cancelled as the run's own cancellation;
+ * if tasks still block after that (shielded cleanup that waits again),
+ * every wait is aborted, shields or not: a run always ends with every
+ * task joined, never with tasks left inside. */
+static void backend_failed(ptrio_loop *l, int rc)
+{
+    if (!l->fatal) {
+        l->fatal = rc;
+        ptrio__cancel_why(&l->system.scope, PTRIO_CANCEL_RUN, l);
+    } else {
+        l->teardown = 1;
+        ptrio__abort_all(&l->system);
+    }
+}
+
+/* Runs while any task is alive, as libuv's loop runs while anything is. */
 static void run_until_done(ptrio_loop *l)
 {
     int rc;
 
-    while (TSTATE(&l->main) != T_DONE) {
+    while (l->ntasks) {
         if (l->runq) {
-            /* No deadline and no fd waiter: nothing to do between
-             * batches, go straight on. */
-            do
-                run_batch(l);
-            while (l->runq && !l->first && !l->nwatch && !l->sources);
-            if (TSTATE(&l->main) == T_DONE)
+            run_batches(l);
+            if (!l->ntasks)
                 break;
         }
         rc = wait_step(l);
-        if (rc < 0) {
-            if (l->fatal)
-                return;     /* failed again while unwinding: give up */
-            l->fatal = rc;
-            ptrio_cancel(&l->system.scope);
-        }
+        if (rc < 0)
+            backend_failed(l, rc);
         if (l->sources)
             poll_sources(l);
         fire_timers(l);
     }
+}
+
+/* What a run leaves must be nothing: the next run starts clean. */
+static void run_ended(ptrio_loop *l)
+{
+    INVARIANT(!l->runq && !l->timers && !l->nlazy && !l->nwatch,
+              "a run ended with a task queued, a deadline or an fd wait");
+    drop_sources(l);
+    INVARIANT(l->between == l->ninstruments, "loop->between miscounted");
+    l->lot_owners = NULL;
+    l->system.state = N_IDLE;
+    ptrio__scope_closed(&l->system.scope);
+}
+
+/* The run's result: main's status, or the backend's failure. A deadlock
+ * (or backend failure) found while a real failure was on its way out
+ * returns that failure: it is what the program needs to know. */
+static int run_result(ptrio_loop *l)
+{
+    int rc = l->main.w.done.code;
+
+    if (l->fatal) {
+        if (l->fatal != -PTRIO_EDEADLK)     /* a deadlock was reported */
+            ptrio__report(l, "ptrio: the backend failed; every task was "
+                             "cancelled");
+        if (rc >= 0 || rc == -PTRIO_ECANCELED)
+            return l->fatal;
+    }
+    if (rc < 0 && l->reporter)
+        l->reporter->failure(l, &l->main);
+    return rc;
 }
 
 int ptrio_loop_run_named(ptrio_loop *loop, ptrio_fn fn, void *frame,
@@ -327,15 +838,24 @@ int ptrio_loop_run_named(ptrio_loop *loop, ptrio_fn fn, void *frame,
 
     if (!loop || !fn || !frame)
         return -PTRIO_EINVAL;
-    if (loop->running || ptrio__loop)
+    if (loop->running || ptrio__loop || loop->ntasks) {
+        MISUSE("running a loop that runs, or still holds tasks");
         return -PTRIO_EBUSY;
+    }
     if (!loop->backend)
         return -PTRIO_ENOBACKEND;
+    if (fr->resume > PTRIO__DONE) {
+        MISUSE("running a frame that is still running");
+        return -PTRIO_EBUSY;
+    }
     if (loop->backend->open && (rc = loop->backend->open(loop)) < 0)
         return rc;
     loop->running = 1;
     loop->fatal = 0;
+    loop->teardown = 0;
+    loop->lot_owners = NULL;
     ptrio__loop = loop;
+    ptrio__awaiter = NOBODY;
 
     /* The system nursery: an open nursery with no owner task. */
     sys = &loop->system;
@@ -344,23 +864,16 @@ int ptrio_loop_run_named(ptrio_loop *loop, ptrio_fn fn, void *frame,
     sys->scope.flags = PTRIO__SCOPE_OPEN | PTRIO__SCOPE_NURSERY;
     loop->ncalled = 0;
     memset(&loop->main, 0, sizeof loop->main);
-    fr->resume = 0;
+    if (loop->ninstruments)
+        ptrio__instr_run(loop, I_BEFORE_RUN);
     rc = ptrio_start_soon_named(sys, &loop->main, fn, fr, name);
     if (rc == 0) {
         run_until_done(loop);
-        rc = loop->main.w.done.code;
-        if (loop->fatal) {
-            rc = loop->fatal;
-            ptrio__report(loop, rc == -PTRIO_EDEADLK
-                ? "ptrio: deadlock: every task waits with no deadline"
-                : "ptrio: the backend failed; every task was cancelled");
-        } else if (rc < 0) {
-            ptrio__report_failure(loop, &loop->main);
-        }
+        rc = run_result(loop);
     }
-    drop_sources(loop);
-    sys->state = N_IDLE;
-    ptrio__scope_closed(&sys->scope);
+    if (loop->ninstruments)
+        ptrio__instr_run(loop, I_AFTER_RUN);
+    run_ended(loop);
     ptrio__loop = NULL;
     loop->running = 0;
     if (loop->backend->close)
@@ -375,37 +888,44 @@ int ptrio_run_named(ptrio_fn fn, void *frame, const char *name)
     return ptrio_loop_run_named(&loop, fn, frame, name);
 }
 
+void ptrio__at(const char *file, int line)
+{
+    ptrio_loop *l = ptrio__loop;
+    if (l) {
+        l->where_file = file;
+        l->where_line = line;
+    }
+}
+
 /* ---- calls, checkpoints, sleep ------------------------------------- */
 
+/* Runs the first step of `sub` at once, in the caller's step. */
 int ptrio_call(void *self, void *sub, ptrio_fn fn)
 {
-    ptrio_task *t = ptrio__self(self);
+    ptrio_task *t;
     ptrio_frame *s = sub;
-    int rc;
+    int rc = ptrio__await_check(self, &t);
 
-    if (!t)
-        return -PTRIO_ENOTASK;
+    if (rc < 0)
+        return rc;
     if (!sub || !fn)
         return -PTRIO_EINVAL;
-    if (s->resume) {
+    if (s->resume > PTRIO__DONE || sub == self) {
         MISUSE("ptrio_call on a frame that is still running");
         return -PTRIO_EBUSY;
     }
-    s->fn = fn;
-    s->caller = self;
-    s->resume = PTRIO__START;
-    s->result = 0;
-    s->pending = PTRIO__IN_BODY;
+    ptrio__frame_init(s, fn, self);
     t->frame = s;
-    rc = fn(s);
-    if (rc == PTRIO_PENDING)
-        return rc;
-    s->resume = 0;
-    if (t->scope && t->scope->frame == s) {
-        ptrio__abandon_blocks(t, s);
-        rc = -PTRIO_EMISUSE;
+    if (ptrio__awaiter == self)
+        ptrio__awaiter = s;
+    for (;;) {
+        if ((rc = fn(s)) == PTRIO_PENDING)
+            return rc;
+        if (ENDED_CLEANLY(s, rc) || !frame_ended(ptrio__loop, t, s, &rc))
+            break;
     }
     t->frame = self;
+    permit(ptrio__loop, t);
     return rc;
 }
 
@@ -422,47 +942,50 @@ static int yield(ptrio_task *t, int wait)
 /* Validation failures and cancelled scopes: out of the hot path. */
 static NOINLINE int checkpoint_slow(void *self)
 {
-    ptrio_task *t = ptrio__self(self);
-    if (!t)
-        return -PTRIO_ENOTASK;
+    ptrio_task *t;
+    int rc = ptrio__await_check(self, &t);
+
+    if (rc < 0)
+        return rc;
     if (ptrio__cancelled(t))
         return -PTRIO_ECANCELED;
     return yield(t, W_YIELD);
 }
 
-/* The hot path of every CPU-bound loop: a leaf, no calls, while no open
- * scope is cancelled. */
+/* The hot path of every CPU-bound loop: one compare says that `self` may
+ * await, that its task waits on nothing and that no scope is cancelled;
+ * the scheduler then queues the task (step). */
 int ptrio_checkpoint(void *self)
 {
-    ptrio_loop *l = ptrio__loop;
-    ptrio_task *t;
-
-    if (!l || !(t = l->current) || t->frame != (ptrio_frame *)self ||
-        l->ncalled)
+    if (self != ptrio__awaiter)
         return checkpoint_slow(self);
-    t->frame->result = 0;
-    TMOVE(t, T_RUNNING, T_READY);
-    t->wait = W_YIELD;
-    ptrio__enqueue(l, t);
+    ((ptrio_frame *)self)->result = 0;
+    ptrio__awaiter = YIELDED;
     return PTRIO_PENDING;
 }
 
 int ptrio_yield(void *self)
 {
-    ptrio_task *t = ptrio__self(self);
-    return t ? yield(t, W_NONE) : -PTRIO_ENOTASK;
+    ptrio_task *t;
+    int rc = ptrio__await_check(self, &t);
+    return rc < 0 ? rc : yield(t, W_NONE);
 }
 
 int ptrio_checkpoint_if_cancelled(void *self)
 {
-    ptrio_task *t = ptrio__self(self);
-    if (!t)
-        return -PTRIO_ENOTASK;
+    ptrio_task *t;
+    int rc = ptrio__await_check(self, &t);
+
+    if (rc < 0)
+        return rc;
     return ptrio__cancelled(t) ? -PTRIO_ECANCELED : 0;
 }
 
-/* now + d, or an error for a negative or overflowing duration; a finite
- * duration always gives a finite deadline. */
+/* The one rule for "now + d", for sleeps, timeouts and relative scope
+ * deadlines: d < 0 is -PTRIO_EINVAL, PTRIO_TIME_INF means none, beyond
+ * 2^62 is -PTRIO_EOVERFLOW; otherwise the sum saturates (it cannot wrap,
+ * whatever the clock reads, negative included), so a finite duration
+ * always gives a finite deadline. */
 int ptrio__after(ptrio_time now, ptrio_time d, ptrio_time *out)
 {
     if (d < 0)
@@ -471,10 +994,15 @@ int ptrio__after(ptrio_time now, ptrio_time d, ptrio_time *out)
         *out = PTRIO_TIME_INF;
         return 0;
     }
-    if (now > 0 && d > PTRIO_TIME_INF - 1 - now)
+    if (d > TIME_HUGE)
         return -PTRIO_EOVERFLOW;
-    *out = now + d;
+    *out = ptrio__add_time(now, d);
     return 0;
+}
+
+ptrio_time ptrio__add_time(ptrio_time now, ptrio_time d)
+{
+    return now > PTRIO_TIME_INF - 1 - d ? PTRIO_TIME_INF - 1 : now + d;
 }
 
 /* Parks `t` until `deadline`; a deadline already passed at `now` makes it
@@ -497,27 +1025,44 @@ static int sleep_task(ptrio_loop *l, ptrio_task *t, ptrio_time deadline,
 
 int ptrio_sleep_until(void *self, ptrio_time deadline)
 {
-    ptrio_task *t = ptrio__self(self);
     ptrio_loop *l = ptrio__loop;
+    ptrio_task *t;
+    int rc = ptrio__await_check(self, &t);
 
-    if (!t)
-        return -PTRIO_ENOTASK;
-    return sleep_task(l, t, deadline, l->backend->now(l));
+    if (rc < 0)
+        return rc;
+    return sleep_task(l, t, deadline, ptrio__now(l));
 }
 
-int ptrio_sleep(void *self, ptrio_time d)
+static NOINLINE int sleep_slow(void *self, ptrio_time d)
 {
-    ptrio_task *t = ptrio__self(self);
     ptrio_loop *l = ptrio__loop;
     ptrio_time now, deadline;
-    int rc;
+    ptrio_task *t;
+    int rc = ptrio__await_check(self, &t);
 
-    if (!t)
-        return -PTRIO_ENOTASK;
-    now = l->backend->now(l);
+    if (rc < 0)
+        return rc;
+    now = ptrio__now(l);
     if ((rc = ptrio__after(now, d, &deadline)) < 0)
         return rc;
     return sleep_task(l, t, deadline, now);
+}
+
+/* The fast path: a task that may await (so it is not cancelled) sleeps
+ * for a duration in (0, 2^62]. */
+int ptrio_sleep(void *self, ptrio_time d)
+{
+    ptrio_loop *l;
+    ptrio_task *t;
+
+    if (self != ptrio__awaiter || (uint64_t)d - 1 >= (uint64_t)TIME_HUGE)
+        return sleep_slow(self, d);
+    l = ptrio__loop;
+    t = l->current;
+    ptrio__timer_add(l, &t->w.timer, ptrio__add_time(ptrio__now(l), d), 0);
+    ptrio__park(t, W_TIMER);
+    return PTRIO_PENDING;
 }
 
 int ptrio_sleep_forever(void *self)

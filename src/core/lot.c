@@ -8,11 +8,52 @@
  *
  * A lot is a circular doubly-linked list threaded through the parked
  * tasks' w.park links; the lot holds the first, and first->prev is the
- * last: one pointer per lot, O(1) park, unpark and abort.
+ * last: one pointer per lot, O(1) park, unpark and abort. A broken lot
+ * points at itself (no task can live at a lot's address).
+ *
+ * A parked task's w.park.on.lot names its lot, either directly or, for a
+ * park through a key, as the key's address with the low bit set: the key
+ * holds the lot's address. That is how a task carries two words (its key
+ * and its data) in a wait node that has room for one besides the lot.
+ *
+ * Owned lots (a lock's, whose holder may exit without releasing) are kept
+ * in a list in the loop while they have an owner; a task's exit breaks
+ * the lots it owned. Pushed at the front, so releasing locks in reverse
+ * order of acquisition finds them first; a hand-over between tasks keeps
+ * the node where it is.
  */
 #include "internal.h"
 
-static void lot_append(ptrio_lot *lot, ptrio_task *t)
+#define KEYED ((uintptr_t)1)
+
+static int is_broken(const ptrio_lot *lot)
+{
+    return (const void *)lot->head == (const void *)lot;
+}
+
+/* The first parked task, or NULL (empty or broken). */
+static ptrio_task *head_of(const ptrio_lot *lot)
+{
+    return is_broken(lot) ? NULL : lot->head;
+}
+
+/* The lot named by a parked task's w.park.on.lot: itself, or the lot its
+ * key holds. */
+static ptrio_lot *resolve(ptrio_lot *on)
+{
+    uintptr_t v = (uintptr_t)on;
+    return v & KEYED ? *(ptrio_lot *const *)(void *)(v & ~KEYED) : on;
+}
+
+/* The lot `t` (parked, W_LOT) is in. */
+static ptrio_lot *lot_of(const ptrio_task *t)
+{
+    return resolve(t->w.park.on.lot);
+}
+
+/* ---- the ring ------------------------------------------------------- */
+
+static void ring_append(ptrio_lot *lot, ptrio_task *t)
 {
     ptrio_task *head = lot->head;
 
@@ -27,63 +68,261 @@ static void lot_append(ptrio_lot *lot, ptrio_task *t)
     head->w.park.prev = t;
 }
 
+static void ring_remove(ptrio_lot *lot, ptrio_task *t)
+{
+    ptrio_task *next = t->w.park.next;
+
+    if (next == t) {
+        lot->head = NULL;
+        return;
+    }
+    t->w.park.prev->w.park.next = next;
+    next->w.park.prev = t->w.park.prev;
+    if (lot->head == t)
+        lot->head = next;
+}
+
+/* Takes `t` out of `lot`: the lot, or the task's w.park.on.lot as it
+ * stands (the core's undo of a wait passes that). */
 void ptrio__lot_remove(ptrio_lot *lot, ptrio_task *t)
 {
-    if (t->w.park.next == t) {
-        lot->head = NULL;
-    } else {
-        t->w.park.prev->w.park.next = t->w.park.next;
-        t->w.park.next->w.park.prev = t->w.park.prev;
-        if (lot->head == t)
-            lot->head = t->w.park.next;
-    }
+    ring_remove(resolve(lot), t);
+}
+
+/* ptrio__wake's work for a task just taken out of a lot, inline: every
+ * hand-off goes through here. */
+static void wake_parked(ptrio_loop *l, ptrio_task *t, int value)
+{
+    INVARIANT(TSTATE(t) == T_PARKED, "waking a task that is not parked");
+    t->wait = W_NONE;
+    t->frame->result = value;
+    TMOVE(t, T_PARKED, T_READY);
+    ptrio__enqueue(l, t);
 }
 
 /* A cancellation reached `t`, parked in a lot or with a hook. */
 void ptrio__abort_wait(ptrio_loop *l, ptrio_task *t)
 {
     if (t->wait == W_LOT) {
-        ptrio__lot_remove(t->w.park.on.lot, t);
-        ptrio__wake(l, t, -PTRIO_ECANCELED);
+        ring_remove(lot_of(t), t);
+        wake_parked(l, t, -PTRIO_ECANCELED);
     } else if (t->w.park.on.abort(t, t->w.park.data) == 0) {
         ptrio__wake(l, t, -PTRIO_ECANCELED);
     }
 }
 
-/* What every park shares: a running task, not yet waiting, not cancelled. */
-static int park_check(void *self, ptrio_task **out)
+/* A wake value is an await's status: PTRIO_PENDING and the unwind markers
+ * of PTRIO_RETURN would be taken for something else. */
+static NOINLINE int bad_value(void)
 {
-    int rc = ptrio__await_check(self, out);
-    if (rc == 0 && ptrio__cancelled(*out))
-        rc = -PTRIO_ECANCELED;
-    return rc;
+    MISUSE("unparking with PTRIO_PENDING or another reserved value");
+    return -PTRIO_EMISUSE;
+}
+
+static void unpark_one(ptrio_lot *lot, ptrio_task *t, int value)
+{
+    if (value <= PTRIO__UNWIND_FIN)
+        value = bad_value();
+    ring_remove(lot, t);
+    wake_parked(ptrio__loop, t, value);
+}
+
+/* ---- parking ---------------------------------------------------------
+ *
+ * The hot path of every primitive: the caller is checked once, by the
+ * core's one compare (ptrio__awaiter: the running task's innermost frame,
+ * waiting on nothing, and no open scope cancelled); the schedule point or
+ * the park follow without another call, and take that permission away.
+ * Anything unusual (a bad caller, a cancelled scope somewhere, bad
+ * arguments) takes the slow path, which checks everything and reports. */
+
+
+/* Parks the running task `t` in `lot`; `on` is what its wait records. */
+static int park_now(ptrio_task *t, ptrio_lot *lot, ptrio_lot *on, void *data)
+{
+    ring_append(lot, t);
+    t->w.park.on.lot = on;
+    t->w.park.data = data;
+    ptrio__awaiter = NOBODY;
+    TMOVE(t, T_RUNNING, T_PARKED);
+    t->wait = W_LOT;
+    return PTRIO_PENDING;
+}
+
+/* Some scope is cancelled: parking is a cancel point. Out of line, so that
+ * the hot path saves no registers for the call. */
+static NOINLINE int park_if_not_cancelled(ptrio_task *t, ptrio_lot *lot,
+                                          ptrio_lot *on, void *data)
+{
+    if (ptrio__cancelled(t))
+        return -PTRIO_ECANCELED;
+    return park_now(t, lot, on, data);
+}
+
+/* Parks, unless the lot is NULL or broken, or the task is cancelled (an
+ * attempt may have cancelled it since the caller was checked). */
+static int park_task(ptrio_loop *l, ptrio_task *t, ptrio_lot *lot,
+                     ptrio_lot *on, void *data)
+{
+    if (!lot) {
+        MISUSE("parking in a NULL lot");
+        return -PTRIO_EINVAL;
+    }
+    if (is_broken(lot))
+        return -PTRIO_EBROKEN;
+    if (l->ncalled)
+        return park_if_not_cancelled(t, lot, on, data);
+    return park_now(t, lot, on, data);
+}
+
+/* The operation of the running task finished with status rc: a
+ * cancel-shielded schedule point that delivers it (ptrio_yield's). */
+static int done_yield(ptrio_loop *l, ptrio_task *t, int rc)
+{
+    t->frame->result = rc;
+    ptrio__awaiter = NOBODY;
+    TMOVE(t, T_RUNNING, T_READY);
+    t->wait = W_NONE;
+    ptrio__enqueue(l, t);
+    return PTRIO_PENDING;
+}
+
+static ptrio_lot *key_tag(ptrio_lot *const *key)
+{
+    return (ptrio_lot *)(void *)((uintptr_t)key | KEYED);
+}
+
+static int key_bad(ptrio_lot *const *key)
+{
+    return !key || ((uintptr_t)key & KEYED);
+}
+
+static NOINLINE int park_slow(void *self, ptrio_lot *lot,
+                              ptrio_lot *const *key, void *data)
+{
+    ptrio_task *t;
+    int rc = ptrio__await_check(self, &t);
+
+    if (rc < 0)
+        return rc;
+    if (key) {
+        if (key_bad(key)) {
+            MISUSE("parking through a misaligned key");
+            return -PTRIO_EINVAL;
+        }
+        return park_task(ptrio__loop, t, *key, key_tag(key), data);
+    }
+    return park_task(ptrio__loop, t, lot, lot, data);
 }
 
 int ptrio_park(void *self, ptrio_lot *lot, void *data)
 {
+    ptrio_loop *l;
+
+    if (self != ptrio__awaiter)
+        return park_slow(self, lot, NULL, data);
+    l = ptrio__loop;
+    return park_task(l, l->current, lot, lot, data);
+}
+
+int ptrio_park_key(void *self, ptrio_lot *const *key, void *data)
+{
+    ptrio_loop *l;
+
+    if (!key) {
+        MISUSE("parking through a NULL key");
+        return ptrio__self(self) ? -PTRIO_EINVAL : -PTRIO_ENOTASK;
+    }
+    if (self != ptrio__awaiter || key_bad(key))
+        return park_slow(self, NULL, key, data);
+    l = ptrio__loop;
+    return park_task(l, l->current, *key, key_tag(key), data);
+}
+
+/* After the attempt: its status delivered after a schedule point, its
+ * error at once, or the park. The attempt cannot switch tasks, so the
+ * running task is read again rather than kept across the call. */
+static inline int after_attempt(int rc, ptrio_lot *lot, ptrio_lot *on,
+                                void *data)
+{
+    ptrio_loop *l = ptrio__loop;
+
+    if (rc >= 0)
+        return done_yield(l, l->current, rc);
+    if (rc != -PTRIO_EWOULDBLOCK)
+        return rc;
+    return park_task(l, l->current, lot, on, data);
+}
+
+/* The slow paths of a blocking operation: check everything, then do
+ * what the fast paths do. */
+static NOINLINE int unless_slow(void *self, ptrio_lot *lot,
+                                ptrio_try_fn attempt, void *obj, void *data)
+{
     ptrio_task *t;
-    int rc = park_check(self, &t);
+    int rc = ptrio__await_check(self, &t);
 
     if (rc < 0)
         return rc;
-    if (!lot)
+    if (!attempt) {
+        MISUSE("a blocking operation without an attempt");
         return -PTRIO_EINVAL;
-    lot_append(lot, t);
-    t->w.park.on.lot = lot;
-    t->w.park.data = data;
-    ptrio__park(t, W_LOT);
-    return PTRIO_PENDING;
+    }
+    if (ptrio__cancelled(t))
+        return -PTRIO_ECANCELED;
+    return after_attempt(attempt(t, obj, data), lot, lot, data);
+}
+
+static NOINLINE int unless_key_slow(void *self, ptrio_lot *const *key,
+                                    ptrio_try_fn attempt, void *obj,
+                                    void *data)
+{
+    ptrio_task *t;
+    int rc = ptrio__await_check(self, &t);
+
+    if (rc < 0)
+        return rc;
+    if (!attempt || key_bad(key)) {
+        MISUSE("a blocking operation without an attempt, or a bad key");
+        return -PTRIO_EINVAL;
+    }
+    if (ptrio__cancelled(t))
+        return -PTRIO_ECANCELED;
+    rc = attempt(t, obj, data);
+    return after_attempt(rc, *key, key_tag(key), data);
+}
+
+int ptrio_park_unless(void *self, ptrio_lot *lot, ptrio_try_fn attempt,
+                      void *obj, void *data)
+{
+    if (self != ptrio__awaiter || !attempt)
+        return unless_slow(self, lot, attempt, obj, data);
+    return after_attempt(attempt(ptrio__loop->current, obj, data), lot, lot,
+                         data);
+}
+
+int ptrio_park_key_unless(void *self, ptrio_lot *const *key,
+                          ptrio_try_fn attempt, void *obj, void *data)
+{
+    int rc;
+
+    if (self != ptrio__awaiter || !attempt || key_bad(key))
+        return unless_key_slow(self, key, attempt, obj, data);
+    rc = attempt(ptrio__loop->current, obj, data);
+    return after_attempt(rc, *key, key_tag(key), data);
 }
 
 int ptrio_park_hook(void *self, ptrio_abort_fn abort, void *data)
 {
     ptrio_task *t;
-    int rc = park_check(self, &t);
+    int rc = ptrio__await_check(self, &t);
 
     if (rc < 0)
         return rc;
     if (!abort)
         return -PTRIO_EINVAL;
+    if (ptrio__cancelled(t))
+        return -PTRIO_ECANCELED;
     t->w.park.next = t->w.park.prev = NULL;
     t->w.park.on.abort = abort;
     t->w.park.data = data;
@@ -97,89 +336,38 @@ int ptrio_wake(ptrio_task *t, int value)
         MISUSE("ptrio_wake on a task that is not parked with a hook");
         return -PTRIO_EINVAL;
     }
+    if (value <= PTRIO__UNWIND_FIN)
+        value = bad_value();
     ptrio__wake(ptrio__loop, t, value);
     return 0;
 }
 
-ptrio_task *ptrio_lot_first(const ptrio_lot *lot)
+/* ---- looking at a lot --------------------------------------------- */
+
+static int in_lot(const ptrio_lot *lot, const ptrio_task *t)
 {
-    return lot ? lot->head : NULL;
+    return lot && t && TSTATE(t) == T_PARKED && t->wait == W_LOT &&
+           lot_of(t) == lot;
 }
 
 ptrio_task *ptrio_lot_next(const ptrio_lot *lot, const ptrio_task *t)
 {
+    if (!in_lot(lot, t))
+        return NULL;
     return t->w.park.next == lot->head ? NULL : t->w.park.next;
-}
-
-ptrio_task *ptrio_lot_unpark(ptrio_lot *lot, int value)
-{
-    ptrio_task *t = lot ? lot->head : NULL;
-
-    if (t) {
-        ptrio__lot_remove(lot, t);
-        ptrio__wake(ptrio__loop, t, value);
-    }
-    return t;
-}
-
-unsigned ptrio_lot_unpark_n(ptrio_lot *lot, unsigned n, int value)
-{
-    unsigned k = 0;
-    while (k < n && ptrio_lot_unpark(lot, value))
-        k++;
-    return k;
-}
-
-unsigned ptrio_lot_unpark_all(ptrio_lot *lot, int value)
-{
-    return ptrio_lot_unpark_n(lot, UINT_MAX, value);
-}
-
-static int in_lot(const ptrio_lot *lot, const ptrio_task *t)
-{
-    return t && TSTATE(t) == T_PARKED && t->wait == W_LOT &&
-           t->w.park.on.lot == lot;
-}
-
-int ptrio_lot_unpark_task(ptrio_lot *lot, ptrio_task *t, int value)
-{
-    if (!in_lot(lot, t)) {
-        MISUSE("unparking a task that is not parked in this lot");
-        return -PTRIO_EINVAL;
-    }
-    ptrio__lot_remove(lot, t);
-    ptrio__wake(ptrio__loop, t, value);
-    return 0;
-}
-
-unsigned ptrio_lot_repark(ptrio_lot *from, ptrio_lot *to, unsigned n)
-{
-    unsigned k = 0;
-    ptrio_task *t;
-
-    if (!from || !to || from == to)
-        return 0;
-    while (k < n && (t = from->head)) {
-        ptrio__lot_remove(from, t);
-        lot_append(to, t);
-        t->w.park.on.lot = to;
-        k++;
-    }
-    return k;
 }
 
 unsigned ptrio_lot_count(const ptrio_lot *lot)
 {
-    const ptrio_task *t;
+    const ptrio_task *head = lot ? head_of(lot) : NULL, *t = head;
     unsigned k = 0;
 
-    if (!lot || !lot->head)
+    if (!head)
         return 0;
-    t = lot->head;
     do {
         k++;
         t = t->w.park.next;
-    } while (t != lot->head);
+    } while (t != head);
     return k;
 }
 
@@ -190,9 +378,137 @@ void *ptrio_wait_data(const ptrio_task *t)
     return t->w.park.data;
 }
 
+ptrio_lot *const *ptrio_wait_key(const ptrio_task *t)
+{
+    uintptr_t on;
+
+    if (!t || TSTATE(t) != T_PARKED || t->wait != W_LOT)
+        return NULL;
+    on = (uintptr_t)t->w.park.on.lot;
+    return on & KEYED ? (ptrio_lot *const *)(void *)(on & ~KEYED) : NULL;
+}
+
+/* ---- unparking ---------------------------------------------------- */
+
+ptrio_task *ptrio_lot_unpark(ptrio_lot *lot, int value)
+{
+    ptrio_task *t = lot ? head_of(lot) : NULL;
+
+    if (t)
+        unpark_one(lot, t, value);
+    return t;
+}
+
+unsigned ptrio_lot_unpark_n(ptrio_lot *lot, unsigned n, int value)
+{
+    ptrio_task *t;
+    unsigned k = 0;
+
+    if (!lot)
+        return 0;
+    while (k < n && (t = head_of(lot))) {
+        unpark_one(lot, t, value);
+        k++;
+    }
+    return k;
+}
+
+unsigned ptrio_lot_unpark_all(ptrio_lot *lot, int value)
+{
+    return ptrio_lot_unpark_n(lot, UINT_MAX, value);
+}
+
+int ptrio_lot_unpark_task(ptrio_lot *lot, ptrio_task *t, int value)
+{
+    if (!in_lot(lot, t)) {
+        MISUSE("unparking a task that is not parked in this lot");
+        return -PTRIO_EINVAL;
+    }
+    unpark_one(lot, t, value);
+    return 0;
+}
+
+unsigned ptrio_lot_repark(ptrio_lot *from, ptrio_lot *to, unsigned n)
+{
+    unsigned k = 0;
+    ptrio_task *t;
+
+    if (!from || !to || from == to)
+        return 0;
+    while (k < n && (t = head_of(from))) {
+        if (is_broken(to)) {
+            unpark_one(from, t, -PTRIO_EBROKEN);
+        } else {
+            ring_remove(from, t);
+            ring_append(to, t);
+            t->w.park.on.lot = to;
+        }
+        k++;
+    }
+    return k;
+}
+
+void ptrio_lot_break(ptrio_lot *lot)
+{
+    if (!lot || is_broken(lot))
+        return;
+    ptrio_lot_unpark_all(lot, -PTRIO_EBROKEN);
+    lot->head = (ptrio_task *)(void *)lot;
+}
+
+/* ---- owned lots ----------------------------------------------------- */
+
+static void owned_unlink(ptrio_loop *l, ptrio_owned_lot *ol)
+{
+    ptrio_owned_lot **pp;
+
+    for (pp = &l->lot_owners; *pp; pp = &(*pp)->next) {
+        if (*pp == ol) {
+            *pp = ol->next;
+            ol->next = NULL;
+            return;
+        }
+    }
+    MISUSE("an owned lot with an owner is missing from the loop's list "
+           "(moved, or owned in another run?)");
+}
+
+int ptrio_lot_set_owner(ptrio_owned_lot *ol, ptrio_task *t)
+{
+    ptrio_loop *l = ptrio__loop;
+
+    if (!ol) {
+        MISUSE("ptrio_lot_set_owner on a NULL lot");
+        return -PTRIO_EINVAL;
+    }
+    if (!l)
+        return -PTRIO_ENOTASK;
+    if (t && (TSTATE(t) == T_IDLE || TSTATE(t) == T_DONE))
+        return -PTRIO_EBROKEN;
+    if (t && !ol->owner) {
+        ol->next = l->lot_owners;
+        l->lot_owners = ol;
+    } else if (!t && ol->owner) {
+        owned_unlink(l, ol);
+    }
+    ol->owner = t;
+    return 0;
+}
+
 /* A task exited: the lots it owned break (Trio's parking-lot breakers).
  * Called only while loop->lot_owners is set. */
 void ptrio__lot_task_exited(ptrio_loop *l, ptrio_task *t)
 {
-    (void)l, (void)t;
+    ptrio_owned_lot **pp = &l->lot_owners, *ol;
+
+    while ((ol = *pp)) {
+        if (ol->owner != t) {
+            pp = &ol->next;
+            continue;
+        }
+        *pp = ol->next;
+        ol->next = NULL;
+        ol->owner = NULL;
+        ptrio_lot_break(&ol->lot);
+    }
 }

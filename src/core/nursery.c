@@ -55,6 +55,22 @@ static void wake_owner_if_joined(ptrio_nursery *n)
     }
 }
 
+/* Moves a task that ptrio_start ran under its starter into the target
+ * nursery, under the nursery's scope. */
+static void move_into(ptrio_nursery *n, ptrio_task *t, ptrio_task *st)
+{
+    ptrio_scope *s, *outer = NULL;
+
+    for (s = t->scope; s != st->scope; s = s->parent)
+        outer = s;
+    if (outer)
+        outer->parent = &n->scope;
+    else
+        t->scope = &n->scope;
+    t->state &= (uint8_t)~T_STARTING;
+    link_child(n, t);
+}
+
 /* Prepares task and frame; checks what start_soon and start share. */
 static int prepare(ptrio_nursery *n, ptrio_task *t, ptrio_fn fn,
                    ptrio_frame *fr, const char *name)
@@ -69,29 +85,36 @@ static int prepare(ptrio_nursery *n, ptrio_task *t, ptrio_fn fn,
         MISUSE("starting a task in a closed nursery");
         return -PTRIO_ECLOSED;
     }
-    if ((TSTATE(t) != T_IDLE && TSTATE(t) != T_DONE) ||
-        (t->state & T_LISTED) || fr->resume) {
+    /* READY, RUNNING and PARKED have one of the low bits; IDLE and DONE
+     * have neither (a done task still listed in a failed nursery is
+     * busy: its record is in use). */
+    if ((t->state & (T_STATE_LIVE | T_LISTED)) || fr->resume > PTRIO__DONE) {
         MISUSE("starting a task or frame that is still running");
         return -PTRIO_EBUSY;
     }
-    memset(t, 0, sizeof *t);
     t->frame = fr;
     t->name = name;
-    fr->fn = fn;
-    fr->caller = NULL;
-    fr->resume = PTRIO__START;
-    fr->result = 0;
-    fr->pending = PTRIO__IN_BODY;
+    t->state = T_READY;
+    t->wait = W_NONE;
+    ptrio__frame_init(fr, fn, ROOT_OF(t));
     n->live++;
     l->ntasks++;
     return 0;
 }
 
+/* The task prepared joins the run queue (never the running one). */
+static NOINLINE void spawned_instrumented(ptrio_loop *l, ptrio_task *t)
+{
+    ptrio__instr_task(l, I_SPAWNED, t);  /* spawned, then scheduled: Trio */
+    ptrio__enqueue(l, t);
+}
+
 static void spawned(ptrio_loop *l, ptrio_task *t)
 {
-    ptrio__ready(l, t);
-    if (l->hooks && l->hooks->task_spawned)
-        l->hooks->task_spawned(l->hooks_ctx, t);
+    if (l->ninstruments)
+        spawned_instrumented(l, t);
+    else
+        ptrio__enqueue_quiet(l, t);
 }
 
 int ptrio_start_soon_named(ptrio_nursery *n, ptrio_task *t, ptrio_fn fn,
@@ -110,11 +133,11 @@ int ptrio_start_named(void *self, ptrio_nursery *n, ptrio_task *t,
                       ptrio_fn fn, void *frame, void **value,
                       const char *name)
 {
-    ptrio_task *st = ptrio__self(self);
-    int rc;
+    ptrio_task *st;
+    int rc = ptrio__await_check(self, &st);
 
-    if (!st)
-        return -PTRIO_ENOTASK;
+    if (rc < 0)
+        return rc;
     if (t == st)
         return -PTRIO_EBUSY;
     rc = prepare(n, t, fn, frame, name);
@@ -122,7 +145,7 @@ int ptrio_start_named(void *self, ptrio_nursery *n, ptrio_task *t,
         return rc;
     /* Until started(), the child runs under the starter's scopes. */
     t->scope = st->scope;
-    t->state |= T_STARTING;
+    t->state = T_READY | T_STARTING;
     t->n.starting.starter = st;
     t->n.starting.target = n;
     spawned(ptrio__loop, t);
@@ -136,7 +159,6 @@ int ptrio_started(void *self, void *value)
 {
     ptrio_task *t = ptrio__self(self), *st;
     ptrio_nursery *n;
-    ptrio_scope *s, *outer = NULL;
 
     if (!t)
         return -PTRIO_ENOTASK;
@@ -153,25 +175,18 @@ int ptrio_started(void *self, void *value)
         *st->w.start.value = value;
     /* Trio: if the starter is cancelled, the child stays where it is and
      * its cancellation ends the start; it is not moved into the nursery. */
-    if (ptrio__chain_cancelled(st->scope))
+    if (ptrio__chain_cancelled(st, st->scope))
         return 0;
-    for (s = t->scope; s != st->scope; s = s->parent)
-        outer = s;
-    if (outer)
-        outer->parent = &n->scope;
-    else
-        t->scope = &n->scope;
-    t->state &= (uint8_t)~T_STARTING;
-    link_child(n, t);
+    move_into(n, t, st);
     ptrio__wake(ptrio__loop, st, 0);
     /* Moved into a cancelled nursery: its parked descendants learn now. */
-    if (ptrio__chain_cancelled(&n->scope))
+    if (ptrio__chain_cancelled(n->scope.task, &n->scope))
         ptrio__deliver_task(t, &n->scope);
     return 0;
 }
 
-static const ptrio_site enostart_site = {
-    __FILE__, __LINE__, "child exited without calling ptrio_started"
+const ptrio_site ptrio__enostart_site = {
+    NULL, 0, "child exited without calling ptrio_started"
 };
 
 /* The child of a ptrio_start finished before it was moved. */
@@ -182,33 +197,69 @@ static void start_finished(ptrio_loop *l, ptrio_task *t, int rc)
 
     n->live--;
     wake_owner_if_joined(n);
+    /* Trio runs the child in a hidden nursery under the starter, which a
+     * Cancelled ending the child cancels (_add_exc): with no cancellation
+     * visible to the starter, that hidden scope catches it, and the start
+     * goes on as if the child had returned. Before started(), Trio decides
+     * that when the starter resumes: so does the starter (frame.c). */
+    if (rc == -PTRIO_ECANCELED && !(t->state & T_STARTED)) {
+        ptrio__wake(l, st, PTRIO__START_CANCELLED);
+        return;
+    }
+    if (rc == -PTRIO_ECANCELED && !ptrio__chain_cancelled(st, st->scope))
+        rc = 0;
     if (rc < 0) {
         ptrio__note_origin(st, rc, OMAKE(t, O_TASK));
         ptrio__wake(l, st, rc);
     } else if (t->state & T_STARTED) {
-        /* Ending the start is a checkpoint (Trio's hidden nursery exits):
-         * a starter cancelled meanwhile gets its -ECANCELED. */
-        ptrio__wake(l, st, ptrio__cancelled(st) ? -PTRIO_ECANCELED : 0);
+        /* started() in a cancelled starter moved nothing; the child then
+         * returned without a checkpoint: the start succeeds, as in Trio
+         * (test_nursery_start: started_with_no_checkpoint). */
+        ptrio__wake(l, st, 0);
     } else {
-        ptrio__note_origin(st, -PTRIO_ENOSTART, &enostart_site);
+        ptrio__note_origin(st, -PTRIO_ENOSTART, &ptrio__enostart_site);
         ptrio__wake(l, st, -PTRIO_ENOSTART);
     }
 }
 
-void ptrio__task_finished(ptrio_loop *l, ptrio_task *t, int rc)
+/* The starter's frame ended while its start was pending (ptrio_start's
+ * PTRIO_PENDING dropped, misuse): the child can no longer report to it,
+ * so it becomes the nursery's child at once, as if started. */
+void ptrio__start_undone(ptrio_task *st)
+{
+    ptrio_task *t = st->w.start.child;
+    ptrio_nursery *n = t->n.starting.target;
+
+    move_into(n, t, st);        /* its started() then does nothing */
+}
+
+/* A task finished with an error, while being started, with lots to break
+ * or instruments to call: everything task_finished does. */
+static NOINLINE void task_finished_slow(ptrio_loop *l, ptrio_task *t, int rc)
 {
     ptrio_nursery *n;
 
+    if (t->state & T_CANCELLED) {
+        /* ptrio_task_cancel's cancellation ends here, at the task, unless
+         * a cancellation from outside it reached it too. */
+        const ptrio_scope *home = ptrio__home(t);
+        t->state &= (uint8_t)~T_CANCELLED;
+        l->ncalled--;
+        if (rc == -PTRIO_ECANCELED &&
+            !ptrio__chain_cancelled(home ? home->task : NULL, home)) {
+            t->state &= (uint8_t)~T_ARMED;
+            rc = 0;
+        }
+    }
     if (rc < 0 && !((t->state & T_ARMED) && t->err == (int16_t)rc))
         ptrio__note_origin(t, rc, NULL);    /* e.g. a C `return -E;` */
     TSET(t, T_DONE);
     t->w.done.next = NULL;
     t->w.done.code = rc;
-    l->ntasks--;
     if (l->lot_owners)
         ptrio__lot_task_exited(l, t);
-    if (l->hooks && l->hooks->task_exited)
-        l->hooks->task_exited(l->hooks_ctx, t, rc);
+    if (l->ninstruments)
+        ptrio__instr_exited(l, t, rc);
     if (t->state & T_STARTING) {
         start_finished(l, t, rc);
         return;
@@ -216,7 +267,10 @@ void ptrio__task_finished(ptrio_loop *l, ptrio_task *t, int rc)
     n = NURSERY_OF(t->scope);
     unlink_child(n, t);
     if (rc == -PTRIO_ECANCELED) {
+        /* Trio's _add_exc: whatever ends a child, Cancelled included,
+         * cancels the nursery. */
         n->state |= N_CANCELLED;
+        ptrio__cancel_why(&n->scope, PTRIO_CANCEL_FAILURE, OMAKE(t, O_TASK));
     } else if (rc < 0) {
         if (n->failed_tail)
             n->failed_tail->w.done.next = t;
@@ -224,43 +278,40 @@ void ptrio__task_finished(ptrio_loop *l, ptrio_task *t, int rc)
             n->failed = t;
         n->failed_tail = t;
         t->state |= T_LISTED;
-        ptrio_cancel(&n->scope);
+        ptrio__cancel_why(&n->scope, PTRIO_CANCEL_FAILURE, OMAKE(t, O_TASK));
     }
     n->live--;
     wake_owner_if_joined(n);
 }
 
-/* The owner waiting at the block's end was cancelled from outside: like
- * Trio, note it, cancel the nursery, and keep waiting for the children. */
-void ptrio__join_aborted(ptrio_task *t)
+void ptrio__task_finished(ptrio_loop *l, ptrio_task *t, int rc)
 {
-    ptrio_nursery *n = NURSERY_OF(t->scope);
-    n->state |= N_CANCELLED;
-    ptrio_cancel(&n->scope);
-}
+    ptrio_nursery *n;
 
-/* A frame ended (by a C return or goto) with blocks still open: pop them
- * so nothing points into it; a nursery's children are cancelled. */
-void ptrio__abandon_blocks(ptrio_task *t, ptrio_frame *fr)
-{
-    MISUSE("a frame ended inside an open block (C return or goto?)");
-    while (t->scope && t->scope->frame == fr) {
-        ptrio_scope *sc = t->scope;
-        if (sc->flags & PTRIO__SCOPE_NURSERY)
-            ptrio_cancel(sc);
-        ptrio__drop_timer(sc);
-        ptrio__scope_closed(sc);
-        t->scope = sc->parent;
+    INVARIANT(TSTATE(t) != T_DONE && TSTATE(t) != T_IDLE,
+              "a task exiting twice");
+    l->ntasks--;
+    if (rc < 0 || (t->state & (T_STARTING | T_CANCELLED)) || l->lot_owners ||
+        l->ninstruments) {
+        task_finished_slow(l, t, rc);
+        return;
     }
+    TSET(t, T_DONE);
+    t->w.done.code = rc;
+    n = NURSERY_OF(t->scope);
+    unlink_child(n, t);
+    if (!--n->live)
+        wake_owner_if_joined(n);
 }
 
 int ptrio__nursery_open(ptrio_frame *fr, ptrio_nursery *n, uintptr_t exit,
                         const char *file, int line)
 {
-    ptrio_task *t = ptrio__self(fr);
+    ptrio_task *t;
+    int rc = ptrio__await_check(fr, &t);  /* its close may wait */
 
-    if (!t)
-        return -PTRIO_ENOTASK;
+    if (rc < 0)
+        return rc;
     if (!n)
         return -PTRIO_EINVAL;
     if (n->state & N_STATE) {
@@ -284,7 +335,36 @@ static int count_failures(const ptrio_nursery *n)
     return k;
 }
 
-/* The body ended: record its error, join, then decide what to raise. */
+/* The nursery absorbed cancellations of its body or children while it
+ * raises a real failure. In Trio they travel with it, in a group, to the
+ * scope that catches them (the nursery's own, or the outermost cancelled
+ * scope visible from it), which splits them out: that scope has caught a
+ * cancellation if the failure gets there (not if FINALLY swallows it on
+ * the way). */
+static void cancellation_absorbed(ptrio_nursery *n)
+{
+    ptrio_scope *sc;
+
+    for (sc = &n->scope; sc; sc = sc->parent) {
+        if (ptrio__scope_catches(sc)) {
+            sc->flags |= sc == &n->scope ? PTRIO__SCOPE_CAUGHT
+                                         : PTRIO__SCOPE_ABSORBED;
+            return;
+        }
+        if (sc->flags & PTRIO__SCOPE_SHIELD)
+            return;
+    }
+}
+
+static const ptrio_site dropped_site = {
+    NULL, 0, "an awaitable's PTRIO_PENDING was dropped (no PTRIO_AWAIT?)"
+};
+
+/* The body ended: record its error (first pass), join, then decide what
+ * to raise. Never a cancel point, as in current Trio: with no child it is
+ * a cancel-shielded schedule point; with children the owner waits until
+ * they are done, and an outer cancellation reaches them through the scope
+ * tree, not through the owner's wait. */
 int ptrio__nursery_close(ptrio_frame *fr, ptrio_nursery *n)
 {
     ptrio_task *t = ptrio__loop ? ptrio__loop->current : NULL, *c;
@@ -298,25 +378,34 @@ int ptrio__nursery_close(ptrio_frame *fr, ptrio_nursery *n)
     if ((n->state & N_STATE) == N_OPEN) {
         n->state = (uint8_t)((n->state & ~N_STATE) | N_CLOSING);
         rc = n->scope.pending;
+        if (TSTATE(t) != T_RUNNING || ptrio__awaiter == YIELDED) {
+            /* An awaitable's PTRIO_PENDING dropped just before the end of
+             * the body: the join must not wait on top of that wait. */
+            MISUSE("a nursery block ends while its task waits (an "
+                   "awaitable called without PTRIO_AWAIT?)");
+            ptrio__undo_wait(ptrio__loop, t);
+            if (rc >= 0 || IS_MARKER(rc)) {
+                rc = -PTRIO_EMISUSE;
+                ptrio__note_origin(t, rc, &dropped_site);
+            }
+        }
         if (rc == -PTRIO_ECANCELED) {
             n->state |= N_CANCELLED;
+            ptrio__cancel_why(&n->scope, PTRIO_CANCEL_FAILURE,
+                              OMAKE(n, O_GROUP));
         } else if (rc < 0 && !IS_MARKER(rc)) {
             n->body_err = rc;
             n->body_origin = (t->state & T_ARMED) && t->err == (int16_t)rc
                                  ? t->origin : NULL;
-            ptrio_cancel(&n->scope);
+            ptrio__cancel_why(&n->scope, PTRIO_CANCEL_FAILURE,
+                              OMAKE(n, O_GROUP));
         }
         t->state &= (uint8_t)~T_ARMED;
         if (!n->live) {
-            /* Nothing to wait for: still a checkpoint, as in Trio. */
-            if (ptrio__cancelled(t)) {
-                n->state |= N_CANCELLED;
-            } else {
-                /* fr->result may hold PTRIO_RETURN's value: untouched */
-                ptrio__ready(ptrio__loop, t);
-                t->wait = W_JOIN_YIELD;
-                return PTRIO_PENDING;
-            }
+            /* fr->result may hold PTRIO_RETURN's value: untouched */
+            ptrio__ready(ptrio__loop, t);
+            t->wait = W_NONE;
+            return PTRIO_PENDING;
         }
     }
     if (n->live) {
@@ -325,10 +414,12 @@ int ptrio__nursery_close(ptrio_frame *fr, ptrio_nursery *n)
     }
 
     /* Joined. The failure records stay readable; the tasks are free. */
+    INVARIANT(!n->children, "a nursery closing with live children");
     for (c = n->failed; c; c = c->w.done.next)
         c->state &= (uint8_t)~T_LISTED;
     t->scope = n->scope.parent;
     ptrio__scope_closed(&n->scope);
+    ptrio__absorbed_arrives(&n->scope, n->body_err);
     n->state = (uint8_t)(n->state & ~N_STATE);
     k = count_failures(n);
     if (k == 0) {
@@ -340,6 +431,8 @@ int ptrio__nursery_close(ptrio_frame *fr, ptrio_nursery *n)
         }
         return -PTRIO_ECANCELED;
     }
+    if (n->state & N_CANCELLED)
+        cancellation_absorbed(n);
     if (k > 1) {
         ptrio__note_origin(t, -PTRIO_EGROUP, OMAKE(n, O_GROUP));
         return -PTRIO_EGROUP;

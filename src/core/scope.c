@@ -12,31 +12,63 @@
  */
 #include "internal.h"
 
-int ptrio__chain_cancelled(const ptrio_scope *sc)
+/* The scope `t` runs in when none of its own is open: its nursery's, or
+ * its starter's while ptrio_start runs it. */
+const ptrio_scope *ptrio__home(const ptrio_task *t)
+{
+    const ptrio_scope *s = t->scope;
+
+    while (s && s->task == t)
+        s = s->parent;
+    return s;
+}
+
+/* Whether code at scope `sc`, in the region of task `owner` (the task
+ * whose scopes come first on the way up), is cancelled: a cancelled scope
+ * on the way to the root with no shield before it. A task cancelled by
+ * ptrio_task_cancel counts where the walk leaves its region, so shields
+ * inside the task hold against it. */
+int ptrio__chain_cancelled(const ptrio_task *owner, const ptrio_scope *sc)
 {
     for (; sc; sc = sc->parent) {
+        if (sc->task != owner) {
+            if (owner && (owner->state & T_CANCELLED))
+                return 1;
+            owner = sc->task;
+        }
         if (sc->flags & PTRIO__SCOPE_CALLED)
             return 1;
         if (sc->flags & PTRIO__SCOPE_SHIELD)
             return 0;
     }
-    return 0;
+    return owner && (owner->state & T_CANCELLED);
 }
 
 /* Checkpoints ask this all the time; while no open scope is cancelled
  * (the usual case) the answer needs no walk. */
 int ptrio__cancelled(const ptrio_task *t)
 {
-    return ptrio__loop->ncalled && ptrio__chain_cancelled(t->scope);
+    return ptrio__loop->ncalled && ptrio__chain_cancelled(t, t->scope);
 }
 
-/* A scope leaves the tree of open scopes. */
+/* A scope leaves the tree of open scopes, and its deadline the deadline
+ * tree: nothing of a closed scope stays linked into the loop. */
 void ptrio__scope_closed(ptrio_scope *sc)
 {
+    ptrio__drop_timer(sc);
     if ((sc->flags & (PTRIO__SCOPE_OPEN | PTRIO__SCOPE_CALLED)) ==
         (PTRIO__SCOPE_OPEN | PTRIO__SCOPE_CALLED))
         ptrio__loop->ncalled--;
-    sc->flags &= (uint16_t)~PTRIO__SCOPE_OPEN;
+    sc->flags &= (uint32_t)~PTRIO__SCOPE_OPEN;
+}
+
+/* A failure that a nursery raised with cancellations it absorbed reached
+ * the scope that catches them (nursery.c, cancellation_absorbed). */
+void ptrio__absorbed_arrives(ptrio_scope *sc, int rc)
+{
+    if ((sc->flags & PTRIO__SCOPE_ABSORBED) && rc < 0 && !IS_MARKER(rc))
+        sc->flags |= PTRIO__SCOPE_CAUGHT;
+    sc->flags &= ~(uint32_t)PTRIO__SCOPE_ABSORBED;
 }
 
 /* Trio's rule: a cancelled scope catches the -ECANCELED at its end only
@@ -46,30 +78,21 @@ int ptrio__scope_catches(const ptrio_scope *sc)
 {
     return (sc->flags & PTRIO__SCOPE_CALLED) &&
            ((sc->flags & PTRIO__SCOPE_SHIELD) ||
-            !ptrio__chain_cancelled(sc->parent));
+            !ptrio__chain_cancelled(sc->task, sc->parent));
 }
 
-/* Wakes a parked task with -ECANCELED, as its wait allows: the core's own
- * waits here, every primitive's through its lot or hook (lot.c). */
-static void abort_task(ptrio_task *t)
+/* Ends the wait of a parked task with -ECANCELED, as its wait allows: the
+ * core's own waits here, every primitive's through its lot or hook
+ * (lot.c). */
+static void abort_parked(ptrio_loop *l, ptrio_task *t)
 {
-    ptrio_loop *l = ptrio__loop;
-
-    if (TSTATE(t) == T_READY && t->wait == W_YIELD) {
-        t->frame->result = -PTRIO_ECANCELED;
-        t->wait = W_NONE;
-        return;
-    }
-    if (TSTATE(t) == T_READY && t->wait == W_JOIN_YIELD) {
-        t->wait = W_NONE;
-        ptrio__join_aborted(t);
-        return;
-    }
-    if (TSTATE(t) != T_PARKED)
-        return;
     switch (t->wait) {
     case W_TIMER:
         ptrio__timer_del(l, &t->w.timer);
+        ptrio__wake(l, t, -PTRIO_ECANCELED);
+        break;
+    case W_IDLE:
+        ptrio__idle_remove(l, t);
         ptrio__wake(l, t, -PTRIO_ECANCELED);
         break;
     case W_FOREVER:
@@ -80,8 +103,7 @@ static void abort_task(ptrio_task *t)
         ptrio__abort_wait(l, t);
         break;
     case W_JOIN:
-        ptrio__join_aborted(t);     /* keeps waiting for the children */
-        break;
+        break;      /* keeps waiting: the children get the cancellation */
     case W_START:
         /* The child still runs under the starter: it gets the cancel. */
         ptrio__deliver_task(t->w.start.child, t->scope);
@@ -89,6 +111,29 @@ static void abort_task(ptrio_task *t)
     default:
         break;
     }
+}
+
+/* A cancellation reached `t`: a parked task's wait ends. (A task queued
+ * by a checkpoint learns it when it resumes: step.) */
+static void abort_task(ptrio_task *t)
+{
+    if (TSTATE(t) == T_PARKED)
+        abort_parked(ptrio__loop, t);
+}
+
+/* The run's last resort, after its cancellation left tasks blocked with
+ * nothing that can wake them: every wait ends with -ECANCELED, shields
+ * or not. */
+void ptrio__abort_all(ptrio_nursery *sys)
+{
+    ptrio__node w;
+
+    ptrio__walk_first(ptrio__loop, &w);
+    (void)sys;
+    while (ptrio__walk_next(&w))
+        if (w.task && TSTATE(w.task) == T_PARKED && w.task->wait != W_JOIN &&
+            w.task->wait != W_START)
+            abort_parked(ptrio__loop, w.task);
 }
 
 static void deliver_children(ptrio_nursery *n)
@@ -134,69 +179,228 @@ static void deliver(ptrio_scope *sc)
  * costs no clock read and no tree insertion. Deadlines only fire between
  * batches, so the only difference is that the deadline counts from the
  * first suspension: never earlier than asked, later by the CPU time the
- * step spent before its first checkpoint. Until armed, the scope waits in
- * loop->lazy (threaded through its tree node) with the duration as key.
+ * step spent before its first checkpoint. Until armed, the scope holds the
+ * duration as its key and the loop counts such scopes; they all belong to
+ * the running task (the end of its step arms them), so arming walks its
+ * scope stack.
  */
-
-static void lazy_unlink(ptrio_loop *l, ptrio_scope *sc)
-{
-    ptrio__tnode *n = &sc->timer;
-    if (n->child[1])
-        n->child[1]->child[0] = n->child[0];
-    else
-        l->lazy = n->child[0];
-    if (n->child[0])
-        n->child[0]->child[1] = n->child[1];
-    sc->flags &= (uint16_t)~PTRIO__SCOPE_LAZY;
-}
 
 void ptrio__arm_lazy(ptrio_loop *l)
 {
-    ptrio_time now = l->backend->now(l), d;
-    ptrio__tnode *n = l->lazy, *next;
+    ptrio_task *t = l->current;
+    ptrio_time now;
+    ptrio_scope *sc;
 
-    l->lazy = NULL;
-    for (; n; n = next) {
-        ptrio_scope *sc = CONTAINER(n, ptrio_scope, timer);
-        next = n->child[0];
-        d = ptrio__timer_when(n);
-        sc->flags &= (uint16_t)~PTRIO__SCOPE_LAZY;
-        ptrio__timer_add(l, n, d > PTRIO_TIME_INF - 1 - now
-                                   ? PTRIO_TIME_INF - 1 : now + d, 1);
-        sc->flags |= PTRIO__SCOPE_TIMER;
+    if (!t)
+        return;
+    now = ptrio__now(l);
+    for (sc = t->scope; sc && sc->task == t && l->nlazy; sc = sc->parent) {
+        if (!(sc->flags & PTRIO__SCOPE_LAZY))
+            continue;
+        sc->flags = (uint32_t)((sc->flags & ~PTRIO__SCOPE_LAZY) |
+                               PTRIO__SCOPE_TIMER);
+        l->nlazy--;
+        BETWEEN_DEL(l);
+        ptrio__timer_add(l, &sc->timer,
+                         ptrio__add_time(now, ptrio__timer_when(&sc->timer)),
+                         1);
     }
+}
+
+/* A relative deadline dropped before it was armed (its block ended or
+ * was cancelled before its first suspension) counts from the clock's last
+ * reading: what the clock read when the block began, on the virtual clock
+ * exactly; no clock read, so leaving a non-blocking block stays cheap.
+ * The base waits in the node's child links (unused off the tree) until
+ * ptrio_scope_deadline adds it. */
+static void lazy_dropped(ptrio_loop *l, ptrio_scope *sc)
+{
+    sc->flags = (uint32_t)((sc->flags & ~PTRIO__SCOPE_LAZY) |
+                           PTRIO__SCOPE_RELATIVE);
+    memcpy(sc->timer.child, &l->last_now, sizeof l->last_now);
+    l->nlazy--;
+    BETWEEN_DEL(l);
+}
+
+/* A deadline that ended unarmed, made absolute (lazy_dropped). */
+static void relative_to_absolute(ptrio_scope *sc)
+{
+    ptrio_time base;
+
+    memcpy(&base, sc->timer.child, sizeof base);
+    sc->flags &= (uint32_t)~PTRIO__SCOPE_RELATIVE;
+    ptrio__timer_set_when(&sc->timer,
+        ptrio__add_time(base, ptrio__timer_when(&sc->timer)));
 }
 
 void ptrio__drop_timer(ptrio_scope *sc)
 {
     if (sc->flags & PTRIO__SCOPE_LAZY) {
-        lazy_unlink(ptrio__loop, sc);
+        lazy_dropped(ptrio__loop, sc);
     } else if (sc->flags & PTRIO__SCOPE_TIMER) {
         ptrio__timer_del(ptrio__loop, &sc->timer);
-        sc->flags &= (uint16_t)~PTRIO__SCOPE_TIMER;
+        sc->flags &= (uint32_t)~PTRIO__SCOPE_TIMER;
     }
+}
+
+/* The scope whose cancellation reaches code at `sc` (region of `owner`),
+ * or NULL with *task set when it is ptrio_task_cancel's of *task. */
+static const ptrio_scope *source_of(const ptrio_task *owner,
+                                    const ptrio_scope *sc,
+                                    const ptrio_task **task)
+{
+    *task = NULL;
+    for (; sc; sc = sc->parent) {
+        if (sc->task != owner) {
+            if (owner && (owner->state & T_CANCELLED)) {
+                *task = owner;
+                return NULL;
+            }
+            owner = sc->task;
+        }
+        if (sc->flags & PTRIO__SCOPE_CALLED)
+            return sc;
+        if (sc->flags & PTRIO__SCOPE_SHIELD)
+            return NULL;
+    }
+    if (owner && (owner->state & T_CANCELLED))
+        *task = owner;
+    return NULL;
+}
+
+static unsigned why_kind(const ptrio_scope *sc)
+{
+    return (sc->flags & PTRIO__SCOPE_WHY) >> PTRIO__SCOPE_WHY_SHIFT;
+}
+
+static void set_why(ptrio_scope *sc, unsigned kind, const void *why)
+{
+    sc->flags = (uint32_t)((sc->flags & ~PTRIO__SCOPE_WHY) |
+                           (kind << PTRIO__SCOPE_WHY_SHIFT));
+    sc->why = why;
+}
+
+/* Cancels `sc` for a reason: the first one stays. A scope cancelled
+ * inside a region already cancelled takes that region's reason, as Trio's
+ * inner scopes inherit theirs: the cancellation its tasks see came first
+ * from there. */
+void ptrio__cancel_why(ptrio_scope *sc, unsigned kind, const void *why)
+{
+    const ptrio_scope *from;
+    const ptrio_task *task;
+
+    if (!sc || (sc->flags & PTRIO__SCOPE_CALLED))
+        return;
+    sc->flags |= PTRIO__SCOPE_CALLED;
+    set_why(sc, kind, why);
+    if (!(sc->flags & PTRIO__SCOPE_OPEN) || !ptrio__loop)
+        return;
+    ptrio__loop->ncalled++;
+    ptrio__awaiter = NOBODY;      /* the fast paths skip cancel checks */
+    ptrio__drop_timer(sc);
+    /* Already inside a cancelled region: everyone inside was told. */
+    if (!(sc->flags & PTRIO__SCOPE_SHIELD) &&
+        ptrio__chain_cancelled(sc->task, sc->parent)) {
+        from = source_of(sc->task, sc->parent, &task);
+        if (from)
+            set_why(sc, why_kind(from), from->why);
+        else if (task)
+            set_why(sc, PTRIO_CANCEL_TASK, task);
+        return;
+    }
+    deliver(sc);
 }
 
 void ptrio_cancel(ptrio_scope *sc)
 {
-    if (!sc || (sc->flags & PTRIO__SCOPE_CALLED))
+    ptrio__cancel_why(sc, PTRIO_CANCEL_EXPLICIT, NULL);
+}
+
+void ptrio_cancel_reason(ptrio_scope *sc, const char *reason)
+{
+    ptrio__cancel_why(sc, PTRIO_CANCEL_EXPLICIT, reason);
+}
+
+int ptrio_task_cancel(ptrio_task *t)
+{
+    ptrio_loop *l = ptrio__loop;
+    const ptrio_scope *home;
+
+    if (!l)
+        return -PTRIO_ENOTASK;
+    if (!t || !(t->state & T_STATE_LIVE))
+        return -PTRIO_EINVAL;
+    if (t->state & T_CANCELLED)
+        return 0;
+    t->state |= T_CANCELLED;
+    l->ncalled++;                   /* until the task exits */
+    ptrio__awaiter = NOBODY;
+    home = ptrio__home(t);
+    if (!ptrio__chain_cancelled(home ? home->task : NULL, home))
+        ptrio__deliver_task(t, (ptrio_scope *)home);
+    return 0;
+}
+
+/* Fills `out` from the scope or task a cancellation comes from. */
+void ptrio__fill_source(const ptrio_scope *sc, const ptrio_task *task,
+                        ptrio_cancel_info *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!sc) {
+        out->kind = PTRIO_CANCEL_TASK;
+        out->task = task;
         return;
-    sc->flags |= PTRIO__SCOPE_CALLED;
-    if (!(sc->flags & PTRIO__SCOPE_OPEN) || !ptrio__loop)
-        return;
-    ptrio__loop->ncalled++;
-    ptrio__drop_timer(sc);
-    /* Already inside a cancelled region: everyone inside was told. */
-    if (!(sc->flags & PTRIO__SCOPE_SHIELD) &&
-        ptrio__chain_cancelled(sc->parent))
-        return;
-    deliver(sc);
+    }
+    out->scope = sc;
+    out->kind = (ptrio_cancel_kind)why_kind(sc);
+    switch (out->kind) {
+    case PTRIO_CANCEL_EXPLICIT:
+        out->reason = (const char *)sc->why;
+        break;
+    case PTRIO_CANCEL_FAILURE:
+        ptrio__why_failure(sc->why, &out->failure);
+        break;
+    case PTRIO_CANCEL_RUN:
+        out->failure.code = ptrio__loop ? ptrio__loop->fatal : 0;
+        break;
+    case PTRIO_CANCEL_TASK:
+        out->scope = NULL;
+        out->task = (const ptrio_task *)sc->why;
+        break;
+    default:
+        break;
+    }
+}
+
+int ptrio__task_cancel_source(const ptrio_task *t, ptrio_cancel_info *out)
+{
+    const ptrio_task *task;
+    const ptrio_scope *sc;
+
+    if (!ptrio__loop->ncalled)
+        return -PTRIO_EINVAL;
+    sc = source_of(t, t->scope, &task);
+    if (!sc && !task)
+        return -PTRIO_EINVAL;
+    ptrio__fill_source(sc, task, out);
+    return 0;
+}
+
+int ptrio_cancel_source(void *self, ptrio_cancel_info *out)
+{
+    ptrio_task *t = ptrio__self(self);
+
+    if (!t)
+        return -PTRIO_ENOTASK;
+    if (!out)
+        return -PTRIO_EINVAL;
+    return ptrio__task_cancel_source(t, out);
 }
 
 void ptrio__scope_expired(ptrio_scope *sc)
 {
-    sc->flags &= (uint16_t)~PTRIO__SCOPE_TIMER;
-    ptrio_cancel(sc);
+    sc->flags &= (uint32_t)~PTRIO__SCOPE_TIMER;
+    ptrio__cancel_why(sc, PTRIO_CANCEL_DEADLINE, NULL);
 }
 
 /* Registers the scope's deadline, or cancels it now if it has passed. */
@@ -210,8 +414,8 @@ static void arm(ptrio_scope *sc)
         (sc->flags & (PTRIO__SCOPE_CALLED | PTRIO__SCOPE_OPEN)) !=
             PTRIO__SCOPE_OPEN)
         return;
-    if (when <= l->backend->now(l)) {
-        ptrio_cancel(sc);
+    if (when <= ptrio__now(l)) {
+        ptrio__cancel_why(sc, PTRIO_CANCEL_DEADLINE, NULL);
         return;
     }
     ptrio__timer_add(l, &sc->timer, when, 1);
@@ -222,8 +426,14 @@ int ptrio_scope_set_deadline(ptrio_scope *sc, ptrio_time deadline)
 {
     if (!sc)
         return -PTRIO_EINVAL;
+    if (sc->flags & PTRIO__SCOPE_LAZY) {
+        sc->flags &= (uint32_t)~PTRIO__SCOPE_LAZY;
+        ptrio__loop->nlazy--;
+        BETWEEN_DEL(ptrio__loop);
+    }
+    sc->flags &= (uint32_t)~PTRIO__SCOPE_RELATIVE;
     if (deadline == PTRIO_TIME_INF) {
-        sc->flags &= (uint16_t)~PTRIO__SCOPE_DEADLINE;
+        sc->flags &= (uint32_t)~PTRIO__SCOPE_DEADLINE;
     } else {
         sc->flags |= PTRIO__SCOPE_DEADLINE;
         ptrio__timer_set_when(&sc->timer, deadline);
@@ -242,10 +452,14 @@ int ptrio_scope_set_timeout(ptrio_scope *sc, ptrio_time d)
 
 ptrio_time ptrio_scope_deadline(const ptrio_scope *sc)
 {
-    if (sc && (sc->flags & PTRIO__SCOPE_LAZY))
+
+    if (!sc || !(sc->flags & PTRIO__SCOPE_DEADLINE))
+        return PTRIO_TIME_INF;
+    if (sc->flags & PTRIO__SCOPE_LAZY)
         ptrio__arm_lazy(ptrio__loop);
-    return sc && (sc->flags & PTRIO__SCOPE_DEADLINE)
-               ? ptrio__timer_when(&sc->timer) : PTRIO_TIME_INF;
+    if (sc->flags & PTRIO__SCOPE_RELATIVE)
+        relative_to_absolute((ptrio_scope *)sc);    /* not a visible change */
+    return ptrio__timer_when(&sc->timer);
 }
 
 void ptrio_scope_set_shield(ptrio_scope *sc, bool shield)
@@ -258,11 +472,11 @@ void ptrio_scope_set_shield(ptrio_scope *sc, bool shield)
     }
     if (!(sc->flags & PTRIO__SCOPE_SHIELD))
         return;
-    sc->flags &= (uint16_t)~PTRIO__SCOPE_SHIELD;
+    sc->flags &= (uint32_t)~PTRIO__SCOPE_SHIELD;
     /* What the shield held back now reaches inside. */
     if ((sc->flags & PTRIO__SCOPE_OPEN) && ptrio__loop &&
         !(sc->flags & PTRIO__SCOPE_CALLED) &&
-        ptrio__chain_cancelled(sc->parent))
+        ptrio__chain_cancelled(sc->task, sc->parent))
         deliver(sc);
 }
 
@@ -293,7 +507,7 @@ ptrio_time ptrio_current_effective_deadline(void)
     ptrio_time best = PTRIO_TIME_INF;
     const ptrio_scope *sc;
 
-    if (t && ptrio__loop->lazy)
+    if (t && ptrio__loop->nlazy)
         ptrio__arm_lazy(ptrio__loop);
     for (sc = t ? t->scope : NULL; sc; sc = sc->parent) {
         if (sc->flags & PTRIO__SCOPE_CALLED)
@@ -313,7 +527,7 @@ ptrio_time ptrio_current_effective_deadline(void)
 void ptrio__scope_push(ptrio_task *t, ptrio_frame *fr, ptrio_scope *sc,
                        uintptr_t exit, unsigned flags)
 {
-    sc->flags = (uint16_t)(PTRIO__SCOPE_OPEN | PTRIO__SCOPE_BODY | flags);
+    sc->flags = (uint32_t)(PTRIO__SCOPE_OPEN | PTRIO__SCOPE_BODY | flags);
     sc->parent = t->scope;
     sc->task = t;
     sc->frame = fr;
@@ -322,8 +536,9 @@ void ptrio__scope_push(ptrio_task *t, ptrio_frame *fr, ptrio_scope *sc,
     t->scope = sc;
 }
 
-int ptrio__scope_open(ptrio_frame *fr, ptrio_scope *sc, uintptr_t exit,
-                      ptrio_time deadline, unsigned flags)
+static NOINLINE int open_slow(ptrio_frame *fr, ptrio_scope *sc,
+                              uintptr_t exit, ptrio_time deadline,
+                              unsigned flags)
 {
     ptrio_task *t = ptrio__self(fr);
 
@@ -344,50 +559,84 @@ int ptrio__scope_open(ptrio_frame *fr, ptrio_scope *sc, uintptr_t exit,
     return 0;
 }
 
-/* Durations beyond ~146 years are taken for overflow bugs. */
-#define PTRIO__TIME_HUGE (PTRIO_TIME_INF / 2)
+/* A scope block without deadline, by a task that may await: no call. */
+int ptrio__scope_open(ptrio_frame *fr, ptrio_scope *sc, uintptr_t exit,
+                      ptrio_time deadline, unsigned flags)
+{
+    if (deadline != PTRIO_TIME_INF || fr != ptrio__awaiter || !sc ||
+        (sc->flags & PTRIO__SCOPE_OPEN))
+        return open_slow(fr, sc, exit, deadline, flags);
+    ptrio__scope_push(ptrio__loop->current, fr, sc, exit, flags);
+    return 0;
+}
 
+/* Enters a lazy relative deadline's block (above). */
+static void open_lazy(ptrio_loop *l, ptrio_task *t, ptrio_frame *fr,
+                      ptrio_scope *sc, uintptr_t exit, ptrio_time d,
+                      unsigned flags)
+{
+    ptrio__scope_push(t, fr, sc, exit,
+                      flags | PTRIO__SCOPE_DEADLINE | PTRIO__SCOPE_LAZY);
+    ptrio__timer_set_when(&sc->timer, d);
+    l->nlazy++;
+    BETWEEN_ADD(l);
+}
+
+/* MOVE_ON_AFTER, FAIL_AFTER when the fast path's checks fail: a cancelled
+ * region, a duration of 0, PTRIO_TIME_INF or a bad one, bad arguments. */
+static NOINLINE int open_after_slow(ptrio_frame *fr, ptrio_scope *sc,
+                                    uintptr_t exit, ptrio_time d,
+                                    unsigned flags)
+{
+    ptrio_time unused;
+    ptrio_task *t = ptrio__self(fr);
+    int rc;
+
+    if (!t)
+        return -PTRIO_ENOTASK;
+    if ((rc = ptrio__after(0, d, &unused)) < 0)
+        return rc;
+    if (d == 0 || d == PTRIO_TIME_INF)
+        return ptrio__scope_open(fr, sc, exit, d ? d : ptrio_now(), flags);
+    if (!sc)
+        return -PTRIO_EINVAL;
+    if (sc->flags & PTRIO__SCOPE_OPEN) {
+        MISUSE("entering a scope that is already open");
+        return -PTRIO_EBUSY;
+    }
+    open_lazy(ptrio__loop, t, fr, sc, exit, d, flags);
+    return 0;
+}
+
+/* MOVE_ON_AFTER, FAIL_AFTER: a duration in (0, 2^62] waits to be armed
+ * (lazy, above); 0 is a deadline already passed, PTRIO_TIME_INF none, and
+ * the rest an error, by the one rule of ptrio__after. The fast path makes
+ * no call. */
 int ptrio__scope_open_after(ptrio_frame *fr, ptrio_scope *sc,
                             uintptr_t exit, ptrio_time d, unsigned flags)
 {
-    ptrio_loop *l = ptrio__loop;
-    int rc;
+    ptrio_loop *l;
 
-    if (d < 0)
-        return ptrio__self(fr) ? -PTRIO_EINVAL : -PTRIO_ENOTASK;
-    if (d == 0 || d == PTRIO_TIME_INF)
-        return ptrio__scope_open(fr, sc, exit, d ? d : ptrio_now(), flags);
-    if (d > PTRIO__TIME_HUGE)
-        return ptrio__self(fr) ? -PTRIO_EOVERFLOW : -PTRIO_ENOTASK;
-    rc = ptrio__scope_open(fr, sc, exit, PTRIO_TIME_INF, flags);
-    if (rc < 0)
-        return rc;
-    sc->flags |= PTRIO__SCOPE_DEADLINE | PTRIO__SCOPE_LAZY;
-    ptrio__timer_set_when(&sc->timer, d);
-    sc->timer.child[0] = l->lazy;       /* next */
-    sc->timer.child[1] = NULL;          /* prev */
-    if (l->lazy)
-        l->lazy->child[1] = &sc->timer;
-    l->lazy = &sc->timer;
+    if ((uint64_t)d - 1 >= (uint64_t)TIME_HUGE || fr != ptrio__awaiter ||
+        !sc || (sc->flags & PTRIO__SCOPE_OPEN))
+        return open_after_slow(fr, sc, exit, d, flags);
+    l = ptrio__loop;
+    open_lazy(l, l->current, fr, sc, exit, d, flags);
     return 0;
 }
 
 /* Pops the scope; says what the block raises: the cancellation it
  * caught becomes nothing (or -ETIMEDOUT for fail_after); TRY_BLOCK keeps
  * every other error to itself. */
-int ptrio__scope_close(ptrio_frame *fr, ptrio_scope *sc)
-{
-    ptrio_task *t = ptrio__loop ? ptrio__loop->current : NULL;
-    int rc = sc->pending;
+/* The scope flags that make a close more than a pop. */
+#define CLOSE_WORK (PTRIO__SCOPE_CALLED | PTRIO__SCOPE_TIMER | \
+                    PTRIO__SCOPE_CATCH | PTRIO__SCOPE_ABSORBED)
 
-    (void)fr;
-    if (!t || t->scope != sc) {
-        MISUSE("closing a scope that is not the innermost");
-        return -PTRIO_EMISUSE;
-    }
-    t->scope = sc->parent;
-    ptrio__drop_timer(sc);
+/* A close with work: a deadline in the tree, a cancellation, a catch. */
+static NOINLINE int close_slow(ptrio_task *t, ptrio_scope *sc, int rc)
+{
     ptrio__scope_closed(sc);
+    ptrio__absorbed_arrives(sc, rc);
     if (rc == -PTRIO_ECANCELED && ptrio__scope_catches(sc)) {
         sc->flags |= PTRIO__SCOPE_CAUGHT;
         t->state &= (uint8_t)~T_ARMED;
@@ -395,10 +644,44 @@ int ptrio__scope_close(ptrio_frame *fr, ptrio_scope *sc)
     }
     if ((sc->flags & PTRIO__SCOPE_CATCH) && rc < 0 && !IS_MARKER(rc) &&
         rc != -PTRIO_ECANCELED) {
+        /* sc->pending keeps the code for ptrio_scope_error, the closed
+         * block's exit word its origin for ptrio_scope_failure. */
+        sc->exit = (uintptr_t)((t->state & T_ARMED) &&
+                               t->err == (int16_t)rc ? t->origin : NULL);
         t->state &= (uint8_t)~T_ARMED;
-        return 0;   /* sc->pending keeps it for ptrio_scope_error */
+        return 0;
     }
     if (sc->flags & PTRIO__SCOPE_CATCH)
         sc->pending = 0;
     return rc;
+}
+
+/* The checks of a close, when the fast path's one compare failed. */
+static NOINLINE int close_checked(ptrio_frame *fr, ptrio_scope *sc)
+{
+    ptrio_task *t = ptrio__self(fr);
+
+    if (!t || t->scope != sc) {
+        MISUSE("closing a scope that is not the innermost");
+        return -PTRIO_EMISUSE;
+    }
+    t->scope = sc->parent;
+    return close_slow(t, sc, sc->pending);
+}
+
+int ptrio__scope_close(ptrio_frame *fr, ptrio_scope *sc)
+{
+    ptrio_task *t;
+    unsigned flags = sc->flags;
+    int rc = sc->pending;
+
+    if (fr != ptrio__awaiter || (flags & CLOSE_WORK) || rc != 0 ||
+        (t = ptrio__loop->current)->scope != sc)
+        return close_checked(fr, sc);
+    t->scope = sc->parent;
+    /* The usual close: nothing caught, nothing armed. */
+    if (flags & PTRIO__SCOPE_LAZY)
+        lazy_dropped(ptrio__loop, sc);
+    sc->flags &= (uint32_t)~PTRIO__SCOPE_OPEN;
+    return 0;
 }

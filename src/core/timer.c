@@ -12,7 +12,6 @@
 
 #define RED   1u
 #define SCOPE 2u
-#define FLIP  (UINT64_C(1) << 63)   /* int64 -> order-preserving uint64 */
 
 typedef ptrio__tnode node;
 
@@ -35,21 +34,6 @@ static uint64_t key(const node *n)
     return ((uint64_t)n->key_hi << 32) | n->key_lo;
 }
 
-void ptrio__timer_set_when(node *n, ptrio_time when)
-{
-    uint64_t k = (uint64_t)when ^ FLIP;
-    n->key_lo = (uint32_t)k;
-    n->key_hi = (uint32_t)(k >> 32);
-}
-
-ptrio_time ptrio__timer_when(const node *n)
-{
-    uint64_t k = key(n) ^ FLIP;
-    return k <= (uint64_t)INT64_MAX ? (ptrio_time)k
-                                    : -(ptrio_time)(~k) - 1;
-}
-
-int ptrio__timer_is_scope(const node *n) { return (n->parent & SCOPE) != 0; }
 
 /* Puts `c` where `old` hung below `p` (or at the root). */
 static void replace_child(ptrio_loop *l, node *p, node *old, node *c)
@@ -106,6 +90,7 @@ void ptrio__timer_add(ptrio_loop *l, node *z, ptrio_time when, int is_scope)
     int leftmost = 1, right = 0;
 
     ptrio__timer_set_when(z, when);
+    BETWEEN_ADD(l);
     k = key(z);
     while (x) {
         y = x;
@@ -177,6 +162,7 @@ void ptrio__timer_del(ptrio_loop *l, node *z)
     node *x, *xp, *y;
     int removed_red = is_red(z);
 
+    BETWEEN_DEL(l);
     if (l->first == z)
         l->first = next_of(z);
     if (!z->child[0] || !z->child[1]) {

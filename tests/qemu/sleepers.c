@@ -3,8 +3,8 @@
  * The RAM no section uses (__free_start up to the stack, whose size the
  * link fixes with --defsym=__stack_size) becomes an array of task +
  * frame slots: as many tasks as fit, all sleeping at once, each until its
- * own deadline (a permutation of 1..N ms, so every wake is checked for
- * time and order). Then a second run fails on purpose, with a failure
+ * own deadline (100 ms on, a permutation of N milliseconds, so every wake
+ * is checked for time and order). Then a second run fails on purpose, with a failure
  * report to a sink, and the stack's high-water mark is read after each
  * run: the stack a run needs, and what the report adds.
  *
@@ -33,9 +33,13 @@ static struct slot *slots;
 static unsigned n, woken, late, disorder;
 static ptrio_time last;
 
+/* Deadlines from 100 ms on, after every task has started sleeping (so
+ * that none is already due when armed), one per millisecond. */
+static ptrio_time base;
+
 static ptrio_time deadline_of(unsigned i)
 {
-    return PTRIO_MS(1 + (unsigned long)i * 7919u % n);    /* 7919: prime */
+    return base + PTRIO_MS((unsigned long)i * 7919u % n);    /* 7919: prime */
 }
 
 static int sleeper(ptrio_frame *fr)
@@ -62,6 +66,7 @@ static int herd(ptrio_frame *fr)
 {
     struct herd *f = PTRIO_SELF(fr, struct herd);
     PTRIO_BEGIN(f);
+    base = ptrio_now() + PTRIO_MS(100);
     PTRIO_NURSERY(f, &f->nursery) {
         for (f->i = 0; f->i < n; f->i++) {
             slots[f->i].s.i = (uint16_t)f->i;
@@ -166,6 +171,11 @@ int main(void)
     say("sleepers: stack high-water, run ending in a reported group = ",
         report_stack, " B");
     say("sleepers: stack reserved = ", reserved, " B");
+    if (rc != 0 || late || disorder)
+        say("sleepers: the sleeping run went wrong: early wakes = ", late,
+            rc != 0 ? " (the run failed)" : "");
+    if (disorder)
+        say("sleepers: wakes out of deadline order = ", disorder, "");
     if (!ok)
         say("sleepers: the reported run went wrong: report lines = ", lines,
             rc2 == -PTRIO_EGROUP ? " (status EGROUP)" : " (status not EGROUP)");

@@ -13,7 +13,11 @@
 
 #include "../../qemu/board.h"
 
-int main(void);
+/* Programs define main either way; this calls it with a program name and
+ * no arguments, as a host would (crt0 practice). */
+int main(int argc, char **argv);
+static char prog_name[] = "qemu";
+static char *prog_argv[] = {prog_name, NULL};
 
 extern uint32_t __data_load[], __data_start[], __data_end[];
 extern uint32_t __bss_start[], __bss_end[];
@@ -65,7 +69,7 @@ void Reset_Handler(void)
     _set_tls(__tls_base);
     qemu_stack_paint();
     qemu_board_init();
-    qemu_exit(main());
+    qemu_exit(main(1, prog_argv));
 }
 
 void Default_Handler(void)

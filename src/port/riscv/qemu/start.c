@@ -17,7 +17,11 @@
 #include "../../qemu/board.h"
 #include "../csr.h"
 
-int main(void);
+/* Programs define main either way; this calls it with a program name and
+ * no arguments, as a host would (crt0 practice). */
+int main(int argc, char **argv);
+static char prog_name[] = "qemu";
+static char *prog_argv[] = {prog_name, NULL};
 void qemu__reset(void);
 void qemu_external_irq(void);
 
@@ -88,7 +92,7 @@ void qemu__reset(void)
     __asm__ volatile(PTRIO_CSR("csrw mtvec, %0") :: "r"((uintptr_t)trap));
     qemu_board_init();
     __asm__ volatile(PTRIO_CSR("csrsi mstatus, 8") ::: "memory");     /* MIE */
-    qemu_exit(main());
+    qemu_exit(main(1, prog_argv));
 }
 
 /* The semihosting trap: an ebreak between two marker instructions, all

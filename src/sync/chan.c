@@ -1,0 +1,324 @@
+/* src/sync/chan.c: memory channels on two parking lots.
+ *
+ * Blocked senders park in ch->senders with their value's address as the
+ * wait's data, blocked receivers in ch->receivers with their destination.
+ * A value moves in one step, by whoever finds the other side waiting: a
+ * send with a receiver blocked copies straight into its destination and
+ * wakes it; a receive with a sender blocked takes the buffer's head (or,
+ * unbuffered, the sender's value) and moves the sender's value in behind
+ * it. A woken task cannot be cancelled out of its wait any more, so a value
+ * is never both delivered and lost; a cancelled waiter is only taken out of
+ * its lot, having touched nothing.
+ *
+ * Invariants: senders wait only while the buffer is full, receivers only
+ * while it is empty; never both.
+ *
+ * Each end is one pointer to its side's lot, and its waiters park through
+ * it as a key (ptrio_park_key): closing one clone finds its own waiters in
+ * the shared lot, which keeps FIFO order across clones. Closed ends keep
+ * the pointer with the low bit set.
+ */
+#include <string.h>
+
+#include <ptrio.h>
+
+#include "misuse.h"
+
+#define CLOSED ((uintptr_t)1)
+
+#define CHAN_OF(side, member)                                               \
+    ((ptrio_chan *)(void *)((char *)(side) - offsetof(ptrio_chan, member)))
+
+static int end_closed(ptrio_lot *side)
+{
+    return ((uintptr_t)side & CLOSED) != 0;
+}
+
+/* An end's channel, or NULL with *rc set: closed or never opened. */
+static ptrio_chan *tx_chan(const ptrio_chan_tx *tx, int *rc)
+{
+    if (!tx || !tx->side) {
+        SYNC_MISUSE("a channel end that was never opened");
+        *rc = -PTRIO_EINVAL;
+        return NULL;
+    }
+    if (end_closed(tx->side)) {
+        *rc = -PTRIO_ECLOSED;
+        return NULL;
+    }
+    return CHAN_OF(tx->side, senders);
+}
+
+static ptrio_chan *rx_chan(const ptrio_chan_rx *rx, int *rc)
+{
+    if (!rx || !rx->side) {
+        SYNC_MISUSE("a channel end that was never opened");
+        *rc = -PTRIO_EINVAL;
+        return NULL;
+    }
+    if (end_closed(rx->side)) {
+        *rc = -PTRIO_ECLOSED;
+        return NULL;
+    }
+    return CHAN_OF(rx->side, receivers);
+}
+
+static unsigned char *slot(ptrio_chan *ch, size_t i)
+{
+    return ch->buf + i * ch->size;
+}
+
+/* Copies a value (nothing into NULL: a dropped value). The usual sizes
+ * are a load and a store. */
+static void copy(void *dst, const void *src, size_t n)
+{
+    if (!dst)
+        return;
+    switch (n) {
+    case 0:
+        break;
+    case 4:
+        memcpy(dst, src, 4);
+        break;
+    case 8:
+        memcpy(dst, src, 8);
+        break;
+    default:
+        memcpy(dst, src, n);
+        break;
+    }
+}
+
+/* ---- the ring buffer ------------------------------------------------ */
+
+static void push(ptrio_chan *ch, const void *value)
+{
+    size_t tail = (size_t)ch->head + ch->count;
+
+    if (tail >= ch->cap)
+        tail -= ch->cap;
+    copy(slot(ch, tail), value, ch->size);
+    if (++ch->count > ch->peak)
+        ch->peak = ch->count;
+}
+
+static void pop(ptrio_chan *ch, void *dst)
+{
+    copy(dst, slot(ch, ch->head), ch->size);
+    if (++ch->head == ch->cap)
+        ch->head = 0;
+    ch->count--;
+}
+
+/* ---- open ----------------------------------------------------------- */
+
+int ptrio_chan_open(ptrio_chan *ch, ptrio_chan_tx *tx, ptrio_chan_rx *rx,
+                    size_t size, size_t capacity, void *storage)
+{
+    if (!ch || !tx || !rx || size > PTRIO_CHAN_MAX ||
+        capacity > PTRIO_CHAN_MAX || (size && capacity && !storage)) {
+        SYNC_MISUSE("bad arguments to ptrio_chan_open");
+        return -PTRIO_EINVAL;
+    }
+    if (ch->ntx || ch->nrx || !ptrio_lot_empty(&ch->senders) ||
+        !ptrio_lot_empty(&ch->receivers)) {
+        SYNC_MISUSE("opening a channel that still has open ends");
+        return -PTRIO_EBUSY;
+    }
+    memset(ch, 0, sizeof *ch);
+    ch->buf = storage;
+    ch->size = (ptrio__chan_n)size;
+    ch->cap = (ptrio__chan_n)capacity;
+    ch->ntx = ch->nrx = 1;
+    tx->side = &ch->senders;
+    rx->side = &ch->receivers;
+    return 0;
+}
+
+/* ---- send ----------------------------------------------------------- */
+
+static int try_send(ptrio_chan *ch, const void *value)
+{
+    if (!ch->nrx)
+        return -PTRIO_EBROKEN;
+    if (!ptrio_lot_empty(&ch->receivers)) {
+        copy(ptrio_lot_first_data(&ch->receivers), value, ch->size);
+        ptrio_lot_unpark(&ch->receivers, 0);
+        return 0;
+    }
+    if (ch->count < ch->cap) {
+        push(ch, value);
+        return 0;
+    }
+    return -PTRIO_EWOULDBLOCK;
+}
+
+int ptrio_chan_send_nowait(ptrio_chan_tx *tx, const void *value)
+{
+    int rc = 0;
+    ptrio_chan *ch = tx_chan(tx, &rc);
+
+    if (!ch)
+        return rc;
+    if (!value && ch->size) {
+        SYNC_MISUSE("sending from a NULL value");
+        return -PTRIO_EINVAL;
+    }
+    return try_send(ch, value);
+}
+
+/* The attempt of a blocking send (ptrio_park_key_unless). */
+static int attempt_send(ptrio_task *t, void *tx, void *value)
+{
+    (void)t;
+    return ptrio_chan_send_nowait(tx, value);
+}
+
+int ptrio_chan_send(void *self, ptrio_chan_tx *tx, const void *value)
+{
+    if (!tx) {
+        SYNC_MISUSE("sending on a NULL channel end");
+        return -PTRIO_EINVAL;
+    }
+    /* Blocked, it parks through its end with its value as the data. */
+    return ptrio_park_key_unless(self, &tx->side, attempt_send, tx,
+                                 (void *)(uintptr_t)value);
+}
+
+/* ---- receive -------------------------------------------------------- */
+
+static int try_recv(ptrio_chan *ch, void *dst)
+{
+    if (!ptrio_lot_empty(&ch->senders)) {
+        const void *value = ptrio_lot_first_data(&ch->senders);
+        if (ch->cap) {
+            pop(ch, dst);           /* full: the sender's goes in behind */
+            push(ch, value);
+        } else {
+            copy(dst, value, ch->size);
+        }
+        ptrio_lot_unpark(&ch->senders, 0);
+        return 0;
+    }
+    if (ch->count) {
+        pop(ch, dst);
+        return 0;
+    }
+    return ch->ntx ? -PTRIO_EWOULDBLOCK : -PTRIO_EENDOFCHANNEL;
+}
+
+int ptrio_chan_recv_nowait(ptrio_chan_rx *rx, void *dst)
+{
+    int rc = 0;
+    ptrio_chan *ch = rx_chan(rx, &rc);
+
+    return ch ? try_recv(ch, dst) : rc;
+}
+
+static int attempt_recv(ptrio_task *t, void *rx, void *dst)
+{
+    (void)t;
+    return ptrio_chan_recv_nowait(rx, dst);
+}
+
+int ptrio_chan_recv(void *self, ptrio_chan_rx *rx, void *dst)
+{
+    if (!rx) {
+        SYNC_MISUSE("receiving on a NULL channel end");
+        return -PTRIO_EINVAL;
+    }
+    return ptrio_park_key_unless(self, &rx->side, attempt_recv, rx, dst);
+}
+
+/* ---- clone and close ------------------------------------------------- */
+
+static int clone_end(ptrio_lot *side, ptrio__chan_n *count, ptrio_lot **out)
+{
+    if (!out) {
+        SYNC_MISUSE("cloning into a NULL end");
+        return -PTRIO_EINVAL;
+    }
+    if (*count == PTRIO_CHAN_MAX)
+        return -PTRIO_EOVERFLOW;
+    (*count)++;
+    *out = side;
+    return 0;
+}
+
+int ptrio_chan_tx_clone(ptrio_chan_tx *end, ptrio_chan_tx *clone)
+{
+    int rc = 0;
+    ptrio_chan *ch = tx_chan(end, &rc);
+
+    return ch ? clone_end(end->side, &ch->ntx, clone ? &clone->side : NULL)
+              : rc;
+}
+
+int ptrio_chan_rx_clone(ptrio_chan_rx *end, ptrio_chan_rx *clone)
+{
+    int rc = 0;
+    ptrio_chan *ch = rx_chan(end, &rc);
+
+    return ch ? clone_end(end->side, &ch->nrx, clone ? &clone->side : NULL)
+              : rc;
+}
+
+/* Wakes with -PTRIO_ECLOSED the tasks that wait through the end `*key`,
+ * then marks it closed. */
+static void close_end(ptrio_lot **key)
+{
+    ptrio_lot *side = *key;
+    ptrio_task *t = ptrio_lot_first(side), *next;
+
+    for (; t; t = next) {
+        next = ptrio_lot_next(side, t);
+        if (ptrio_wait_key(t) == key)
+            ptrio_lot_unpark_task(side, t, -PTRIO_ECLOSED);
+    }
+    *key = (ptrio_lot *)(void *)((uintptr_t)side | CLOSED);
+}
+
+/* Closing what was never opened does nothing: cleanup code (FINALLY)
+ * may close ends that setup did not get to open. */
+int ptrio_chan_tx_close(ptrio_chan_tx *end)
+{
+    int rc = 0;
+    ptrio_chan *ch;
+
+    if (!end || !end->side)
+        return end ? 0 : -PTRIO_EINVAL;
+    if (!(ch = tx_chan(end, &rc)))
+        return 0;
+    close_end(&end->side);
+    if (--ch->ntx == 0)
+        ptrio_lot_unpark_all(&ch->receivers, -PTRIO_EENDOFCHANNEL);
+    return 0;
+}
+
+int ptrio_chan_rx_close(ptrio_chan_rx *end)
+{
+    int rc = 0;
+    ptrio_chan *ch;
+
+    if (!end || !end->side)
+        return end ? 0 : -PTRIO_EINVAL;
+    if (!(ch = rx_chan(end, &rc)))
+        return 0;
+    close_end(&end->side);
+    if (--ch->nrx == 0) {
+        ptrio_lot_unpark_all(&ch->senders, -PTRIO_EBROKEN);
+        ch->head = ch->count = 0;
+    }
+    return 0;
+}
+
+void ptrio_chan_statistics(const ptrio_chan *ch, ptrio_chan_stats *out)
+{
+    out->used = ch->count;
+    out->capacity = ch->cap;
+    out->peak = ch->peak;
+    out->open_tx = ch->ntx;
+    out->open_rx = ch->nrx;
+    out->waiting_send = ptrio_lot_count(&ch->senders);
+    out->waiting_recv = ptrio_lot_count(&ch->receivers);
+}

@@ -1,0 +1,187 @@
+/* src/sync/limiter.c: Trio's CapacityLimiter on a parking lot.
+ *
+ * Each borrow is a caller-owned token in a circular list of borrowers, so
+ * nothing allocates and statistics can list who holds what. A waiter parks
+ * with its token as the wait's data; whoever frees a token links the first
+ * waiter's token and wakes it holding it (a FIFO hand-off). */
+#include <ptrio.h>
+
+#include "misuse.h"
+
+static int borrows(const ptrio_limiter *lim, const void *who)
+{
+    const ptrio_limiter_token *t = lim->borrowers;
+
+    if (!t)
+        return 0;
+    do {
+        if (t->borrower == who)
+            return 1;
+        t = t->next;
+    } while (t != lim->borrowers);
+    return 0;
+}
+
+static void link_token(ptrio_limiter *lim, ptrio_limiter_token *tok)
+{
+    ptrio_limiter_token *head = lim->borrowers;
+
+    if (!head) {
+        tok->next = tok->prev = tok;
+        lim->borrowers = tok;
+    } else {
+        tok->next = head;
+        tok->prev = head->prev;
+        head->prev->next = tok;
+        head->prev = tok;
+    }
+    tok->limiter = lim;
+    lim->borrowed++;
+}
+
+static void unlink_token(ptrio_limiter *lim, ptrio_limiter_token *tok)
+{
+    if (tok->next == tok) {
+        lim->borrowers = NULL;
+    } else {
+        tok->prev->next = tok->next;
+        tok->next->prev = tok->prev;
+        if (lim->borrowers == tok)
+            lim->borrowers = tok->next;
+    }
+    tok->next = tok->prev = NULL;
+    tok->limiter = NULL;
+    lim->borrowed--;
+}
+
+/* Hands the free tokens to the first waiters. */
+static void wake_waiters(ptrio_limiter *lim)
+{
+    ptrio_task *t;
+
+    while (lim->borrowed < lim->total &&
+           (t = ptrio_lot_first(&lim->waiters))) {
+        link_token(lim, ptrio_wait_data(t));
+        ptrio_lot_unpark(&lim->waiters, 0);
+    }
+}
+
+void ptrio_limiter_init(ptrio_limiter *lim, unsigned total)
+{
+    lim->total = total;
+    wake_waiters(lim);
+}
+
+static int take(ptrio_limiter *lim, ptrio_limiter_token *tok,
+                const void *who)
+{
+    if (!lim || !tok) {
+        SYNC_MISUSE("a NULL limiter or token");
+        return -PTRIO_EINVAL;
+    }
+    if (tok->limiter) {
+        SYNC_MISUSE("borrowing with a token that is borrowed already");
+        return -PTRIO_EBUSY;
+    }
+    if (borrows(lim, who)) {
+        SYNC_MISUSE("this borrower holds one of the limiter's tokens already");
+        return -PTRIO_EDEADLK;
+    }
+    if (lim->borrowed >= lim->total || !ptrio_lot_empty(&lim->waiters))
+        return -PTRIO_EWOULDBLOCK;
+    tok->borrower = who;
+    link_token(lim, tok);
+    return 0;
+}
+
+int ptrio_limiter_acquire_on_behalf_of_nowait(ptrio_limiter *lim,
+                                              ptrio_limiter_token *tok,
+                                              const void *borrower)
+{
+    return take(lim, tok, borrower);
+}
+
+int ptrio_limiter_acquire_nowait(ptrio_limiter *lim, ptrio_limiter_token *tok)
+{
+    ptrio_task *t = ptrio_current_task();
+    return t ? take(lim, tok, t) : -PTRIO_ENOTASK;
+}
+
+/* The attempt of a blocking acquire: the borrower is in the token (NULL:
+ * the calling task), which rides with the wait if it must. */
+static int try_take(ptrio_task *t, void *lim, void *tok)
+{
+    ptrio_limiter_token *k = tok;
+
+    if (!k->borrower)
+        k->borrower = t;
+    return take(lim, k, k->borrower);
+}
+
+static int acquire(void *self, ptrio_limiter *lim, ptrio_limiter_token *tok,
+                   const void *who)
+{
+    if (!lim || !tok) {
+        SYNC_MISUSE("a NULL limiter or token");
+        return -PTRIO_EINVAL;
+    }
+    if (tok->limiter) {
+        SYNC_MISUSE("borrowing with a token that is borrowed already");
+        return -PTRIO_EBUSY;
+    }
+    tok->borrower = who;
+    return ptrio_park_unless(self, &lim->waiters, try_take, lim, tok);
+}
+
+int ptrio_limiter_acquire(void *self, ptrio_limiter *lim,
+                          ptrio_limiter_token *tok)
+{
+    return acquire(self, lim, tok, NULL);
+}
+
+int ptrio_limiter_acquire_on_behalf_of(void *self, ptrio_limiter *lim,
+                                       ptrio_limiter_token *tok,
+                                       const void *borrower)
+{
+    if (!borrower) {
+        SYNC_MISUSE("borrowing on behalf of NULL");
+        return -PTRIO_EINVAL;
+    }
+    return acquire(self, lim, tok, borrower);
+}
+
+int ptrio_limiter_release(ptrio_limiter *lim, ptrio_limiter_token *tok)
+{
+    if (!lim || !tok || tok->limiter != lim) {
+        SYNC_MISUSE("releasing a token that is not borrowed from this "
+                    "limiter");
+        return -PTRIO_EPERM;
+    }
+    unlink_token(lim, tok);
+    wake_waiters(lim);
+    return 0;
+}
+
+void ptrio_limiter_set_total(ptrio_limiter *lim, unsigned total)
+{
+    lim->total = total;
+    wake_waiters(lim);
+}
+
+unsigned ptrio_limiter_available(const ptrio_limiter *lim)
+{
+    return lim->total > lim->borrowed ? lim->total - lim->borrowed : 0;
+}
+
+unsigned ptrio_limiter_waiting(const ptrio_limiter *lim)
+{
+    return ptrio_lot_count(&lim->waiters);
+}
+
+ptrio_limiter_token *ptrio_limiter_next(const ptrio_limiter *lim,
+                                        const ptrio_limiter_token *tok)
+{
+    if (!tok)
+        return lim->borrowers;
+    return tok->next == lim->borrowers ? NULL : tok->next;
+}

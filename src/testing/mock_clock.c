@@ -1,0 +1,113 @@
+/* src/testing/mock_clock.c: the mock clock of <ptrio/testing.h>, a
+ * ptrio_clock over whatever backend the loop has, and the one-call
+ * virtual run. Nothing here is in the core: the core only knows clocks. */
+#include <ptrio/backend.h>
+#include <ptrio/testing.h>
+
+#include <string.h>
+
+static ptrio_time real_now(const ptrio_mock_clock *m)
+{
+    return m->loop ? m->loop->backend->now(m->loop) : 0;
+}
+
+/* The clock learns its loop (whose backend gives real time) when first
+ * read inside a run. */
+static void attach(ptrio_mock_clock *m)
+{
+    if (!m->loop && (m->loop = ptrio_current_loop()))
+        m->real_base = real_now(m);
+}
+
+ptrio_time ptrio_mock_clock_now(ptrio_mock_clock *m)
+{
+    ptrio_time dt;
+
+    attach(m);
+    if (!m->rate)
+        return m->base;
+    dt = real_now(m) - m->real_base;
+    return m->base + dt / 1000 * (ptrio_time)m->rate +
+           dt % 1000 * (ptrio_time)m->rate / 1000;
+}
+
+static ptrio_time mock_now(ptrio_clock *c)
+{
+    return ptrio_mock_clock_now((ptrio_mock_clock *)(void *)c);
+}
+
+/* Starts a new base at the current reading, so that rate changes and
+ * jumps apply from now on. */
+static void rebase(ptrio_mock_clock *m)
+{
+    m->base = ptrio_mock_clock_now(m);
+    m->real_base = real_now(m);
+}
+
+static ptrio_time mock_sleep_time(ptrio_clock *c, ptrio_time deadline)
+{
+    ptrio_mock_clock *m = (ptrio_mock_clock *)(void *)c;
+    ptrio_time ahead;
+
+    if (deadline == PTRIO_TIME_INF)
+        return PTRIO_TIME_INF;
+    ahead = deadline - ptrio_mock_clock_now(m);
+    if (ahead <= 0)
+        return 0;
+    if (!m->rate)
+        return PTRIO_TIME_INF;
+    return ahead / (ptrio_time)m->rate * 1000 +
+           ahead % (ptrio_time)m->rate * 1000 / (ptrio_time)m->rate;
+}
+
+static void mock_jump_to(ptrio_clock *c, ptrio_time deadline)
+{
+    ptrio_mock_clock *m = (ptrio_mock_clock *)(void *)c;
+    ptrio_time now = ptrio_mock_clock_now(m);
+
+    if (deadline > now)
+        ptrio_mock_clock_jump(m, deadline - now);
+}
+
+void ptrio_mock_clock_init(ptrio_mock_clock *m, ptrio_time start)
+{
+    memset(m, 0, sizeof *m);
+    m->clock.now = mock_now;
+    m->clock.sleep_time = mock_sleep_time;
+    m->clock.jump_to = mock_jump_to;
+    m->clock.autojump = PTRIO_TIME_INF;
+    m->base = start;
+    attach(m);
+}
+
+int ptrio_mock_clock_jump(ptrio_mock_clock *m, ptrio_time d)
+{
+    if (d < 0)
+        return -PTRIO_EINVAL;
+    rebase(m);
+    m->base = m->base > PTRIO_TIME_INF - 1 - d ? PTRIO_TIME_INF - 1
+                                               : m->base + d;
+    return 0;
+}
+
+void ptrio_mock_clock_set_autojump(ptrio_mock_clock *m, ptrio_time threshold)
+{
+    m->clock.autojump = threshold < 0 ? 0 : threshold;
+}
+
+void ptrio_mock_clock_set_rate(ptrio_mock_clock *m, uint32_t per_mille)
+{
+    rebase(m);
+    m->rate = per_mille;
+}
+
+int ptrio_run_virtual_named(ptrio_fn fn, void *frame, const char *name)
+{
+    ptrio_loop loop;
+    int rc;
+
+    ptrio_loop_init(&loop);
+    ptrio_loop_set_report(&loop, NULL, NULL);
+    rc = ptrio_loop_use_backend(&loop, &ptrio_backend_virtual);
+    return rc < 0 ? rc : ptrio_loop_run_named(&loop, fn, frame, name);
+}
