@@ -1,0 +1,1634 @@
+/* tests/check_toolkit.c: the testing and debugging toolkit (issue 10):
+ * the mock clock and wait_all_tasks_blocked (Trio's test_mock_clock.py
+ * and test_testing.py), the deadlock detector, cancel reasons, the task
+ * tree, per-task cancel, instruments, tracebacks and the small helpers.
+ * Portable: no POSIX calls. Real time, where a test needs it, is the time
+ * of a backend of the test's own (tick_backend), which only moves when
+ * the loop waits: Trio's tests monkeypatch MockClock's real clock the
+ * same way, and cushions and autojump thresholds come out exact. */
+#include <stdlib.h>
+
+#define TESTUTIL_EVENTS
+#include "testutil.h"
+
+/* ---- a backend with a real time of its own -------------------------
+ *
+ * Its clock is REAL, which the tests set and which only moves when the
+ * loop waits (to the deadline it waits for). It has a wake function, so
+ * the loop treats its time as real: cushions and autojump thresholds
+ * are waited for, unlike on ptrio_backend_virtual. A wait with no
+ * deadline "sleeps until an interrupt": tick_irq, if set, runs once (as
+ * an interrupt handler would) and the wait returns; without one the wait
+ * would never end, so it fails with -PTRIO_EDEADLK. */
+static ptrio_time REAL;
+static int tick_waits;
+static void (*tick_irq)(void);
+
+static ptrio_time tick_now(ptrio_loop *l)
+{
+    (void)l;
+    return REAL;
+}
+
+static int tick_wait(ptrio_loop *l, ptrio_time deadline)
+{
+    void (*irq)(void) = tick_irq;
+
+    (void)l;
+    tick_waits++;
+    if (deadline == PTRIO_TIME_INF) {
+        if (!irq)
+            return -PTRIO_EDEADLK;
+        tick_irq = NULL;
+        irq();
+        return 0;
+    }
+    if (deadline > REAL)
+        REAL = deadline;
+    return 0;
+}
+
+static void tick_wake(ptrio_loop *l)
+{
+    (void)l;
+}
+
+static const ptrio_backend tick_backend = {
+    "tick", NULL, NULL, tick_now, tick_wait, NULL, NULL, tick_wake
+};
+
+static void tick_reset(void)
+{
+    REAL = 0;
+    tick_waits = 0;
+    tick_irq = NULL;
+}
+
+/* Runs `fn` on a fresh loop over `backend` with `clock` (may be NULL);
+ * reports go to `rep` (may be NULL). */
+static ptrio_loop run_loop;
+
+static int run_clocked_named(const ptrio_backend *backend, ptrio_clock *clock,
+                             ptrio_fn fn, void *frame, const char *name,
+                             treport *rep)
+{
+    loop_setup(&run_loop, backend, rep);
+    ck_assert_int_eq(ptrio_loop_use_clock(&run_loop, clock), 0);
+    return ptrio_loop_run_named(&run_loop, fn, frame, name);
+}
+#define run_clocked(backend, clock, fn, frame, rep)                         \
+    run_clocked_named((backend), (clock), (fn), (frame), #fn, (rep))
+
+/* Logs "<s>@<virtual ms>/<real ms>". */
+static void ev_real(const char *s)
+{
+    char head[48], b[96], *p;
+
+    strncpy(head, s, 40);
+    head[40] = '\0';
+    strcat(head, "@");
+    p = fmt(b, head, (long)(ptrio_now() / PTRIO_MS(1)));
+    (void)fmt(p, "/", (long)(REAL / PTRIO_MS(1)));
+    tlog_add(&L, b);
+}
+
+/* ================================================================== */
+/* ---- the mock clock (Trio: test_mock_clock.py) ------------------- */
+
+struct mc_basics {
+    ptrio_frame fr;
+    ptrio_mock_clock c, c2;
+    ptrio_time now[8], st[9];
+    int jump_neg;
+    ptrio_time c2_now;
+};
+
+static ptrio_time sleep_time(ptrio_mock_clock *c, ptrio_time deadline)
+{
+    return c->clock.sleep_time(&c->clock, deadline);
+}
+
+static int mc_basics(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct mc_basics, f);
+    REAL = PTRIO_SEC(123);
+    ptrio_mock_clock_init(&f->c, 0);        /* reads the loop's real time */
+    f->now[0] = ptrio_mock_clock_now(&f->c);
+    ck_assert_int_eq(ptrio_mock_clock_jump(&f->c, PTRIO_SEC(1.2)), 0);
+    f->now[1] = ptrio_mock_clock_now(&f->c);
+    f->jump_neg = ptrio_mock_clock_jump(&f->c, -1);
+    f->now[2] = ptrio_mock_clock_now(&f->c);
+    f->st[0] = sleep_time(&f->c, PTRIO_SEC(1.1));
+    f->st[1] = sleep_time(&f->c, PTRIO_SEC(1.2));
+    f->st[2] = sleep_time(&f->c, PTRIO_SEC(1.3));
+
+    ptrio_mock_clock_set_rate(&f->c, 2000);
+    f->now[3] = ptrio_mock_clock_now(&f->c);
+    REAL += PTRIO_SEC(1);
+    f->now[4] = ptrio_mock_clock_now(&f->c);
+    f->st[3] = sleep_time(&f->c, PTRIO_SEC(3.1));
+    f->st[4] = sleep_time(&f->c, PTRIO_SEC(3.2));
+    f->st[5] = sleep_time(&f->c, PTRIO_SEC(4.2));
+
+    ptrio_mock_clock_set_rate(&f->c, 500);
+    f->now[5] = ptrio_mock_clock_now(&f->c);
+    f->st[6] = sleep_time(&f->c, PTRIO_SEC(3.1));
+    f->st[7] = sleep_time(&f->c, PTRIO_SEC(3.2));
+    f->st[8] = sleep_time(&f->c, PTRIO_SEC(4.2));
+
+    ck_assert_int_eq(ptrio_mock_clock_jump(&f->c, PTRIO_SEC(0.8)), 0);
+    f->now[6] = ptrio_mock_clock_now(&f->c);
+    REAL += PTRIO_SEC(1);
+    f->now[7] = ptrio_mock_clock_now(&f->c);
+
+    ptrio_mock_clock_init(&f->c2, 0);
+    ptrio_mock_clock_set_rate(&f->c2, 3000);
+    f->c2_now = ptrio_mock_clock_now(&f->c2);
+    PTRIO_END(f);
+}
+
+/* Trio: test_mock_clock.py::test_mock_clock. The real clock is the tick
+ * backend's (Trio's test patches _real_clock). Rates are per mille. */
+START_TEST(test_mock_clock)
+{
+    static struct mc_basics f;
+
+    tick_reset();
+    f = (struct mc_basics){0};
+    ck_assert_int_eq(run_clocked(&tick_backend, NULL, mc_basics, &f, NULL), 0);
+    ck_assert_int_eq(f.now[0], 0);
+    ck_assert_int_eq(f.now[1], PTRIO_SEC(1.2));
+    ck_assert_int_eq(f.jump_neg, -PTRIO_EINVAL);    /* time can't go back */
+    ck_assert_int_eq(f.now[2], PTRIO_SEC(1.2));
+    ck_assert_int_eq(f.st[0], 0);
+    ck_assert_int_eq(f.st[1], 0);
+    ck_assert_int_eq(f.st[2], PTRIO_TIME_INF);      /* frozen: never */
+    ck_assert_int_eq(f.now[3], PTRIO_SEC(1.2));
+    ck_assert_int_eq(f.now[4], PTRIO_SEC(3.2));
+    ck_assert_int_eq(f.st[3], 0);
+    ck_assert_int_eq(f.st[4], 0);
+    ck_assert_int_eq(f.st[5], PTRIO_SEC(0.5));
+    ck_assert_int_eq(f.now[5], PTRIO_SEC(3.2));
+    ck_assert_int_eq(f.st[6], 0);
+    ck_assert_int_eq(f.st[7], 0);
+    ck_assert_int_eq(f.st[8], PTRIO_SEC(2));
+    ck_assert_int_eq(f.now[6], PTRIO_SEC(4));
+    ck_assert_int_eq(f.now[7], PTRIO_SEC(4.5));
+    ck_assert_int_lt(f.c2_now, PTRIO_SEC(10));
+}
+END_TEST
+
+/* Outside a run: a clock reads, jumps and refuses to go back without a
+ * loop (no real time: rate 0 is all it can do). */
+START_TEST(test_mock_clock_outside_run)
+{
+    ptrio_mock_clock c;
+
+    ptrio_mock_clock_init(&c, PTRIO_SEC(5));
+    ck_assert_int_eq(ptrio_mock_clock_now(&c), PTRIO_SEC(5));
+    ck_assert_int_eq(c.clock.autojump, PTRIO_TIME_INF);  /* Trio: inf */
+    ck_assert_int_eq(ptrio_mock_clock_jump(&c, PTRIO_MS(250)), 0);
+    ck_assert_int_eq(ptrio_mock_clock_now(&c), PTRIO_SEC(5.25));
+    ck_assert_int_eq(ptrio_mock_clock_jump(&c, -PTRIO_NS(1)), -PTRIO_EINVAL);
+    ck_assert_int_eq(ptrio_mock_clock_jump(&c, 0), 0);
+    ck_assert_int_eq(ptrio_mock_clock_now(&c), PTRIO_SEC(5.25));
+    ptrio_mock_clock_set_autojump(&c, PTRIO_MS(3));
+    ck_assert_int_eq(c.clock.autojump, PTRIO_MS(3));
+    ptrio_mock_clock_set_autojump(&c, -5);            /* taken for 0 */
+    ck_assert_int_eq(c.clock.autojump, 0);
+}
+END_TEST
+
+struct mc_auto {
+    ptrio_frame fr;
+    ptrio_mock_clock *c;
+    ptrio_time real_start, virtual_start, t, real_at[4];
+    int i, wrong, autojump_inf;
+};
+
+static int mc_auto(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct mc_auto, f);
+    f->autojump_inf = f->c->clock.autojump == PTRIO_TIME_INF;
+    ptrio_mock_clock_set_autojump(f->c, 0);
+    f->real_start = REAL;
+    f->virtual_start = ptrio_now();
+    for (f->i = 0; f->i < 10; f->i++) {
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_SEC(10 * f->i)));
+        if (ptrio_now() != f->virtual_start + PTRIO_SEC(10 * f->i))
+            f->wrong++;
+        f->virtual_start = ptrio_now();
+    }
+    f->real_at[0] = REAL - f->real_start;
+
+    ptrio_mock_clock_set_autojump(f->c, PTRIO_MS(20));
+    f->t = ptrio_now();
+    f->real_start = REAL;
+    /* wakes before the autojump threshold: time does not change */
+    PTRIO_AWAIT(f, ptrio_wait_all_tasks_blocked(f, 0));
+    f->wrong += ptrio_now() != f->t;
+    f->real_at[1] = REAL - f->real_start;
+    PTRIO_AWAIT(f, ptrio_wait_all_tasks_blocked(f, PTRIO_MS(10)));
+    f->wrong += ptrio_now() != f->t;
+    f->real_at[2] = REAL - f->real_start;
+
+    /* a threshold changed while the loop is idle applies at once */
+    ptrio_mock_clock_set_autojump(f->c, PTRIO_SEC(10000));
+    PTRIO_AWAIT(f, ptrio_wait_all_tasks_blocked(f, 0));
+    ptrio_mock_clock_set_autojump(f->c, 0);
+    f->real_start = REAL;
+    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_SEC(100000)));
+    f->real_at[3] = REAL - f->real_start;
+    f->wrong += ptrio_now() != f->t + PTRIO_SEC(100000);
+    PTRIO_END(f);
+}
+
+/* Trio: test_mock_clock.py::test_mock_clock_autojump. 450 s of sleeps
+ * take no real time at threshold 0; Trio's "< 1 s" is exactly 0 here,
+ * and the cushion of 10 ms exactly 10 ms. */
+START_TEST(test_mock_clock_autojump)
+{
+    static struct mc_auto f;
+    static ptrio_mock_clock c;
+
+    tick_reset();
+    ptrio_mock_clock_init(&c, 0);
+    f = (struct mc_auto){.c = &c};
+    ck_assert_int_eq(run_clocked(&tick_backend, &c.clock, mc_auto, &f, NULL),
+                     0);
+    ck_assert_int_eq(f.autojump_inf, 1);
+    ck_assert_int_eq(f.wrong, 0);
+    ck_assert_int_eq(f.real_at[0], 0);
+    ck_assert_int_eq(f.real_at[1], 0);
+    ck_assert_int_eq(f.real_at[2], PTRIO_MS(10));
+    ck_assert_int_eq(f.real_at[3], 0);
+    ck_assert_int_eq(ptrio_mock_clock_now(&c), PTRIO_SEC(450 + 100000));
+}
+END_TEST
+
+struct mc_interf {
+    ptrio_frame fr;
+    ptrio_mock_clock *c, c2;
+    ptrio_time real_at[2];
+};
+
+static int mc_interf(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct mc_interf, f);
+    ptrio_mock_clock_set_autojump(f->c, PTRIO_MS(20));
+    /* a clock that is not the loop's has no say */
+    ptrio_mock_clock_init(&f->c2, 0);
+    ptrio_mock_clock_set_autojump(&f->c2, PTRIO_MS(10));
+    PTRIO_AWAIT(f, ptrio_wait_all_tasks_blocked(f, PTRIO_MS(15)));
+    f->real_at[0] = REAL;
+    /* but the 20 ms threshold applies */
+    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_SEC(100000)));
+    f->real_at[1] = REAL;
+    PTRIO_END(f);
+}
+
+/* Trio: test_mock_clock.py::test_mock_clock_autojump_interference. */
+START_TEST(test_mock_clock_autojump_interference)
+{
+    static struct mc_interf f;
+    static ptrio_mock_clock c;
+
+    tick_reset();
+    ptrio_mock_clock_init(&c, 0);
+    f = (struct mc_interf){.c = &c};
+    ck_assert_int_eq(run_clocked(&tick_backend, &c.clock, mc_interf, &f,
+                                 NULL), 0);
+    ck_assert_int_eq(f.real_at[0], PTRIO_MS(15));
+    ck_assert_int_eq(f.real_at[1], PTRIO_MS(35));
+    ck_assert_int_eq(ptrio_mock_clock_now(&c), PTRIO_SEC(100000));
+}
+END_TEST
+
+struct sleeps { ptrio_frame fr; ptrio_time d; };
+
+static int sleeps(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct sleeps, f);
+    PTRIO_AWAIT(f, ptrio_sleep(f, f->d));
+    PTRIO_END(f);
+}
+
+/* Trio: test_mock_clock.py::test_mock_clock_autojump_preset: a
+ * threshold set before the run applies (the last one set). */
+START_TEST(test_mock_clock_autojump_preset)
+{
+    static struct sleeps f;
+    static ptrio_mock_clock c;
+
+    tick_reset();
+    ptrio_mock_clock_init(&c, 0);
+    ptrio_mock_clock_set_autojump(&c, PTRIO_MS(100));
+    ptrio_mock_clock_set_autojump(&c, PTRIO_MS(10));
+    f = (struct sleeps){.d = PTRIO_SEC(10000)};
+    ck_assert_int_eq(run_clocked(&tick_backend, &c.clock, sleeps, &f, NULL),
+                     0);
+    ck_assert_int_eq(REAL, PTRIO_MS(10));
+    ck_assert_int_eq(ptrio_mock_clock_now(&c), PTRIO_SEC(10000));
+}
+END_TEST
+
+/* The sleeper and the waiter of the two autojump-0 tests. */
+struct aj_sleeper { ptrio_frame fr; };
+
+static int aj_sleeper(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct aj_sleeper, f);
+    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_SEC(100)));
+    ev_real("yawn");
+    PTRIO_END(f);
+}
+
+struct aj_waiter { ptrio_frame fr; ptrio_time cushion; };
+
+static int aj_waiter(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct aj_waiter, f);
+    PTRIO_AWAIT(f, ptrio_wait_all_tasks_blocked(f, f->cushion));
+    if (f->cushion == 0) {
+        ev_real("waiter-woke");
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_SEC(1000)));
+    }
+    ev_real("waiter-done");
+    PTRIO_END(f);
+}
+
+struct aj_main {
+    ptrio_frame fr;
+    ptrio_mock_clock *c;
+    ptrio_time threshold, cushion;
+    ptrio_nursery n;
+    ptrio_task t[2];
+    struct aj_sleeper s;
+    struct aj_waiter w;
+};
+
+static int aj_main(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct aj_main, f);
+    ptrio_mock_clock_set_autojump(f->c, f->threshold);
+    PTRIO_NURSERY(f, &f->n) {
+        f->w.cushion = f->cushion;
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[0], aj_sleeper, &f->s));
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[1], aj_waiter, &f->w));
+    }
+    PTRIO_END(f);
+}
+
+static const char *autojump_run(const ptrio_backend *be, ptrio_time cushion,
+                                ptrio_time rate)
+{
+    static struct aj_main f;
+    static ptrio_mock_clock c;
+
+    tick_reset();
+    tlog_clear(&L);
+    ptrio_mock_clock_init(&c, 0);
+    f = (struct aj_main){.c = &c, .threshold = 0, .cushion = cushion};
+    if (rate)
+        ptrio_mock_clock_set_rate(&c, (uint32_t)rate);
+    ck_assert_int_eq(run_clocked(be, &c.clock, aj_main, &f, NULL), 0);
+    return L.buf;
+}
+
+/* Trio: test_mock_clock.py::
+ * test_mock_clock_autojump_0_and_wait_all_tasks_blocked_0. Threshold 0
+ * does not keep a waiter with cushion 0 from waking first; on real time
+ * (tick) and on the virtual backend alike. */
+START_TEST(test_mock_clock_autojump_0_and_wait_all_tasks_blocked_0)
+{
+    ck_assert_str_eq(autojump_run(&tick_backend, 0, 0),
+                     "waiter-woke@0/0 yawn@100000/0 waiter-done@1000000/0");
+    ck_assert_str_eq(autojump_run(&ptrio_backend_virtual, 0, 0),
+                     "waiter-woke@0/0 yawn@100000/0 waiter-done@1000000/0");
+}
+END_TEST
+
+/* Trio: test_mock_clock.py::
+ * test_mock_clock_autojump_0_and_wait_all_tasks_blocked_nonzero. The
+ * waiter's 1 s cushion passes in real time, before the clock jumps. */
+START_TEST(test_mock_clock_autojump_0_and_wait_all_tasks_blocked_nonzero)
+{
+    ck_assert_str_eq(autojump_run(&tick_backend, PTRIO_SEC(1), 0),
+                     "waiter-done@0/1000 yawn@100000/1000");
+    ck_assert_str_eq(autojump_run(&ptrio_backend_virtual, PTRIO_SEC(1), 0),
+                     "waiter-done@0/0 yawn@100000/0");
+}
+END_TEST
+
+/* Trio: MockClock's documentation ("wait_all_tasks_blocked takes
+ * priority: if there's a task blocked in wait_all_tasks_blocked, the
+ * autojump feature treats that as active task and does not jump the
+ * clock") and Trio's run loop (the autojump is an `elif` of "a task waits
+ * for idle"). A clock at real rate (1000 per mille) with threshold 0: the
+ * sleeper's 100 s pass in 100 s of real time, because a waiter with a
+ * cushion of 1000 s is there; then the waiter's cushion passes. */
+START_TEST(test_autojump_defers_to_idle_waiter)
+{
+    ck_assert_str_eq(autojump_run(&tick_backend, PTRIO_SEC(1000), 1000),
+                     "yawn@100000/100000 waiter-done@1100000/1100000");
+}
+END_TEST
+
+/* ================================================================== */
+/* ---- wait_all_tasks_blocked (Trio: test_testing.py) -------------- */
+
+struct bee { ptrio_frame fr; int i; };
+
+static int busy_bee(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct bee, f);
+    for (f->i = 0; f->i < 10; f->i++)
+        PTRIO_CHECKPOINT(f);
+    tlog_add(&L, "busy-bee-exhausted");
+    PTRIO_END(f);
+}
+
+struct quiet { ptrio_frame fr; int rc; };
+
+static int waiting_for_bee_to_leave(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct quiet, f);
+    PTRIO_AWAIT(f, ptrio_wait_all_tasks_blocked(f, 0));
+    tlog_add(&L, "quiet-at-last!");
+    PTRIO_END(f);
+}
+
+static int cancelled_while_waiting(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct quiet, f);
+    PTRIO_TRY(f, f->rc, ptrio_wait_all_tasks_blocked(f, 0));
+    if (f->rc == -PTRIO_ECANCELED)
+        tlog_add(&L, "ok");
+    PTRIO_END(f);
+}
+
+struct watb_main {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[3];
+    struct bee b;
+    struct quiet q[3];
+    tlog first;
+    int rc_neg;
+};
+
+static int watb_main(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct watb_main, f);
+    PTRIO_NURSERY(f, &f->n) {
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[0], busy_bee, &f->b));
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[1],
+                                        waiting_for_bee_to_leave, &f->q[0]));
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[2],
+                                        waiting_for_bee_to_leave, &f->q[1]));
+    }
+    tlog_at(&L, "joined");
+    f->first = L;
+    tlog_clear(&L);
+    /* check cancellation: cancelled before it first runs */
+    PTRIO_NURSERY(f, &f->n) {
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[0],
+                                        cancelled_while_waiting, &f->q[2]));
+        ptrio_nursery_cancel(&f->n);
+    }
+    /* and cancelled while it waits */
+    PTRIO_NURSERY(f, &f->n) {
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[0],
+                                        cancelled_while_waiting, &f->q[2]));
+        PTRIO_YIELD(f);
+        ptrio_nursery_cancel(&f->n);
+    }
+    PTRIO_TRY(f, f->rc_neg, ptrio_wait_all_tasks_blocked(f, -1));
+    PTRIO_END(f);
+}
+
+/* Trio: test_testing.py::test_wait_all_tasks_blocked. Both waiters wake
+ * once the bee is done (the order Trio's test records, though it never
+ * asserts the first part); a waiter cancelled, before or while it waits,
+ * gets -PTRIO_ECANCELED. A negative cushion is -PTRIO_EINVAL. */
+START_TEST(test_wait_all_tasks_blocked)
+{
+    static struct watb_main f;
+
+    tlog_clear(&L);
+    f = (struct watb_main){0};
+    ck_assert_int_eq(run_virtual(watb_main, &f, NULL), 0);
+    ck_assert_str_eq(f.first.buf,
+                     "busy-bee-exhausted quiet-at-last! quiet-at-last! "
+                     "joined@0");
+    ck_assert_str_eq(L.buf, "ok ok");
+    ck_assert_int_eq(f.rc_neg, -PTRIO_EINVAL);
+}
+END_TEST
+
+struct timeout_task { ptrio_frame fr; };
+
+static int timeout_task(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct timeout_task, f);
+    tlog_at(&L, "tt-start");
+    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_SEC(5)));
+    tlog_at(&L, "tt-finished");
+    PTRIO_END(f);
+}
+
+struct watb_timeouts {
+    ptrio_frame fr;
+    ptrio_mock_clock *c;
+    ptrio_nursery n;
+    ptrio_task t;
+    struct timeout_task tt;
+    tlog at[2];
+};
+
+static int watb_timeouts(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct watb_timeouts, f);
+    PTRIO_NURSERY(f, &f->n) {
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t, timeout_task, &f->tt));
+        PTRIO_AWAIT(f, ptrio_wait_all_tasks_blocked(f, 0));
+        f->at[0] = L;
+        ck_assert_int_eq(ptrio_mock_clock_jump(f->c, PTRIO_SEC(10)), 0);
+        PTRIO_AWAIT(f, ptrio_wait_all_tasks_blocked(f, 0));
+        f->at[1] = L;
+    }
+    PTRIO_END(f);
+}
+
+/* Trio: test_testing.py::test_wait_all_tasks_blocked_with_timeouts. A
+ * mock clock without autojump on the virtual backend: the test drives
+ * time with jump, as a user's test of their own timeouts does. */
+START_TEST(test_wait_all_tasks_blocked_with_timeouts)
+{
+    static struct watb_timeouts f;
+    static ptrio_mock_clock c;
+
+    tlog_clear(&L);
+    ptrio_mock_clock_init(&c, 0);
+    f = (struct watb_timeouts){.c = &c};
+    ck_assert_int_eq(run_clocked(&ptrio_backend_virtual, &c.clock,
+                                 watb_timeouts, &f, NULL), 0);
+    ck_assert_str_eq(f.at[0].buf, "tt-start@0");
+    ck_assert_str_eq(f.at[1].buf, "tt-start@0 tt-finished@10000");
+}
+END_TEST
+
+struct blink { ptrio_frame fr; };
+
+static int blink(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct blink, f);
+    ev_real("blink-start");
+    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(10)));
+    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(10)));
+    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(10)));
+    ev_real("blink-end");
+    PTRIO_END(f);
+}
+
+struct cushioned { ptrio_frame fr; ptrio_time cushion; const char *name; };
+
+static int cushioned(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct cushioned, f);
+    PTRIO_AWAIT(f, ptrio_wait_all_tasks_blocked(f, f->cushion));
+    ev_real(f->name);
+    PTRIO_END(f);
+}
+
+struct cushion_main {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[5];
+    struct blink b;
+    struct cushioned w[4];
+    int i;
+};
+
+static int cushion_main(ptrio_frame *fr)
+{
+    static const ptrio_time cushions[4] = {0, PTRIO_MS(20), PTRIO_MS(20),
+                                           PTRIO_MS(30)};
+    static const char *const names[4] = {"no-cushion", "small-1", "small-2",
+                                         "big"};
+    PTRIO_BEGIN_AS(struct cushion_main, f);
+    PTRIO_NURSERY(f, &f->n) {
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[0], blink, &f->b));
+        for (f->i = 0; f->i < 4; f->i++) {
+            f->w[f->i].cushion = cushions[f->i];
+            f->w[f->i].name = names[f->i];
+            PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[1 + f->i], cushioned,
+                                            &f->w[f->i]));
+        }
+    }
+    PTRIO_END(f);
+}
+
+/* Trio: test_testing.py::test_wait_all_tasks_blocked_with_cushion. With
+ * real time (tick), each cushion counts from the moment every other task
+ * blocked: the small ones wake together 20 ms after the blinker's end,
+ * FIFO, and the big one 30 ms after them. On the virtual backend no real
+ * time passes: the same order, all at the blinker's end. */
+START_TEST(test_wait_all_tasks_blocked_with_cushion)
+{
+    static struct cushion_main f;
+
+    tick_reset();
+    tlog_clear(&L);
+    f = (struct cushion_main){0};
+    ck_assert_int_eq(run_clocked(&tick_backend, NULL, cushion_main, &f, NULL),
+                     0);
+    ck_assert_str_eq(L.buf, "blink-start@0/0 no-cushion@0/0 blink-end@30/30 "
+                            "small-1@50/50 small-2@50/50 big@80/80");
+
+    tick_reset();
+    tlog_clear(&L);
+    f = (struct cushion_main){0};
+    ck_assert_int_eq(run_virtual(cushion_main, &f, NULL), 0);
+    ck_assert_str_eq(L.buf, "blink-start@0/0 no-cushion@0/0 blink-end@30/0 "
+                            "small-1@30/0 small-2@30/0 big@30/0");
+}
+END_TEST
+
+/* ================================================================== */
+/* ---- the deadlock detector ---------------------------------------- */
+
+/* Writes "<a><n>" (a number after a string) at the end of `b`. */
+static void cat_num(char *b, const char *a, long n)
+{
+    char tmp[64];
+    fmt(tmp, a, n);
+    strcat(b, tmp);
+}
+
+/* "<file>:<line>", as the dump prints a site. */
+static void cat_site(char *b, int line)
+{
+    strcat(b, __FILE__);
+    cat_num(b, ":", line);
+}
+
+/* What a task saw of its cancellation, in FINALLY. */
+struct seen {
+    int rc;
+    ptrio_cancel_info info;
+    char text[160];
+};
+
+static void see(void *self, struct seen *s)
+{
+    s->rc = ptrio_cancel_source(self, &s->info);
+    ptrio_cancel_text(&s->info, s->text, (int)sizeof s->text);
+    if (s->rc < 0)
+        s->text[0] = '\0';
+}
+
+/* Waits for one event, then sets the other. */
+struct each_other {
+    ptrio_frame fr;
+    ptrio_event *wait_for, *then_set;
+    int line;
+    struct seen seen;
+};
+
+static int each_other(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct each_other, f);
+    f->line = __LINE__; PTRIO_AWAIT(f, ptrio_event_wait(f, f->wait_for));
+    ptrio_event_set(f->then_set);
+    PTRIO_FINALLY(f);
+    see(f, &f->seen);
+    logn_at(&L, ptrio_task_name(ptrio_current_task()),
+            PTRIO_FINALLY_ERROR(f));
+    PTRIO_END(f);
+}
+
+struct dl_events {
+    ptrio_frame fr;
+    ptrio_event ea, eb;
+    ptrio_nursery n;
+    ptrio_task t[2];
+    struct each_other k[2];
+    int nline;
+};
+
+static int dl_events(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct dl_events, f);
+    f->nline = __LINE__; PTRIO_NURSERY(f, &f->n) {
+        f->k[0].wait_for = &f->eb;
+        f->k[0].then_set = &f->ea;
+        f->k[1].wait_for = &f->ea;
+        f->k[1].then_set = &f->eb;
+        PTRIO_CHECK(f, ptrio_start_soon_named(&f->n, &f->t[0], each_other,
+                                              &f->k[0], "a"));
+        PTRIO_CHECK(f, ptrio_start_soon_named(&f->n, &f->t[1], each_other,
+                                              &f->k[1], "b"));
+    }
+    tlog_add(&L, "unreached");
+    PTRIO_END(f);
+}
+
+/* Two tasks waiting on each other's event: reported once, with the task
+ * tree (each task's state and the file:line and function it waits in),
+ * every task cancelled by the run (kind RUN, code -PTRIO_EDEADLK), the
+ * run returns -PTRIO_EDEADLK. */
+START_TEST(test_deadlock_two_events)
+{
+    static struct dl_events f;
+    static char want[2048];
+    treport rep;
+    int i;
+
+    tlog_clear(&L);
+    f = (struct dl_events){0};
+    ck_assert_int_eq(run_virtual(dl_events, &f, &rep), -PTRIO_EDEADLK);
+    /* the run's cancellation comes from outside the nursery: it does not
+     * absorb it, and main's code after it does not run */
+    ck_assert_str_eq(L.buf, "a-9007@0 b-9007@0");
+    want[0] = '\0';
+    strcat(want, "ptrio: deadlock: every task waits, and nothing can wake "
+                 "one; every task is cancelled. The tasks: | ");
+    strcat(want, "ptrio: nursery at (run):0, 1 live | ");
+    strcat(want, "ptrio:   task 'dl_events' joining a nursery at ");
+    cat_site(want, f.nline);
+    strcat(want, " in dl_events() | ptrio:     nursery at ");
+    cat_site(want, f.nline);
+    strcat(want, ", 2 live | ");
+    for (i = 0; i < 2; i++) {
+        strcat(want, i ? "ptrio:       task 'b'" : "ptrio:       task 'a'");
+        strcat(want, " parked in a lot at ");
+        cat_site(want, f.k[i].line);
+        strcat(want, " in each_other() |");
+        if (!i)
+            strcat(want, " ");
+    }
+    ck_assert_str_eq(rep.lines.buf, want);
+    ck_assert_int_eq(rep.count, 6);
+    for (i = 0; i < 2; i++) {
+        ck_assert_int_eq(f.k[i].seen.rc, 0);
+        ck_assert_int_eq(f.k[i].seen.info.kind, PTRIO_CANCEL_RUN);
+        ck_assert_int_eq(f.k[i].seen.info.failure.code, -PTRIO_EDEADLK);
+        ck_assert_str_eq(f.k[i].seen.text, "cancelled because every task "
+                                           "waits forever (deadlock)");
+    }
+}
+END_TEST
+
+/* Holds one lock, then wants the other. */
+struct holder {
+    ptrio_frame fr;
+    ptrio_lock *first, *second;
+    int line, released;
+};
+
+static int holder(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct holder, f);
+    PTRIO_AWAIT(f, ptrio_lock_acquire(f, f->first));
+    PTRIO_CHECKPOINT(f);
+    f->line = __LINE__; PTRIO_AWAIT(f, ptrio_lock_acquire(f, f->second));
+    tlog_add(&L, "unreached");
+    PTRIO_FINALLY(f);
+    if (ptrio_lock_owner(f->first) == ptrio_current_task())
+        f->released = ptrio_lock_release(f->first) == 0;
+    logn_at(&L, ptrio_task_name(ptrio_current_task()),
+            PTRIO_FINALLY_ERROR(f));
+    PTRIO_END(f);
+}
+
+struct dl_locks {
+    ptrio_frame fr;
+    ptrio_lock l1, l2;
+    ptrio_nursery n;
+    ptrio_task t[2];
+    struct holder h[2];
+};
+
+static int dl_locks(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct dl_locks, f);
+    PTRIO_NURSERY(f, &f->n) {
+        f->h[0] = (struct holder){.first = &f->l1, .second = &f->l2};
+        f->h[1] = (struct holder){.first = &f->l2, .second = &f->l1};
+        PTRIO_CHECK(f, ptrio_start_soon_named(&f->n, &f->t[0], holder,
+                                              &f->h[0], "x"));
+        PTRIO_CHECK(f, ptrio_start_soon_named(&f->n, &f->t[1], holder,
+                                              &f->h[1], "y"));
+    }
+    PTRIO_END(f);
+}
+
+/* The classic: each holds a lock the other wants. Both are cancelled out
+ * of their acquire, release what they hold in FINALLY, and the run
+ * returns -PTRIO_EDEADLK; the dump shows where each waits. */
+START_TEST(test_deadlock_two_locks)
+{
+    static struct dl_locks f;
+    static char line[256];
+    treport rep;
+    int i;
+
+    tlog_clear(&L);
+    f = (struct dl_locks){0};
+    ck_assert_int_eq(run_virtual(dl_locks, &f, &rep), -PTRIO_EDEADLK);
+    ck_assert_str_eq(L.buf, "x-9007@0 y-9007@0");
+    ck_assert_int_eq(rep.count, 6);
+    for (i = 0; i < 2; i++) {
+        ck_assert_int_eq(f.h[i].released, 1);
+        strcpy(line, i ? "task 'y'" : "task 'x'");
+        strcat(line, " parked in a lot at ");
+        cat_site(line, f.h[i].line);
+        strcat(line, " in holder()");
+        ck_assert_ptr_nonnull(strstr(rep.lines.buf, line));
+    }
+    ck_assert(!ptrio_lock_locked(&f.l1));
+    ck_assert(!ptrio_lock_locked(&f.l2));
+}
+END_TEST
+
+/* A child fails; its sibling's cleanup then waits, shielded, for an
+ * event nobody sets: a deadlock during the failure's way out. It is
+ * reported once, the shielded wait is aborted (the run's last resort),
+ * and the run returns the real failure, reported too. */
+struct fails_soon { ptrio_frame fr; int line; };
+
+static int fails_soon(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct fails_soon, f);
+    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+    f->line = __LINE__; PTRIO_RAISE(f, -PTRIO_EIO, "disk gone");
+    PTRIO_END(f);
+}
+
+struct stuck_cleanup { ptrio_frame fr; ptrio_event never; ptrio_scope sh; };
+
+static int stuck_cleanup(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct stuck_cleanup, f);
+    PTRIO_AWAIT(f, ptrio_sleep_forever(f));
+    PTRIO_FINALLY(f);
+    PTRIO_SHIELD(f, &f->sh) {
+        PTRIO_AWAIT(f, ptrio_event_wait(f, &f->never));
+    }
+    tlog_at(&L, "cleanup-done");
+    PTRIO_END(f);
+}
+
+struct dl_failing {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[2];
+    struct fails_soon a;
+    struct stuck_cleanup b;
+};
+
+static int dl_failing(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct dl_failing, f);
+    PTRIO_NURSERY(f, &f->n) {
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[0], fails_soon, &f->a));
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[1], stuck_cleanup,
+                                        &f->b));
+    }
+    PTRIO_END(f);
+}
+
+START_TEST(test_deadlock_while_failing)
+{
+    static struct dl_failing f;
+    treport rep;
+
+    tlog_clear(&L);
+    f = (struct dl_failing){0};
+    ck_assert_int_eq(run_virtual(dl_failing, &f, &rep), -PTRIO_EIO);
+    ck_assert_int_eq(count_of(rep.lines.buf, "ptrio: deadlock:"), 1);
+    ck_assert_ptr_nonnull(strstr(rep.lines.buf,
+                                 "task 'stuck_cleanup' parked in a lot"));
+    ck_assert_ptr_nonnull(strstr(rep.lines.buf,
+                                 "ptrio: task 'fails_soon' failed: EIO "
+                                 "(disk gone)"));
+    ck_assert_str_eq(L.buf, "");    /* the aborted wait raised */
+}
+END_TEST
+
+/* Not a deadlock: a task blocked in wait_all_tasks_blocked wakes when
+ * every other task is blocked, and unblocks them. */
+struct sets_when_idle { ptrio_frame fr; ptrio_event *e; };
+
+static int sets_when_idle(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct sets_when_idle, f);
+    PTRIO_AWAIT(f, ptrio_wait_all_tasks_blocked(f, 0));
+    tlog_at(&L, "idle");
+    ptrio_event_set(f->e);
+    PTRIO_END(f);
+}
+
+struct waits_event { ptrio_frame fr; ptrio_event *e; };
+
+static int waits_event(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct waits_event, f);
+    PTRIO_AWAIT(f, ptrio_event_wait(f, f->e));
+    ev_real("woken");
+    PTRIO_END(f);
+}
+
+struct nodl_idle {
+    ptrio_frame fr;
+    ptrio_event e;
+    ptrio_nursery n;
+    ptrio_task t[2];
+    struct sets_when_idle s;
+    struct waits_event w;
+};
+
+static int nodl_idle(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct nodl_idle, f);
+    PTRIO_NURSERY(f, &f->n) {
+        f->w.e = f->s.e = &f->e;
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[0], waits_event, &f->w));
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[1], sets_when_idle,
+                                        &f->s));
+    }
+    PTRIO_END(f);
+}
+
+START_TEST(test_no_deadlock_idle_waiter)
+{
+    static struct nodl_idle f;
+    treport rep;
+
+    tick_reset();
+    tlog_clear(&L);
+    f = (struct nodl_idle){0};
+    ck_assert_int_eq(run_virtual(nodl_idle, &f, &rep), 0);
+    ck_assert_int_eq(rep.count, 0);
+    ck_assert_str_eq(L.buf, "idle@0 woken@0/0");
+}
+END_TEST
+
+/* An external wake source: an interrupt handler records that its
+ * device is ready (irq_ready) and the source's poll, on the loop's
+ * thread, wakes the waiting task. With a source added, a loop whose
+ * tasks all wait with no deadline is not deadlocked: the port's wait
+ * sleeps until the interrupt (tick_irq, 5 ms later). */
+static volatile int irq_ready;
+static ptrio_event irq_event;
+
+static void device_irq(void)
+{
+    REAL += PTRIO_MS(5);
+    irq_ready = 1;
+}
+
+static void device_poll(ptrio_source *src)
+{
+    if (irq_ready) {
+        irq_ready = 0;
+        ptrio_event_set(&irq_event);
+        ptrio_source_remove(src);
+    }
+}
+
+struct irq_main {
+    ptrio_frame fr;
+    ptrio_source src;
+    struct waits_event w;
+};
+
+static int irq_main(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct irq_main, f);
+    PTRIO_CHECK(f, ptrio_source_add(&f->src, device_poll));
+    f->w.e = &irq_event;
+    PTRIO_CALL(f, waits_event, &f->w);
+    PTRIO_END(f);
+}
+
+START_TEST(test_no_deadlock_with_source)
+{
+    static struct irq_main f;
+    treport rep;
+
+    tick_reset();
+    tlog_clear(&L);
+    irq_ready = 0;
+    irq_event = (ptrio_event){0};
+    tick_irq = device_irq;
+    f = (struct irq_main){0};
+    ck_assert_int_eq(run_clocked(&tick_backend, NULL, irq_main, &f, &rep), 0);
+    ck_assert_int_eq(rep.count, 0);
+    ck_assert_str_eq(L.buf, "woken@5/5");
+    ck_assert_int_eq(tick_waits, 1);
+}
+END_TEST
+
+/* The virtual backend cannot wait for anything outside: with every task
+ * waiting and no deadline, its wait fails with -PTRIO_EDEADLK even though
+ * a source is added. Like every deadlock, that is reported (with the
+ * tree), never silent. */
+START_TEST(test_virtual_source_deadlock_reported)
+{
+    static struct irq_main f;
+    treport rep;
+
+    tlog_clear(&L);
+    irq_ready = 0;
+    irq_event = (ptrio_event){0};
+    f = (struct irq_main){0};
+    ck_assert_int_eq(run_virtual(irq_main, &f, &rep), -PTRIO_EDEADLK);
+    ck_assert_ptr_nonnull(strstr(rep.lines.buf, "deadlock"));
+    ck_assert_ptr_nonnull(strstr(rep.lines.buf,
+                                 "task 'irq_main' parked in a lot"));
+}
+END_TEST
+
+/* ================================================================== */
+/* ---- cancel reasons (Trio: test_cancelled.py) --------------------- */
+
+struct reasons {
+    ptrio_frame fr;
+    ptrio_scope cs[8];
+    struct seen s[8];
+    int rc[8];
+};
+
+static int reasons(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct reasons, f);
+    PTRIO_CANCEL_SCOPE(f, &f->cs[0]) {
+        ptrio_cancel_reason(&f->cs[0], "hello");
+        PTRIO_TRY(f, f->rc[0], ptrio_checkpoint(f));
+        see(f, &f->s[0]);
+    }
+    PTRIO_MOVE_ON_AT(f, &f->cs[1], PTRIO_TIME_NINF) {
+        PTRIO_TRY(f, f->rc[1], ptrio_checkpoint(f));
+        see(f, &f->s[1]);
+    }
+    PTRIO_CANCEL_SCOPE(f, &f->cs[2]) {
+        ck_assert_int_eq(ptrio_scope_set_deadline(&f->cs[2],
+                                                  PTRIO_TIME_NINF), 0);
+        PTRIO_TRY(f, f->rc[2], ptrio_checkpoint(f));
+        see(f, &f->s[2]);
+    }
+    PTRIO_CANCEL_SCOPE(f, &f->cs[3]) {
+        ptrio_cancel(&f->cs[3]);
+        PTRIO_TRY(f, f->rc[3], ptrio_checkpoint(f));
+        see(f, &f->s[3]);
+    }
+    /* not cancelled: no source */
+    f->rc[4] = ptrio_cancel_source(f, &f->s[4].info);
+    f->rc[5] = ptrio_cancel_source(f, NULL);
+    PTRIO_END(f);
+}
+
+/* Trio: test_cancelled.py::test_cancel_reason: an explicit cancel with
+ * a reason, a deadline already passed at entry or set inside; and an
+ * explicit one without reason. Outside a cancelled region there is no
+ * source (-PTRIO_EINVAL); outside the running frame -PTRIO_ENOTASK. */
+START_TEST(test_cancel_reason)
+{
+    static struct reasons f;
+    ptrio_cancel_info info;
+    int i;
+
+    f = (struct reasons){0};
+    ck_assert_int_eq(run_virtual(reasons, &f, NULL), 0);
+    for (i = 0; i < 4; i++) {
+        ck_assert_int_eq(f.rc[i], -PTRIO_ECANCELED);
+        ck_assert_int_eq(f.s[i].rc, 0);
+        ck_assert_ptr_eq(f.s[i].info.scope, &f.cs[i]);
+        ck_assert_ptr_null(f.s[i].info.task);
+    }
+    ck_assert_int_eq(f.s[0].info.kind, PTRIO_CANCEL_EXPLICIT);
+    ck_assert_str_eq(f.s[0].info.reason, "hello");
+    ck_assert_str_eq(f.s[0].text, "cancelled because hello");
+    ck_assert_int_eq(f.s[1].info.kind, PTRIO_CANCEL_DEADLINE);
+    ck_assert_str_eq(f.s[1].text, "cancelled because a deadline passed");
+    ck_assert_int_eq(f.s[2].info.kind, PTRIO_CANCEL_DEADLINE);
+    ck_assert_str_eq(f.s[2].text, "cancelled because a deadline passed");
+    ck_assert_int_eq(f.s[3].info.kind, PTRIO_CANCEL_EXPLICIT);
+    ck_assert_ptr_null(f.s[3].info.reason);
+    ck_assert_str_eq(f.s[3].text, "cancelled explicitly");
+    ck_assert_int_eq(f.rc[4], -PTRIO_EINVAL);
+    ck_assert_int_eq(f.rc[5], -PTRIO_EINVAL);
+    ck_assert_int_eq(ptrio_cancel_source(&f, &info), -PTRIO_ENOTASK);
+}
+END_TEST
+
+struct sticks {
+    ptrio_frame fr;
+    ptrio_scope cs[6];
+    struct seen s[6];
+    ptrio_scope_info si[2];
+    int rc;
+};
+
+static int sticks(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct sticks, f);
+    /* explicit, then a deadline: explicit stays */
+    PTRIO_CANCEL_SCOPE(f, &f->cs[0]) {
+        ptrio_cancel(&f->cs[0]);
+        PTRIO_TRY(f, f->rc, ptrio_checkpoint(f));
+        ck_assert_int_eq(ptrio_scope_set_deadline(&f->cs[0],
+                                                  PTRIO_TIME_NINF), 0);
+        PTRIO_TRY(f, f->rc, ptrio_checkpoint(f));
+        see(f, &f->s[0]);
+    }
+    /* a deadline, then explicit: the deadline stays */
+    PTRIO_CANCEL_SCOPE(f, &f->cs[1]) {
+        ck_assert_int_eq(ptrio_scope_set_deadline(&f->cs[1],
+                                                  PTRIO_TIME_NINF), 0);
+        PTRIO_TRY(f, f->rc, ptrio_checkpoint(f));
+        ptrio_cancel_reason(&f->cs[1], "too late");
+        PTRIO_TRY(f, f->rc, ptrio_checkpoint(f));
+        see(f, &f->s[1]);
+    }
+    /* two reasons: the first stays */
+    PTRIO_CANCEL_SCOPE(f, &f->cs[2]) {
+        ptrio_cancel_reason(&f->cs[2], "first");
+        ptrio_cancel_reason(&f->cs[2], "second");
+        PTRIO_TRY(f, f->rc, ptrio_checkpoint(f));
+        see(f, &f->s[2]);
+    }
+    /* an inner scope cancelled inside a cancelled outer one inherits the
+     * outer reason (Trio's CancelStatus.recalculate) */
+    PTRIO_CANCEL_SCOPE(f, &f->cs[3]) {
+        PTRIO_CANCEL_SCOPE(f, &f->cs[4]) {
+            ptrio_cancel_reason(&f->cs[3], "outer");
+            ptrio_cancel_reason(&f->cs[4], "inner");
+            PTRIO_TRY(f, f->rc, ptrio_checkpoint(f));
+            see(f, &f->s[3]);
+            ptrio_scope_info_get(&f->cs[4], &f->si[0]);
+        }
+    }
+    /* the inner cancelled first keeps its own */
+    PTRIO_CANCEL_SCOPE(f, &f->cs[3]) {
+        PTRIO_CANCEL_SCOPE(f, &f->cs[4]) {
+            ptrio_cancel_reason(&f->cs[4], "inner");
+            ptrio_cancel_reason(&f->cs[3], "outer");
+            PTRIO_TRY(f, f->rc, ptrio_checkpoint(f));
+            see(f, &f->s[4]);
+            ptrio_scope_info_get(&f->cs[3], &f->si[1]);
+        }
+    }
+    /* shielded from the outer one: its own reason */
+    PTRIO_CANCEL_SCOPE(f, &f->cs[3]) {
+        PTRIO_SHIELD(f, &f->cs[5]) {
+            ptrio_cancel_reason(&f->cs[3], "outer");
+            ptrio_cancel_reason(&f->cs[5], "shielded");
+            PTRIO_TRY(f, f->rc, ptrio_checkpoint(f));
+            see(f, &f->s[5]);
+        }
+    }
+    PTRIO_END(f);
+}
+
+/* Trio: test_cancelled.py::test_cancel_reason_not_overwritten and
+ * test_cancel_reason_not_overwritten_2: the first reason sticks; an
+ * inner scope cancelled later inherits the outer one's. */
+START_TEST(test_cancel_reason_not_overwritten)
+{
+    static struct sticks f;
+
+    f = (struct sticks){0};
+    ck_assert_int_eq(run_virtual(sticks, &f, NULL), 0);
+    ck_assert_int_eq(f.s[0].info.kind, PTRIO_CANCEL_EXPLICIT);
+    ck_assert_str_eq(f.s[0].text, "cancelled explicitly");
+    ck_assert_int_eq(f.s[1].info.kind, PTRIO_CANCEL_DEADLINE);
+    ck_assert_str_eq(f.s[1].text, "cancelled because a deadline passed");
+    ck_assert_str_eq(f.s[2].text, "cancelled because first");
+    ck_assert_str_eq(f.s[3].text, "cancelled because outer");
+    ck_assert_ptr_eq(f.s[3].info.scope, &f.cs[4]);
+    ck_assert(f.si[0].cancel_called);
+    ck_assert_str_eq(f.si[0].cancel.reason, "outer");
+    ck_assert_str_eq(f.s[4].text, "cancelled because inner");
+    ck_assert_str_eq(f.si[1].cancel.reason, "outer");
+    ck_assert_str_eq(f.s[5].text, "cancelled because shielded");
+}
+END_TEST
+
+/* ptrio_start's children of Trio's nursery reason tests. */
+struct rs_child {
+    ptrio_frame fr;
+    int mode;               /* 0: fail after started, 1: fail after idle,
+                               2: fail before started, 3: sleep, cancelled,
+                               then fail, 4: sleep, cancelled, return */
+    int line, rc;
+    struct seen seen;
+};
+
+static int rs_child(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct rs_child, f);
+    if (f->mode == 2) {
+        f->line = __LINE__; PTRIO_RAISE(f, -PTRIO_EIO, "value error");
+    }
+    PTRIO_CHECK(f, ptrio_started(f, ptrio_current_task()));
+    if (f->mode == 1)
+        PTRIO_AWAIT(f, ptrio_wait_all_tasks_blocked(f, 0));
+    if (f->mode < 2) {
+        f->line = __LINE__; PTRIO_RAISE(f, -PTRIO_EIO, "value error");
+    }
+    PTRIO_TRY(f, f->rc, ptrio_sleep_forever(f));
+    see(f, &f->seen);
+    if (f->mode == 3) {
+        f->line = __LINE__; PTRIO_RAISE(f, -PTRIO_EINVAL, "type error");
+    }
+    PTRIO_END(f);
+}
+
+struct rs_main {
+    ptrio_frame fr;
+    int variant;
+    ptrio_nursery n;
+    ptrio_scope catcher;
+    ptrio_task t[2];
+    struct rs_child c[2];
+    void *fail_task;
+    int rc;
+    struct seen seen;
+    ptrio_failure group, m[2];
+    int size;
+};
+
+static int rs_main(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct rs_main, f);
+    PTRIO_TRY_BLOCK(f, &f->catcher) {
+        PTRIO_NURSERY(f, &f->n) {
+            if (f->variant == 3) {
+                f->c[1].mode = 4;
+                PTRIO_CHECK(f, ptrio_start_soon_named(&f->n, &f->t[1],
+                                                      rs_child, &f->c[1],
+                                                      "cancelled_task"));
+                PTRIO_AWAIT(f, ptrio_wait_all_tasks_blocked(f, 0));
+            }
+            f->c[0].mode = f->variant == 1 ? 0 : f->variant == 2 ? 1 : 2;
+            PTRIO_AWAIT(f, ptrio_start_named(f, &f->n, &f->t[0], rs_child,
+                                             &f->c[0], &f->fail_task,
+                                             "failing_task"));
+            if (f->variant == 1) {
+                PTRIO_TRY(f, f->rc, ptrio_wait_all_tasks_blocked(f, 0));
+                see(f, &f->seen);
+            }
+            f->c[1].mode = 3;
+            PTRIO_AWAIT(f, ptrio_start_named(f, &f->n, &f->t[1], rs_child,
+                                             &f->c[1], NULL,
+                                             "cancelled_task"));
+        }
+    }
+    if (ptrio_scope_failure(&f->catcher, &f->group) == 0 &&
+        f->group.code == -PTRIO_EGROUP) {
+        const void *cur = NULL;
+        int k = 0;
+        f->size = ptrio_group_size(f->group.group);
+        while (k < 2 && (cur = ptrio_group_next(f->group.group, cur,
+                                                &f->m[k])))
+            k++;
+    }
+    PTRIO_END(f);
+}
+
+static void want_failure(const ptrio_cancel_info *info, const char *task,
+                         int code, int line)
+{
+    char want[160];
+
+    ck_assert_int_eq(info->kind, PTRIO_CANCEL_FAILURE);
+    ck_assert_str_eq(info->failure.task, task);
+    ck_assert_int_eq(info->failure.code, code);
+    ck_assert_str_eq(info->failure.file, __FILE__);
+    ck_assert_int_eq(info->failure.line, line);
+    ck_assert_ptr_nonnull(info->scope);
+    strcpy(want, "cancelled because task '");
+    strcat(want, task);
+    strcat(want, "' failed with ");
+    strcat(want, ptrio_errname(code));
+    strcat(want, " at ");
+    cat_site(want, line);
+    {
+        char text[160];
+        ptrio_cancel_text(info, text, (int)sizeof text);
+        ck_assert_str_eq(text, want);
+    }
+}
+
+/* Trio: test_cancelled.py::test_cancel_reason_nursery: the failing task
+ * raises right after started(); the body's wait and a task started into
+ * the cancelled nursery are cancelled because of it (which task, which
+ * code, where). The group holds the body's error (the second child's
+ * -EINVAL, through its start) and the failing child's -EIO. */
+START_TEST(test_cancel_reason_nursery)
+{
+    static struct rs_main f;
+
+    f = (struct rs_main){.variant = 1};
+    ck_assert_int_eq(run_virtual(rs_main, &f, NULL), 0);
+    ck_assert_ptr_eq(f.fail_task, &f.t[0]);
+    ck_assert_int_eq(f.rc, -PTRIO_ECANCELED);
+    want_failure(&f.seen.info, "failing_task", -PTRIO_EIO, f.c[0].line);
+    ck_assert_int_eq(f.c[1].rc, -PTRIO_ECANCELED);
+    want_failure(&f.c[1].seen.info, "failing_task", -PTRIO_EIO, f.c[0].line);
+    ck_assert_int_eq(f.group.code, -PTRIO_EGROUP);
+    ck_assert_int_eq(f.size, 2);
+    ck_assert_int_eq(f.m[0].code, -PTRIO_EINVAL);
+    ck_assert_str_eq(f.m[0].task, "cancelled_task");
+    ck_assert_int_eq(f.m[0].line, f.c[1].line);
+    ck_assert_int_eq(f.m[1].code, -PTRIO_EIO);
+    ck_assert_str_eq(f.m[1].task, "failing_task");
+}
+END_TEST
+
+/* Trio: test_cancelled.py::test_cancel_reason_nursery2: the failing task
+ * waits until both run, then raises. */
+START_TEST(test_cancel_reason_nursery2)
+{
+    static struct rs_main f;
+
+    f = (struct rs_main){.variant = 2};
+    ck_assert_int_eq(run_virtual(rs_main, &f, NULL), 0);
+    ck_assert_int_eq(f.c[1].rc, -PTRIO_ECANCELED);
+    want_failure(&f.c[1].seen.info, "failing_task", -PTRIO_EIO, f.c[0].line);
+    ck_assert_int_eq(f.group.code, -PTRIO_EGROUP);
+    ck_assert_int_eq(f.size, 2);
+    ck_assert_int_eq(f.m[0].code, -PTRIO_EIO);
+    ck_assert_str_eq(f.m[0].task, "failing_task");
+    ck_assert_int_eq(f.m[1].code, -PTRIO_EINVAL);
+    ck_assert_str_eq(f.m[1].task, "cancelled_task");
+}
+END_TEST
+
+/* Trio: test_cancelled.py::test_cancel_reason_nursery3: the failing task
+ * raises before started(), so the start fails in the body: the sibling
+ * is cancelled because the body failed. Trio says "code block inside
+ * nursery raised ValueError from task <parent>"; ptrio's record goes on
+ * to where that error came from: the failing task, its code and site. */
+START_TEST(test_cancel_reason_nursery3)
+{
+    static struct rs_main f;
+
+    f = (struct rs_main){.variant = 3};
+    ck_assert_int_eq(run_virtual(rs_main, &f, NULL), 0);
+    ck_assert_int_eq(f.c[1].rc, -PTRIO_ECANCELED);
+    want_failure(&f.c[1].seen.info, "failing_task", -PTRIO_EIO, f.c[0].line);
+    /* the one failure is raised as itself */
+    ck_assert_int_eq(f.group.code, -PTRIO_EIO);
+    ck_assert_str_eq(f.group.task, "failing_task");
+    ck_assert_int_eq(f.group.line, f.c[0].line);
+}
+END_TEST
+
+/* The body raises after its child runs. */
+struct nested_child { ptrio_frame fr; ptrio_event *ev; int rc; struct seen seen; };
+
+static int nested_child(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct nested_child, f);
+    ptrio_event_set(f->ev);
+    PTRIO_TRY(f, f->rc, ptrio_sleep_forever(f));
+    see(f, &f->seen);
+    PTRIO_END(f);
+}
+
+struct nested_main {
+    ptrio_frame fr;
+    ptrio_event ev;
+    ptrio_nursery n;
+    ptrio_task t;
+    struct nested_child c;
+    int line;
+};
+
+static int nested_main(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct nested_main, f);
+    PTRIO_NURSERY(f, &f->n) {
+        f->c.ev = &f->ev;
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t, nested_child, &f->c));
+        PTRIO_AWAIT(f, ptrio_event_wait(f, &f->ev));
+        f->line = __LINE__; PTRIO_RAISE(f, -PTRIO_EIO, "value error");
+    }
+    PTRIO_END(f);
+}
+
+/* Trio: test_cancelled.py::test_nested_child_source: the child is
+ * cancelled because the body (the task that owns the nursery) failed. */
+START_TEST(test_nested_child_source)
+{
+    static struct nested_main f;
+
+    f = (struct nested_main){0};
+    ck_assert_int_eq(run_virtual(nested_main, &f, NULL), -PTRIO_EIO);
+    ck_assert_int_eq(f.c.rc, -PTRIO_ECANCELED);
+    want_failure(&f.c.seen.info, "nested_main", -PTRIO_EIO, f.line);
+}
+END_TEST
+
+/* A sibling's ETIMEDOUT from FAIL_AFTER cancels the other child; the
+ * dump, taken in that child's cleanup, shows the reason on the nursery
+ * and on the task: "cancelled because task 'b' failed with ETIMEDOUT at
+ * <the FAIL_AFTER block's line>". */
+struct too_slow { ptrio_frame fr; ptrio_scope sc; int line; };
+
+static int too_slow(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct too_slow, f);
+    f->line = __LINE__; PTRIO_FAIL_AFTER(f, &f->sc, PTRIO_MS(20)) {
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_SEC(1)));
+    }
+    PTRIO_END(f);
+}
+
+static treport dump_rep;
+
+static void dump_sink(void *ctx, const char *line)
+{
+    treport_sink(ctx, line);
+}
+
+struct dumps_cleanup { ptrio_frame fr; struct seen seen; };
+
+static int dumps_cleanup(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct dumps_cleanup, f);
+    PTRIO_AWAIT(f, ptrio_sleep_forever(f));
+    PTRIO_FINALLY(f);
+    see(f, &f->seen);
+    memset(&dump_rep, 0, sizeof dump_rep);
+    (void)ptrio_dump(dump_sink, &dump_rep);
+    PTRIO_END(f);
+}
+
+struct timeout_main {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[2];
+    struct dumps_cleanup a;
+    struct too_slow b;
+};
+
+static int timeout_main(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct timeout_main, f);
+    PTRIO_NURSERY(f, &f->n) {
+        PTRIO_CHECK(f, ptrio_start_soon_named(&f->n, &f->t[0], dumps_cleanup,
+                                              &f->a, "a"));
+        PTRIO_CHECK(f, ptrio_start_soon_named(&f->n, &f->t[1], too_slow,
+                                              &f->b, "b"));
+    }
+    PTRIO_END(f);
+}
+
+START_TEST(test_cancel_reason_sibling_timeout_in_dump)
+{
+    static struct timeout_main f;
+    char want[256];
+    treport rep;
+
+    f = (struct timeout_main){0};
+    ck_assert_int_eq(run_virtual(timeout_main, &f, &rep), -PTRIO_ETIMEDOUT);
+    want_failure(&f.a.seen.info, "b", -PTRIO_ETIMEDOUT, f.b.line);
+    ck_assert_ptr_eq(f.a.seen.info.scope, &f.n.scope);
+    strcpy(want, "cancelled because task 'b' failed with ETIMEDOUT at ");
+    cat_site(want, f.b.line);
+    /* on the nursery, its owner (joining inside it) and the task */
+    ck_assert_int_eq(count_of(dump_rep.lines.buf, want), 3);
+    ck_assert_int_eq(dump_rep.count, 4);
+    ck_assert_ptr_nonnull(strstr(dump_rep.lines.buf, "task 'a' running"));
+    ck_assert_int_eq(rep.count, 1);
+    ck_assert_ptr_nonnull(strstr(rep.lines.buf,
+                                 "task 'b' failed: ETIMEDOUT (timed out)"));
+}
+END_TEST
+
+/* A backend whose wait fails: the run's cancellation carries its code. */
+static int failing_wait(ptrio_loop *l, ptrio_time deadline)
+{
+    (void)l;
+    (void)deadline;
+    return -PTRIO_EIO;
+}
+
+static const ptrio_backend failing_backend = {
+    "failing", NULL, NULL, tick_now, failing_wait, NULL, NULL, tick_wake
+};
+
+struct run_cancelled { ptrio_frame fr; struct seen seen; };
+
+static int run_cancelled(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct run_cancelled, f);
+    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_SEC(1)));
+    PTRIO_FINALLY(f);
+    see(f, &f->seen);
+    PTRIO_END(f);
+}
+
+/* Kind RUN: the backend failed (its code), or every task waits forever
+ * (-PTRIO_EDEADLK, test_deadlock_two_events). */
+START_TEST(test_cancel_reason_backend_failure)
+{
+    static struct run_cancelled f;
+    treport rep;
+
+    tick_reset();
+    f = (struct run_cancelled){0};
+    ck_assert_int_eq(run_clocked(&failing_backend, NULL, run_cancelled, &f,
+                                 &rep), -PTRIO_EIO);
+    ck_assert_int_eq(f.seen.rc, 0);
+    ck_assert_int_eq(f.seen.info.kind, PTRIO_CANCEL_RUN);
+    ck_assert_int_eq(f.seen.info.failure.code, -PTRIO_EIO);
+    ck_assert_str_eq(f.seen.text, "cancelled because the backend failed "
+                                  "with EIO");
+    ck_assert_str_eq(rep.lines.buf, "ptrio: the backend failed; every task "
+                                    "was cancelled |");
+}
+END_TEST
+
+/* ptrio_cancel_text writes at most n bytes, always terminated. */
+START_TEST(test_cancel_text_bounds)
+{
+    ptrio_cancel_info info;
+    char buf[16];
+
+    memset(&info, 0, sizeof info);
+    info.kind = PTRIO_CANCEL_EXPLICIT;
+    info.reason = "a reason much longer than the buffer";
+    memset(buf, 'x', sizeof buf);
+    ck_assert_int_eq(ptrio_cancel_text(&info, buf, 10), 9);
+    ck_assert_str_eq(buf, "cancelled");
+    ck_assert_int_eq(buf[10], 'x');
+    ck_assert_int_eq(ptrio_cancel_text(&info, buf, 1), 0);
+    ck_assert_str_eq(buf, "");
+    ck_assert_int_eq(ptrio_cancel_text(&info, NULL, 10), 0);
+    ck_assert_int_eq(ptrio_cancel_text(NULL, buf, 16), 0);
+    ck_assert_str_eq(buf, "");
+    info.kind = PTRIO_CANCEL_TASK;
+    ck_assert_int_eq(ptrio_cancel_text(&info, buf, 16), 15);
+    ck_assert_str_eq(buf, "cancelled by pt");
+}
+END_TEST
+
+/* ================================================================== */
+
+int main(void)
+{
+    Suite *s = suite_create("toolkit");
+    TCase *tc = tcase_create("mock_clock");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_test(tc, test_mock_clock);
+    tcase_add_test(tc, test_mock_clock_outside_run);
+    tcase_add_test(tc, test_mock_clock_autojump);
+    tcase_add_test(tc, test_mock_clock_autojump_interference);
+    tcase_add_test(tc, test_mock_clock_autojump_preset);
+    tcase_add_test(tc, test_mock_clock_autojump_0_and_wait_all_tasks_blocked_0);
+    tcase_add_test(tc,
+        test_mock_clock_autojump_0_and_wait_all_tasks_blocked_nonzero);
+    tcase_add_test(tc, test_autojump_defers_to_idle_waiter);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("wait_all_tasks_blocked");
+    tcase_add_test(tc, test_wait_all_tasks_blocked);
+    tcase_add_test(tc, test_wait_all_tasks_blocked_with_timeouts);
+    tcase_add_test(tc, test_wait_all_tasks_blocked_with_cushion);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("deadlock");
+    tcase_add_test(tc, test_deadlock_two_events);
+    tcase_add_test(tc, test_deadlock_two_locks);
+    tcase_add_test(tc, test_deadlock_while_failing);
+    tcase_add_test(tc, test_no_deadlock_idle_waiter);
+    tcase_add_test(tc, test_no_deadlock_with_source);
+    tcase_add_test(tc, test_virtual_source_deadlock_reported);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("cancel_reasons");
+    tcase_add_test(tc, test_cancel_reason);
+    tcase_add_test(tc, test_cancel_reason_not_overwritten);
+    tcase_add_test(tc, test_cancel_reason_nursery);
+    tcase_add_test(tc, test_cancel_reason_nursery2);
+    tcase_add_test(tc, test_cancel_reason_nursery3);
+    tcase_add_test(tc, test_nested_child_source);
+    tcase_add_test(tc, test_cancel_reason_sibling_timeout_in_dump);
+    tcase_add_test(tc, test_cancel_reason_backend_failure);
+    tcase_add_test(tc, test_cancel_text_bounds);
+    suite_add_tcase(s, tc);
+
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
