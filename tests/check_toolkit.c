@@ -6,6 +6,7 @@
  * of a backend of the test's own (tick_backend), which only moves when
  * the loop waits: Trio's tests monkeypatch MockClock's real clock the
  * same way, and cushions and autojump thresholds come out exact. */
+#include <stdio.h>
 #include <stdlib.h>
 
 #define TESTUTIL_EVENTS
@@ -1580,6 +1581,1407 @@ START_TEST(test_cancel_text_bounds)
 END_TEST
 
 /* ================================================================== */
+/* ---- the task tree ------------------------------------------------- */
+
+/* One node as the walk saw it. */
+struct seen_node {
+    int depth;
+    const ptrio_task *task;
+    const ptrio_scope *scope;
+};
+
+#define TREE_MAX 64
+static struct seen_node walked[TREE_MAX];
+static int nwalked;
+
+static void walk_tree(void)
+{
+    ptrio_tree_node n;
+
+    nwalked = 0;
+    ck_assert_int_eq(ptrio_tree_first(&n), 0);
+    do {
+        ck_assert_int_lt(nwalked, TREE_MAX);
+        walked[nwalked].depth = n.depth;
+        walked[nwalked].task = n.task;
+        walked[nwalked].scope = n.scope;
+        nwalked++;
+    } while (ptrio_tree_next(&n));
+}
+
+/* Parks in a lot of its own until cancelled. */
+struct lot_parker { ptrio_frame fr; ptrio_lot *lot; int line; };
+
+static int lot_parker(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct lot_parker, f);
+    f->line = __LINE__; PTRIO_AWAIT(f, ptrio_park(f, f->lot, NULL));
+    PTRIO_END(f);
+}
+
+/* c1: a nursery of two (one parked in a lot, one asleep). */
+struct tree_c1 {
+    ptrio_frame fr;
+    ptrio_lot *lot;
+    ptrio_nursery n;
+    ptrio_task t[2];
+    struct lot_parker g1;
+    struct sleeps g2;
+    int nline;
+};
+
+static int tree_c1(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct tree_c1, f);
+    f->nline = __LINE__; PTRIO_NURSERY(f, &f->n) {
+        f->g1.lot = f->lot;
+        f->g2.d = PTRIO_SEC(5);
+        PTRIO_CHECK(f, ptrio_start_soon_named(&f->n, &f->t[0], lot_parker,
+                                              &f->g1, "g1"));
+        PTRIO_CHECK(f, ptrio_start_soon_named(&f->n, &f->t[1], sleeps,
+                                              &f->g2, "g2"));
+    }
+    PTRIO_END(f);
+}
+
+/* c2: asleep two calls deep. */
+struct inner_call { ptrio_frame fr; int line; };
+
+static int inner_call(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct inner_call, f);
+    f->line = __LINE__; PTRIO_AWAIT(f, ptrio_sleep_forever(f));
+    PTRIO_END(f);
+}
+
+struct outer_call { ptrio_frame fr; struct inner_call in; int line; };
+
+static int outer_call(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct outer_call, f);
+    f->line = __LINE__; PTRIO_CALL(f, inner_call, &f->in);
+    PTRIO_END(f);
+}
+
+struct tree_c2 { ptrio_frame fr; struct outer_call out; int line; };
+
+static int tree_c2(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct tree_c2, f);
+    f->line = __LINE__; PTRIO_CALL(f, outer_call, &f->out);
+    PTRIO_END(f);
+}
+
+/* s1: started with ptrio_start; sleeps in a shield and a deadline before
+ * calling started(). */
+struct tree_s1 { ptrio_frame fr; ptrio_scope sh, dl; };
+
+static int tree_s1(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct tree_s1, f);
+    PTRIO_SHIELD(f, &f->sh) {
+        PTRIO_MOVE_ON_AFTER(f, &f->dl, PTRIO_SEC(10)) {
+            PTRIO_AWAIT(f, ptrio_sleep_forever(f));
+        }
+    }
+    PTRIO_CHECK(f, ptrio_started(f, NULL));
+    tlog_at(&L, "s1-started");
+    PTRIO_END(f);
+}
+
+struct tree_main;
+
+/* obs: waits until the others block, walks the tree, looks at it, then
+ * cancels the outermost scope with a reason. */
+struct tree_obs {
+    ptrio_frame fr;
+    struct tree_main *m;
+    ptrio_task_info ti[8], after[3];
+    ptrio_scope_info si[7], s1_after;
+    ptrio_frame_info fi[4];
+    int nframes, root_rc, line;
+    char json[8][256];
+    int njson;
+};
+
+struct tree_main {
+    ptrio_frame fr;
+    ptrio_scope s1;
+    ptrio_nursery n;
+    ptrio_lot lot;
+    ptrio_task t[4];
+    struct tree_c1 c1;
+    struct tree_c2 c2;
+    struct tree_obs obs;
+    struct tree_s1 st;
+    int nline, sline;
+};
+
+static void info_of(const ptrio_task *t, ptrio_task_info *out)
+{
+    ck_assert_int_eq(ptrio_task_info_get(t, out), 0);
+}
+
+/* The README's example: one JSON line per task, from the tree API. */
+static int render_json(char *buf, size_t n, int depth, const ptrio_task *t)
+{
+    ptrio_task_info ti;
+    ptrio_frame_info fi;
+    const ptrio_frame *fr = NULL;
+    int k;
+
+    ptrio_task_info_get(t, &ti);
+    k = snprintf(buf, n, "{\"depth\":%d,\"task\":\"%s\",\"state\":\"%s\"",
+                 depth, ti.name, ti.state);
+    if (ti.wakes_at != PTRIO_TIME_INF)
+        k += snprintf(buf + k, n - (size_t)k, ",\"wakes_at_ms\":%lld",
+                      (long long)(ti.wakes_at / PTRIO_MS(1)));
+    k += snprintf(buf + k, n - (size_t)k, ",\"frames\":[");
+    while ((fr = ptrio_task_frames(t, fr, &fi)))
+        k += snprintf(buf + k, n - (size_t)k, "%s\"%s:%d\"",
+                      buf[k - 1] == '[' ? "" : ",",
+                      fi.func ? fi.func : "?", fi.line);
+    k += snprintf(buf + k, n - (size_t)k, "]}");
+    return k;
+}
+
+static int tree_obs(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct tree_obs, f);
+    f->line = __LINE__; PTRIO_AWAIT(f, ptrio_wait_all_tasks_blocked(f, 0));
+    walk_tree();
+    {
+        struct tree_main *m = f->m;
+        const ptrio_frame *it = NULL;
+        ptrio_tree_node n;
+
+        info_of(&m->t[3], &f->ti[0]);         /* s1 */
+        info_of(ptrio_current_task(), &f->ti[1]);
+        info_of(&m->t[0], &f->ti[2]);         /* c1 */
+        info_of(&m->c1.t[0], &f->ti[3]);      /* g1 */
+        info_of(&m->c1.t[1], &f->ti[4]);      /* g2 */
+        info_of(&m->t[1], &f->ti[5]);         /* c2 */
+        info_of(walked[1].task, &f->ti[6]);   /* main */
+        ptrio_scope_info_get(walked[0].scope, &f->si[0]);
+        ptrio_scope_info_get(&m->s1, &f->si[1]);
+        ptrio_scope_info_get(&m->n.scope, &f->si[2]);
+        ptrio_scope_info_get(&m->st.sh, &f->si[3]);
+        ptrio_scope_info_get(&m->st.dl, &f->si[4]);
+        ptrio_scope_info_get(&m->c1.n.scope, &f->si[5]);
+        f->nframes = 0;
+        while (f->nframes < 4 &&
+               (it = ptrio_task_frames(&m->t[1], it, &f->fi[f->nframes])))
+            f->nframes++;
+        f->root_rc = ptrio_tree_first(&n);
+        f->njson = 0;
+        do {
+            if (n.task && f->njson < 8)
+                render_json(f->json[f->njson++], sizeof f->json[0], n.depth,
+                            n.task);
+        } while (ptrio_tree_next(&n));
+        /* cancel everything; the shield holds for s1 until its deadline */
+        ptrio_cancel_reason(&m->s1, "enough");
+        info_of(&m->t[1], &f->after[0]);      /* c2: woken, cancelled */
+        info_of(&m->t[3], &f->after[1]);      /* s1: shielded */
+        info_of(ptrio_current_task(), &f->after[2]);
+        ptrio_scope_info_get(&m->s1, &f->s1_after);
+    }
+    PTRIO_END(f);
+}
+
+static int tree_main(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct tree_main, f);
+    PTRIO_CANCEL_SCOPE(f, &f->s1) {
+        f->nline = __LINE__; PTRIO_NURSERY(f, &f->n) {
+            f->c1.lot = &f->lot;
+            f->obs.m = f;
+            PTRIO_CHECK(f, ptrio_start_soon_named(&f->n, &f->t[0], tree_c1,
+                                                  &f->c1, "c1"));
+            PTRIO_CHECK(f, ptrio_start_soon_named(&f->n, &f->t[1], tree_c2,
+                                                  &f->c2, "c2"));
+            PTRIO_CHECK(f, ptrio_start_soon_named(&f->n, &f->t[2], tree_obs,
+                                                  &f->obs, "obs"));
+            f->sline = __LINE__; PTRIO_AWAIT(f, ptrio_start_named(f, &f->n,
+                &f->t[3], tree_s1, &f->st, NULL, "s1"));
+        }
+    }
+    tlog_at(&L, "end");
+    PTRIO_END(f);
+}
+
+/* The tree in pre-order: the run's nursery holds main; main its scope,
+ * which holds its nursery; the nursery holds the child main is starting
+ * first (with its scopes), then its children in order; c1's nursery its
+ * two. The infos: states, wake times, the lot, being_started, frames
+ * innermost first with file, function and line, nursery sites and live
+ * counts (a pending start counts), deadlines, shields, cancel state. */
+START_TEST(test_tree_nested)
+{
+    static struct tree_main f;
+    struct tree_obs *o = &f.obs;
+    static const struct { int depth; int what; } want[] = {
+        {0, 'N'}, {1, 'm'}, {2, 'S'}, {3, 'N'}, {4, 's'}, {5, 'H'},
+        {6, 'D'}, {4, '1'}, {5, 'N'}, {6, 'g'}, {6, 'G'}, {4, '2'},
+        {4, 'o'},
+    };
+    int i;
+
+    tlog_clear(&L);
+    f = (struct tree_main){0};
+    ck_assert_int_eq(run_virtual(tree_main, &f, NULL), 0);
+    ck_assert_str_eq(L.buf, "s1-started@10000 end@10000");
+
+    ck_assert_int_eq(nwalked, (int)(sizeof want / sizeof want[0]));
+    for (i = 0; i < nwalked; i++) {
+        const struct seen_node *w = &walked[i];
+        ck_assert_int_eq(w->depth, want[i].depth);
+        ck_assert((w->task == NULL) != (w->scope == NULL));
+        switch (want[i].what) {
+        case 'm': ck_assert_str_eq(ptrio_task_name(w->task), "tree_main");
+                  break;
+        case 's': ck_assert_ptr_eq(w->task, &f.t[3]); break;
+        case '1': ck_assert_ptr_eq(w->task, &f.t[0]); break;
+        case '2': ck_assert_ptr_eq(w->task, &f.t[1]); break;
+        case 'o': ck_assert_ptr_eq(w->task, &f.t[2]); break;
+        case 'g': ck_assert_ptr_eq(w->task, &f.c1.t[0]); break;
+        case 'G': ck_assert_ptr_eq(w->task, &f.c1.t[1]); break;
+        case 'S': ck_assert_ptr_eq(w->scope, &f.s1); break;
+        case 'H': ck_assert_ptr_eq(w->scope, &f.st.sh); break;
+        case 'D': ck_assert_ptr_eq(w->scope, &f.st.dl); break;
+        default:
+            ck_assert_ptr_nonnull(w->scope);
+            if (i == 3)
+                ck_assert_ptr_eq(w->scope, &f.n.scope);
+            else if (i == 8)
+                ck_assert_ptr_eq(w->scope, &f.c1.n.scope);
+        }
+    }
+
+    /* s1 */
+    ck_assert_str_eq(o->ti[0].name, "s1");
+    ck_assert_str_eq(o->ti[0].state, "sleeping forever");
+    ck_assert(o->ti[0].being_started);
+    ck_assert_int_eq(o->ti[0].wakes_at, PTRIO_TIME_INF);
+    ck_assert(!o->ti[0].cancelled);
+    /* obs, c1, g1, g2, c2, main */
+    ck_assert_str_eq(o->ti[1].state, "running");
+    ck_assert(!o->ti[1].being_started);
+    ck_assert_str_eq(o->ti[2].state, "joining a nursery");
+    ck_assert_str_eq(o->ti[3].name, "g1");
+    ck_assert_str_eq(o->ti[3].state, "parked in a lot");
+    ck_assert_ptr_eq(o->ti[3].waits_on, &f.lot);
+    ck_assert_str_eq(o->ti[4].state, "sleeping");
+    ck_assert_int_eq(o->ti[4].wakes_at, PTRIO_SEC(5));
+    ck_assert_ptr_null(o->ti[4].waits_on);
+    ck_assert_str_eq(o->ti[5].state, "sleeping forever");
+    ck_assert_str_eq(o->ti[6].state, "starting a task");
+    for (i = 1; i < 7; i++)
+        ck_assert(!o->ti[i].cancelled);
+
+    /* the run's nursery, s1, the nurseries, the shield, the deadline */
+    ck_assert_ptr_nonnull(o->si[0].nursery);
+    ck_assert_ptr_null(o->si[0].file);
+    ck_assert_int_eq(o->si[0].live, 1);
+    ck_assert_ptr_null(o->si[1].nursery);
+    ck_assert_int_eq(o->si[1].deadline, PTRIO_TIME_INF);
+    ck_assert(!o->si[1].shield && !o->si[1].cancel_called);
+    ck_assert_ptr_eq(o->si[2].nursery, &f.n);
+    ck_assert_str_eq(o->si[2].file, __FILE__);
+    ck_assert_int_eq(o->si[2].line, f.nline);
+    ck_assert_int_eq(o->si[2].live, 4);     /* 3 children, 1 starting */
+    ck_assert(o->si[3].shield);
+    ck_assert_int_eq(o->si[3].deadline, PTRIO_TIME_INF);
+    ck_assert(!o->si[4].shield);
+    ck_assert_int_eq(o->si[4].deadline, PTRIO_SEC(10));
+    ck_assert_int_eq(o->si[5].line, f.c1.nline);
+    ck_assert_int_eq(o->si[5].live, 2);
+
+    /* c2's frames, innermost first */
+    ck_assert_int_eq(o->nframes, 3);
+    ck_assert_str_eq(o->fi[0].func, "inner_call");
+    ck_assert_int_eq(o->fi[0].line, f.c2.out.in.line);
+    ck_assert_str_eq(o->fi[1].func, "outer_call");
+    ck_assert_int_eq(o->fi[1].line, f.c2.out.line);
+    ck_assert_str_eq(o->fi[2].func, "tree_c2");
+    ck_assert_int_eq(o->fi[2].line, f.c2.line);
+    for (i = 0; i < 3; i++)
+        ck_assert_str_eq(o->fi[i].file, __FILE__);
+
+    /* after ptrio_cancel_reason(&s1, "enough") */
+    ck_assert(o->after[0].cancelled);
+    ck_assert_str_eq(o->after[0].state, "ready");
+    ck_assert_int_eq(o->after[0].cancel.kind, PTRIO_CANCEL_EXPLICIT);
+    ck_assert_str_eq(o->after[0].cancel.reason, "enough");
+    ck_assert_ptr_eq(o->after[0].cancel.scope, &f.s1);
+    ck_assert(!o->after[1].cancelled);      /* shielded */
+    ck_assert(o->after[2].cancelled);
+    ck_assert(o->s1_after.cancel_called);
+    ck_assert_str_eq(o->s1_after.cancel.reason, "enough");
+
+    /* the JSON lines */
+    ck_assert_int_eq(o->root_rc, 0);
+    ck_assert_int_eq(o->njson, 7);
+    {
+        char want_c2[256];
+        snprintf(want_c2, sizeof want_c2,
+                 "{\"depth\":4,\"task\":\"c2\",\"state\":\"sleeping forever\","
+                 "\"frames\":[\"inner_call:%d\",\"outer_call:%d\","
+                 "\"tree_c2:%d\"]}", f.c2.out.in.line, f.c2.out.line,
+                 f.c2.line);
+        ck_assert_str_eq(o->json[5], want_c2);
+        snprintf(want_c2, sizeof want_c2,
+                 "{\"depth\":1,\"task\":\"tree_main\",\"state\":"
+                 "\"starting a task\",\"frames\":[\"tree_main:%d\"]}",
+                 f.sline);
+        ck_assert_str_eq(o->json[0], want_c2);
+        ck_assert_ptr_eq(strstr(o->json[4], "{\"depth\":6,\"task\":\"g2\","
+                                "\"state\":\"sleeping\",\"wakes_at_ms\":"
+                                "5000,\"frames\":[\"sleeps:"), o->json[4]);
+    }
+}
+END_TEST
+
+/* Outside a run there is no tree; the infos refuse NULL; a task that is
+ * done has no frames. */
+START_TEST(test_tree_outside_and_null)
+{
+    ptrio_tree_node n;
+    ptrio_task t;
+    ptrio_task_info ti;
+    ptrio_scope_info si;
+    ptrio_frame_info fi;
+
+    memset(&t, 0, sizeof t);
+    ck_assert_int_eq(ptrio_tree_first(&n), -PTRIO_ENOTASK);
+    ck_assert_int_eq(ptrio_tree_first(NULL), -PTRIO_EINVAL);
+    ck_assert_int_eq(ptrio_tree_next(NULL), 0);
+    memset(&n, 0, sizeof n);
+    ck_assert_int_eq(ptrio_tree_next(&n), 0);
+    ck_assert_int_eq(ptrio_task_info_get(NULL, &ti), -PTRIO_EINVAL);
+    ck_assert_int_eq(ptrio_task_info_get(&t, NULL), -PTRIO_EINVAL);
+    ck_assert_int_eq(ptrio_scope_info_get(NULL, &si), -PTRIO_EINVAL);
+    ck_assert_ptr_null(ptrio_task_frames(&t, NULL, &fi));
+    ck_assert_ptr_null(ptrio_task_frames(NULL, NULL, &fi));
+    ck_assert_int_eq(ptrio_task_info_get(&t, &ti), 0);
+    ck_assert_str_eq(ti.state, "idle");
+    ck_assert_str_eq(ti.name, "?");
+}
+END_TEST
+
+/* A chain of DEEP tasks, each in the nursery of the one before: the walk
+ * keeps no stack, the depths count down the chain, and the dump counts
+ * every task. */
+#define DEEP 300
+
+struct deep {
+    ptrio_frame fr;
+    int k;
+    ptrio_nursery n;
+    ptrio_task t;
+};
+
+static struct deep deep_frames[DEEP];
+static int deep_nodes, deep_max, deep_dumped, deep_lines;
+
+static void count_line(void *ctx, const char *line)
+{
+    (void)line;
+    ++*(int *)ctx;
+}
+
+static int deep(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct deep, f);
+    if (f->k + 1 < DEEP) {
+        PTRIO_NURSERY(f, &f->n) {
+            deep_frames[f->k + 1].k = f->k + 1;
+            PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t, deep,
+                                            &deep_frames[f->k + 1]));
+        }
+    } else {
+        ptrio_tree_node n;
+        PTRIO_AWAIT(f, ptrio_wait_all_tasks_blocked(f, 0));
+        ck_assert_int_eq(ptrio_tree_first(&n), 0);
+        deep_nodes = deep_max = 0;
+        do {
+            deep_nodes++;
+            if (n.depth > deep_max)
+                deep_max = n.depth;
+        } while (ptrio_tree_next(&n));
+        deep_lines = 0;
+        deep_dumped = ptrio_dump(count_line, &deep_lines);
+    }
+    PTRIO_END(f);
+}
+
+START_TEST(test_tree_deep)
+{
+    memset(deep_frames, 0, sizeof deep_frames);
+    ck_assert_int_eq(run_virtual(deep, &deep_frames[0], NULL), 0);
+    /* the run's nursery, DEEP tasks, DEEP - 1 nurseries */
+    ck_assert_int_eq(deep_nodes, 2 * DEEP);
+    ck_assert_int_eq(deep_max, 2 * DEEP - 1);
+    ck_assert_int_eq(deep_dumped, DEEP);
+    ck_assert_int_eq(deep_lines, 2 * DEEP);
+}
+END_TEST
+
+/* ================================================================== */
+/* ---- cancelling one task ------------------------------------------- */
+
+struct ticker { ptrio_frame fr; const char *name; ptrio_time d; int n, i; };
+
+static int ticker(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct ticker, f);
+    for (f->i = 0; f->i < f->n; f->i++) {
+        PTRIO_AWAIT(f, ptrio_sleep(f, f->d));
+        tlog_at(&L, f->name);
+    }
+    PTRIO_END(f);
+}
+
+/* The task cancelled: its cleanup runs, and a shield inside holds. */
+struct victim { ptrio_frame fr; ptrio_scope sh; struct seen seen; int fin; };
+
+static int victim(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct victim, f);
+    PTRIO_AWAIT(f, ptrio_sleep_forever(f));
+    tlog_add(&L, "unreached");
+    PTRIO_FINALLY(f);
+    f->fin = PTRIO_FINALLY_ERROR(f);
+    see(f, &f->seen);
+    tlog_at(&L, "b-fin");
+    PTRIO_SHIELD(f, &f->sh) {
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(5)));
+        tlog_at(&L, "b-shielded");
+    }
+    PTRIO_END(f);
+}
+
+struct canceller_of {
+    ptrio_frame fr;
+    ptrio_task *target;
+    int rc[2];
+};
+
+static int canceller_of(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct canceller_of, f);
+    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(3)));
+    f->rc[0] = ptrio_task_cancel(f->target);
+    f->rc[1] = ptrio_task_cancel(f->target);    /* again: no effect */
+    tlog_at(&L, "c-cancels-b");
+    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(20)));
+    tlog_at(&L, "c");
+    PTRIO_END(f);
+}
+
+static int exit_status[8];
+static const ptrio_task *exit_task[8];
+static int nexits;
+
+static void note_exit(void *ctx, const ptrio_task *t, int status)
+{
+    (void)ctx;
+    if (nexits < 8) {
+        exit_task[nexits] = t;
+        exit_status[nexits++] = status;
+    }
+}
+
+static const ptrio_hooks exit_hooks = {.task_exited = note_exit};
+
+struct tc_main {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[3], never;
+    struct ticker a;
+    struct victim b;
+    struct canceller_of c;
+    int after[3];
+};
+
+static int tc_main(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct tc_main, f);
+    PTRIO_NURSERY(f, &f->n) {
+        f->a = (struct ticker){.name = "a", .d = PTRIO_MS(10), .n = 2};
+        f->c.target = &f->t[1];
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[0], ticker, &f->a));
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[1], victim, &f->b));
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[2], canceller_of,
+                                        &f->c));
+    }
+    tlog_at(&L, "joined");
+    f->after[0] = ptrio_task_cancel(&f->t[1]);  /* done */
+    f->after[1] = ptrio_task_cancel(&f->never); /* never started */
+    f->after[2] = ptrio_task_cancel(NULL);
+    PTRIO_END(f);
+}
+
+/* ptrio_task_cancel: the task's sleep ends at once with -ECANCELED, its
+ * FINALLY runs (kind TASK, the task itself), a shield inside it holds;
+ * the cancellation ends at the task (it exits with 0, no failure), its
+ * siblings run on and the nursery raises nothing. Cancelling it again is
+ * no-op; a task done or never started is -PTRIO_EINVAL, and outside a
+ * run -PTRIO_ENOTASK. */
+START_TEST(test_task_cancel)
+{
+    static struct tc_main f;
+    static ptrio_loop loop;
+    int i;
+
+    tlog_clear(&L);
+    nexits = 0;
+    f = (struct tc_main){0};
+    loop_setup(&loop, &ptrio_backend_virtual, NULL);
+    ptrio_loop_set_hooks(&loop, &exit_hooks, NULL);
+    ck_assert_int_eq(ptrio_loop_run(&loop, tc_main, &f), 0);
+    ck_assert_str_eq(L.buf, "c-cancels-b@3 b-fin@3 b-shielded@8 a@10 a@20 "
+                            "c@23 joined@23");
+    ck_assert_int_eq(f.c.rc[0], 0);
+    ck_assert_int_eq(f.c.rc[1], 0);
+    ck_assert_int_eq(f.b.fin, -PTRIO_ECANCELED);
+    ck_assert_int_eq(f.b.seen.rc, 0);
+    ck_assert_int_eq(f.b.seen.info.kind, PTRIO_CANCEL_TASK);
+    ck_assert_ptr_eq(f.b.seen.info.task, &f.t[1]);
+    ck_assert_ptr_null(f.b.seen.info.scope);
+    ck_assert_str_eq(f.b.seen.text, "cancelled by ptrio_task_cancel");
+    ck_assert(!ptrio_cancel_called(&f.n.scope));
+    for (i = 0; i < nexits; i++)
+        if (exit_task[i] == &f.t[1])
+            ck_assert_int_eq(exit_status[i], 0);
+    ck_assert_int_eq(nexits, 4);
+    ck_assert_int_eq(f.after[0], -PTRIO_EINVAL);
+    ck_assert_int_eq(f.after[1], -PTRIO_EINVAL);
+    ck_assert_int_eq(f.after[2], -PTRIO_EINVAL);
+    ck_assert_int_eq(ptrio_task_cancel(&f.t[0]), -PTRIO_ENOTASK);
+}
+END_TEST
+
+/* A cancelled task's own nursery: its children are cancelled too (their
+ * source is the task), the inner nursery does not catch that, the task
+ * exits with 0. A busy task queued by a checkpoint is cancelled at its
+ * next one. A shield inside the task holds, the next checkpoint after it
+ * fails. */
+struct busy { ptrio_frame fr; int i, rc; };
+
+static int busy(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct busy, f);
+    for (f->i = 0; f->i < 1000; f->i++) {
+        PTRIO_TRY(f, f->rc, ptrio_checkpoint(f));
+        if (f->rc < 0)
+            break;
+    }
+    logn_at(&L, "busy-stopped-at", f->i);
+    PTRIO_RETURN(f, 7);
+    PTRIO_END(f);
+}
+
+struct grandchild { ptrio_frame fr; struct seen seen; };
+
+static int grandchild(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct grandchild, f);
+    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_SEC(1)));
+    PTRIO_FINALLY(f);
+    see(f, &f->seen);
+    tlog_at(&L, "grandchild-fin");
+    PTRIO_END(f);
+}
+
+struct parent_of {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t;
+    struct grandchild g;
+};
+
+static int parent_of(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct parent_of, f);
+    PTRIO_NURSERY(f, &f->n) {
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t, grandchild, &f->g));
+    }
+    tlog_add(&L, "unreached");
+    PTRIO_END(f);
+}
+
+struct shielded_victim { ptrio_frame fr; ptrio_scope sh; int rc; };
+
+static int shielded_victim(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct shielded_victim, f);
+    PTRIO_SHIELD(f, &f->sh) {
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(5)));
+        tlog_at(&L, "shield-held");
+    }
+    PTRIO_TRY(f, f->rc, ptrio_sleep(f, PTRIO_MS(10)));
+    logn_at(&L, "after-shield", f->rc);
+    PTRIO_END(f);
+}
+
+struct tc2_main {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[4];
+    struct busy b;
+    struct parent_of p;
+    struct shielded_victim s;
+    struct ticker k;
+    int rc[3];
+};
+
+static int tc2_main(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct tc2_main, f);
+    PTRIO_NURSERY(f, &f->n) {
+        f->k = (struct ticker){.name = "k", .d = PTRIO_MS(4), .n = 3};
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[0], busy, &f->b));
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[1], parent_of, &f->p));
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[2], shielded_victim,
+                                        &f->s));
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[3], ticker, &f->k));
+        PTRIO_CHECKPOINT(f);
+        PTRIO_CHECKPOINT(f);
+        f->rc[0] = ptrio_task_cancel(&f->t[0]);
+        f->rc[1] = ptrio_task_cancel(&f->t[1]);
+        f->rc[2] = ptrio_task_cancel(&f->t[2]);
+    }
+    tlog_at(&L, "joined");
+    PTRIO_END(f);
+}
+
+START_TEST(test_task_cancel_subtree_busy_shield)
+{
+    static struct tc2_main f;
+    static ptrio_loop loop;
+    int i;
+
+    tlog_clear(&L);
+    nexits = 0;
+    f = (struct tc2_main){0};
+    loop_setup(&loop, &ptrio_backend_virtual, NULL);
+    ptrio_loop_set_hooks(&loop, &exit_hooks, NULL);
+    ck_assert_int_eq(ptrio_loop_run(&loop, tc2_main, &f), 0);
+    ck_assert_int_eq(f.rc[0] | f.rc[1] | f.rc[2], 0);
+    ck_assert_str_eq(L.buf, "busy-stopped-at1@0 grandchild-fin@0 k@4 "
+                            "shield-held@5 after-shield-9007@5 k@8 k@12 "
+                            "joined@12");
+    ck_assert_int_eq(f.p.g.seen.info.kind, PTRIO_CANCEL_TASK);
+    ck_assert_ptr_eq(f.p.g.seen.info.task, &f.t[1]);
+    for (i = 0; i < nexits; i++) {
+        if (exit_task[i] == &f.t[0])
+            ck_assert_int_eq(exit_status[i], 7);
+        else if (exit_task[i] == &f.p.t)
+            ck_assert_int_eq(exit_status[i], -PTRIO_ECANCELED);
+        else
+            ck_assert_int_eq(exit_status[i], 0);
+    }
+    ck_assert_int_eq(nexits, 6);
+}
+END_TEST
+
+/* A cancelled task whose cleanup fails: that failure is the nursery's
+ * (its siblings are cancelled, the nursery raises it). */
+struct fails_in_cleanup { ptrio_frame fr; int line; };
+
+static int fails_in_cleanup(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct fails_in_cleanup, f);
+    PTRIO_AWAIT(f, ptrio_sleep_forever(f));
+    PTRIO_FINALLY(f);
+    f->line = __LINE__; PTRIO_RAISE(f, -PTRIO_EIO, "cleanup failed");
+    PTRIO_END(f);
+}
+
+struct tc3_main {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[2];
+    struct fails_in_cleanup x;
+    struct sleeper y;
+};
+
+static int tc3_main(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct tc3_main, f);
+    PTRIO_NURSERY(f, &f->n) {
+        f->y = (struct sleeper){.name = "y", .d = PTRIO_SEC(1)};
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[0], fails_in_cleanup,
+                                        &f->x));
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[1], sleeper, &f->y));
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(2)));
+        PTRIO_CHECK(f, ptrio_task_cancel(&f->t[0]));
+    }
+    tlog_add(&L, "unreached");
+    PTRIO_END(f);
+}
+
+START_TEST(test_task_cancel_cleanup_fails)
+{
+    static struct tc3_main f;
+    treport rep;
+
+    tlog_clear(&L);
+    f = (struct tc3_main){0};
+    ck_assert_int_eq(run_virtual(tc3_main, &f, &rep), -PTRIO_EIO);
+    ck_assert_str_eq(L.buf, "y+@0 y!PTRIO_ECANCELED@2");
+    ck_assert_ptr_nonnull(strstr(rep.lines.buf, "task 'fails_in_cleanup' "
+                                 "failed: EIO (cleanup failed)"));
+}
+END_TEST
+
+/* A child being started (ptrio_start, before started()) cancelled by
+ * ptrio_task_cancel: it exits without calling started(), so the start
+ * fails with -PTRIO_ENOSTART; the starter and the nursery are not
+ * cancelled. */
+struct slow_start { ptrio_frame fr; };
+
+static int slow_start(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct slow_start, f);
+    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_SEC(1)));
+    PTRIO_CHECK(f, ptrio_started(f, NULL));
+    PTRIO_END(f);
+}
+
+struct cancels_starting { ptrio_frame fr; ptrio_task *t; };
+
+static int cancels_starting(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct cancels_starting, f);
+    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+    PTRIO_CHECK(f, ptrio_task_cancel(f->t));
+    PTRIO_END(f);
+}
+
+struct tc4_main {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[2];
+    struct slow_start s;
+    struct cancels_starting c;
+    int rc;
+};
+
+static int tc4_main(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct tc4_main, f);
+    PTRIO_NURSERY(f, &f->n) {
+        f->c.t = &f->t[1];
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[0], cancels_starting,
+                                        &f->c));
+        PTRIO_TRY(f, f->rc, ptrio_start(f, &f->n, &f->t[1], slow_start,
+                                        &f->s, NULL));
+        logn_at(&L, "start", f->rc);
+        PTRIO_CHECKPOINT(f);
+    }
+    tlog_at(&L, "joined");
+    PTRIO_END(f);
+}
+
+START_TEST(test_task_cancel_while_starting)
+{
+    static struct tc4_main f;
+
+    tlog_clear(&L);
+    f = (struct tc4_main){0};
+    ck_assert_int_eq(run_virtual(tc4_main, &f, NULL), 0);
+    ck_assert_str_eq(L.buf, "start-9004@1 joined@1");
+}
+END_TEST
+
+/* ================================================================== */
+/* ---- instruments (Trio: test_instrumentation.py) ------------------ */
+
+/* A recorder logs what it sees into its own log. */
+struct recorder {
+    tlog log;
+    const ptrio_task *only;     /* when set: task events of this task only */
+};
+
+static void rec_task(struct recorder *r, const char *what, const ptrio_task *t)
+{
+    char b[64];
+
+    if (r->only && t != r->only)
+        return;
+    strcpy(b, what);
+    strcat(b, ":");
+    strncat(b, ptrio_task_name(t), 20);
+    tlog_add(&r->log, b);
+}
+
+static void r_spawned(void *c, const ptrio_task *t) { rec_task(c, "spawn", t); }
+static void r_scheduled(void *c, const ptrio_task *t) { rec_task(c, "sched", t); }
+static void r_before(void *c, const ptrio_task *t) { rec_task(c, "before", t); }
+static void r_after(void *c, const ptrio_task *t) { rec_task(c, "after", t); }
+
+static void r_exited(void *c, const ptrio_task *t, int status)
+{
+    struct recorder *r = c;
+    char b[48];
+
+    if (r->only && t != r->only)
+        return;
+    rec_task(r, "exit", t);
+    fmt(b, "=", status);
+    tlog_add(&r->log, b);
+}
+
+static void r_before_run(void *c) { tlog_add(&((struct recorder *)c)->log, "before_run"); }
+static void r_after_run(void *c) { tlog_add(&((struct recorder *)c)->log, "after_run"); }
+
+static void r_before_wait(void *c, ptrio_time deadline)
+{
+    struct recorder *r = c;
+    if (!r->only)
+        logn(&r->log, "io_wait:", (long)(deadline / PTRIO_MS(1)));
+}
+
+static void r_after_wait(void *c)
+{
+    struct recorder *r = c;
+    if (!r->only)
+        tlog_add(&r->log, "io_done");
+}
+
+static const ptrio_hooks recorder_hooks = {
+    .task_spawned = r_spawned,
+    .before_task_step = r_before,
+    .task_exited = r_exited,
+    .before_io_wait = r_before_wait,
+    .after_io_wait = r_after_wait,
+    .before_run = r_before_run,
+    .after_run = r_after_run,
+    .task_scheduled = r_scheduled,
+    .after_task_step = r_after,
+};
+
+static struct recorder r1, r2, r3;
+static ptrio_instrument i1, i2, i3;
+static ptrio_loop instr_loop;
+
+struct instr_task { ptrio_frame fr; int i, rc[4]; };
+
+static int task_fn(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct instr_task, f);
+    for (f->i = 0; f->i < 4; f->i++)
+        PTRIO_CHECKPOINT(f);
+    /* replace r2 by r3 as we go */
+    ptrio_loop_remove_instrument(&instr_loop, &i2);
+    ptrio_loop_remove_instrument(&instr_loop, &i2);     /* no effect */
+    f->rc[0] = ptrio_loop_add_instrument(&instr_loop, &i3, &recorder_hooks,
+                                         &r3);
+    f->rc[1] = ptrio_loop_add_instrument(&instr_loop, &i3, &recorder_hooks,
+                                         &r3);
+    PTRIO_CHECKPOINT(f);
+    PTRIO_END(f);
+}
+
+struct instr_main { ptrio_frame fr; ptrio_nursery n; ptrio_task t; struct instr_task k; };
+
+static int instr_main(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct instr_main, f);
+    PTRIO_NURSERY(f, &f->n) {
+        PTRIO_CHECK(f, ptrio_start_soon_named(&f->n, &f->t, task_fn, &f->k,
+                                              "task"));
+    }
+    PTRIO_END(f);
+}
+
+/* Trio: test_instrumentation.py::test_instruments. Two instruments from
+ * the start, one replaced by a third during the run: the first saw what
+ * the other two saw between them, in order; a checkpoint schedules the
+ * task before its step ends. Adding one twice is -PTRIO_EBUSY (Trio's
+ * add is idempotent), removing one that is not there does nothing. */
+START_TEST(test_instruments)
+{
+    static struct instr_main f;
+    static char both[TLOG_MAX * 2];
+    static struct recorder filtered;
+    char *p, *e;
+
+    memset(&r1, 0, sizeof r1);
+    memset(&r2, 0, sizeof r2);
+    memset(&r3, 0, sizeof r3);
+    memset(&i3, 0, sizeof i3);
+    f = (struct instr_main){0};
+    loop_setup(&instr_loop, &ptrio_backend_virtual, NULL);
+    ck_assert_int_eq(ptrio_loop_add_instrument(&instr_loop, &i1,
+                                               &recorder_hooks, &r1), 0);
+    ck_assert_int_eq(ptrio_loop_add_instrument(&instr_loop, &i2,
+                                               &recorder_hooks, &r2), 0);
+    ck_assert_int_eq(ptrio_loop_run(&instr_loop, instr_main, &f), 0);
+    ck_assert_int_eq(f.k.rc[0], 0);
+    ck_assert_int_eq(f.k.rc[1], -PTRIO_EBUSY);
+
+    strcpy(both, r2.log.buf);
+    strcat(both, " ");
+    strcat(both, r3.log.buf);
+    ck_assert_str_eq(r1.log.buf, both);
+    ck_assert_int_eq(count_of(r1.log.buf, "before_run"), 1);
+    ck_assert_ptr_eq(strstr(r1.log.buf, "before_run"), r1.log.buf);
+    ck_assert_str_eq(r1.log.buf + r1.log.len - strlen("after_run"),
+                     "after_run");
+
+    /* the task's own events, as Trio's filter_tasks keeps them */
+    tlog_clear(&filtered.log);
+    for (p = r1.log.buf; *p; p = *e ? e + 1 : e) {
+        char word[64];
+        size_t n;
+        e = strchr(p, ' ');
+        if (!e)
+            e = p + strlen(p);
+        n = (size_t)(e - p) < sizeof word - 1 ? (size_t)(e - p)
+                                                : sizeof word - 1;
+        memcpy(word, p, n);
+        word[n] = '\0';
+        if (!strcmp(word, "before_run") || !strcmp(word, "after_run") ||
+            !strcmp(word, "sched:task") || !strcmp(word, "before:task") ||
+            !strcmp(word, "after:task"))
+            tlog_add(&filtered.log, word);
+    }
+    ck_assert_str_eq(filtered.log.buf,
+        "before_run sched:task "
+        "before:task sched:task after:task before:task sched:task after:task "
+        "before:task sched:task after:task before:task sched:task after:task "
+        "before:task sched:task after:task "
+        "before:task after:task after_run");
+    ptrio_loop_remove_instrument(&instr_loop, &i1);
+    ptrio_loop_remove_instrument(&instr_loop, &i3);
+}
+END_TEST
+
+/* Every hook, in order, for a small program: a child that sleeps 1 ms
+ * and waits for an event its parent sets. spawned comes before the first
+ * scheduled; a wake (a deadline, an event set) schedules the task; each
+ * step is bracketed by before/after; the backend's wait by io_wait
+ * (with its deadline) and io_done; a child's exit comes before its
+ * parent is scheduled; the loop's own instrument (ptrio_loop_set_hooks)
+ * runs before the added ones. */
+struct ev_child { ptrio_frame fr; ptrio_event *e; };
+
+static int ev_child(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct ev_child, f);
+    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+    PTRIO_AWAIT(f, ptrio_event_wait(f, f->e));
+    PTRIO_END(f);
+}
+
+struct order_main {
+    ptrio_frame fr;
+    ptrio_event e;
+    ptrio_nursery n;
+    ptrio_task t;
+    struct ev_child c;
+};
+
+static int order_main(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct order_main, f);
+    PTRIO_NURSERY(f, &f->n) {
+        f->c.e = &f->e;
+        PTRIO_CHECK(f, ptrio_start_soon_named(&f->n, &f->t, ev_child, &f->c,
+                                              "kid"));
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(2)));
+        ptrio_event_set(&f->e);
+    }
+    PTRIO_END(f);
+}
+
+static void own_before_run(void *c) { tlog_add(c, "own:before_run"); }
+static void own_after_run(void *c) { tlog_add(c, "own:after_run"); }
+
+START_TEST(test_instruments_every_hook)
+{
+    static const ptrio_hooks own = {.before_run = own_before_run,
+                                    .after_run = own_after_run};
+    static struct order_main f;
+    static tlog shared;
+    static ptrio_instrument a, b;
+    static struct recorder ra, rb;
+
+    memset(&ra, 0, sizeof ra);
+    memset(&rb, 0, sizeof rb);
+    tlog_clear(&shared);
+    f = (struct order_main){0};
+    loop_setup(&instr_loop, &ptrio_backend_virtual, NULL);
+    ck_assert_int_eq(ptrio_loop_add_instrument(&instr_loop, NULL,
+                                               &recorder_hooks, &ra),
+                     -PTRIO_EINVAL);
+    ck_assert_int_eq(ptrio_loop_add_instrument(&instr_loop, &a, NULL, &ra),
+                     -PTRIO_EINVAL);
+    ck_assert_int_eq(ptrio_loop_add_instrument(NULL, &a, &recorder_hooks,
+                                               &ra), -PTRIO_EINVAL);
+    ck_assert_int_eq(ptrio_loop_add_instrument(&instr_loop, &a,
+                                               &recorder_hooks, &ra), 0);
+    ck_assert_int_eq(ptrio_loop_add_instrument(&instr_loop, &b,
+                                               &recorder_hooks, &rb), 0);
+    ptrio_loop_set_hooks(&instr_loop, &own, &ra.log);
+    ck_assert_int_eq(ptrio_loop_run(&instr_loop, order_main, &f), 0);
+    ck_assert_str_eq(ra.log.buf,
+        "own:before_run before_run spawn:order_main sched:order_main "
+        "before:order_main spawn:kid sched:kid after:order_main "
+        "before:kid after:kid "
+        "io_wait:1 io_done sched:kid before:kid after:kid "
+        "io_wait:2 io_done sched:order_main "
+        "before:order_main sched:kid after:order_main "
+        "before:kid exit:kid =0 sched:order_main after:kid "
+        "before:order_main exit:order_main =0 after:order_main "
+        "own:after_run after_run");
+    ck_assert_str_eq(rb.log.buf, "before_run spawn:order_main sched:order_main "
+        "before:order_main spawn:kid sched:kid after:order_main "
+        "before:kid after:kid "
+        "io_wait:1 io_done sched:kid before:kid after:kid "
+        "io_wait:2 io_done sched:order_main "
+        "before:order_main sched:kid after:order_main "
+        "before:kid exit:kid =0 sched:order_main after:kid "
+        "before:order_main exit:order_main =0 after:order_main after_run");
+    /* instruments outlive the run; removed, they see nothing more */
+    ptrio_loop_set_hooks(&instr_loop, NULL, NULL);
+    ptrio_loop_remove_instrument(&instr_loop, &a);
+    ptrio_loop_remove_instrument(&instr_loop, &b);
+    tlog_clear(&ra.log);
+    f = (struct order_main){0};
+    ck_assert_int_eq(ptrio_loop_run(&instr_loop, order_main, &f), 0);
+    ck_assert_str_eq(ra.log.buf, "");
+}
+END_TEST
+
+/* ================================================================== */
+/* ---- tracebacks, caught and pending failures ----------------------- */
+
+struct raiser { ptrio_frame fr; int line; };
+
+static int raiser(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct raiser, f);
+    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+    f->line = __LINE__; PTRIO_RAISE(f, -PTRIO_EIO, "deep");
+    PTRIO_END(f);
+}
+
+struct helper2 { ptrio_frame fr; struct raiser r; };
+
+static int helper2(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct helper2, f);
+    PTRIO_CALL(f, raiser, &f->r);
+    PTRIO_END(f);
+}
+
+struct helper1 { ptrio_frame fr; struct helper2 h; };
+
+static int helper1(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct helper1, f);
+    PTRIO_CALL(f, helper2, &f->h);
+    PTRIO_END(f);
+}
+
+/* The names of a failure's frames, outermost first, "a>b>c". */
+static void frames_of(const ptrio_failure *fl, char *out)
+{
+    const void *cur = NULL;
+    ptrio_frame_info fi;
+
+    out[0] = '\0';
+    while ((cur = ptrio_failure_frames(fl, cur, &fi))) {
+        if (out[0])
+            strcat(out, ">");
+        strcat(out, fi.func ? fi.func : "?");
+        ck_assert_int_eq(fi.line, 0);
+        ck_assert_str_eq(fi.file, __FILE__);
+    }
+}
+
+struct tb_main {
+    ptrio_frame fr;
+    ptrio_scope tb;
+    struct helper1 h;
+    ptrio_failure caught;
+    int rc;
+    char frames[128];
+};
+
+static int tb_main(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct tb_main, f);
+    PTRIO_TRY_BLOCK(f, &f->tb) {
+        PTRIO_CALL(f, helper1, &f->h);
+    }
+    f->rc = ptrio_scope_failure(&f->tb, &f->caught);
+    frames_of(&f->caught, f->frames);
+    /* and now uncaught: the run reports it */
+    PTRIO_CALL(f, helper1, &f->h);
+    PTRIO_END(f);
+}
+
+/* ptrio_scope_failure reads what a TRY_BLOCK caught (code, message, site,
+ * task) and its traceback through PTRIO_CALL, three deep: the frames it
+ * left, outermost first (the catching frame did not leave). Uncaught, the
+ * report names every frame from the task's root: " in tb_main() >
+ * helper1() > helper2() > raiser()". */
+START_TEST(test_traceback_calls)
+{
+    static struct tb_main f;
+    static char want[512];
+    treport rep;
+
+    f = (struct tb_main){0};
+    ck_assert_int_eq(run_virtual(tb_main, &f, &rep), -PTRIO_EIO);
+    ck_assert_int_eq(f.rc, 0);
+    ck_assert_int_eq(f.caught.code, -PTRIO_EIO);
+    ck_assert_str_eq(f.caught.msg, "deep");
+    ck_assert_str_eq(f.caught.file, __FILE__);
+    ck_assert_int_eq(f.caught.line, f.h.h.r.line);
+    ck_assert_str_eq(f.caught.task, "tb_main");
+    ck_assert_str_eq(f.frames, "helper1>helper2>raiser");
+    strcpy(want, "ptrio: task 'tb_main' failed: EIO (deep) at ");
+    cat_site(want, f.h.h.r.line);
+    strcat(want, " in tb_main() > helper1() > helper2() > raiser() |");
+    ck_assert_str_eq(rep.lines.buf, want);
+}
+END_TEST
+
+/* Through a nursery into the parent: the report names the failing task
+ * and its frames, then the nursery; the parent catching it reads the
+ * same record. */
+struct kid_fails { ptrio_frame fr; struct helper1 h; };
+
+static int kid_fails(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct kid_fails, f);
+    PTRIO_CALL(f, helper1, &f->h);
+    PTRIO_END(f);
+}
+
+struct tbn_main {
+    ptrio_frame fr;
+    int catch_it;
+    ptrio_scope tb;
+    ptrio_nursery n;
+    ptrio_task t;
+    struct kid_fails k;
+    ptrio_failure caught;
+    char frames[128];
+    int nline;
+};
+
+static int tbn_main(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct tbn_main, f);
+    if (f->catch_it) {
+        PTRIO_TRY_BLOCK(f, &f->tb) {
+            f->nline = __LINE__; PTRIO_NURSERY(f, &f->n) {
+                PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t, kid_fails,
+                                                &f->k));
+            }
+        }
+        ck_assert_int_eq(ptrio_scope_failure(&f->tb, &f->caught), 0);
+        frames_of(&f->caught, f->frames);
+    } else {
+        f->nline = __LINE__; PTRIO_NURSERY(f, &f->n) {
+            PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t, kid_fails, &f->k));
+        }
+    }
+    PTRIO_END(f);
+}
+
+START_TEST(test_traceback_through_nursery)
+{
+    static struct tbn_main f;
+    static char want[512];
+    treport rep;
+
+    f = (struct tbn_main){0};
+    ck_assert_int_eq(run_virtual(tbn_main, &f, &rep), -PTRIO_EIO);
+    strcpy(want, "ptrio: task 'kid_fails' failed: EIO (deep) at ");
+    cat_site(want, f.k.h.h.r.line);
+    strcat(want, " in kid_fails() > helper1() > helper2() > raiser() via "
+                 "nursery at ");
+    cat_site(want, f.nline);
+    strcat(want, " |");
+    ck_assert_str_eq(rep.lines.buf, want);
+
+    f = (struct tbn_main){.catch_it = 1};
+    ck_assert_int_eq(run_virtual(tbn_main, &f, &rep), 0);
+    ck_assert_int_eq(rep.count, 0);
+    ck_assert_int_eq(f.caught.code, -PTRIO_EIO);
+    ck_assert_str_eq(f.caught.task, "kid_fails");
+    ck_assert_ptr_eq(f.caught.via, &f.n);
+    ck_assert_int_eq(f.caught.line, f.k.h.h.r.line);
+    ck_assert_str_eq(f.frames, "kid_fails>helper1>helper2>raiser");
+}
+END_TEST
+
+/* ptrio_failure_pending: in FINALLY, the record of the error being
+ * cleaned up after, whatever the cleanup raises and catches meanwhile
+ * (an error of its own caught by a TRY_BLOCK, a nursery); with its
+ * traceback when it came out of calls. None: -PTRIO_EINVAL. */
+struct pending_sub { ptrio_frame fr; int line; };
+
+static int pending_sub(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct pending_sub, f);
+    f->line = __LINE__; PTRIO_RAISE(f, -PTRIO_EPIPE, "pipe");
+    PTRIO_END(f);
+}
+
+struct pending_main {
+    ptrio_frame fr;
+    int mode;
+    struct pending_sub sub;
+    ptrio_scope tb;
+    ptrio_nursery n;
+    ptrio_task t;
+    struct marker m;
+    int line, rc[4];
+    ptrio_failure fl[2], own;
+    char frames[2][128];
+};
+
+static int pending_main(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct pending_main, f);
+    f->rc[0] = ptrio_failure_pending(f, &f->fl[0]);   /* in the body */
+    if (f->mode == 1)
+        PTRIO_CALL(f, pending_sub, &f->sub);
+    if (f->mode == 2) {
+        f->line = __LINE__; PTRIO_RAISE(f, -PTRIO_EPIPE, "own pipe");
+    }
+    PTRIO_FINALLY(f);
+    PTRIO_TRY_BLOCK(f, &f->tb) {
+        PTRIO_RAISE(f, -PTRIO_EIO, "cleanup's own");
+    }
+    ptrio_scope_failure(&f->tb, &f->own);
+    PTRIO_NURSERY(f, &f->n) {
+        f->m.name = "m";
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t, marker, &f->m));
+    }
+    f->rc[1] = ptrio_failure_pending(f, &f->fl[1]);
+    f->rc[2] = ptrio_failure_pending(f, NULL);
+    f->rc[3] = ptrio_failure_pending(&f->sub, &f->fl[0]);
+    frames_of(&f->fl[1], f->frames[1]);
+    PTRIO_END(f);
+}
+
+START_TEST(test_failure_pending)
+{
+    static struct pending_main f;
+
+    tlog_clear(&L);
+    f = (struct pending_main){.mode = 1};
+    ck_assert_int_eq(run_virtual(pending_main, &f, NULL), -PTRIO_EPIPE);
+    ck_assert_int_eq(f.rc[0], -PTRIO_EINVAL);
+    ck_assert_int_eq(f.rc[1], 0);
+    ck_assert_int_eq(f.fl[1].code, -PTRIO_EPIPE);
+    ck_assert_str_eq(f.fl[1].msg, "pipe");
+    ck_assert_int_eq(f.fl[1].line, f.sub.line);
+    ck_assert_str_eq(f.fl[1].task, "pending_main");
+    ck_assert_str_eq(f.frames[1], "pending_sub");
+    ck_assert_int_eq(f.own.code, -PTRIO_EIO);
+    ck_assert_str_eq(f.own.msg, "cleanup's own");
+    ck_assert_int_eq(f.rc[2], -PTRIO_EINVAL);
+    ck_assert_int_eq(f.rc[3], -PTRIO_ENOTASK);
+    ck_assert_str_eq(L.buf, "m@0");
+
+    f = (struct pending_main){.mode = 2};
+    ck_assert_int_eq(run_virtual(pending_main, &f, NULL), -PTRIO_EPIPE);
+    ck_assert_int_eq(f.rc[1], 0);
+    ck_assert_str_eq(f.fl[1].msg, "own pipe");
+    ck_assert_int_eq(f.fl[1].line, f.line);
+    ck_assert_str_eq(f.frames[1], "");      /* raised in this frame */
+
+    f = (struct pending_main){.mode = 0};
+    ck_assert_int_eq(run_virtual(pending_main, &f, NULL), 0);
+    ck_assert_int_eq(f.rc[1], -PTRIO_EINVAL);
+}
+END_TEST
+
+/* ================================================================== */
+/* ---- less boilerplate: PTRIO_BEGIN_AS, PTRIO_SEC(1.5) -------------- */
+
+struct as_frame { ptrio_frame fr; int x; ptrio_frame_info fi; };
+
+static int begin_as(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct as_frame, me);
+    me->x = 1;
+    PTRIO_AWAIT(me, ptrio_sleep(me, PTRIO_SEC(0.25)));
+    me->x++;
+    (void)ptrio_task_frames(ptrio_current_task(), NULL, &me->fi);
+    PTRIO_RETURN(me, me->x + 40);
+    PTRIO_END(me);
+}
+
+/* The one-line prologue declares the frame and opens the body; the frame
+ * describes itself as its function. */
+START_TEST(test_begin_as)
+{
+    static struct as_frame f;
+
+    f = (struct as_frame){0};
+    ck_assert_int_eq(ptrio_run_virtual(begin_as, &f), 42);
+    ck_assert_str_eq(f.fi.func, "begin_as");
+    ck_assert_str_eq(f.fi.file, __FILE__);
+}
+END_TEST
+
+/* Durations from floating values: the product is taken before the
+ * conversion, and the macros are constant expressions. */
+static const ptrio_time one_and_a_half = PTRIO_SEC(1.5);
+
+START_TEST(test_duration_macros)
+{
+    double d = 0.001;
+
+    ck_assert_int_eq(one_and_a_half, INT64_C(1500000000));
+    ck_assert_int_eq(PTRIO_SEC(1.5), INT64_C(1500000000));
+    ck_assert_int_eq(PTRIO_MS(2.5), INT64_C(2500000));
+    ck_assert_int_eq(PTRIO_US(1.5), INT64_C(1500));
+    ck_assert_int_eq(PTRIO_NS(7), 7);
+    ck_assert_int_eq(PTRIO_SEC(2), INT64_C(2000000000));
+    ck_assert_int_eq(PTRIO_SEC(d), INT64_C(1000000));
+    ck_assert_int_eq(PTRIO_SEC(3600 * 24 * 365), INT64_C(31536000000000000));
+}
+END_TEST
+
+/* ptrio_run_virtual: a fresh virtual loop, no report sink; a deadlock
+ * there is -PTRIO_EDEADLK, silently (no sink). */
+struct forever_main { ptrio_frame fr; };
+
+static int forever_main(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct forever_main, f);
+    PTRIO_AWAIT(f, ptrio_sleep_forever(f));
+    PTRIO_END(f);
+}
+
+START_TEST(test_run_virtual)
+{
+    static struct forever_main f;
+    static struct sleeps s;
+
+    f = (struct forever_main){0};
+    ck_assert_int_eq(ptrio_run_virtual(forever_main, &f), -PTRIO_EDEADLK);
+    s = (struct sleeps){.d = PTRIO_SEC(3600)};
+    ck_assert_int_eq(ptrio_run_virtual(sleeps, &s), 0);
+    ck_assert_ptr_null(ptrio_current_loop());
+    ck_assert_int_eq(ptrio_run_virtual(NULL, &s), -PTRIO_EINVAL);
+}
+END_TEST
+
+/* ================================================================== */
 
 int main(void)
 {
@@ -1624,6 +3026,33 @@ int main(void)
     tcase_add_test(tc, test_cancel_reason_sibling_timeout_in_dump);
     tcase_add_test(tc, test_cancel_reason_backend_failure);
     tcase_add_test(tc, test_cancel_text_bounds);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("tree");
+    tcase_add_test(tc, test_tree_nested);
+    tcase_add_test(tc, test_tree_outside_and_null);
+    tcase_add_test(tc, test_tree_deep);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("task_cancel");
+    tcase_add_test(tc, test_task_cancel);
+    tcase_add_test(tc, test_task_cancel_subtree_busy_shield);
+    tcase_add_test(tc, test_task_cancel_cleanup_fails);
+    tcase_add_test(tc, test_task_cancel_while_starting);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("instruments");
+    tcase_add_test(tc, test_instruments);
+    tcase_add_test(tc, test_instruments_every_hook);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("failures");
+    tcase_add_test(tc, test_traceback_calls);
+    tcase_add_test(tc, test_traceback_through_nursery);
+    tcase_add_test(tc, test_failure_pending);
+    tcase_add_test(tc, test_begin_as);
+    tcase_add_test(tc, test_duration_macros);
+    tcase_add_test(tc, test_run_virtual);
     suite_add_tcase(s, tc);
 
     sr = srunner_create(s);
