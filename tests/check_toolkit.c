@@ -333,6 +333,61 @@ START_TEST(test_mock_clock_autojump_preset)
 }
 END_TEST
 
+/* A clock used by one loop, then by another: its real time is the
+ * loop's that runs it now (Trio's MockClock can serve run after run). */
+struct real_probe { ptrio_frame fr; ptrio_time before, after; };
+
+static int real_probe(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct real_probe, f);
+    f->before = ptrio_now();
+    REAL += PTRIO_SEC(1);
+    f->after = ptrio_now();
+    PTRIO_END(f);
+}
+
+START_TEST(test_mock_clock_next_loop)
+{
+    static struct real_probe f;
+    static ptrio_mock_clock c;
+    static ptrio_loop first;
+
+    tick_reset();
+    ptrio_mock_clock_init(&c, 0);
+    ptrio_mock_clock_set_rate(&c, 1000);
+    f = (struct real_probe){0};
+    loop_setup(&first, &ptrio_backend_virtual, NULL);
+    ck_assert_int_eq(ptrio_loop_use_clock(&first, &c.clock), 0);
+    ck_assert_int_eq(ptrio_loop_run(&first, real_probe, &f), 0);
+    ck_assert_int_eq(f.after - f.before, 0);     /* virtual: no real time */
+    f = (struct real_probe){0};
+    ck_assert_int_eq(run_clocked(&tick_backend, &c.clock, real_probe, &f,
+                                 NULL), 0);
+    ck_assert_int_eq(f.after - f.before, PTRIO_SEC(1));
+}
+END_TEST
+
+/* A frozen clock without autojump never reaches a deadline by itself: a
+ * task asleep on it with nothing else that could wake is a deadlock
+ * (Trio would hang), reported with the wake time the task waits for. */
+START_TEST(test_mock_clock_frozen_deadlock)
+{
+    static struct sleeps f;
+    static ptrio_mock_clock c;
+    treport rep;
+
+    tick_reset();
+    ptrio_mock_clock_init(&c, 0);
+    f = (struct sleeps){.d = PTRIO_SEC(1.5)};
+    ck_assert_int_eq(run_clocked(&tick_backend, &c.clock, sleeps, &f, &rep),
+                     -PTRIO_EDEADLK);
+    ck_assert_int_eq(tick_waits, 0);
+    ck_assert_ptr_nonnull(strstr(rep.lines.buf,
+                                 "task 'sleeps' sleeping until 1.500s at "));
+    ck_assert_int_eq(count_of(rep.lines.buf, "ptrio: deadlock:"), 1);
+}
+END_TEST
+
 /* The sleeper and the waiter of the two autojump-0 tests. */
 struct aj_sleeper { ptrio_frame fr; };
 
@@ -2396,6 +2451,34 @@ START_TEST(test_task_cancel_while_starting)
 }
 END_TEST
 
+/* The main task cancelled by itself: its next checkpoint fails, the
+ * cancellation ends at it, and the run returns what it returns. */
+struct self_cancel { ptrio_frame fr; int rc; };
+
+static int self_cancel(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct self_cancel, f);
+    PTRIO_CHECK(f, ptrio_task_cancel(ptrio_current_task()));
+    PTRIO_TRY(f, f->rc, ptrio_checkpoint(f));
+    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_SEC(1)));
+    tlog_add(&L, "unreached");
+    PTRIO_END(f);
+}
+
+START_TEST(test_task_cancel_main_itself)
+{
+    static struct self_cancel f;
+    treport rep;
+
+    tlog_clear(&L);
+    f = (struct self_cancel){0};
+    ck_assert_int_eq(run_virtual(self_cancel, &f, &rep), 0);
+    ck_assert_int_eq(f.rc, -PTRIO_ECANCELED);
+    ck_assert_int_eq(rep.count, 0);
+    ck_assert_str_eq(L.buf, "");
+}
+END_TEST
+
 /* ================================================================== */
 /* ---- instruments (Trio: test_instrumentation.py) ------------------ */
 
@@ -2999,6 +3082,8 @@ int main(void)
     tcase_add_test(tc,
         test_mock_clock_autojump_0_and_wait_all_tasks_blocked_nonzero);
     tcase_add_test(tc, test_autojump_defers_to_idle_waiter);
+    tcase_add_test(tc, test_mock_clock_next_loop);
+    tcase_add_test(tc, test_mock_clock_frozen_deadlock);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("wait_all_tasks_blocked");
@@ -3039,6 +3124,7 @@ int main(void)
     tcase_add_test(tc, test_task_cancel_subtree_busy_shield);
     tcase_add_test(tc, test_task_cancel_cleanup_fails);
     tcase_add_test(tc, test_task_cancel_while_starting);
+    tcase_add_test(tc, test_task_cancel_main_itself);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("instruments");
