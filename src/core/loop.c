@@ -11,7 +11,6 @@
 #include "internal.h"
 
 PTRIO__TLS ptrio_loop *ptrio__loop;
-const ptrio_frame ptrio__nobody, ptrio__yielded;
 PTRIO__TLS ptrio_frame *ptrio__awaiter = NOBODY;
 
 ptrio_loop *ptrio_current_loop(void) { return ptrio__loop; }
