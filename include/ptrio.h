@@ -8,6 +8,7 @@
 #include "ptrio/core.h"
 #include "ptrio/backend.h"
 #include "ptrio/io.h"
+#include "ptrio/net.h"
 #include "ptrio/testing.h"
 #include "ptrio/sync.h"
 #include "ptrio/chan.h"

@@ -110,6 +110,18 @@ struct ptrio_nursery {
 
 typedef struct ptrio_backend ptrio_backend;
 
+/* Buckets of a loop's fd-wait registry (src/io/fd.c), a power of two: a
+ * wait, a wake and a cancel cost O(1 + waiters / buckets). A build-time
+ * setting because it sizes struct ptrio_loop: ptrio and the programs using
+ * it must agree (configure --with-fd-buckets=N puts it in ptrio.pc). */
+#ifndef PTRIO_CONF_FD_BUCKETS
+#if defined(__unix__) || defined(__APPLE__)
+#define PTRIO_CONF_FD_BUCKETS 1024
+#else
+#define PTRIO_CONF_FD_BUCKETS 1     /* microcontrollers: one chain */
+#endif
+#endif
+
 /* Receives one report line (no newline). */
 typedef void (*ptrio_report_fn)(void *ctx, const char *line);
 
@@ -158,8 +170,9 @@ struct ptrio_loop {
                                        timers, lazy deadlines, fd waits,
                                        sources, hooks (one count) */
     ptrio_task *current;            /* running task */
-    ptrio_task *watchers;           /* tasks waiting on fds (src/io) */
-    uint32_t nwatch;
+    uint32_t nwatch;                /* tasks waiting on fds (src/io) */
+    uint32_t nfd;                   /* distinct fds they wait on */
+    ptrio_task *fdtab[PTRIO_CONF_FD_BUCKETS];   /* those tasks, by fd */
     struct ptrio_source *sources;   /* external wake sources, polled */
     struct ptrio_owned_lot *lot_owners; /* lots that break when their
                                        owner task exits (src/core/lot.c) */
@@ -167,6 +180,8 @@ struct ptrio_loop {
     ptrio_task main;
     ptrio_report_fn report;
     void *report_ctx;
+    const struct ptrio__reporter *reporter; /* the formatting code: linked
+                                               only with a sink */
     const ptrio_hooks *hooks;       /* ptrio_loop_set_hooks' instrument */
     void *hooks_ctx;
     ptrio_instrument *instruments;  /* and the others */

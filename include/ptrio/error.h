@@ -67,6 +67,12 @@ extern "C" {
 #define PTRIO_EENDOFCHANNEL (PTRIO_ERRBASE + 9) /* every sender closed and
                                                nothing is left (EndOfChannel) */
 /* PTRIO_ERRBASE + 32 and up: codes of the I/O layer (ptrio/io.h). */
+#define PTRIO_EFDLIMIT  (PTRIO_ERRBASE + 32) /* beyond the backend's fd limit:
+                                               select's FD_SETSIZE, poll's
+                                               PTRIO_CONF_POLL_MAX */
+#define PTRIO_ERESOLVE  (PTRIO_ERRBASE + 33) /* name resolution failed (no
+                                               such host, or the resolver's
+                                               error: Python's gaierror) */
 
 /* The symbolic name of a code ("ETIMEDOUT", "PTRIO_EGROUP"); sign ignored.
  * Never NULL: unknown codes give "E?". */

@@ -6,3 +6,6 @@
 const ptrio_backend *ptrio_default_backend(void) { return NULL; }
 
 ptrio_report_fn ptrio__default_sink(void) { return NULL; }
+
+/* The formatting code is linked only if the application sets a sink. */
+const ptrio__reporter *ptrio__default_reporter(void) { return NULL; }

@@ -1,125 +1,75 @@
-/* src/backend/poll.c: poll(2), the POSIX default. The clock is
- * CLOCK_MONOTONIC; a self-pipe makes ptrio_loop_wake async-signal-safe.
- * The loop's fd waiters are rebuilt into a pollfd array on each wait, so
- * this backend holds at most PTRIO_POLL_MAX - 1 waiters (watch fails with
- * -EMFILE beyond): use epoll for large servers. */
+/* src/backend/poll.c: poll(2). The set is rebuilt from the loop's registry
+ * on each wait, one pollfd per fd, in an array on the stack sized to the
+ * fds waited on (PTRIO_CONF_POLL_MAX at most: the bound on that stack use).
+ * O(fds) per wait: epoll is the backend for large servers. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <poll.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "../io/fd.h"
+#include "host.h"
 
-#define PTRIO_POLL_MAX 256
-#define WAKE_R(l) ((int)(l)->be[0].word)
-#define WAKE_W(l) ((int)(l)->be[1].word)
+#ifndef PTRIO_CONF_POLL_MAX
+#define PTRIO_CONF_POLL_MAX 16384
+#endif
 
-static int set_flags(int fd)
+static int popen_(ptrio_loop *l) { return ptrio__host_wake_open(l); }
+
+static void pclose_(ptrio_loop *l) { ptrio__host_wake_close(l); }
+
+static int status_of(short re)
 {
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
-        fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
-        return -errno;
-    return 0;
-}
-
-static int popen_(ptrio_loop *l)
-{
-    int fds[2], rc;
-    if (pipe(fds) < 0)
-        return -errno;
-    if ((rc = set_flags(fds[0])) < 0 || (rc = set_flags(fds[1])) < 0) {
-        close(fds[0]);
-        close(fds[1]);
-        return rc;
-    }
-    l->be[0].word = fds[0];
-    l->be[1].word = fds[1];
-    return 0;
-}
-
-static void pclose_(ptrio_loop *l)
-{
-    close(WAKE_R(l));
-    close(WAKE_W(l));
-}
-
-static ptrio_time pnow(ptrio_loop *l)
-{
-    struct timespec ts;
-    (void)l;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (ptrio_time)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* Milliseconds until `deadline`, rounded up so we never wake early. */
-static int timeout_ms(ptrio_loop *l, ptrio_time deadline)
-{
-    ptrio_time now, ms;
-    if (deadline == PTRIO_TIME_INF)
-        return -1;
-    now = pnow(l);
-    if (deadline <= now)
-        return 0;
-    ms = (deadline - now + 999999) / 1000000;
-    return ms > INT_MAX ? INT_MAX : (int)ms;
+    unsigned ev = 0;
+    if (re & POLLNVAL)
+        return -PTRIO_EBADF;
+    if (re & (POLLERR | POLLHUP))
+        return (int)(PTRIO_READABLE | PTRIO_WRITABLE);
+    if (re & POLLIN)
+        ev |= PTRIO_READABLE;
+    if (re & POLLOUT)
+        ev |= PTRIO_WRITABLE;
+    return (int)ev;
 }
 
 static int pwait(ptrio_loop *l, ptrio_time deadline)
 {
-    struct pollfd pfd[PTRIO_POLL_MAX];
-    ptrio_task *who[PTRIO_POLL_MAX], *t;
-    char drain[64];
-    int n = 1, i, rc;
+    struct pollfd pfd[l->nfd + 1];      /* C99 VLA: bounded by watch() */
+    ptrio_fd_iter it = {0, NULL};
+    unsigned ev;
+    nfds_t n = 1, i;
+    int fd, rc;
 
-    pfd[0].fd = WAKE_R(l);
+    pfd[0].fd = ptrio__host_wake_fd(l);
     pfd[0].events = POLLIN;
-    for (t = l->watchers; t && n < PTRIO_POLL_MAX; t = t->w.park.next) {
-        unsigned ev = ptrio__fd_events(t);
-        pfd[n].fd = ptrio__fd_of(t);
+    while (n <= l->nfd && (fd = ptrio_backend_next_fd(l, &it, &ev)) >= 0) {
+        pfd[n].fd = fd;
         pfd[n].events = (short)(((ev & PTRIO_READABLE) ? POLLIN : 0) |
                                 ((ev & PTRIO_WRITABLE) ? POLLOUT : 0));
-        who[n++] = t;
+        n++;
     }
-    rc = poll(pfd, (nfds_t)n, timeout_ms(l, deadline));
+    rc = poll(pfd, n, ptrio__host_timeout_ms(l, deadline));
     if (rc < 0)
         return errno == EINTR ? 0 : -errno;
     if (pfd[0].revents)
-        while (read(WAKE_R(l), drain, sizeof drain) > 0)
-            ;
-    for (i = 1; i < n; i++) {
-        short re = pfd[i].revents;
-        unsigned ev = 0;
-        if (!re)
+        ptrio__host_wake_drain(l);
+    for (i = 1; i < n && rc > 0; i++) {
+        if (!pfd[i].revents)
             continue;
-        if (re & POLLNVAL) {
-            ptrio_backend_ready(l, who[i], -PTRIO_EBADF);
-            continue;
-        }
-        if (re & (POLLIN | POLLHUP | POLLERR))
-            ev |= PTRIO_READABLE;
-        if (re & (POLLOUT | POLLERR))
-            ev |= PTRIO_WRITABLE;
-        ptrio_backend_ready(l, who[i], (int)ev);
+        rc--;
+        /* Only the directions asked for: a writer is not woken by POLLIN. */
+        ptrio_backend_ready(l, pfd[i].fd, status_of(pfd[i].revents));
     }
     return 0;
 }
 
-static int pwatch(ptrio_loop *l, ptrio_task *t, int fd, unsigned events)
+static int pwatch(ptrio_loop *l, int fd, unsigned old, unsigned events)
 {
-    (void)t, (void)fd, (void)events;
-    return l->nwatch + 1 >= PTRIO_POLL_MAX ? -PTRIO_EMFILE : 0;
-}
-
-static void pwake(ptrio_loop *l)
-{
-    ssize_t r = write(WAKE_W(l), "", 1);
-    (void)r;
+    (void)fd;
+    if (!old && events && l->nfd >= PTRIO_CONF_POLL_MAX)
+        return -PTRIO_EFDLIMIT;
+    return 0;
 }
 
 const ptrio_backend ptrio_backend_poll = {
-    "poll", popen_, pclose_, pnow, pwait, pwatch, NULL, pwake
+    "poll", popen_, pclose_, ptrio__host_now, pwait, pwatch, NULL,
+    ptrio__host_wake
 };

@@ -55,6 +55,8 @@ static const struct errinfo {
     {PTRIO_ECANCELED, "PTRIO_ECANCELED", "cancelled"},
     {PTRIO_EBROKEN, "PTRIO_EBROKEN", "broken: the other side is gone"},
     {PTRIO_EENDOFCHANNEL, "PTRIO_EENDOFCHANNEL", "end of channel"},
+    {PTRIO_EFDLIMIT, "PTRIO_EFDLIMIT", "beyond the backend's fd limit"},
+    {PTRIO_ERESOLVE, "PTRIO_ERESOLVE", "name resolution failed"},
 };
 
 static const struct errinfo *lookup(int code)
@@ -586,6 +588,8 @@ static void put_scope(line *b, const ptrio_scope *sc)
         put_cancel(b, &si.cancel);
     }
 }
+
+const ptrio__reporter ptrio__reporting = { ptrio__report_failure, ptrio_dump };
 
 int ptrio_dump(ptrio_report_fn fn, void *ctx)
 {

@@ -24,13 +24,13 @@ extern PTRIO__TLS ptrio_loop *ptrio__loop;
  * task waits on nothing and no open scope is cancelled (loop->ncalled is
  * 0); NOBODY otherwise (never NULL: a NULL self must not match), and
  * YIELDED right after a fast checkpoint (the scheduler then queues the
- * task). Anything that parks the running task, cancels a scope or changes
+ * task). Both are small integers no frame can sit at (frames hold
+ * pointers, so they are aligned): storing one is a single instruction. Anything that parks the running task, cancels a scope or changes
  * the innermost frame updates it; the slow paths behind it check
  * everything. */
 extern PTRIO__TLS ptrio_frame *ptrio__awaiter;
-extern const ptrio_frame ptrio__nobody, ptrio__yielded;
-#define NOBODY ((ptrio_frame *)&ptrio__nobody)
-#define YIELDED ((ptrio_frame *)&ptrio__yielded)
+#define NOBODY ((ptrio_frame *)(uintptr_t)1)
+#define YIELDED ((ptrio_frame *)(uintptr_t)2)
 
 /* Task states (low bits of task->state) and flags (high bits). */
 enum {
@@ -290,12 +290,22 @@ void ptrio__lot_remove(ptrio_lot *lot, ptrio_task *t);
 void ptrio__abort_wait(ptrio_loop *l, ptrio_task *t);
 void ptrio__lot_task_exited(ptrio_loop *l, ptrio_task *t);
 
+/* error.c: what formats reports and dumps, reached through the loop so
+ * that a program that never sets a sink does not link it. */
+typedef struct ptrio__reporter {
+    void (*failure)(ptrio_loop *l, const ptrio_task *t);
+    int (*dump)(ptrio_report_fn fn, void *ctx);
+} ptrio__reporter;
+extern const ptrio__reporter ptrio__reporting;
+
 /* error.c */
 void ptrio__why_failure(const void *why, ptrio_failure *out);
 int ptrio__task_cancel_source(const ptrio_task *t, ptrio_cancel_info *out);
 void ptrio__report_failure(ptrio_loop *l, const ptrio_task *t);
 
-/* backend/default_*.c */
+/* backend/default_*.c: the default sink, and the reporter with it (NULL
+ * for none) */
 ptrio_report_fn ptrio__default_sink(void);
+const ptrio__reporter *ptrio__default_reporter(void);
 
 #endif /* PTRIO_INTERNAL_H */

@@ -11,7 +11,6 @@
 #include "internal.h"
 
 PTRIO__TLS ptrio_loop *ptrio__loop;
-const ptrio_frame ptrio__nobody, ptrio__yielded;
 PTRIO__TLS ptrio_frame *ptrio__awaiter = NOBODY;
 
 ptrio_loop *ptrio_current_loop(void) { return ptrio__loop; }
@@ -86,6 +85,7 @@ void ptrio_loop_init(ptrio_loop *loop)
     memset(loop, 0, sizeof *loop);
     loop->backend = ptrio_default_backend();
     loop->report = ptrio__default_sink();
+    loop->reporter = ptrio__default_reporter();
 }
 
 int ptrio_loop_use_backend(ptrio_loop *loop, const ptrio_backend *backend)
@@ -102,6 +102,7 @@ void ptrio_loop_set_report(ptrio_loop *loop, ptrio_report_fn fn, void *ctx)
 {
     loop->report = fn;
     loop->report_ctx = ctx;
+    loop->reporter = fn ? &ptrio__reporting : NULL;
 }
 
 /* Instruments change the count that stops batches running back to back
@@ -691,10 +692,10 @@ static void dump_line(void *ctx, const char *line)
 /* Reported once, with the task tree: where each task waits, and on what. */
 static void deadlocked(ptrio_loop *l)
 {
-    if (!l->fatal && l->report) {
+    if (!l->fatal && l->report && l->reporter) {
         ptrio__report(l, "ptrio: deadlock: every task waits, and nothing "
                          "can wake one; every task is cancelled. The tasks:");
-        ptrio_dump(dump_line, l);
+        l->reporter->dump(dump_line, l);
     }
 }
 
@@ -822,8 +823,8 @@ static int run_result(ptrio_loop *l)
         if (rc >= 0 || rc == -PTRIO_ECANCELED)
             return l->fatal;
     }
-    if (rc < 0)
-        ptrio__report_failure(l, &l->main);
+    if (rc < 0 && l->reporter)
+        l->reporter->failure(l, &l->main);
     return rc;
 }
 

@@ -1,0 +1,156 @@
+/* src/io/resolve.c: getaddrinfo without blocking the loop.
+ *
+ * A numeric host is resolved at once (AI_NUMERICHOST: no lookup, no file,
+ * no thread, no custom resolver), as Trio's getaddrinfo does. Anything
+ * else runs on a worker
+ * (ptrio_run_in_thread) over a copy of the request: the worker never reads
+ * the caller's frame after a cancellation, and a result that comes after
+ * one is freed by the job's discard hook on the worker.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <netdb.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <ptrio/net.h>
+
+#include "../core/internal.h"
+
+void ptrio_resolve_set_resolver(ptrio_resolve *r, ptrio_resolver_fn resolve,
+                                ptrio_freeres_fn freeres)
+{
+    if (!r)
+        return;
+    r->req.resolve = resolve;
+    r->req.freeres = freeres;
+}
+
+static int lookup(ptrio__gai_req *q, int extra_flags)
+{
+    struct addrinfo hints;
+
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = q->family;
+    hints.ai_socktype = q->socktype;
+    hints.ai_protocol = q->protocol;
+    hints.ai_flags = q->flags | extra_flags;
+    q->res = NULL;
+    if (q->resolve)
+        return q->resolve(q->host[0] ? q->host : NULL,
+                          q->service[0] ? q->service : NULL, &hints, &q->res);
+    return getaddrinfo(q->host[0] ? q->host : NULL,
+                       q->service[0] ? q->service : NULL, &hints, &q->res);
+}
+
+/* On the worker, over the worker's copy of the request. */
+static void *gai_thread(void *arg)
+{
+    ptrio__gai_req *q = arg;
+    q->rc = lookup(q, 0);
+    q->err = q->rc == EAI_SYSTEM ? errno : 0;
+    return NULL;
+}
+
+static void free_res(ptrio__gai_req *q, struct addrinfo *res)
+{
+    if (!res)
+        return;
+    if (q->resolve)
+        q->freeres ? q->freeres(res) : (void)0;
+    else
+        freeaddrinfo(res);
+}
+
+/* A cancelled lookup finished: free what it found. */
+static void gai_discard(void *arg, void *result)
+{
+    ptrio__gai_req *q = arg;
+    (void)result;
+    if (q->rc == 0)
+        free_res(q, q->res);
+}
+
+static int status_of(ptrio_resolve *r)
+{
+    int rc = r->req.rc;
+    r->gai_error = rc;
+    if (rc == 0)
+        return 0;
+    if (rc == EAI_MEMORY)
+        return -PTRIO_ENOMEM;
+    if (rc == EAI_SYSTEM && r->req.err)
+        return -r->req.err;
+    return -PTRIO_ERESOLVE;
+}
+
+static int gai_step(ptrio_frame *fr)
+{
+    ptrio_resolve *r = PTRIO_SELF(fr, ptrio_resolve);
+
+    PTRIO_BEGIN(r);
+    PTRIO_CHECK(r, ptrio_checkpoint_if_cancelled(r));
+    {
+        /* Numeric: never the custom resolver's, as in Trio. */
+        ptrio_resolver_fn custom = r->req.resolve;
+        r->req.resolve = NULL;
+        r->req.rc = lookup(&r->req, AI_NUMERICHOST);
+        r->req.resolve = custom;
+        if (r->req.rc != EAI_NONAME) {
+            PTRIO_YIELD(r);         /* a checkpoint even without a thread */
+            PTRIO_CHECK(r, status_of(r));
+            *r->out = r->req.res;
+            PTRIO_RETURN(r, 0);
+        }
+    }
+    PTRIO_CHECK(r, ptrio_thread_job_init(&r->job, sizeof r->req, gai_discard));
+    PTRIO_AWAIT(r, ptrio_run_in_thread(r, &r->job, gai_thread, &r->req, NULL));
+    PTRIO_CHECK(r, status_of(r));
+    *r->out = r->req.res;
+    PTRIO_END(r);
+}
+
+int ptrio_getaddrinfo(void *self, ptrio_resolve *r, const char *host,
+                      const char *service, int family, int socktype,
+                      int flags, struct addrinfo **res)
+{
+    size_t hl = host ? strlen(host) : 0, sl = service ? strlen(service) : 0;
+
+    if (!r || !res || (!host && !service))
+        return -PTRIO_EINVAL;
+    if (hl >= sizeof r->req.host || sl >= sizeof r->req.service)
+        return -PTRIO_EINVAL;
+    if (!ptrio_frame_idle(r))
+        return -PTRIO_EBUSY;
+    *res = NULL;
+    memcpy(r->req.host, host ? host : "", hl + 1);
+    memcpy(r->req.service, service ? service : "", sl + 1);
+    r->req.family = family;
+    r->req.socktype = socktype;
+    r->req.protocol = 0;
+    r->req.flags = flags;
+    r->req.res = NULL;
+    r->req.rc = 0;
+    r->req.err = 0;
+    r->out = res;
+    return ptrio_call(self, r, gai_step);
+}
+
+void ptrio_freeaddrinfo(ptrio_resolve *r, struct addrinfo *res)
+{
+    ptrio__gai_req q;
+    if (!r)
+        return;
+    q.resolve = r->req.resolve;
+    q.freeres = r->req.freeres;
+    free_res(&q, res);
+}
+
+const char *ptrio_resolve_strerror(const ptrio_resolve *r)
+{
+    if (!r || !r->gai_error)
+        return "no error";
+    if (r->gai_error == EAI_SYSTEM && r->req.err)
+        return strerror(r->req.err);
+    return gai_strerror(r->gai_error);
+}

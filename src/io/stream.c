@@ -1,0 +1,417 @@
+/* src/io/stream.c: streams over non-blocking fds, and TCP listeners.
+ *
+ * Each operation follows Trio's _nonblocking_helper: fail at once if
+ * cancelled, try the system call, and only on EAGAIN wait for readiness
+ * and try again; an operation that never waited yields once at the end
+ * (a schedule point that ignores cancellation). One refinement: a receive
+ * that got fewer bytes than it asked for drained the socket, so the next
+ * receive waits first instead of trying a recv that would say EAGAIN
+ * (libuv does the same); readiness then costs no wasted system call.
+ *
+ * A receive and a send run as sub-coroutines whose frames live in the
+ * stream (rx, tx): one of each at a time, as Trio's conflict detectors.
+ */
+#define _GNU_SOURCE     /* accept4, MSG_NOSIGNAL */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <ptrio/net.h>
+
+#include "../core/internal.h"
+
+enum {
+    S_SOCKET = 0x1,     /* send()/recv() with MSG_NOSIGNAL */
+    S_DRAINED = 0x2,    /* the last receive emptied the socket */
+    S_EOF_SENT = 0x4
+};
+
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0
+#endif
+
+static int fd_of(const ptrio_stream *s) { return s->fdp1 - 1; }
+
+int ptrio_stream_fd(const ptrio_stream *s)
+{
+    return s && s->fdp1 > 0 ? fd_of(s) : -1;
+}
+
+static int nonblock_cloexec(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0)
+        return -errno;
+    if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -errno;
+    if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+        return -errno;
+    return 0;
+}
+
+/* Takes fd into `s`; `is_tcp` when the caller knows (accept, connect). */
+static void adopt(ptrio_stream *s, int fd, int is_sock, int is_tcp)
+{
+    int one = 1;
+    memset(s, 0, sizeof *s);
+    s->fdp1 = fd + 1;
+    if (is_sock)
+        s->flags |= S_SOCKET;
+    if (is_tcp)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+int ptrio_stream_open(ptrio_stream *s, int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    int type = 0, rc, is_sock, is_tcp = 0;
+    socklen_t tlen = sizeof type;
+
+    if (!s || fd < 0)
+        return -PTRIO_EBADF;
+    if (s->fdp1 > 0)
+        return -PTRIO_EBUSY;
+    if ((rc = nonblock_cloexec(fd)) < 0)
+        return rc;
+    is_sock = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0;
+    if (is_sock && type == SOCK_STREAM &&
+        getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+        is_tcp = ss.ss_family == AF_INET || ss.ss_family == AF_INET6;
+    adopt(s, fd, is_sock, is_tcp);
+    return 0;
+}
+
+static ssize_t do_recv(ptrio_stream *s, void *buf, size_t len)
+{
+    if (s->flags & S_SOCKET)
+        return recv(fd_of(s), buf, len, 0);
+    return read(fd_of(s), buf, len);
+}
+
+/* write() to a pipe whose reader is gone raises SIGPIPE: block it for
+ * the call and take back the one the call raised, if any (a SIGPIPE
+ * pending before is left alone). */
+static ssize_t write_nosigpipe(int fd, const void *buf, size_t len)
+{
+    sigset_t pipe_set, old, pending;
+    ssize_t n;
+    int was_pending, saved;
+
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    sigpending(&pending);
+    was_pending = sigismember(&pending, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    n = write(fd, buf, len);
+    saved = errno;
+    if (n < 0 && saved == EPIPE && !was_pending) {
+        struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+            ;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = saved;
+    return n;
+}
+
+static ssize_t do_send(ptrio_stream *s, const void *buf, size_t len)
+{
+    if (s->flags & S_SOCKET)
+        return send(fd_of(s), buf, len, MSG_NOSIGNAL);
+    return write_nosigpipe(fd_of(s), buf, len);
+}
+
+static int again(int e) { return e == EAGAIN || e == EWOULDBLOCK; }
+
+/* ---- receive ---------------------------------------------------------- */
+
+static int rx_step(ptrio_frame *fr)
+{
+    ptrio__stream_op *op = PTRIO_SELF(fr, ptrio__stream_op);
+    ptrio_stream *s = op->s;
+    ssize_t n;
+
+    PTRIO_BEGIN(op);
+    PTRIO_CHECK(op, ptrio_checkpoint_if_cancelled(op));
+    for (;;) {
+        if (!s->fdp1)
+            PTRIO_RAISE(op, -PTRIO_ECLOSED, "stream closed");
+        if (op->waited || !(s->flags & S_DRAINED)) {
+            n = do_recv(s, op->buf.in, op->len);
+            if (n >= 0) {
+                op->done = (size_t)n;
+                if ((size_t)n < op->len)
+                    s->flags |= S_DRAINED;
+                else
+                    s->flags &= ~(unsigned)S_DRAINED;
+                break;
+            }
+            if (errno == EINTR)
+                continue;
+            if (!again(errno))
+                PTRIO_CHECK(op, -errno);
+        }
+        op->waited = 1;
+        PTRIO_AWAIT(op, ptrio_wait_readable(op, fd_of(s)));
+    }
+    if (!op->waited)
+        PTRIO_YIELD(op);
+    PTRIO_RETURN(op, (int)op->done);
+    PTRIO_END(op);
+}
+
+int ptrio_stream_receive_some(void *self, ptrio_stream *s, void *buf,
+                              size_t max)
+{
+    if (!s || !buf || max == 0)
+        return -PTRIO_EINVAL;
+    if (!s->fdp1)
+        return -PTRIO_ECLOSED;
+    if (!ptrio_frame_idle(&s->rx))
+        return -PTRIO_EBUSY;    /* another task receives: Trio's Busy... */
+    s->rx.s = s;
+    s->rx.buf.in = buf;
+    s->rx.len = max > INT_MAX ? INT_MAX : max;
+    s->rx.done = 0;
+    s->rx.waited = 0;
+    return ptrio_call(self, &s->rx, rx_step);
+}
+
+/* ---- send ------------------------------------------------------------- */
+
+static int tx_step(ptrio_frame *fr)
+{
+    ptrio__stream_op *op = PTRIO_SELF(fr, ptrio__stream_op);
+    ptrio_stream *s = op->s;
+    ssize_t n;
+
+    PTRIO_BEGIN(op);
+    PTRIO_CHECK(op, ptrio_checkpoint_if_cancelled(op));
+    while (op->done < op->len) {
+        if (!s->fdp1)
+            PTRIO_RAISE(op, -PTRIO_ECLOSED, "stream closed");
+        n = do_send(s, (const char *)op->buf.out + op->done,
+                    op->len - op->done);
+        if (n >= 0) {
+            op->done += (size_t)n;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (!again(errno))
+            PTRIO_CHECK(op, -errno);
+        op->waited = 1;
+        PTRIO_AWAIT(op, ptrio_wait_writable(op, fd_of(s)));
+    }
+    if (!op->waited)
+        PTRIO_YIELD(op);
+    PTRIO_END(op);
+}
+
+int ptrio_stream_send_all(void *self, ptrio_stream *s, const void *buf,
+                          size_t len)
+{
+    if (!s || (!buf && len))
+        return -PTRIO_EINVAL;
+    if (!s->fdp1)
+        return -PTRIO_ECLOSED;
+    if (!ptrio_frame_idle(&s->tx))
+        return -PTRIO_EBUSY;
+    s->tx.s = s;
+    s->tx.buf.out = buf;
+    s->tx.len = len;
+    s->tx.done = 0;
+    s->tx.waited = 0;
+    return ptrio_call(self, &s->tx, tx_step);
+}
+
+int ptrio_stream_send_eof(void *self, ptrio_stream *s)
+{
+    int rc = ptrio_checkpoint_if_cancelled(self);
+
+    if (rc < 0)
+        return rc;
+    if (!s)
+        return -PTRIO_EINVAL;
+    if (!s->fdp1)
+        return -PTRIO_ECLOSED;
+    if (!ptrio_frame_idle(&s->tx))
+        return -PTRIO_EBUSY;
+    if (!(s->flags & S_SOCKET))
+        return -PTRIO_ENOTSOCK;
+    if (!(s->flags & S_EOF_SENT)) {
+        /* ENOTCONN: the peer is gone already; its end has seen EOF. */
+        if (shutdown(fd_of(s), SHUT_WR) < 0 && errno != ENOTCONN)
+            return -errno;
+        s->flags |= S_EOF_SENT;
+    }
+    return ptrio_yield(self);
+}
+
+int ptrio_stream_close(ptrio_stream *s)
+{
+    int fd;
+    if (!s || s->fdp1 <= 0)
+        return 0;
+    fd = fd_of(s);
+    s->fdp1 = 0;
+    ptrio_notify_closing(fd);
+    close(fd);
+    return 0;
+}
+
+/* ---- listeners ------------------------------------------------------- */
+
+int ptrio_tcp_listen(ptrio_listener *ls, const char *host, int port,
+                     int backlog)
+{
+    struct sockaddr_storage ss;
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    socklen_t len;
+    int fd, one = 1, rc;
+
+    if (!ls || port < 0 || port > 65535)
+        return -PTRIO_EINVAL;
+    if (ls->fdp1 > 0)
+        return -PTRIO_EBUSY;
+    memset(&ss, 0, sizeof ss);
+    if (!host || inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        if (!host)
+            a4->sin_addr.s_addr = htonl(INADDR_ANY);
+        len = sizeof *a4;
+    } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        len = sizeof *a6;
+    } else {
+        return -PTRIO_EINVAL;   /* names need resolving: not here */
+    }
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (ss.ss_family == AF_INET6)
+        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&ss, len) < 0 ||
+        listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    memset(ls, 0, sizeof *ls);
+    ls->fdp1 = fd + 1;
+    return 0;
+}
+
+int ptrio_listener_fd(const ptrio_listener *ls)
+{
+    return ls && ls->fdp1 > 0 ? ls->fdp1 - 1 : -1;
+}
+
+int ptrio_listener_port(const ptrio_listener *ls)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+
+    if (!ls || ls->fdp1 <= 0 ||
+        getsockname(ls->fdp1 - 1, (struct sockaddr *)&ss, &len) < 0)
+        return -1;
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* A connection that died in the accept queue, or was refused by a
+ * firewall: try the next one (Trio's list of ignorable accept errors). */
+static int ignorable(int e)
+{
+    switch (e) {
+    case ECONNABORTED: case EPROTO: case EPERM: case ENETDOWN:
+    case ENOPROTOOPT: case EHOSTDOWN: case EHOSTUNREACH: case EOPNOTSUPP:
+    case ENETUNREACH:
+#ifdef ENONET
+    case ENONET:
+#endif
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int accept_one(int lfd)
+{
+#ifdef HAVE_ACCEPT4
+    return accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+#else
+    int fd = accept(lfd, NULL, NULL), rc;
+    if (fd >= 0 && (rc = nonblock_cloexec(fd)) < 0) {
+        close(fd);
+        errno = -rc;
+        return -1;
+    }
+    return fd;
+#endif
+}
+
+static int accept_step(ptrio_frame *fr)
+{
+    ptrio__stream_op *op = PTRIO_SELF(fr, ptrio__stream_op);
+    ptrio_listener *ls = CONTAINER(op, ptrio_listener, acc);
+    int fd;
+
+    PTRIO_BEGIN(op);
+    PTRIO_CHECK(op, ptrio_checkpoint_if_cancelled(op));
+    for (;;) {
+        if (!ls->fdp1)
+            PTRIO_RAISE(op, -PTRIO_ECLOSED, "listener closed");
+        fd = accept_one(ls->fdp1 - 1);
+        if (fd >= 0) {
+            adopt(op->buf.in, fd, 1, 1);
+            break;
+        }
+        if (errno == EINTR || ignorable(errno))
+            continue;
+        if (!again(errno))
+            PTRIO_CHECK(op, -errno);
+        op->waited = 1;
+        PTRIO_AWAIT(op, ptrio_wait_readable(op, ls->fdp1 - 1));
+    }
+    if (!op->waited)
+        PTRIO_YIELD(op);
+    PTRIO_END(op);
+}
+
+int ptrio_listener_accept(void *self, ptrio_listener *ls, ptrio_stream *out)
+{
+    if (!ls || !out)
+        return -PTRIO_EINVAL;
+    if (!ls->fdp1)
+        return -PTRIO_ECLOSED;
+    if (out->fdp1 > 0 || !ptrio_frame_idle(&ls->acc))
+        return -PTRIO_EBUSY;
+    ls->acc.buf.in = out;
+    ls->acc.waited = 0;
+    return ptrio_call(self, &ls->acc, accept_step);
+}
+
+void ptrio_listener_close(ptrio_listener *ls)
+{
+    int fd;
+    if (!ls || ls->fdp1 <= 0)
+        return;
+    fd = ls->fdp1 - 1;
+    ls->fdp1 = 0;
+    ptrio_notify_closing(fd);
+    close(fd);
+}

@@ -1,0 +1,1094 @@
+/* tests/check_net.c: streams, listeners, serve_tcp, name resolution and
+ * open_tcp_stream with happy eyeballs, over loopback (127.0.0.x) only.
+ * Built once per backend. Ports are always 0 (the kernel picks one, read
+ * back), so parallel runs never collide. Every test runs under a 20 s
+ * FAIL_AFTER; the real-time waits are tens of ms, but for the SYN
+ * retransmit of the "accepts late" case (1 s). Clients that need many fds
+ * or their own fd limit run in a forked child with plain blocking
+ * sockets, which also makes them independent of the code under test. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include "iotest.h"
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
+
+#define DEADLINE PTRIO_SEC(20)
+
+static int port;            /* the test server's */
+
+static void setup(void)
+{
+    tlog_clear(&L);
+    signal(SIGPIPE, SIG_DFL);   /* ptrio must never raise it */
+}
+
+/* Open fds of this process (from /proc/self/fd). */
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0;
+    ck_assert_ptr_nonnull(d);
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1;   /* the directory's own fd */
+}
+
+/* ---- an echo server on serve_tcp -------------------------------------- */
+
+#define NSLOTS 1024
+
+struct echo_client {
+    ptrio_frame fr;
+    ptrio_conn conn;
+    char buf[256];
+    int n;
+};
+
+static struct echo_client clients[NSLOTS];
+static ptrio_server srv;
+static int live, peak, once;    /* handlers running, their peak */
+static int handler_rc;          /* the last receive error a handler saw */
+
+/* Echoes until end of stream ("fail" makes it raise; `once`: one echo). */
+static int echo(ptrio_frame *fr)
+{
+    struct echo_client *c = PTRIO_SELF(fr, struct echo_client);
+    PTRIO_BEGIN(c);
+    if (++live > peak)
+        peak = live;
+    for (;;) {
+        PTRIO_TRY(c, c->n, ptrio_stream_receive_some(c, &c->conn.stream,
+                                                     c->buf, sizeof c->buf));
+        if (c->n < 0) {
+            if (!handler_rc)
+                handler_rc = c->n;      /* the first one */
+            PTRIO_CHECK(c, c->n);
+        }
+        if (c->n == 0)
+            break;
+        if (c->n >= 4 && memcmp(c->buf, "fail", 4) == 0)
+            PTRIO_RAISE(c, -PTRIO_EIO, "the client asked me to fail");
+        PTRIO_AWAIT(c, ptrio_stream_send_all(c, &c->conn.stream, c->buf,
+                                             (size_t)c->n));
+        if (once)
+            break;
+    }
+    PTRIO_FINALLY(c);
+    live--;
+    PTRIO_END(c);
+}
+
+/* Runs `body` (a coroutine over `frame`) while the echo server runs, then
+ * stops the server. */
+struct with_server {
+    ptrio_frame fr;
+    ptrio_scope deadline;
+    ptrio_nursery n;
+    ptrio_task st;
+    ptrio_fn body;
+    ptrio_frame *frame;
+};
+
+static int with_server(ptrio_frame *fr)
+{
+    struct with_server *w = PTRIO_SELF(fr, struct with_server);
+    PTRIO_BEGIN(w);
+    PTRIO_FAIL_AFTER(w, &w->deadline, DEADLINE) {
+        PTRIO_NURSERY(w, &w->n) {
+            PTRIO_CHECK(w, ptrio_server_init(&srv, "127.0.0.1", 0, echo,
+                                             PTRIO_SERVER_SLOTS(clients, conn)));
+            PTRIO_AWAIT(w, ptrio_start(w, &w->n, &w->st, ptrio_serve_tcp, &srv,
+                                       NULL));
+            port = ptrio_server_port(&srv);
+            ck_assert_int_gt(port, 0);
+            PTRIO_CALL(w, w->body, w->frame);
+            ptrio_nursery_cancel(&w->n);
+        }
+    }
+    PTRIO_END(w);
+}
+
+static int run_with_server(ptrio_fn body, void *frame)
+{
+    static struct with_server W;
+    int rc;
+    live = peak = once = 0;
+    handler_rc = 0;
+    memset(&W, 0, sizeof W);
+    W.body = body;
+    W.frame = frame;
+    rc = run_io(with_server, &W);
+    if (rc < 0)
+        fprintf(stderr, "run_with_server: %s: %s\n", ptrio_errname(rc),
+                io_rep.lines.buf);
+    ck_assert_uint_eq(io_loop.nwatch, 0);
+    return rc;
+}
+
+/* ---- echo round trips ------------------------------------------------ */
+
+struct rt {
+    ptrio_frame fr;
+    ptrio_tcp_connect c;
+    ptrio_stream s;
+    char out[64], in[64];
+    size_t got;
+    int i, n, rounds;
+    const char *host;
+};
+
+/* Connects, then `rounds` 64-byte round trips, checking every byte. */
+static int rt(ptrio_frame *fr)
+{
+    struct rt *r = PTRIO_SELF(fr, struct rt);
+    int k;
+    PTRIO_BEGIN(r);
+    PTRIO_AWAIT(r, ptrio_open_tcp_stream(r, &r->c, &r->s,
+                                         r->host ? r->host : "127.0.0.1", port));
+    for (r->i = 0; r->i < r->rounds; r->i++) {
+        for (k = 0; k < 64; k++)
+            r->out[k] = (char)(r->i * 7 + k);
+        PTRIO_AWAIT(r, ptrio_stream_send_all(r, &r->s, r->out, 64));
+        for (r->got = 0; r->got < 64; r->got += (size_t)r->n) {
+            PTRIO_AWAIT(r, ptrio_stream_receive_some(r, &r->s, r->in + r->got,
+                                                     64 - r->got));
+            r->n = PTRIO_RESULT(r);
+            ck_assert_int_gt(r->n, 0);
+        }
+        ck_assert_int_eq(memcmp(r->in, r->out, 64), 0);
+    }
+    PTRIO_FINALLY(r);
+    ptrio_stream_close(&r->s);
+    PTRIO_END(r);
+}
+
+/* 200 round trips through serve_tcp's echo handler, by IP and by name
+ * ("localhost": resolved on a worker thread). */
+START_TEST(test_echo_round_trips)
+{
+    static struct rt R[2];
+    unsigned long accepted;
+    int i;
+
+    for (i = 0; i < 2; i++) {
+        memset(&R[i], 0, sizeof R[i]);
+        R[i].rounds = 200;
+        R[i].host = i ? "localhost" : "127.0.0.1";
+        ck_assert_int_eq(run_with_server(rt, &R[i]), 0);
+        accepted = ptrio_server_stats(&srv, NULL, NULL);
+        ck_assert_uint_eq(accepted, 1);
+        ck_assert_int_eq(ptrio_stream_fd(&R[i].s), -1);
+    }
+    ck_assert_int_eq(io_rep.count, 0);
+}
+END_TEST
+
+/* ---- a forked client with plain sockets ---------------------------------- */
+
+typedef int (*child_fn)(void);
+
+struct child {
+    ptrio_frame fr;
+    child_fn fn;
+    void (*after_fork)(void);   /* in the parent, once the pipe exists */
+    pid_t pid;
+    int done;       /* read end: the child's status byte, or EOF */
+    char status;
+};
+
+/* Forks the client; the loop waits for its status byte. */
+static int child(ptrio_frame *fr)
+{
+    struct child *c = PTRIO_SELF(fr, struct child);
+    int p[2], st;
+    PTRIO_BEGIN(c);
+    ck_assert_int_eq(pipe(p), 0);
+    c->pid = fork();
+    ck_assert_int_ge(c->pid, 0);
+    if (c->pid == 0) {
+        char rc;
+        close(p[0]);
+        rc = (char)c->fn();
+        if (write(p[1], &rc, 1) != 1)
+            _exit(3);
+        _exit(rc ? 1 : 0);
+    }
+    close(p[1]);
+    c->done = p[0];
+    c->status = 9;
+    if (c->after_fork)
+        c->after_fork();
+    PTRIO_AWAIT(c, ptrio_wait_readable(c, c->done));
+    if (read(c->done, &c->status, 1) != 1)
+        c->status = 8;
+    close(c->done);
+    waitpid(c->pid, &st, 0);
+    PTRIO_END(c);
+}
+
+static int dial(const char *ip, int p)
+{
+    struct sockaddr_in a;
+    struct timeval tv = {10, 0};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)p);
+    inet_pton(AF_INET, ip, &a.sin_addr);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int read_full(int fd, char *buf, int n)
+{
+    int got = 0, k;
+    while (got < n && (k = (int)read(fd, buf + got, (size_t)(n - got))) > 0)
+        got += k;
+    return got;
+}
+
+#define NCONN 1000
+
+/* 1,000 connections open at once: connect all, send on all, then read
+ * every echo back. */
+static int thousand(void)
+{
+    static int fd[NCONN];
+    char out[64], in[64];
+    int i, k;
+
+    for (i = 0; i < NCONN; i++)
+        if ((fd[i] = dial("127.0.0.1", port)) < 0)
+            return 10;
+    for (i = 0; i < NCONN; i++) {
+        for (k = 0; k < 64; k++)
+            out[k] = (char)(i + k);
+        if (write(fd[i], out, 64) != 64)
+            return 11;
+    }
+    for (i = 0; i < NCONN; i++) {
+        for (k = 0; k < 64; k++)
+            out[k] = (char)(i + k);
+        if (read_full(fd[i], in, 64) != 64 || memcmp(in, out, 64) != 0)
+            return 12;
+    }
+    for (i = 0; i < NCONN; i++)
+        close(fd[i]);
+    return 0;
+}
+
+/* Trio: test_highlevel_serve_listeners.py::test_serve_listeners_basic,
+ * at scale: 1,000 concurrent connections, one handler task each, all
+ * alive at once, every byte echoed. On select too: the server side holds
+ * about 1,010 fds, under FD_SETSIZE. */
+START_TEST(test_thousand_concurrent_connections)
+{
+    static struct child C;
+    want_fds(4096);
+    memset(&C, 0, sizeof C);
+    C.fn = thousand;
+    ck_assert_int_eq(run_with_server(child, &C), 0);
+    ck_assert_int_eq(C.status, 0);
+    ck_assert_int_eq(peak, NCONN);
+    ck_assert_uint_eq(ptrio_server_stats(&srv, NULL, NULL), NCONN);
+    ck_assert_int_eq(live, 0);
+}
+END_TEST
+
+/* ---- EMFILE ---------------------------------------------------------- */
+
+#define NEMF 5
+
+/* Five clients at once, each one ping and its echo. */
+static int five(void)
+{
+    int fd[NEMF], i;
+    char in[4];
+    for (i = 0; i < NEMF; i++)
+        if ((fd[i] = dial("127.0.0.1", port)) < 0)
+            return 20;
+    for (i = 0; i < NEMF; i++)
+        if (write(fd[i], "ping", 4) != 4)
+            return 21;
+    for (i = 0; i < NEMF; i++)
+        if (read_full(fd[i], in, 4) != 4 || memcmp(in, "ping", 4) != 0)
+            return 22;
+    return 0;
+}
+
+static struct rlimit saved_limit;
+
+/* The server may now open two more fds: two connections at a time. */
+static void lower_limit(void)
+{
+    struct rlimit rl = saved_limit;
+    int probe = dup(0);     /* the lowest free fd */
+    close(probe);
+    rl.rlim_cur = (rlim_t)probe + 2;
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+}
+
+/* Trio: test_highlevel_serve_listeners.py::test_serve_listeners_accept_
+ * capacity_error: accept fails with EMFILE, the server reports it, sleeps
+ * 100 ms and goes on serving: all five clients are served (each handler
+ * echoes once and closes, freeing its fd). */
+START_TEST(test_emfile_backs_off_and_serves)
+{
+    static struct child C;
+    static struct with_server W;
+    unsigned long accepted, backoffs;
+
+    /* valgrind keeps fds of its own under the limit and refuses the ones
+     * above the one it emulates: the limit cannot be played with there. */
+    if (RUNNING_ON_VALGRIND)
+        return;
+    getrlimit(RLIMIT_NOFILE, &saved_limit);
+    memset(&C, 0, sizeof C);
+    C.fn = five;
+    C.after_fork = lower_limit;
+    memset(&W, 0, sizeof W);
+    W.body = child;
+    W.frame = &C.fr;
+    live = peak = 0;
+    once = 1;
+    ck_assert_int_eq(run_io(with_server, &W), 0);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &saved_limit), 0);
+    ck_assert_int_eq(C.status, 0);
+    accepted = ptrio_server_stats(&srv, NULL, &backoffs);
+    ck_assert_uint_eq(accepted, NEMF);
+    ck_assert_uint_ge(backoffs, 1);
+    ck_assert_int_ge(count_of(io_rep.lines.buf, "accept failed: EMFILE"), 1);
+    ck_assert_int_ge(count_of(io_rep.lines.buf, "retrying in 100 ms"), 1);
+}
+END_TEST
+
+/* ---- reset, EOF and half-close, handler failures --------------------- */
+
+struct resetter {
+    ptrio_frame fr;
+    ptrio_tcp_connect c;
+    ptrio_stream s;
+    struct rt after;
+    char buf[8];
+    int i;
+};
+
+static int resetter(ptrio_frame *fr)
+{
+    struct resetter *r = PTRIO_SELF(fr, struct resetter);
+    struct linger lg = {1, 0};
+    PTRIO_BEGIN(r);
+    PTRIO_AWAIT(r, ptrio_open_tcp_stream(r, &r->c, &r->s, "127.0.0.1", port));
+    /* Closing with a zero linger sends a RST, not a FIN. */
+    ck_assert_int_eq(setsockopt(ptrio_stream_fd(&r->s), SOL_SOCKET, SO_LINGER,
+                                &lg, sizeof lg), 0);
+    ptrio_stream_close(&r->s);
+    /* Until the handler has seen it. */
+    for (r->i = 0; r->i < 1000 && !handler_rc; r->i++)
+        PTRIO_AWAIT(r, ptrio_sleep(r, PTRIO_MS(1)));
+    /* A failed connection does not stop the server. */
+    r->after.rounds = 3;
+    PTRIO_CALL(r, rt, &r->after);
+    PTRIO_END(r);
+}
+
+/* The peer resets: the handler's receive fails with -ECONNRESET, its
+ * failure is reported, and the server serves the next connection. */
+START_TEST(test_peer_reset)
+{
+    static struct resetter R;
+    unsigned long failed;
+    memset(&R, 0, sizeof R);
+    ck_assert_int_eq(run_with_server(resetter, &R), 0);
+    ck_assert_int_eq(handler_rc, -PTRIO_ECONNRESET);
+    ck_assert_uint_eq(ptrio_server_stats(&srv, &failed, NULL), 2);
+    ck_assert_uint_eq(failed, 1);
+    ck_assert_int_eq(io_rep.count, 1);
+    ck_assert_int_eq(count_of(io_rep.lines.buf, "connection handler "
+                              "'serve_tcp handler' failed: ECONNRESET"), 1);
+}
+END_TEST
+
+struct halfclose {
+    ptrio_frame fr;
+    ptrio_tcp_connect c;
+    ptrio_stream s;
+    char buf[64];
+    int n;
+};
+
+static int halfclose(ptrio_frame *fr)
+{
+    struct halfclose *h = PTRIO_SELF(fr, struct halfclose);
+    PTRIO_BEGIN(h);
+    PTRIO_AWAIT(h, ptrio_open_tcp_stream(h, &h->c, &h->s, "127.0.0.1", port));
+    PTRIO_AWAIT(h, ptrio_stream_send_all(h, &h->s, "hello", 5));
+    PTRIO_AWAIT(h, ptrio_stream_send_eof(h, &h->s));
+    PTRIO_AWAIT(h, ptrio_stream_send_eof(h, &h->s));    /* idempotent */
+    tlog_add(&L, "eof-sent");
+    for (;;) {
+        PTRIO_AWAIT(h, ptrio_stream_receive_some(h, &h->s, h->buf,
+                                                 sizeof h->buf - 1));
+        h->n = PTRIO_RESULT(h);
+        if (h->n == 0)
+            break;
+        h->buf[h->n] = '\0';
+        tlog_add(&L, h->buf);
+    }
+    tlog_add(&L, "eof");
+    /* After end of stream, receives keep saying so. */
+    PTRIO_AWAIT(h, ptrio_stream_receive_some(h, &h->s, h->buf, 8));
+    ck_assert_int_eq(PTRIO_RESULT(h), 0);
+    PTRIO_TRY(h, h->n, ptrio_stream_send_all(h, &h->s, "late", 4));
+    PTRIO_FINALLY(h);
+    ptrio_stream_close(&h->s);
+    PTRIO_END(h);
+}
+
+/* Trio: test_socket.py / testing/_check_streams.py (send_eof): after a
+ * half-close the peer reads to end of stream, answers, and closes; the
+ * answer arrives, then end of stream. Sending after the peer closed fails
+ * with EPIPE or ECONNRESET, without SIGPIPE. */
+START_TEST(test_eof_and_half_close)
+{
+    static struct halfclose H;
+    memset(&H, 0, sizeof H);
+    ck_assert_int_eq(run_with_server(halfclose, &H), 0);
+    ck_assert_str_eq(L.buf, "eof-sent hello eof");
+    ck_assert(H.n == -PTRIO_EPIPE || H.n == -PTRIO_ECONNRESET || H.n == 0);
+}
+END_TEST
+
+struct failer {
+    ptrio_frame fr;
+    ptrio_tcp_connect c;
+    ptrio_stream s;
+    char buf[8];
+    struct rt after;
+};
+
+static int failer(ptrio_frame *fr)
+{
+    struct failer *f = PTRIO_SELF(fr, struct failer);
+    PTRIO_BEGIN(f);
+    PTRIO_AWAIT(f, ptrio_open_tcp_stream(f, &f->c, &f->s, "127.0.0.1", port));
+    PTRIO_AWAIT(f, ptrio_stream_send_all(f, &f->s, "fail", 4));
+    PTRIO_AWAIT(f, ptrio_stream_receive_some(f, &f->s, f->buf, sizeof f->buf));
+    ck_assert_int_eq(PTRIO_RESULT(f), 0);   /* the server closed it */
+    ptrio_stream_close(&f->s);
+    f->after.rounds = 2;
+    PTRIO_CALL(f, rt, &f->after);
+    PTRIO_END(f);
+}
+
+/* A handler that raises is reported with its site and message; its
+ * stream is closed; the server goes on. (Trio would let it crash the
+ * server: see README, Differences from Trio.) */
+START_TEST(test_handler_failure_reported)
+{
+    static struct failer F;
+    memset(&F, 0, sizeof F);
+    ck_assert_int_eq(run_with_server(failer, &F), 0);
+    ck_assert_int_eq(io_rep.count, 1);
+    ck_assert_int_eq(count_of(io_rep.lines.buf,
+                              "failed: EIO (the client asked me to fail) at "),
+                     1);
+    ck_assert_int_eq(count_of(io_rep.lines.buf, "the server goes on"), 1);
+}
+END_TEST
+
+/* ---- refused, timeouts, dead listeners -------------------------------- */
+
+/* A port nobody listens on, and nobody else can take while the test
+ * runs: bound, never listening (a SYN to it gets a RST). The socket stays
+ * open until the test's process ends. */
+static int closed_port(const char *ip)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    inet_pton(AF_INET, ip, &a.sin_addr);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    return ntohs(a.sin_port);
+}
+
+/* A listener that never accepts and whose queue is full: a SYN to it is
+ * dropped, so a connect hangs (until it accepts: then the SYN retransmit,
+ * after about a second, gets through). */
+struct dead {
+    ptrio_listener ls;
+    int filler[2];
+};
+
+static void dead_open(struct dead *d, const char *ip)
+{
+    struct sockaddr_in a;
+    int i;
+    memset(d, 0, sizeof *d);
+    ck_assert_int_eq(ptrio_tcp_listen(&d->ls, ip, 0, 1), 0);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)ptrio_listener_port(&d->ls));
+    inet_pton(AF_INET, ip, &a.sin_addr);
+    for (i = 0; i < 2; i++) {
+        d->filler[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        (void)connect(d->filler[i], (struct sockaddr *)&a, sizeof a);
+    }
+    usleep(20000);  /* the handshakes the queue takes are done */
+}
+
+static void dead_close(struct dead *d)
+{
+    close(d->filler[0]);
+    close(d->filler[1]);
+    ptrio_listener_close(&d->ls);
+}
+
+/* A custom resolver over a fixed list of IPv4 addresses with ports. */
+#define MAXADDR 4
+static struct addrinfo fake_ai[MAXADDR];
+static struct sockaddr_in fake_sa[MAXADDR];
+static int fake_n, resolver_calls;
+
+static void fake_add(const char *ip, int p)
+{
+    struct sockaddr_in *a = &fake_sa[fake_n];
+    struct addrinfo *ai = &fake_ai[fake_n];
+    memset(a, 0, sizeof *a);
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)p);
+    inet_pton(AF_INET, ip, &a->sin_addr);
+    memset(ai, 0, sizeof *ai);
+    ai->ai_family = AF_INET;
+    ai->ai_socktype = SOCK_STREAM;
+    ai->ai_addr = (struct sockaddr *)a;
+    ai->ai_addrlen = sizeof *a;
+    if (fake_n)
+        fake_ai[fake_n - 1].ai_next = ai;
+    fake_n++;
+}
+
+static int fake_resolve(const char *host, const char *service,
+                        const struct addrinfo *hints, struct addrinfo **res)
+{
+    (void)service, (void)hints;
+    __atomic_add_fetch(&resolver_calls, 1, __ATOMIC_SEQ_CST);
+    if (strcmp(host, "eyeballs.test") != 0 || !fake_n)
+        return EAI_NONAME;
+    *res = &fake_ai[0];
+    return 0;
+}
+
+struct he {
+    ptrio_frame fr;
+    ptrio_scope sc;
+    ptrio_tcp_connect c;
+    ptrio_stream s;
+    ptrio_time limit, delay;
+    const char *host;
+    int p, rc, winner_port, live_last;
+    long long ms;
+    struct sockaddr_in peer;
+};
+
+static int he(ptrio_frame *fr)
+{
+    struct he *h = PTRIO_SELF(fr, struct he);
+    socklen_t len = sizeof h->peer;
+    PTRIO_BEGIN(h);
+    if (h->live_last)
+        fake_add("127.0.0.1", port);    /* the echo server, running now */
+    ptrio_resolve_set_resolver(&h->c.resolve, fake_resolve, NULL);
+    if (h->delay)
+        ptrio_tcp_connect_set_delay(&h->c, h->delay);
+    h->ms = mono_ms();
+    PTRIO_MOVE_ON_AFTER(h, &h->sc, h->limit ? h->limit : DEADLINE) {
+        PTRIO_TRY(h, h->rc, ptrio_open_tcp_stream(h, &h->c, &h->s,
+                                                  h->host ? h->host
+                                                          : "eyeballs.test",
+                                                  h->p ? h->p : 9));
+    }
+    h->ms = mono_ms() - h->ms;
+    if (h->rc == 0 &&
+        getpeername(ptrio_stream_fd(&h->s), (struct sockaddr *)&h->peer,
+                    &len) == 0)
+        h->winner_port = ntohs(h->peer.sin_port);
+    ptrio_stream_close(&h->s);
+    if (!h->live_last)      /* else the server's tasks wait on fds */
+        ck_assert_uint_eq(ptrio_fd_waiters(), 0);
+    PTRIO_END(h);
+}
+
+/* Connecting to a port nobody listens on fails with -ECONNREFUSED. */
+START_TEST(test_connection_refused)
+{
+    static struct he H;
+    int fds0;
+    memset(&H, 0, sizeof H);
+    H.host = "127.0.0.1";
+    H.p = closed_port("127.0.0.1");
+    fds0 = count_fds();
+    ck_assert_int_eq(run_io(he, &H), 0);
+    ck_assert_int_eq(H.rc, -PTRIO_ECONNREFUSED);
+    ck_assert_int_eq(ptrio_tcp_connect_attempts(&H.c), 1);
+    ck_assert_int_eq(count_fds(), fds0);
+}
+END_TEST
+
+/* A connect that never completes ends at the caller's deadline, and
+ * closes its socket. */
+START_TEST(test_connect_timeout)
+{
+    static struct he H;
+    static struct dead D;
+    int fds0;
+    dead_open(&D, "127.0.0.2");
+    fds0 = count_fds();
+    memset(&H, 0, sizeof H);
+    H.host = "127.0.0.2";
+    H.p = ptrio_listener_port(&D.ls);
+    H.limit = PTRIO_MS(100);
+    ck_assert_int_eq(run_io(he, &H), 0);
+    ck_assert_int_eq(H.rc, -PTRIO_ECANCELED);
+    ck_assert(ptrio_cancel_called(&H.sc));
+    ck_assert_int_ge(H.ms, 100);
+    ck_assert_int_lt(H.ms, 1000);
+    ck_assert_int_eq(count_fds(), fds0);
+    dead_close(&D);
+}
+END_TEST
+
+/* Trio: test_highlevel_open_tcp_stream.py::test_one_host_slow_success
+ * and friends: two dead addresses first, a live one third; attempts
+ * start every `delay` (50 ms here), the live one wins at about 100 ms,
+ * the dead ones are cancelled and their sockets closed. */
+START_TEST(test_happy_eyeballs_dead_then_live)
+{
+    static struct he H;
+    static struct dead D[2];
+    int fds0;
+
+    dead_open(&D[0], "127.0.0.2");
+    dead_open(&D[1], "127.0.0.3");
+    fds0 = count_fds();
+    fake_n = 0;
+    fake_add("127.0.0.2", ptrio_listener_port(&D[0].ls));
+    fake_add("127.0.0.3", ptrio_listener_port(&D[1].ls));
+    memset(&H, 0, sizeof H);
+    H.delay = PTRIO_MS(50);
+    H.live_last = 1;
+    ck_assert_int_eq(run_with_server(he, &H), 0);
+    ck_assert_int_eq(H.rc, 0);
+    ck_assert_int_eq(ptrio_tcp_connect_attempts(&H.c), 3);
+    ck_assert_int_eq(H.winner_port, port);
+    ck_assert_int_ge(H.ms, 100);
+    ck_assert_int_lt(H.ms, 1000);
+    ck_assert_int_eq(count_fds(), fds0);
+    dead_close(&D[0]);
+    dead_close(&D[1]);
+}
+END_TEST
+
+/* The one address accepts late: its queue is full until another task
+ * accepts after 100 ms; the connect's retransmitted SYN then gets
+ * through (about 1 s after the first). */
+struct late_accept {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[2];
+    struct he h;
+    struct acceptor {
+        ptrio_frame fr;
+        struct dead *d;
+        ptrio_stream s;
+    } a;
+};
+
+static int acceptor(ptrio_frame *fr)
+{
+    struct acceptor *a = PTRIO_SELF(fr, struct acceptor);
+    PTRIO_BEGIN(a);
+    PTRIO_AWAIT(a, ptrio_sleep(a, PTRIO_MS(100)));
+    PTRIO_AWAIT(a, ptrio_listener_accept(a, &a->d->ls, &a->s));
+    ptrio_stream_close(&a->s);
+    PTRIO_END(a);
+}
+
+static int late_accept(ptrio_frame *fr)
+{
+    struct late_accept *l = PTRIO_SELF(fr, struct late_accept);
+    PTRIO_BEGIN(l);
+    PTRIO_NURSERY(l, &l->n) {
+        PTRIO_CHECK(l, ptrio_start_soon(&l->n, &l->t[0], acceptor, &l->a));
+        PTRIO_CHECK(l, ptrio_start_soon(&l->n, &l->t[1], he, &l->h));
+    }
+    PTRIO_END(l);
+}
+
+START_TEST(test_happy_eyeballs_accepts_late)
+{
+    static struct late_accept A;
+    static struct dead D;
+    dead_open(&D, "127.0.0.2");
+    fake_n = 0;
+    fake_add("127.0.0.2", ptrio_listener_port(&D.ls));
+    memset(&A, 0, sizeof A);
+    A.a.d = &D;
+    A.h.limit = PTRIO_SEC(5);
+    ck_assert_int_eq(run_io(late_accept, &A), 0);
+    ck_assert_int_eq(A.h.rc, 0);
+    ck_assert_int_eq(A.h.winner_port, ptrio_listener_port(&D.ls));
+    ck_assert_int_ge(A.h.ms, 100);
+    ck_assert_int_lt(A.h.ms, 4000);
+    dead_close(&D);
+}
+END_TEST
+
+/* A refused attempt starts the next one at once, not after the delay
+ * (2 s here). */
+START_TEST(test_happy_eyeballs_failure_starts_next_at_once)
+{
+    static struct he H;
+    fake_n = 0;
+    fake_add("127.0.0.1", closed_port("127.0.0.1"));
+    memset(&H, 0, sizeof H);
+    H.delay = PTRIO_SEC(2);
+    H.live_last = 1;
+    ck_assert_int_eq(run_with_server(he, &H), 0);
+    ck_assert_int_eq(H.rc, 0);
+    ck_assert_int_eq(ptrio_tcp_connect_attempts(&H.c), 2);
+    ck_assert_int_eq(H.winner_port, port);
+    ck_assert_int_lt(H.ms, 1000);
+}
+END_TEST
+
+/* Every attempt fails: the first attempt's error, after trying all. */
+START_TEST(test_happy_eyeballs_all_fail)
+{
+    static struct he H;
+    int fds0;
+    fake_n = 0;
+    fake_add("127.0.0.1", closed_port("127.0.0.1"));
+    fake_add("127.0.0.2", closed_port("127.0.0.2"));
+    fake_add("127.0.0.3", closed_port("127.0.0.3"));
+    fds0 = count_fds();
+    memset(&H, 0, sizeof H);
+    ck_assert_int_eq(run_io(he, &H), 0);
+    ck_assert_int_eq(H.rc, -PTRIO_ECONNREFUSED);
+    ck_assert_int_eq(ptrio_tcp_connect_attempts(&H.c), 3);
+    ck_assert_int_eq(count_fds(), fds0);
+}
+END_TEST
+
+/* A name the resolver does not know: -PTRIO_ERESOLVE, no attempt. */
+START_TEST(test_resolve_failure)
+{
+    static struct he H;
+    fake_n = 0;
+    memset(&H, 0, sizeof H);
+    H.host = "nowhere.test";
+    ck_assert_int_eq(run_io(he, &H), 0);
+    ck_assert_int_eq(H.rc, -PTRIO_ERESOLVE);
+    ck_assert_int_eq(ptrio_tcp_connect_attempts(&H.c), 0);
+    ck_assert_str_eq(ptrio_resolve_strerror(&H.c.resolve),
+                     gai_strerror(EAI_NONAME));
+}
+END_TEST
+
+/* ---- cancellation in each blocking call ---------------------------------- */
+
+static int gate[2];
+
+static int gated_resolve(const char *host, const char *service,
+                         const struct addrinfo *hints, struct addrinfo **res)
+{
+    char c;
+    (void)host, (void)service, (void)hints, (void)res;
+    __atomic_add_fetch(&resolver_calls, 1, __ATOMIC_SEQ_CST);
+    if (read(gate[0], &c, 1) != 1)
+        abort();
+    return EAI_NONAME;
+}
+
+enum { V_RECV, V_SEND, V_ACCEPT, V_CONNECT, V_RESOLVE, V_WRITABLE, V_N };
+static const char *const vname[V_N] = {
+    "receive_some", "send_all", "accept", "open_tcp_stream", "getaddrinfo",
+    "wait_writable"
+};
+
+struct victim {
+    ptrio_frame fr;
+    int mode, rc, sp[2];
+    ptrio_stream s, in;
+    ptrio_listener ls;
+    ptrio_tcp_connect c;
+    ptrio_resolve r;
+    struct addrinfo *res;
+    char buf[1 << 16];
+};
+
+/* Blocks in one call, chosen by mode; cleans up whatever it opened. */
+static int victim(ptrio_frame *fr)
+{
+    struct victim *v = PTRIO_SELF(fr, struct victim);
+    PTRIO_BEGIN(v);
+    v->sp[0] = v->sp[1] = -1;
+    if (v->mode == V_RECV || v->mode == V_SEND || v->mode == V_WRITABLE) {
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, v->sp), 0);
+        PTRIO_CHECK(v, ptrio_stream_open(&v->s, v->sp[0]));
+        v->sp[0] = -1;
+    }
+    if (v->mode == V_RECV) {
+        PTRIO_TRY(v, v->rc, ptrio_stream_receive_some(v, &v->s, v->buf, 16));
+    } else if (v->mode == V_SEND) {
+        /* The peer never reads: this blocks once the buffers are full. */
+        for (;;)
+            PTRIO_AWAIT(v, ptrio_stream_send_all(v, &v->s, v->buf,
+                                                 sizeof v->buf));
+    } else if (v->mode == V_WRITABLE) {
+        set_nonblock(ptrio_stream_fd(&v->s));
+        while (write(ptrio_stream_fd(&v->s), v->buf, sizeof v->buf) > 0)
+            ;
+        PTRIO_TRY(v, v->rc, ptrio_wait_writable(v, ptrio_stream_fd(&v->s)));
+    } else if (v->mode == V_ACCEPT) {
+        PTRIO_CHECK(v, ptrio_tcp_listen(&v->ls, "127.0.0.1", 0, 0));
+        PTRIO_TRY(v, v->rc, ptrio_listener_accept(v, &v->ls, &v->in));
+    } else if (v->mode == V_CONNECT) {
+        PTRIO_TRY(v, v->rc, ptrio_open_tcp_stream(v, &v->c, &v->s,
+                                                  "eyeballs.test", 9));
+    } else {
+        ptrio_resolve_set_resolver(&v->r, gated_resolve, NULL);
+        PTRIO_TRY(v, v->rc, ptrio_getaddrinfo(v, &v->r, "gated.test", "80", 0,
+                                              SOCK_STREAM, 0, &v->res));
+    }
+    PTRIO_FINALLY(v);
+    ptrio_stream_close(&v->s);
+    ptrio_stream_close(&v->in);
+    ptrio_listener_close(&v->ls);
+    if (v->sp[1] >= 0)
+        close(v->sp[1]);
+    PTRIO_END(v);
+}
+
+struct cancel_each {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t;
+    struct victim v;
+    unsigned during, after;
+    int i;
+};
+
+static int cancel_each(ptrio_frame *fr)
+{
+    struct cancel_each *e = PTRIO_SELF(fr, struct cancel_each);
+    PTRIO_BEGIN(e);
+    PTRIO_NURSERY(e, &e->n) {
+        PTRIO_CHECK(e, ptrio_start_soon(&e->n, &e->t, victim, &e->v));
+        /* Until it blocks (slow under valgrind: poll, up to 5 s). */
+        for (e->i = 0; e->i < 5000; e->i++) {
+            if (e->v.mode == V_RESOLVE
+                    ? __atomic_load_n(&resolver_calls, __ATOMIC_SEQ_CST) > 0
+                    : ptrio_fd_waiters() > 0)
+                break;
+            PTRIO_AWAIT(e, ptrio_sleep(e, PTRIO_MS(1)));
+        }
+        PTRIO_AWAIT(e, ptrio_sleep(e, PTRIO_MS(10)));
+        e->during = ptrio_fd_waiters();
+        ptrio_nursery_cancel(&e->n);
+    }
+    e->after = ptrio_fd_waiters();
+    PTRIO_END(e);
+}
+
+/* A task cancelled while blocked in each I/O call wakes with -ECANCELED
+ * and leaves no fd registered (loop nor kernel) and no fd open. */
+START_TEST(test_cancel_in_each_call)
+{
+    static struct cancel_each E;
+    static struct dead D;
+    int mode, fds0;
+
+    ck_assert_int_eq(pipe(gate), 0);
+    dead_open(&D, "127.0.0.2");
+    fake_n = 0;
+    fake_add("127.0.0.2", ptrio_listener_port(&D.ls));
+    for (mode = 0; mode < V_N; mode++) {
+        fds0 = count_fds();
+        resolver_calls = 0;
+        memset(&E, 0, sizeof E);
+        E.v.mode = mode;
+        if (mode == V_CONNECT)
+            ptrio_resolve_set_resolver(&E.v.c.resolve, fake_resolve, NULL);
+        ck_assert_msg(run_io(cancel_each, &E) == 0, "%s", vname[mode]);
+        ck_assert_msg(E.during == (mode == V_RESOLVE ? 0u : 1u),
+                      "%s: %u waiters", vname[mode], E.during);
+        ck_assert_msg(E.after == 0, "%s", vname[mode]);
+        ck_assert_msg(io_loop.nwatch == 0 && io_loop.nfd == 0, "%s",
+                      vname[mode]);
+        ck_assert_msg(count_fds() == fds0, "%s: fds %d -> %d", vname[mode],
+                      fds0, count_fds());
+        if (mode != V_SEND)
+            ck_assert_msg(E.v.rc == -PTRIO_ECANCELED, "%s: %d", vname[mode],
+                          E.v.rc);
+    }
+    dead_close(&D);
+    ck_assert_int_eq(write(gate[1], "g", 1), 1);    /* the resolver returns */
+    for (mode = 0; mode < 2000 && ptrio_thread_workers(NULL); mode++)
+        usleep(1000);   /* and its worker, abandoned, ends by itself */
+    ck_assert_uint_eq(ptrio_thread_workers(NULL), 0);
+    usleep(20000);  /* its last instructions (a detached thread's exit) */
+}
+END_TEST
+
+/* ---- closed under a waiter, busy, bad arguments ------------------------- */
+
+struct closer {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[2];
+    struct victim v[2];
+    int busy, zero, after;
+    char buf[4];
+};
+
+static int closer(ptrio_frame *fr)
+{
+    struct closer *c = PTRIO_SELF(fr, struct closer);
+    PTRIO_BEGIN(c);
+    c->v[0].mode = V_RECV;
+    c->v[1].mode = V_ACCEPT;
+    PTRIO_NURSERY(c, &c->n) {
+        PTRIO_CHECK(c, ptrio_start_soon(&c->n, &c->t[0], victim, &c->v[0]));
+        PTRIO_CHECK(c, ptrio_start_soon(&c->n, &c->t[1], victim, &c->v[1]));
+        PTRIO_AWAIT(c, ptrio_sleep(c, PTRIO_MS(20)));
+        /* A second receiver on a stream that has one: Trio's
+         * BusyResourceError. */
+        PTRIO_TRY(c, c->busy, ptrio_stream_receive_some(c, &c->v[0].s, c->buf,
+                                                        sizeof c->buf));
+        PTRIO_TRY(c, c->zero, ptrio_stream_receive_some(c, &c->v[0].s, c->buf,
+                                                        0));
+        ptrio_stream_close(&c->v[0].s);
+        ptrio_listener_close(&c->v[1].ls);
+    }
+    PTRIO_TRY(c, c->after, ptrio_stream_receive_some(c, &c->v[0].s, c->buf,
+                                                     sizeof c->buf));
+    PTRIO_END(c);
+}
+
+/* Trio: test_socket.py (aclose while receiving) and
+ * testing/_check_streams.py: closing a stream or a listener under a
+ * blocked task wakes it with -PTRIO_ECLOSED (ClosedResourceError). */
+START_TEST(test_closed_under_waiter_and_busy)
+{
+    static struct closer C;
+    memset(&C, 0, sizeof C);
+    ck_assert_int_eq(run_io(closer, &C), 0);
+    ck_assert_int_eq(C.v[0].rc, -PTRIO_ECLOSED);
+    ck_assert_int_eq(C.v[1].rc, -PTRIO_ECLOSED);
+    ck_assert_int_eq(C.busy, -PTRIO_EBUSY);
+    ck_assert_int_eq(C.zero, -PTRIO_EINVAL);
+    ck_assert_int_eq(C.after, -PTRIO_ECLOSED);
+}
+END_TEST
+
+/* Sync calls: bad arguments, stream_open on non-socket fds, pipes
+ * without SIGPIPE. */
+struct piper {
+    ptrio_frame fr;
+    ptrio_stream s;
+    int p[2], rc[3];
+};
+
+static int piper(ptrio_frame *fr)
+{
+    struct piper *p = PTRIO_SELF(fr, struct piper);
+    PTRIO_BEGIN(p);
+    ck_assert_int_eq(pipe(p->p), 0);
+    PTRIO_CHECK(p, ptrio_stream_open(&p->s, p->p[1]));
+    p->rc[0] = ptrio_stream_open(&p->s, p->p[1]);
+    close(p->p[0]);     /* the reader is gone */
+    PTRIO_TRY(p, p->rc[1], ptrio_stream_send_all(p, &p->s, "x", 1));
+    PTRIO_TRY(p, p->rc[2], ptrio_stream_send_eof(p, &p->s));
+    ptrio_stream_close(&p->s);
+    ptrio_stream_close(&p->s);
+    PTRIO_END(p);
+}
+
+START_TEST(test_pipes_and_bad_arguments)
+{
+    static struct piper P;
+    ptrio_listener ls;
+    ptrio_server sv;
+    memset(&ls, 0, sizeof ls);
+    memset(&sv, 0, sizeof sv);
+    ck_assert_int_eq(run_io(piper, &P), 0);
+    ck_assert_int_eq(P.rc[0], -PTRIO_EBUSY);
+    ck_assert_int_eq(P.rc[1], -PTRIO_EPIPE);    /* and no SIGPIPE */
+    ck_assert_int_eq(P.rc[2], -PTRIO_ENOTSOCK);
+    ck_assert_int_eq(ptrio_tcp_listen(&ls, "localhost", 0, 0), -PTRIO_EINVAL);
+    ck_assert_int_eq(ptrio_tcp_listen(&ls, "127.0.0.1", 70000, 0),
+                     -PTRIO_EINVAL);
+    ck_assert_int_eq(ptrio_listener_port(&ls), -1);
+    ck_assert_int_eq(ptrio_server_init(&sv, NULL, 0, echo, clients, 0,
+                                       sizeof clients[0], 0), -PTRIO_EINVAL);
+    ck_assert_int_eq(ptrio_stream_fd(NULL), -1);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("net/" TEST_BACKEND_NAME);
+    TCase *tc = tcase_create("net");
+
+    tcase_set_timeout(tc, 30);
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_test(tc, test_echo_round_trips);
+    tcase_add_test(tc, test_thousand_concurrent_connections);
+    tcase_add_test(tc, test_emfile_backs_off_and_serves);
+    tcase_add_test(tc, test_peer_reset);
+    tcase_add_test(tc, test_eof_and_half_close);
+    tcase_add_test(tc, test_handler_failure_reported);
+    tcase_add_test(tc, test_connection_refused);
+    tcase_add_test(tc, test_connect_timeout);
+    tcase_add_test(tc, test_happy_eyeballs_dead_then_live);
+    tcase_add_test(tc, test_happy_eyeballs_accepts_late);
+    tcase_add_test(tc, test_happy_eyeballs_failure_starts_next_at_once);
+    tcase_add_test(tc, test_happy_eyeballs_all_fail);
+    tcase_add_test(tc, test_resolve_failure);
+    tcase_add_test(tc, test_cancel_in_each_call);
+    tcase_add_test(tc, test_closed_under_waiter_and_busy);
+    tcase_add_test(tc, test_pipes_and_bad_arguments);
+    suite_add_tcase(s, tc);
+    return run_suite(s);
+}
