@@ -287,6 +287,43 @@ START_TEST(test_source_from_thread_not_deadlock)
 }
 END_TEST
 
+/* A clock that autojumps, with no deadline to jump to: the loop waits
+ * for what can still come (the thread's source), it does not spin on
+ * zero-length waits: a handful of backend waits over the thread's 50 ms,
+ * not thousands. */
+static int io_waits;
+
+static void count_wait(void *ctx, ptrio_time deadline)
+{
+    (void)ctx;
+    (void)deadline;
+    io_waits++;
+}
+
+START_TEST(test_autojump_nothing_to_jump_to)
+{
+    static const ptrio_hooks hooks = {.before_io_wait = count_wait};
+    static ptrio_loop loop;
+    static ptrio_mock_clock c;
+    static struct src_main f;
+    static struct later w;
+    static ptrio_instrument inst;
+    treport rep;
+
+    mock_loop(&loop, &c, 0, &rep);
+    ck_assert_int_eq(ptrio_loop_add_instrument(&loop, &inst, &hooks, NULL),
+                     0);
+    io_waits = 0;
+    f = (struct src_main){0};
+    f.ts.w = &w;
+    later_start(&w, 50, -1, &loop);
+    ck_assert_int_eq(ptrio_loop_run(&loop, src_main, &f), 0);
+    later_join(&w);
+    ck_assert_int_eq(rep.count, 0);
+    ck_assert_int_le(io_waits, 3);
+}
+END_TEST
+
 static int nonblocking_pipe(int p[2])
 {
     if (pipe(p) < 0)
@@ -570,6 +607,7 @@ int main(void)
     tcase_add_test(tc, test_poll_autojump_threshold);
     tcase_add_test(tc, test_poll_autojump_interference);
     tcase_add_test(tc, test_source_from_thread_not_deadlock);
+    tcase_add_test(tc, test_autojump_nothing_to_jump_to);
     tcase_add_test(tc, test_fd_wait_not_deadlock);
     tcase_add_test(tc, test_deadlock_on_poll);
     tcase_add_test(tc, test_two_threads);
