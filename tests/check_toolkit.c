@@ -712,6 +712,123 @@ START_TEST(test_wait_all_tasks_blocked_with_cushion)
 END_TEST
 
 /* ================================================================== */
+/* ---- the README's example: testing your own timeouts --------------- */
+
+/* The code under test: asks a server, three tries of 5 s each. */
+struct server {
+    ptrio_event answered;
+    int value;
+};
+
+struct fetch_retry {
+    ptrio_frame fr;
+    struct server *srv;
+    ptrio_scope timeout;
+    int tries;
+};
+
+static int fetch_retry(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct fetch_retry, f);
+    for (f->tries = 0; f->tries < 3; f->tries++) {
+        PTRIO_MOVE_ON_AFTER(f, &f->timeout, PTRIO_SEC(5)) {
+            PTRIO_AWAIT(f, ptrio_event_wait(f, &f->srv->answered));
+            PTRIO_RETURN(f, f->srv->value);
+        }
+    }
+    PTRIO_RAISE(f, -PTRIO_ETIMEDOUT, "no answer after 3 tries");
+    PTRIO_END(f);
+}
+
+/* A test: nobody answers. 15 s of virtual time, none of real time. */
+struct t_giveup {
+    ptrio_frame fr;
+    struct server never;
+    struct fetch_retry call;
+    int rc;
+    ptrio_time at;
+};
+
+static int t_giveup(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct t_giveup, t);
+    t->call.srv = &t->never;
+    PTRIO_TRY(t, t->rc, ptrio_call(t, &t->call, fetch_retry));
+    t->at = ptrio_now();
+    PTRIO_END(t);
+}
+
+START_TEST(test_readme_gives_up_after_15_s)
+{
+    static struct t_giveup t;
+
+    t = (struct t_giveup){0};
+    ck_assert_int_eq(ptrio_run_virtual(t_giveup, &t), 0);
+    ck_assert_int_eq(t.rc, -PTRIO_ETIMEDOUT);
+    ck_assert_int_eq(t.at, PTRIO_SEC(15));
+}
+END_TEST
+
+/* A test that drives the clock itself: the answer comes 2 s into the
+ * second try. The driver runs beside the call. */
+struct driver {
+    ptrio_frame fr;
+    ptrio_mock_clock *clock;
+    struct server *srv;
+};
+
+static int driver(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct driver, d);
+    PTRIO_AWAIT(d, ptrio_wait_all_tasks_blocked(d, 0));     /* it waits */
+    ptrio_mock_clock_jump(d->clock, PTRIO_SEC(5));          /* 1st try over */
+    PTRIO_AWAIT(d, ptrio_wait_all_tasks_blocked(d, 0));
+    ptrio_mock_clock_jump(d->clock, PTRIO_SEC(2));
+    d->srv->value = 42;
+    ptrio_event_set(&d->srv->answered);
+    PTRIO_END(d);
+}
+
+struct t_second_try {
+    ptrio_frame fr;
+    struct server srv;
+    ptrio_nursery n;
+    ptrio_task t;
+    struct driver d;
+    struct fetch_retry call;
+    int rc;
+};
+
+static int t_second_try(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct t_second_try, t);
+    PTRIO_NURSERY(t, &t->n) {
+        t->d.srv = t->call.srv = &t->srv;
+        PTRIO_CHECK(t, ptrio_start_soon(&t->n, &t->t, driver, &t->d));
+        PTRIO_TRY(t, t->rc, ptrio_call(t, &t->call, fetch_retry));
+    }
+    PTRIO_END(t);
+}
+
+START_TEST(test_readme_answer_on_second_try)
+{
+    static ptrio_loop loop;
+    static ptrio_mock_clock clock;
+    static struct t_second_try t;
+
+    ptrio_loop_init(&loop);
+    ptrio_loop_use_backend(&loop, &ptrio_backend_virtual);
+    ptrio_mock_clock_init(&clock, 0);           /* frozen, no autojump */
+    ptrio_loop_use_clock(&loop, &clock.clock);
+    t = (struct t_second_try){.d.clock = &clock};
+    ck_assert_int_eq(ptrio_loop_run(&loop, t_second_try, &t), 0);
+    ck_assert_int_eq(t.rc, 42);
+    ck_assert_int_eq(t.call.tries, 1);
+    ck_assert_int_eq(ptrio_mock_clock_now(&clock), PTRIO_SEC(7));
+}
+END_TEST
+
+/* ================================================================== */
 /* ---- the deadlock detector ---------------------------------------- */
 
 /* Writes "<a><n>" (a number after a string) at the end of `b`. */
@@ -3092,6 +3209,11 @@ int main(void)
     tcase_add_test(tc, test_wait_all_tasks_blocked);
     tcase_add_test(tc, test_wait_all_tasks_blocked_with_timeouts);
     tcase_add_test(tc, test_wait_all_tasks_blocked_with_cushion);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("readme");
+    tcase_add_test(tc, test_readme_gives_up_after_15_s);
+    tcase_add_test(tc, test_readme_answer_on_second_try);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("deadlock");
