@@ -737,6 +737,35 @@ START_TEST(test_dump)
 }
 END_TEST
 
+/* A task dumped from its FINALLY, reached by a raise: it has no resume
+ * line there, and the dump says where it is instead of "at ?". */
+static treport fin_rep;
+
+static int dump_in_finally(ptrio_frame *fr)
+{
+    struct dump_main *f = PTRIO_SELF(fr, struct dump_main);
+    PTRIO_BEGIN(f);
+    PTRIO_RAISE(f, -PTRIO_EIO, "dumped from FINALLY");
+    PTRIO_FINALLY(f);
+    f->in_body = ptrio_dump(dump_sink, &fin_rep);
+    PTRIO_END(f);
+}
+
+START_TEST(test_dump_in_finally)
+{
+    static struct dump_main f;
+
+    f = (struct dump_main){0};
+    memset(&fin_rep, 0, sizeof fin_rep);
+    ck_assert_int_eq(run_virtual(dump_in_finally, &f, NULL), -PTRIO_EIO);
+    ck_assert_int_eq(f.in_body, 1);
+    ck_assert_int_eq(count_of(fin_rep.lines.buf, "task 'dump_in_finally' "
+                              "running in the FINALLY of "
+                              "dump_in_finally() ("), 1);
+    ck_assert_int_eq(count_of(fin_rep.lines.buf, " at ?"), 0);
+}
+END_TEST
+
 /* ---- deadlock ------------------------------------------------------ */
 
 struct forever {
@@ -933,6 +962,7 @@ int main(void)
     tcase_add_test(tc, test_hooks_wait);
     tcase_add_test(tc, test_hooks_partial_and_none);
     tcase_add_test(tc, test_dump);
+    tcase_add_test(tc, test_dump_in_finally);
     tcase_add_test(tc, test_deadlock_detected);
     tcase_add_test(tc, test_deadlock_main_alone);
     tcase_add_test(tc, test_no_deadlock_when_cancelled);

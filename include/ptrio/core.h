@@ -235,7 +235,11 @@ int ptrio_loop_run_named(ptrio_loop *loop, ptrio_fn fn, void *frame,
 int ptrio_run_named(ptrio_fn fn, void *frame, const char *name);
 #define ptrio_run(fn, frame) ptrio_run_named((fn), (frame), #fn)
 
-/* Wakes the loop from a signal handler, an interrupt or another thread. */
+/* Wakes the loop from a signal handler, an interrupt or another thread;
+ * no effect while it is not running. A waker must be done before the run
+ * ends (join your threads in the run, as ptrio_run_in_thread's pool is):
+ * once the run has closed its wake fd, a late call may write to whatever
+ * file reuses that number. */
 void ptrio_loop_wake(ptrio_loop *loop);
 
 /* The loop running on this thread, or NULL. */
@@ -345,10 +349,11 @@ PTRIO_NODISCARD int ptrio_sleep_until(void *self, ptrio_time deadline);
 PTRIO_NODISCARD int ptrio_sleep_forever(void *self);
 
 /* Waits until every other task has been blocked for `cushion` (in the
- * backend's time: real time on a real backend, none on the virtual one,
- * where it returns as soon as every other task is blocked). Trio's
- * wait_all_tasks_blocked: it takes priority over a clock's autojump, and
- * waiters with the smallest cushion wake first, together. Awaitable
+ * backend's time: real time on a real backend; on the virtual one it
+ * returns as soon as every other task is blocked, unless a deadline
+ * comes within the cushion: that one fires first). Trio's
+ * wait_all_tasks_blocked: while a task waits here, a clock never
+ * autojumps; waiters with the smallest cushion wake first, together. Awaitable
  * checkpoint. Errors: -PTRIO_EINVAL (cushion < 0), -PTRIO_ECANCELED,
  * -PTRIO_ENOTASK, -PTRIO_EMISUSE. */
 PTRIO_NODISCARD int ptrio_wait_all_tasks_blocked(void *self,

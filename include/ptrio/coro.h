@@ -179,8 +179,6 @@ static inline int ptrio__end(ptrio_frame *fr)
     ptrio__dispatch:                                                        \
     PTRIO__JUMP_TO_LABEL()                                                  \
     switch (ptrio__fr->resume) {                                            \
-    case PTRIO__DESCRIBE:                                                   \
-        return ptrio__describe(__FILE__, __func__);                         \
     case PTRIO__START:
 
 /* The one-line prologue of a step function whose parameter is named `fr`:
@@ -204,7 +202,9 @@ static inline int ptrio__end(ptrio_frame *fr)
  * FINALLY runs (ptrio__stray says where to go on; 0: wait first). */
 #define PTRIO_END(f)                                                        \
         break;                                                              \
-    default: /* PTRIO__END, PTRIO__FINALLY in a frame without FINALLY */    \
+    default: /* END, FINALLY in a frame without one, DESCRIBE, strays */    \
+        if (ptrio__fr->resume == PTRIO__DESCRIBE)                           \
+            return ptrio__describe(__FILE__, __func__);                     \
         if (ptrio__fr->resume - PTRIO__END > PTRIO__FINALLY - PTRIO__END) { \
             uintptr_t ptrio__p = ptrio__stray(ptrio__fr);                   \
             if (!ptrio__p)                                                  \

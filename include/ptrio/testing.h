@@ -29,8 +29,9 @@ typedef struct ptrio_mock_clock {
     ptrio_clock clock;              /* give &clock to ptrio_loop_use_clock */
     ptrio_time base;                /* the time at `real_base` */
     ptrio_time real_base;           /* the backend's time at that moment */
+    ptrio_time real_last;           /* its time when last read */
     uint32_t rate;                  /* per mille of the backend's time */
-    ptrio_loop *loop;               /* whose backend gives real time */
+    ptrio_loop *loop;               /* the loop it was last read in */
 } ptrio_mock_clock;
 
 /* Prepares a clock reading `start`, frozen (rate 0), without autojump. */
@@ -43,11 +44,15 @@ int ptrio_mock_clock_jump(ptrio_mock_clock *c, ptrio_time d);
 
 /* Autojump: once every task has been blocked for `threshold` of the
  * backend's (real) time, the clock jumps to the next deadline; 0 jumps at
- * once, PTRIO_TIME_INF never (the default). Trio's autojump_threshold. */
+ * once, PTRIO_TIME_INF never (the default). Trio's autojump_threshold;
+ * unlike Trio, with no deadline at all the loop simply waits (for I/O, a
+ * source or a deadlock) instead of spinning. */
 void ptrio_mock_clock_set_autojump(ptrio_mock_clock *c, ptrio_time threshold);
 
 /* The clock runs at `per_mille`/1000 of the backend's time (0: frozen, the
- * default; 1000: real time). Trio's rate. */
+ * default; 1000: real time). Trio's rate. Real time is read from the
+ * backend of the loop running where the clock is read: between runs it
+ * stands still, so a clock carries on from one run to the next. */
 void ptrio_mock_clock_set_rate(ptrio_mock_clock *c, uint32_t per_mille);
 
 /* The clock's reading (also ptrio_now() inside its loop's run). */

@@ -512,25 +512,39 @@ static void put_time(line *b, ptrio_time t)
     put(b, "s");
 }
 
-/* " at app.c:20 in child()", as much as the frame can say. */
+/* " at app.c:20 in child()", as much as the frame can say; a frame
+ * running its FINALLY (or past its body) has no resume line. */
 static void put_where(line *b, const ptrio_frame *fr,
                       const ptrio_frame_info *w)
 {
+    int tail = !w->line && (fr->resume == PTRIO__FINALLY ||
+                            fr->resume == PTRIO__END);
+
     if (fr->resume == PTRIO__START && !w->file) {
         put(b, " (not started)");
         return;
     }
-    put(b, " at ");
-    if (w->file)
-        put_site(b, w->file, w->line);
-    else if (w->line)
-        put_int(b, w->line);
-    else
-        put(b, "?");
+    if (tail) {
+        put(b, fr->resume == PTRIO__FINALLY ? " in the FINALLY"
+                                            : " past the body");
+    } else {
+        put(b, " at ");
+        if (w->file)
+            put_site(b, w->file, w->line);
+        else if (w->line)
+            put_int(b, w->line);
+        else
+            put(b, "?");
+    }
     if (w->func) {
-        put(b, " in ");
+        put(b, tail ? " of " : " in ");
         put(b, w->func);
         put(b, "()");
+        if (tail && w->file) {
+            put(b, " (");
+            put(b, w->file);
+            put(b, ")");
+        }
     }
 }
 

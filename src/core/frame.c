@@ -180,7 +180,10 @@ int ptrio__frame_where(const ptrio_frame *fr, ptrio__where_t *out)
 
     out->file = out->func = NULL;
     out->line = ptrio__frame_line(fr);
-    if (!fr->fn || (resume != PTRIO__DONE && resume < PTRIO__SPECIAL))
+    /* START may be a step written by hand (the macros never leave it
+     * there once run): calling it would run its body */
+    if (!fr->fn || resume == 0 || resume == PTRIO__START ||
+        resume == PTRIO__DESCRIBE)
         return 0;
     describing = out;
     m->resume = PTRIO__DESCRIBE;

@@ -24,13 +24,13 @@ extern PTRIO__TLS ptrio_loop *ptrio__loop;
  * task waits on nothing and no open scope is cancelled (loop->ncalled is
  * 0); NOBODY otherwise (never NULL: a NULL self must not match), and
  * YIELDED right after a fast checkpoint (the scheduler then queues the
- * task). Anything that parks the running task, cancels a scope or changes
+ * task). Both are small integers no frame can sit at (frames hold
+ * pointers, so they are aligned): storing one is a single instruction. Anything that parks the running task, cancels a scope or changes
  * the innermost frame updates it; the slow paths behind it check
  * everything. */
 extern PTRIO__TLS ptrio_frame *ptrio__awaiter;
-extern const ptrio_frame ptrio__nobody, ptrio__yielded;
-#define NOBODY ((ptrio_frame *)&ptrio__nobody)
-#define YIELDED ((ptrio_frame *)&ptrio__yielded)
+#define NOBODY ((ptrio_frame *)(uintptr_t)1)
+#define YIELDED ((ptrio_frame *)(uintptr_t)2)
 
 /* Task states (low bits of task->state) and flags (high bits). */
 enum {

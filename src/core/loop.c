@@ -11,7 +11,6 @@
 #include "internal.h"
 
 PTRIO__TLS ptrio_loop *ptrio__loop;
-const ptrio_frame ptrio__nobody, ptrio__yielded;
 PTRIO__TLS ptrio_frame *ptrio__awaiter = NOBODY;
 
 ptrio_loop *ptrio_current_loop(void) { return ptrio__loop; }
@@ -734,7 +733,10 @@ static int wait_step(ptrio_loop *l)
             if (l->idle && cushion_of(l->idle) < sleep) {
                 sleep = cushion_of(l->idle);
                 primed = PRIMED_IDLE;
-            } else if (l->clock && l->clock->autojump < sleep) {
+            } else if (!l->idle && next != PTRIO_TIME_INF && l->clock &&
+                       l->clock->autojump < sleep) {
+                /* Trio never autojumps while a task waits for idle; nor
+                 * here with no deadline to jump to (Trio spins then) */
                 sleep = l->clock->autojump;
                 primed = PRIMED_AUTOJUMP;
             }
@@ -747,6 +749,8 @@ static int wait_step(ptrio_loop *l)
     if (l->ninstruments)
         ptrio__instr_wait(l, deadline);
     rc = primed && SIMULATED(l) ? 0 : l->backend->wait(l, deadline);
+    if (rc == -PTRIO_EDEADLK)
+        deadlocked(l);      /* the virtual backend cannot wait for a source */
     if (l->ninstruments)
         ptrio__instr_run(l, I_AFTER_WAIT);
     if (rc == 0 && primed && !l->runq) {

@@ -91,7 +91,7 @@ void ptrio__lot_remove(ptrio_lot *lot, ptrio_task *t)
 
 /* ptrio__wake's work for a task just taken out of a lot, inline: every
  * hand-off goes through here. */
-static void wake_parked(ptrio_loop *l, ptrio_task *t, int value)
+static inline void wake_parked(ptrio_loop *l, ptrio_task *t, int value)
 {
     INVARIANT(TSTATE(t) == T_PARKED, "waking a task that is not parked");
     t->wait = W_NONE;
@@ -119,7 +119,7 @@ static NOINLINE int bad_value(void)
     return -PTRIO_EMISUSE;
 }
 
-static void unpark_one(ptrio_lot *lot, ptrio_task *t, int value)
+static inline void unpark_one(ptrio_lot *lot, ptrio_task *t, int value)
 {
     if (value <= PTRIO__UNWIND_FIN)
         value = bad_value();

@@ -6,29 +6,42 @@
 
 #include <string.h>
 
-static ptrio_time real_now(const ptrio_mock_clock *m)
+/* The reading at real time `real` of the backend followed. */
+static ptrio_time reading_at(const ptrio_mock_clock *m, ptrio_time real)
 {
-    return m->loop ? m->loop->backend->now(m->loop) : 0;
+    ptrio_time dt = real - m->real_base;
+
+    return m->base + dt / 1000 * (ptrio_time)m->rate +
+           dt % 1000 * (ptrio_time)m->rate / 1000;
 }
 
-/* The clock learns its loop (whose backend gives real time) when first
- * read inside a run. */
-static void attach(ptrio_mock_clock *m)
+/* Real time is the backend's of the loop running where the clock is read;
+ * outside a run it stands still at the last reading (a loop that ended
+ * may be gone: it is never read again). A clock read in another loop, or
+ * whose backend's time went back (a new loop where the old one was), goes
+ * on from its reading there. */
+static ptrio_time real_now(ptrio_mock_clock *m)
 {
-    if (!m->loop && (m->loop = ptrio_current_loop()))
-        m->real_base = real_now(m);
+    ptrio_loop *cur = ptrio_current_loop();
+    ptrio_time real;
+
+    if (cur) {
+        real = cur->backend->now(cur);
+        if (cur != m->loop || real < m->real_last) {
+            m->base = reading_at(m, m->real_last);
+            m->loop = cur;
+            m->real_base = real;
+        }
+        m->real_last = real;
+    }
+    return m->real_last;
 }
 
 ptrio_time ptrio_mock_clock_now(ptrio_mock_clock *m)
 {
-    ptrio_time dt;
+    ptrio_time real = real_now(m);
 
-    attach(m);
-    if (!m->rate)
-        return m->base;
-    dt = real_now(m) - m->real_base;
-    return m->base + dt / 1000 * (ptrio_time)m->rate +
-           dt % 1000 * (ptrio_time)m->rate / 1000;
+    return m->rate ? reading_at(m, real) : m->base;
 }
 
 static ptrio_time mock_now(ptrio_clock *c)
@@ -41,7 +54,7 @@ static ptrio_time mock_now(ptrio_clock *c)
 static void rebase(ptrio_mock_clock *m)
 {
     m->base = ptrio_mock_clock_now(m);
-    m->real_base = real_now(m);
+    m->real_base = m->real_last;
 }
 
 static ptrio_time mock_sleep_time(ptrio_clock *c, ptrio_time deadline)
@@ -77,7 +90,6 @@ void ptrio_mock_clock_init(ptrio_mock_clock *m, ptrio_time start)
     m->clock.jump_to = mock_jump_to;
     m->clock.autojump = PTRIO_TIME_INF;
     m->base = start;
-    attach(m);
 }
 
 int ptrio_mock_clock_jump(ptrio_mock_clock *m, ptrio_time d)
