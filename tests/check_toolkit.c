@@ -1224,6 +1224,63 @@ START_TEST(test_virtual_source_deadlock_reported)
 }
 END_TEST
 
+/* A source is polled before the loop waits: an event a task records (as
+ * an interrupt on its thread would) just before it sleeps wakes the
+ * source's waiter at once, not when the sleep ends (on the virtual
+ * backend, waiting first would jump the clock to that deadline). */
+struct raises_sleeps { ptrio_frame fr; };
+
+static int raises_sleeps(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct raises_sleeps, f);
+    irq_ready = 1;
+    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_SEC(1)));
+    tlog_at(&L, "slept");
+    PTRIO_END(f);
+}
+
+struct source_first {
+    ptrio_frame fr;
+    ptrio_source src;
+    ptrio_nursery n;
+    ptrio_task t[2];
+    struct waits_event w;
+    struct raises_sleeps r;
+};
+
+static int source_first(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct source_first, f);
+    ck_assert(!ptrio_source_added(&f->src));
+    PTRIO_CHECK(f, ptrio_source_add(&f->src, device_poll));
+    ck_assert(ptrio_source_added(&f->src));
+    f->w.e = &irq_event;
+    PTRIO_NURSERY(f, &f->n) {
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[0], waits_event, &f->w));
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[1], raises_sleeps,
+                                        &f->r));
+    }
+    PTRIO_END(f);
+}
+
+START_TEST(test_source_polled_before_wait)
+{
+    static struct source_first f;
+    treport rep;
+
+    tick_reset();
+    tlog_clear(&L);
+    irq_ready = 0;
+    irq_event = (ptrio_event){0};
+    f = (struct source_first){0};
+    ck_assert_int_eq(run_virtual(source_first, &f, &rep), 0);
+    ck_assert_int_eq(rep.count, 0);
+    ck_assert_str_eq(L.buf, "woken@0/0 slept@1000");
+    ck_assert(!ptrio_source_added(&f.src));     /* its poll removed it */
+    ck_assert(!ptrio_source_added(NULL));
+}
+END_TEST
+
 /* ================================================================== */
 /* ---- cancel reasons (Trio: test_cancelled.py) --------------------- */
 
@@ -3271,6 +3328,7 @@ int main(void)
     tcase_add_test(tc, test_no_deadlock_idle_waiter);
     tcase_add_test(tc, test_no_deadlock_with_source);
     tcase_add_test(tc, test_virtual_source_deadlock_reported);
+    tcase_add_test(tc, test_source_polled_before_wait);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("cancel_reasons");

@@ -554,6 +554,13 @@ int ptrio_source_add(ptrio_source *src, void (*poll)(ptrio_source *src));
 /* Removes `src` (no effect if it is not added). */
 void ptrio_source_remove(ptrio_source *src);
 
+/* Whether `src` is added (a run that ends removes its sources): a waiter
+ * may keep its source across waits instead of adding it each time. */
+static inline bool ptrio_source_added(const ptrio_source *src)
+{
+    return src && src->next != NULL;
+}
+
 /* ---- cancel scopes ------------------------------------------------ */
 
 #define PTRIO__SCOPE_OPEN     0x0004u

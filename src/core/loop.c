@@ -719,6 +719,13 @@ static int wait_step(ptrio_loop *l)
             return 0;
         deadline = PTRIO_TIME_NINF;
     } else {
+        if (l->sources) {
+            /* what a source holds may ready a task: waiting first would
+             * sleep past it (and jump a virtual clock) */
+            poll_sources(l);
+            if (l->runq)
+                return 0;
+        }
         if (nothing_can_wake(l)) {
             deadlocked(l);
             return -PTRIO_EDEADLK;
