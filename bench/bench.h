@@ -64,7 +64,7 @@
  *
  *     BENCHMARKS += bench/bench_x
  *     bench_bench_x_SOURCES = bench/bench_x.c
- *     bench_bench_x_LDFLAGS = $(BENCH_LDFLAGS)
+ *     bench_bench_x_LDFLAGS = $(BENCH_LINK_FLAGS)
  */
 #ifndef PTRIO_BENCH_H
 #define PTRIO_BENCH_H
