@@ -558,7 +558,7 @@ void ptrio_source_remove(ptrio_source *src);
  * may keep its source across waits instead of adding it each time. */
 static inline bool ptrio_source_added(const ptrio_source *src)
 {
-    return src && src->next != NULL;
+    return (src != NULL) && (src->next != NULL);
 }
 
 /* ---- cancel scopes ------------------------------------------------ */
