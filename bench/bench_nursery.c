@@ -29,24 +29,13 @@
  * line: ptrio's ns against Trio's.
  */
 #include "bench.h"
+#include "bench_ptrio.h"
 #include "hand.h"
 
 #include <ptrio.h>
 
 #define NTASKS 100000L           /* spawn_join, cancel_fanout_100k */
 #define NSMALL 1000L             /* cancel_fanout's baseline */
-
-static ptrio_loop loop;
-
-static void run_main(ptrio_fn fn, void *frame, const char *what)
-{
-    int rc;
-
-    ptrio_loop_init(&loop);
-    rc = ptrio_loop_run_named(&loop, fn, frame, what);
-    if (rc < 0)
-        bench_fail(what, ptrio_errname(rc));
-}
 
 /* ---- the tasks -------------------------------------------------------- */
 

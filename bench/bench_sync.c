@@ -26,23 +26,12 @@
  * line: ptrio's ns against Python Trio's.
  */
 #include "bench.h"
+#include "bench_ptrio.h"
 #include "hand.h"
 
 #include <ptrio.h>
 
 #define LOCK_TASKS 100
-
-static ptrio_loop loop;
-
-static void run_main(ptrio_fn fn, void *frame, const char *what)
-{
-    int rc;
-
-    ptrio_loop_init(&loop);
-    rc = ptrio_loop_run_named(&loop, fn, frame, what);
-    if (rc < 0)
-        bench_fail(what, ptrio_errname(rc));
-}
 
 /* ---- chan_pingpong: ptrio ----------------------------------------------- */
 
