@@ -707,8 +707,12 @@ enum { PRIMED_NONE, PRIMED_IDLE, PRIMED_AUTOJUMP };
  * moves when it waits, so real-time cushions have always passed. */
 #define SIMULATED(l) (!(l)->backend->wake)
 
+/* wait_step's result when it polled the sources after its wait itself. */
+#define SOURCES_POLLED 1
+
 /* The backend's wait until the next deadline, an idle cushion or an
- * autojump; only polls fds (without blocking) when tasks are ready. */
+ * autojump; only polls fds (without blocking) when tasks are ready.
+ * Returns 0, SOURCES_POLLED, or the backend's error. */
 static int wait_step(ptrio_loop *l)
 {
     ptrio_time deadline, next = PTRIO_TIME_INF, now, sleep;
@@ -724,7 +728,7 @@ static int wait_step(ptrio_loop *l)
              * sleep past it (and jump a virtual clock) */
             poll_sources(l);
             if (l->runq)
-                return 0;
+                return SOURCES_POLLED;
         }
         if (nothing_can_wake(l)) {
             deadlocked(l);
@@ -763,12 +767,13 @@ static int wait_step(ptrio_loop *l)
     if (rc == 0 && primed && !l->runq) {
         if (l->sources)
             poll_sources(l);
-        if (l->runq)
-            return 0;
-        if (primed == PRIMED_IDLE)
-            wake_idle(l);
-        else if (next != PTRIO_TIME_INF)
-            l->clock->jump_to(l->clock, next);
+        if (!l->runq) {
+            if (primed == PRIMED_IDLE)
+                wake_idle(l);
+            else if (next != PTRIO_TIME_INF)
+                l->clock->jump_to(l->clock, next);
+        }
+        return SOURCES_POLLED;
     }
     return rc;
 }
@@ -803,7 +808,7 @@ static void run_until_done(ptrio_loop *l)
         rc = wait_step(l);
         if (rc < 0)
             backend_failed(l, rc);
-        if (l->sources)
+        if (rc != SOURCES_POLLED && l->sources)
             poll_sources(l);
         fire_timers(l);
     }
