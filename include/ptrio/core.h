@@ -537,8 +537,8 @@ static inline ptrio_task *ptrio_lot_owner(const ptrio_owned_lot *ol)
  * handler, a worker thread) can only do two things safely: record what
  * happened in memory it owns (atomically), and call ptrio_loop_wake. A
  * source is how the loop then learns it: while added, its `poll` runs on
- * the loop's thread after every wait of the backend and between batches,
- * and may wake tasks. A loop with a source added is never deadlocked: the
+ * the loop's thread before and after every wait of the backend and
+ * between batches, and may wake tasks. A loop with a source added is never deadlocked: the
  * source may still fire. Caller-owned; zero it before the first add. */
 typedef struct ptrio_source ptrio_source;
 struct ptrio_source {
