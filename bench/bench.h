@@ -192,12 +192,6 @@ static inline void bench_target(const char *name, const char *what,
     fflush(stdout);
 }
 
-/* The older form: "# target <name> ratio <= <target>: ...". */
-static inline void target_line(const char *name, double ratio, double target)
-{
-    bench_target(name, "ratio", ratio, target);
-}
-
 /* The figure `key` from the Python Trio baseline: a line
  * "TRIO <key>=<value>" in the file named by $BENCH_TRIO (written by
  * bench/trio_baseline.py). 0 when there is none. */
