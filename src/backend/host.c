@@ -47,7 +47,8 @@ int ptrio__host_timeout_ms(ptrio_loop *l, ptrio_time deadline)
 int ptrio__host_set_flags(int fd)
 {
     int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+    if (fl < 0 ||
+        (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) ||
         fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
         return -errno;
     return 0;

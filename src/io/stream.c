@@ -25,6 +25,7 @@
 
 #include <ptrio/net.h>
 
+#include "../backend/host.h"
 #include "../core/internal.h"
 
 enum {
@@ -42,18 +43,6 @@ static int fd_of(const ptrio_stream *s) { return s->fdp1 - 1; }
 int ptrio_stream_fd(const ptrio_stream *s)
 {
     return s && s->fdp1 > 0 ? fd_of(s) : -1;
-}
-
-static int nonblock_cloexec(int fd)
-{
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0)
-        return -errno;
-    if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-        return -errno;
-    if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
-        return -errno;
-    return 0;
 }
 
 /* Takes fd into `s`; `is_tcp` when the caller knows (accept, connect). */
@@ -79,7 +68,7 @@ int ptrio_stream_open(ptrio_stream *s, int fd)
         return -PTRIO_EBADF;
     if (s->fdp1 > 0)
         return -PTRIO_EBUSY;
-    if ((rc = nonblock_cloexec(fd)) < 0)
+    if ((rc = ptrio__host_set_flags(fd)) < 0)
         return rc;
     is_sock = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0;
     if (is_sock && type == SOCK_STREAM &&
@@ -256,15 +245,23 @@ int ptrio_stream_send_eof(void *self, ptrio_stream *s)
     return ptrio_yield(self);
 }
 
-int ptrio_stream_close(ptrio_stream *s)
+/* Closes the fd kept as fd + 1 in *fdp1 (0: none), waking its waiters
+ * first. */
+static void close_fdp1(int *fdp1)
 {
-    int fd;
-    if (!s || s->fdp1 <= 0)
-        return 0;
-    fd = fd_of(s);
-    s->fdp1 = 0;
+    int fd = *fdp1 - 1;
+
+    if (fd < 0)
+        return;
+    *fdp1 = 0;
     ptrio_notify_closing(fd);
     close(fd);
+}
+
+int ptrio_stream_close(ptrio_stream *s)
+{
+    if (s)
+        close_fdp1(&s->fdp1);
     return 0;
 }
 
@@ -355,7 +352,7 @@ static int accept_one(int lfd)
     return accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 #else
     int fd = accept(lfd, NULL, NULL), rc;
-    if (fd >= 0 && (rc = nonblock_cloexec(fd)) < 0) {
+    if (fd >= 0 && (rc = ptrio__host_set_flags(fd)) < 0) {
         close(fd);
         errno = -rc;
         return -1;
@@ -407,11 +404,6 @@ int ptrio_listener_accept(void *self, ptrio_listener *ls, ptrio_stream *out)
 
 void ptrio_listener_close(ptrio_listener *ls)
 {
-    int fd;
-    if (!ls || ls->fdp1 <= 0)
-        return;
-    fd = ls->fdp1 - 1;
-    ls->fdp1 = 0;
-    ptrio_notify_closing(fd);
-    close(fd);
+    if (ls)
+        close_fdp1(&ls->fdp1);
 }
