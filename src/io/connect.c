@@ -118,9 +118,7 @@ static ptrio__attempt *free_slot(ptrio_tcp_connect *c)
 {
     int i;
     for (i = 0; i < PTRIO_CONNECT_ATTEMPTS; i++)
-        if (!c->att[i].ai && TSTATE(&c->att[i].task) != T_READY &&
-            TSTATE(&c->att[i].task) != T_PARKED &&
-            TSTATE(&c->att[i].task) != T_RUNNING)
+        if (!c->att[i].ai && !(c->att[i].task.state & T_STATE_LIVE))
             return &c->att[i];
     return NULL;
 }
