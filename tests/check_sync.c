@@ -880,6 +880,65 @@ START_TEST(test_condition)
 }
 END_TEST
 
+/* The usual "while not predicate: wait" loop: one waiter frame serves
+ * every pass (a finished wait leaves it free, as ptrio_call's frames). */
+struct cond_loop {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t;
+    ptrio_lock lk;
+    ptrio_condition c;
+    ptrio_condition_waiter cw;
+    struct cond_loop_waiter {
+        ptrio_frame fr;
+        struct cond_loop *m;
+        int passes;
+    } w;
+    int count, i;
+};
+
+static int cond_loop_waiter(ptrio_frame *fr)
+{
+    struct cond_loop_waiter *w = PTRIO_SELF(fr, struct cond_loop_waiter);
+    PTRIO_BEGIN(w);
+    PTRIO_AWAIT(w, ptrio_condition_acquire(w, &w->m->c));
+    while (w->m->count < 3) {
+        PTRIO_AWAIT(w, ptrio_condition_wait(w, &w->m->c, &w->m->cw));
+        w->passes++;
+    }
+    ev("waiter", "done");
+    PTRIO_CHECK(w, ptrio_condition_release(&w->m->c));
+    PTRIO_END(w);
+}
+
+static int cond_loop_main(ptrio_frame *fr)
+{
+    struct cond_loop *f = PTRIO_SELF(fr, struct cond_loop);
+    PTRIO_BEGIN(f);
+    f->c = (ptrio_condition)PTRIO_CONDITION_INIT(&f->lk);
+    f->w.m = f;
+    PTRIO_NURSERY(f, &f->n) {
+        EXPECT(ptrio_start_soon(&f->n, &f->t, cond_loop_waiter, &f->w) == 0);
+        for (f->i = 0; f->i < 3; f->i++) {
+            PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+            PTRIO_AWAIT(f, ptrio_condition_acquire(f, &f->c));
+            f->count++;
+            EXPECT(ptrio_condition_notify(&f->c, 1) == 1);
+            EXPECT(ptrio_condition_release(&f->c) == 0);
+        }
+    }
+    EXPECT(f->w.passes == 3);
+    PTRIO_END(f);
+}
+
+START_TEST(test_condition_waiter_reused)
+{
+    static struct cond_loop m;
+    RUN_MAIN(cond_loop_main, m, 0);
+    ck_assert_str_eq(L.buf, "waiterdone@3");
+}
+END_TEST
+
 static int cond_cancel_main(ptrio_frame *fr)
 {
     struct cond_main *f = PTRIO_SELF(fr, struct cond_main);
@@ -1448,6 +1507,7 @@ int main(void)
     tcase_add_test(tc, test_limiter);
     tcase_add_test(tc, test_limiter_total_tokens);
     tcase_add_test(tc, test_condition);
+    tcase_add_test(tc, test_condition_waiter_reused);
     tcase_add_test(tc, test_condition_cancel_holds_lock);
     tcase_add_test(tc, test_condition_lock_breaks);
     tcase_add_loop_test(tc, test_generic_lock_exclusion, 0, LK_KINDS);

@@ -86,7 +86,7 @@ int ptrio_condition_wait(void *self, ptrio_condition *c,
         SYNC_MISUSE("a NULL condition waiter");
         return -PTRIO_EINVAL;
     }
-    if (w->fr.resume) {
+    if (!ptrio_frame_idle(&w->fr)) {     /* a finished wait's frame is free */
         SYNC_MISUSE("a condition waiter frame that is in use");
         return -PTRIO_EBUSY;
     }
