@@ -26,17 +26,6 @@
 
 #define KEYED ((uintptr_t)1)
 
-static int is_broken(const ptrio_lot *lot)
-{
-    return (const void *)lot->head == (const void *)lot;
-}
-
-/* The first parked task, or NULL (empty or broken). */
-static ptrio_task *head_of(const ptrio_lot *lot)
-{
-    return is_broken(lot) ? NULL : lot->head;
-}
-
 /* The lot named by a parked task's w.park.on.lot: itself, or the lot its
  * key holds. */
 static ptrio_lot *resolve(ptrio_lot *on)
@@ -168,7 +157,7 @@ static int park_task(ptrio_loop *l, ptrio_task *t, ptrio_lot *lot,
         MISUSE("parking in a NULL lot");
         return -PTRIO_EINVAL;
     }
-    if (is_broken(lot))
+    if (ptrio_lot_broken(lot))
         return -PTRIO_EBROKEN;
     if (l->ncalled)
         return park_if_not_cancelled(t, lot, on, data);
@@ -359,7 +348,7 @@ ptrio_task *ptrio_lot_next(const ptrio_lot *lot, const ptrio_task *t)
 
 unsigned ptrio_lot_count(const ptrio_lot *lot)
 {
-    const ptrio_task *head = lot ? head_of(lot) : NULL, *t = head;
+    const ptrio_task *head = ptrio_lot_first(lot), *t = head;
     unsigned k = 0;
 
     if (!head)
@@ -392,7 +381,7 @@ ptrio_lot *const *ptrio_wait_key(const ptrio_task *t)
 
 ptrio_task *ptrio_lot_unpark(ptrio_lot *lot, int value)
 {
-    ptrio_task *t = lot ? head_of(lot) : NULL;
+    ptrio_task *t = ptrio_lot_first(lot);
 
     if (t)
         unpark_one(lot, t, value);
@@ -406,7 +395,7 @@ unsigned ptrio_lot_unpark_n(ptrio_lot *lot, unsigned n, int value)
 
     if (!lot)
         return 0;
-    while (k < n && (t = head_of(lot))) {
+    while (k < n && (t = ptrio_lot_first(lot))) {
         unpark_one(lot, t, value);
         k++;
     }
@@ -435,14 +424,12 @@ unsigned ptrio_lot_repark(ptrio_lot *from, ptrio_lot *to, unsigned n)
 
     if (!from || !to || from == to)
         return 0;
-    while (k < n && (t = head_of(from))) {
-        if (is_broken(to)) {
-            unpark_one(from, t, -PTRIO_EBROKEN);
-        } else {
-            ring_remove(from, t);
-            ring_append(to, t);
-            t->w.park.on.lot = to;
-        }
+    if (ptrio_lot_broken(to))
+        return ptrio_lot_unpark_n(from, n, -PTRIO_EBROKEN);
+    while (k < n && (t = ptrio_lot_first(from))) {
+        ring_remove(from, t);
+        ring_append(to, t);
+        t->w.park.on.lot = to;
         k++;
     }
     return k;
@@ -450,7 +437,7 @@ unsigned ptrio_lot_repark(ptrio_lot *from, ptrio_lot *to, unsigned n)
 
 void ptrio_lot_break(ptrio_lot *lot)
 {
-    if (!lot || is_broken(lot))
+    if (!lot || ptrio_lot_broken(lot))
         return;
     ptrio_lot_unpark_all(lot, -PTRIO_EBROKEN);
     lot->head = (ptrio_task *)(void *)lot;
