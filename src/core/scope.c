@@ -23,25 +23,42 @@ const ptrio_scope *ptrio__home(const ptrio_task *t)
     return s;
 }
 
-/* Whether code at scope `sc`, in the region of task `owner` (the task
- * whose scopes come first on the way up), is cancelled: a cancelled scope
- * on the way to the root with no shield before it. A task cancelled by
- * ptrio_task_cancel counts where the walk leaves its region, so shields
- * inside the task hold against it. */
-int ptrio__chain_cancelled(const ptrio_task *owner, const ptrio_scope *sc)
+/* The scope whose cancellation reaches code at `sc`, in the region of
+ * task `owner` (the task whose scopes come first on the way up): the
+ * first cancelled scope on the way to the root with no shield before it.
+ * A task cancelled by ptrio_task_cancel counts where the walk leaves its
+ * region, so shields inside the task hold against it: then NULL, with
+ * *task set to it. */
+static const ptrio_scope *source_of(const ptrio_task *owner,
+                                    const ptrio_scope *sc,
+                                    const ptrio_task **task)
 {
+    *task = NULL;
     for (; sc; sc = sc->parent) {
         if (sc->task != owner) {
-            if (owner && (owner->state & T_CANCELLED))
-                return 1;
+            if (owner && (owner->state & T_CANCELLED)) {
+                *task = owner;
+                return NULL;
+            }
             owner = sc->task;
         }
         if (sc->flags & PTRIO__SCOPE_CALLED)
-            return 1;
+            return sc;
         if (sc->flags & PTRIO__SCOPE_SHIELD)
-            return 0;
+            return NULL;
     }
-    return owner && (owner->state & T_CANCELLED);
+    if (owner && (owner->state & T_CANCELLED))
+        *task = owner;
+    return NULL;
+}
+
+/* Whether code at scope `sc`, in the region of task `owner`, is
+ * cancelled (see source_of). */
+int ptrio__chain_cancelled(const ptrio_task *owner, const ptrio_scope *sc)
+{
+    const ptrio_task *task;
+
+    return source_of(owner, sc, &task) || task;
 }
 
 /* Checkpoints ask this all the time; while no open scope is cancelled
@@ -243,31 +260,6 @@ void ptrio__drop_timer(ptrio_scope *sc)
     }
 }
 
-/* The scope whose cancellation reaches code at `sc` (region of `owner`),
- * or NULL with *task set when it is ptrio_task_cancel's of *task. */
-static const ptrio_scope *source_of(const ptrio_task *owner,
-                                    const ptrio_scope *sc,
-                                    const ptrio_task **task)
-{
-    *task = NULL;
-    for (; sc; sc = sc->parent) {
-        if (sc->task != owner) {
-            if (owner && (owner->state & T_CANCELLED)) {
-                *task = owner;
-                return NULL;
-            }
-            owner = sc->task;
-        }
-        if (sc->flags & PTRIO__SCOPE_CALLED)
-            return sc;
-        if (sc->flags & PTRIO__SCOPE_SHIELD)
-            return NULL;
-    }
-    if (owner && (owner->state & T_CANCELLED))
-        *task = owner;
-    return NULL;
-}
-
 static unsigned why_kind(const ptrio_scope *sc)
 {
     return (sc->flags & PTRIO__SCOPE_WHY) >> PTRIO__SCOPE_WHY_SHIFT;
@@ -299,14 +291,15 @@ void ptrio__cancel_why(ptrio_scope *sc, unsigned kind, const void *why)
     ptrio__awaiter = NOBODY;      /* the fast paths skip cancel checks */
     ptrio__drop_timer(sc);
     /* Already inside a cancelled region: everyone inside was told. */
-    if (!(sc->flags & PTRIO__SCOPE_SHIELD) &&
-        ptrio__chain_cancelled(sc->task, sc->parent)) {
-        from = source_of(sc->task, sc->parent, &task);
-        if (from)
+    if (!(sc->flags & PTRIO__SCOPE_SHIELD)) {
+        if ((from = source_of(sc->task, sc->parent, &task))) {
             set_why(sc, why_kind(from), from->why);
-        else if (task)
+            return;
+        }
+        if (task) {
             set_why(sc, PTRIO_CANCEL_TASK, task);
-        return;
+            return;
+        }
     }
     deliver(sc);
 }
