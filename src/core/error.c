@@ -169,14 +169,11 @@ const void *ptrio_failure_frames(const ptrio_failure *f, const void *cursor,
 {
     const void *o = cursor ? ((const ptrio_frame *)OPTR(cursor))->origin
                            : f ? f->trace : NULL;
-    ptrio__where_t w;
 
     if (!o || OTAG(o) != O_FRAME)
         return NULL;
-    ptrio__frame_where(OPTR(o), &w);
     if (out) {
-        out->file = w.file;
-        out->func = w.func;
+        ptrio__frame_where(OPTR(o), out);
         out->line = 0;
     }
     return o;

@@ -25,8 +25,7 @@ void ptrio__note_origin(ptrio_task *t, int rc, const void *origin)
     t->state |= T_ARMED;
 }
 
-/* Takes the origin handed on with `rc`, or `site` when none was. */
-static const void *take_origin(ptrio_task *t, int rc, const void *site)
+const void *ptrio__take_origin(ptrio_task *t, int rc, const void *site)
 {
     if (t && (t->state & T_ARMED)) {
         t->state &= (uint8_t)~T_ARMED;
@@ -99,10 +98,10 @@ uintptr_t ptrio__raise(ptrio_frame *fr, int rc, const ptrio_site *site)
         MISUSE("PTRIO_PENDING raised: an awaitable inside PTRIO_CHECK?");
         if (t && rc == PTRIO_PENDING)
             ptrio__undo_wait(ptrio__loop, t);
-        take_origin(t, rc, NULL);
+        ptrio__take_origin(t, rc, NULL);
         return route(fr, t, -PTRIO_EMISUSE, &pending_site);
     }
-    return route(fr, t, rc, take_origin(t, rc, site));
+    return route(fr, t, rc, ptrio__take_origin(t, rc, site));
 }
 
 /* A block's close step raises: the error the body raised (its origin was
@@ -113,14 +112,14 @@ uintptr_t ptrio__reraise(ptrio_frame *fr, int rc, const ptrio_site *site)
 
     if (IS_MARKER(rc))
         return route(fr, t, rc, NULL);
-    return route(fr, t, rc, take_origin(t, rc, site));
+    return route(fr, t, rc, ptrio__take_origin(t, rc, site));
 }
 
 uintptr_t ptrio__raise_new(ptrio_frame *fr, int rc, const ptrio_site *site)
 {
     ptrio_task *t = running();
 
-    take_origin(t, rc, NULL);
+    ptrio__take_origin(t, rc, NULL);
     if (rc < PTRIO_ERRMIN) {
         MISUSE("PTRIO_RAISE of PTRIO_PENDING or of a ptrio marker");
         return route(fr, t, -PTRIO_EMISUSE, site);
@@ -157,7 +156,7 @@ static const ptrio_site stray_site = {
 
 /* A frame asked where it is answers from PTRIO_BEGIN: see
  * ptrio__frame_where. */
-static PTRIO__TLS ptrio__where_t *describing;
+static PTRIO__TLS ptrio_frame_info *describing;
 
 int ptrio__describe(const char *file, const char *func)
 {
@@ -172,11 +171,11 @@ int ptrio__describe(const char *file, const char *func)
  * PTRIO_BEGIN (a step written without the macros cannot say, nor can a
  * frame that never ran), and the line it is suspended at. Returns 1 if it
  * could say, else 0 with NULLs. */
-int ptrio__frame_where(const ptrio_frame *fr, ptrio__where_t *out)
+int ptrio__frame_where(const ptrio_frame *fr, ptrio_frame_info *out)
 {
     ptrio_frame *m = (ptrio_frame *)fr;     /* resume is put back */
     uintptr_t resume = fr->resume;
-    ptrio__where_t *outer = describing;
+    ptrio_frame_info *outer = describing;
 
     out->file = out->func = NULL;
     out->line = ptrio__frame_line(fr);
@@ -226,6 +225,6 @@ int ptrio__caught(int rc)
 
     if (rc == PTRIO__START_CANCELLED)
         rc = start_cancelled(t);
-    take_origin(t, rc, NULL);
+    ptrio__take_origin(t, rc, NULL);
     return rc;
 }

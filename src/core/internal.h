@@ -268,11 +268,10 @@ void ptrio__fill_source(const ptrio_scope *sc, const ptrio_task *task,
  * as it resumes whether that was a cancellation it sees (frame.c). */
 #define PTRIO__START_CANCELLED (INT_MIN + 6)
 extern const ptrio_site ptrio__enostart_site;
-typedef struct ptrio__where_t {
-    const char *file, *func;
-    int line;
-} ptrio__where_t;
-int ptrio__frame_where(const ptrio_frame *fr, ptrio__where_t *out);
+int ptrio__frame_where(const ptrio_frame *fr, ptrio_frame_info *out);
+/* Takes the origin handed on with `rc` (the task's armed one, if it is
+ * for `rc`), or `site` when none was; disarms it. */
+const void *ptrio__take_origin(ptrio_task *t, int rc, const void *site);
 
 /* The source line a frame is suspended at (0: none). */
 static inline int ptrio__frame_line(const ptrio_frame *fr)

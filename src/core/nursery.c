@@ -395,8 +395,7 @@ int ptrio__nursery_close(ptrio_frame *fr, ptrio_nursery *n)
                               OMAKE(n, O_GROUP));
         } else if (rc < 0 && !IS_MARKER(rc)) {
             n->body_err = rc;
-            n->body_origin = (t->state & T_ARMED) && t->err == (int16_t)rc
-                                 ? t->origin : NULL;
+            n->body_origin = ptrio__take_origin(t, rc, NULL);
             ptrio__cancel_why(&n->scope, PTRIO_CANCEL_FAILURE,
                               OMAKE(n, O_GROUP));
         }

@@ -639,9 +639,7 @@ static NOINLINE int close_slow(ptrio_task *t, ptrio_scope *sc, int rc)
         rc != -PTRIO_ECANCELED) {
         /* sc->pending keeps the code for ptrio_scope_error, the closed
          * block's exit word its origin for ptrio_scope_failure. */
-        sc->exit = (uintptr_t)((t->state & T_ARMED) &&
-                               t->err == (int16_t)rc ? t->origin : NULL);
-        t->state &= (uint8_t)~T_ARMED;
+        sc->exit = (uintptr_t)ptrio__take_origin(t, rc, NULL);
         return 0;
     }
     if (sc->flags & PTRIO__SCOPE_CATCH)

@@ -217,19 +217,14 @@ const ptrio_frame *ptrio_task_frames(const ptrio_task *t,
                                      ptrio_frame_info *out)
 {
     const ptrio_frame *fr;
-    ptrio__where_t w;
 
     if (!t || TSTATE(t) == T_DONE || TSTATE(t) == T_IDLE)
         return NULL;
     fr = prev ? CALLER_OF(prev) : t->frame;
     if (!fr)
         return NULL;
-    ptrio__frame_where(fr, &w);
-    if (out) {
-        out->file = w.file;
-        out->func = w.func;
-        out->line = w.line;
-    }
+    if (out)
+        ptrio__frame_where(fr, out);
     return fr;
 }
 
