@@ -182,6 +182,8 @@ static inline ptrio_time ptrio__now(ptrio_loop *l)
 
 /* loop.c */
 ptrio_task *ptrio__self_slow(void *self);
+int ptrio__dropped_wait(ptrio_loop *l, ptrio_task *t, const char *what);
+extern const ptrio_site ptrio__dropped_site;
 
 /* The running task, if `self` is its innermost frame: the frame that may
  * await now (one compare while the fast paths are allowed). Anything else

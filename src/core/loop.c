@@ -346,6 +346,20 @@ void ptrio__undo_wait(ptrio_loop *l, ptrio_task *t)
     t->wait = W_NONE;
 }
 
+/* Whether the running task `t` waits already although it still runs (an
+ * awaitable's PTRIO_PENDING was dropped): then that wait is undone, so
+ * that a second one cannot put it in two queues, and `what` is reported
+ * as misuse. */
+int ptrio__dropped_wait(ptrio_loop *l, ptrio_task *t, const char *what)
+{
+    if (TSTATE(t) == T_RUNNING && ptrio__awaiter != YIELDED)
+        return 0;
+    (void)what;
+    MISUSE(what);
+    ptrio__undo_wait(l, t);
+    return 1;
+}
+
 /* What every awaitable checks first: `self` is the running task's
  * innermost frame, and the task waits on nothing yet. A task that already
  * waits has had an awaitable's PTRIO_PENDING dropped (a call without
@@ -362,18 +376,16 @@ int ptrio__await_check(void *self, ptrio_task **out)
     *out = t = ptrio__self_slow(self);
     if (!t)
         return -PTRIO_ENOTASK;
-    if (TSTATE(t) != T_RUNNING || ptrio__awaiter == YIELDED) {
-        MISUSE("await while the task already waits (an awaitable called "
-               "without PTRIO_AWAIT?)");
-        ptrio__undo_wait(ptrio__loop, t);
+    if (ptrio__dropped_wait(ptrio__loop, t, "await while the task already "
+                            "waits (an awaitable called without "
+                            "PTRIO_AWAIT?)"))
         return -PTRIO_EMISUSE;
-    }
     return 0;
 }
 
 /* ---- steps -------------------------------------------------------- */
 
-static const ptrio_site dropped_site = {
+const ptrio_site ptrio__dropped_site = {
     NULL, 0, "an awaitable's PTRIO_PENDING was dropped (no PTRIO_AWAIT?)"
 };
 static const ptrio_site c_return_site = {
@@ -394,12 +406,10 @@ static NOINLINE int frame_ended(ptrio_loop *l, ptrio_task *t,
     /* Through END: the error's origin; a plain C step has none. */
     const void *origin = fr->resume == PTRIO__DONE ? fr->origin : NULL;
 
-    if (TSTATE(t) != T_RUNNING || ptrio__awaiter == YIELDED) {
-        MISUSE("a frame ended while its task waits (an awaitable called "
-               "without PTRIO_AWAIT?)");
-        ptrio__undo_wait(l, t);
+    if (ptrio__dropped_wait(l, t, "a frame ended while its task waits (an "
+                            "awaitable called without PTRIO_AWAIT?)")) {
         *rc = -PTRIO_EMISUSE;
-        origin = &dropped_site;
+        origin = &ptrio__dropped_site;
     }
     if ((sc && sc->frame == fr && (sc->flags & PTRIO__SCOPE_OPEN)) ||
         fr->resume > PTRIO__START) {

@@ -356,10 +356,6 @@ static void cancellation_absorbed(ptrio_nursery *n)
     }
 }
 
-static const ptrio_site dropped_site = {
-    NULL, 0, "an awaitable's PTRIO_PENDING was dropped (no PTRIO_AWAIT?)"
-};
-
 /* The body ended: record its error (first pass), join, then decide what
  * to raise. Never a cancel point, as in current Trio: with no child it is
  * a cancel-shielded schedule point; with children the owner waits until
@@ -378,16 +374,14 @@ int ptrio__nursery_close(ptrio_frame *fr, ptrio_nursery *n)
     if ((n->state & N_STATE) == N_OPEN) {
         n->state = (uint8_t)((n->state & ~N_STATE) | N_CLOSING);
         rc = n->scope.pending;
-        if (TSTATE(t) != T_RUNNING || ptrio__awaiter == YIELDED) {
-            /* An awaitable's PTRIO_PENDING dropped just before the end of
-             * the body: the join must not wait on top of that wait. */
-            MISUSE("a nursery block ends while its task waits (an "
-                   "awaitable called without PTRIO_AWAIT?)");
-            ptrio__undo_wait(ptrio__loop, t);
-            if (rc >= 0 || IS_MARKER(rc)) {
-                rc = -PTRIO_EMISUSE;
-                ptrio__note_origin(t, rc, &dropped_site);
-            }
+        /* An awaitable's PTRIO_PENDING dropped just before the end of
+         * the body: the join must not wait on top of that wait. */
+        if (ptrio__dropped_wait(ptrio__loop, t, "a nursery block ends while "
+                                "its task waits (an awaitable called "
+                                "without PTRIO_AWAIT?)") &&
+            (rc >= 0 || IS_MARKER(rc))) {
+            rc = -PTRIO_EMISUSE;
+            ptrio__note_origin(t, rc, &ptrio__dropped_site);
         }
         if (rc == -PTRIO_ECANCELED) {
             n->state |= N_CANCELLED;
