@@ -800,7 +800,7 @@ static void backend_failed(ptrio_loop *l, int rc)
         ptrio__cancel_why(&l->system.scope, PTRIO_CANCEL_RUN, l);
     } else {
         l->teardown = 1;
-        ptrio__abort_all(&l->system);
+        ptrio__abort_all(l);
     }
 }
 

@@ -141,16 +141,15 @@ static void abort_task(ptrio_task *t)
 /* The run's last resort, after its cancellation left tasks blocked with
  * nothing that can wake them: every wait ends with -ECANCELED, shields
  * or not. */
-void ptrio__abort_all(ptrio_nursery *sys)
+void ptrio__abort_all(ptrio_loop *l)
 {
     ptrio__node w;
 
-    ptrio__walk_first(ptrio__loop, &w);
-    (void)sys;
+    ptrio__walk_first(l, &w);
     while (ptrio__walk_next(&w))
         if (w.task && TSTATE(w.task) == T_PARKED && w.task->wait != W_JOIN &&
             w.task->wait != W_START)
-            abort_parked(ptrio__loop, w.task);
+            abort_parked(l, w.task);
 }
 
 static void deliver_children(ptrio_nursery *n)
