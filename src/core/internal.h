@@ -245,11 +245,11 @@ void ptrio__scope_closed(ptrio_scope *sc);
 void ptrio__absorbed_arrives(ptrio_scope *sc, int rc);
 void ptrio__scope_push(ptrio_task *t, ptrio_frame *fr, ptrio_scope *sc,
                        uintptr_t exit, unsigned flags);
+void ptrio__abort_all(ptrio_loop *l);
 
 /* nursery.c */
 void ptrio__task_finished(ptrio_loop *l, ptrio_task *t, int rc);
 void ptrio__start_undone(ptrio_task *starter);
-void ptrio__abort_all(ptrio_loop *l);
 
 /* tree.c: a cursor on the task tree (ptrio_tree_node), pre-order; the
  * walk writes through its pointers' const only in tree.c's own logic. */
