@@ -119,10 +119,12 @@ def measure(fn, n, budget):
     return best, n
 
 
-def main():
+def main(figures=FIGURES, budget=BUDGET):
+    """Measures `figures` within `budget` seconds and prints their lines
+    (bench/trio_sync_baseline.py calls it with its own)."""
     results = []
-    for key, fn, n in FIGURES:
-        ns, n = measure(fn, n, BUDGET / len(FIGURES))
+    for key, fn, n in figures:
+        ns, n = measure(fn, n, budget / len(figures))
         results.append((key, ns, n))
     sizes = ", ".join(f"{k[:-3]} N={n}" for k, _, n in results)
     print(f"# trio {trio.__version__}, python {sys.version.split()[0]}; "

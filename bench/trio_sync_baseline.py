@@ -12,12 +12,12 @@ Each figure is the fastest of a few rounds; the sizes shrink when this
 machine is slow, so that the whole run stays under about 10 s. Lines
 starting with '#' are comments.
 """
-import sys
 import time
 
 import trio
 
-ROUNDS = 3
+import trio_baseline   # its measure and report, from beside this file
+
 BUDGET = 10.0   # seconds for everything
 LOCK_TASKS = 100
 
@@ -71,33 +71,5 @@ FIGURES = [
 ]
 
 
-def measure(fn, n, budget):
-    """Fastest of ROUNDS rounds of n, fewer (and smaller) if slow."""
-    start = time.monotonic()
-    probe = max(1000, n // 100)
-    per_op_ns = fn(probe)
-    if per_op_ns * n / 1e9 * ROUNDS > budget:
-        n = max(probe, int(budget / ROUNDS / (per_op_ns / 1e9)))
-    best = None
-    for _ in range(ROUNDS):
-        v = fn(n)
-        best = v if best is None else min(best, v)
-        if time.monotonic() - start > budget:
-            break
-    return best, n
-
-
-def main():
-    results = []
-    for key, fn, n in FIGURES:
-        ns, n = measure(fn, n, BUDGET / len(FIGURES))
-        results.append((key, ns, n))
-    sizes = ", ".join(f"{k[:-3]} N={n}" for k, _, n in results)
-    print(f"# trio {trio.__version__}, python {sys.version.split()[0]}; "
-          f"{sizes}; fastest of {ROUNDS} rounds")
-    for key, ns, _ in results:
-        print(f"TRIO {key}={ns:.1f}")
-
-
 if __name__ == "__main__":
-    main()
+    trio_baseline.main(FIGURES, BUDGET)
