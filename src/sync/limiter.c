@@ -68,12 +68,11 @@ static void wake_waiters(ptrio_limiter *lim)
 
 void ptrio_limiter_init(ptrio_limiter *lim, unsigned total)
 {
-    lim->total = total;
-    wake_waiters(lim);
+    ptrio_limiter_set_total(lim, total);
 }
 
-static int take(ptrio_limiter *lim, ptrio_limiter_token *tok,
-                const void *who)
+/* The checks of every borrow: 0, or the error. */
+static int bad_token(const ptrio_limiter *lim, const ptrio_limiter_token *tok)
 {
     if (!lim || !tok) {
         SYNC_MISUSE("a NULL limiter or token");
@@ -83,6 +82,16 @@ static int take(ptrio_limiter *lim, ptrio_limiter_token *tok,
         SYNC_MISUSE("borrowing with a token that is borrowed already");
         return -PTRIO_EBUSY;
     }
+    return 0;
+}
+
+static int take(ptrio_limiter *lim, ptrio_limiter_token *tok,
+                const void *who)
+{
+    int rc = bad_token(lim, tok);
+
+    if (rc < 0)
+        return rc;
     if (borrows(lim, who)) {
         SYNC_MISUSE("this borrower holds one of the limiter's tokens already");
         return -PTRIO_EDEADLK;
@@ -121,14 +130,10 @@ static int try_take(ptrio_task *t, void *lim, void *tok)
 static int acquire(void *self, ptrio_limiter *lim, ptrio_limiter_token *tok,
                    const void *who)
 {
-    if (!lim || !tok) {
-        SYNC_MISUSE("a NULL limiter or token");
-        return -PTRIO_EINVAL;
-    }
-    if (tok->limiter) {
-        SYNC_MISUSE("borrowing with a token that is borrowed already");
-        return -PTRIO_EBUSY;
-    }
+    int rc = bad_token(lim, tok);
+
+    if (rc < 0)
+        return rc;
     tok->borrower = who;
     return ptrio_park_unless(self, &lim->waiters, try_take, lim, tok);
 }
