@@ -34,33 +34,33 @@ static int end_closed(ptrio_lot *side)
     return ((uintptr_t)side & CLOSED) != 0;
 }
 
-/* An end's channel, or NULL with *rc set: closed or never opened. */
-static ptrio_chan *tx_chan(const ptrio_chan_tx *tx, int *rc)
+/* An end's side of its channel, or NULL with *rc set: closed or never
+ * opened. */
+static ptrio_lot *open_side(ptrio_lot *side, int *rc)
 {
-    if (!tx || !tx->side) {
+    if (!side) {
         SYNC_MISUSE("a channel end that was never opened");
         *rc = -PTRIO_EINVAL;
         return NULL;
     }
-    if (end_closed(tx->side)) {
+    if (end_closed(side)) {
         *rc = -PTRIO_ECLOSED;
         return NULL;
     }
-    return CHAN_OF(tx->side, senders);
+    return side;
+}
+
+/* An end's channel, or NULL with *rc set. */
+static ptrio_chan *tx_chan(const ptrio_chan_tx *tx, int *rc)
+{
+    ptrio_lot *side = open_side(tx ? tx->side : NULL, rc);
+    return side ? CHAN_OF(side, senders) : NULL;
 }
 
 static ptrio_chan *rx_chan(const ptrio_chan_rx *rx, int *rc)
 {
-    if (!rx || !rx->side) {
-        SYNC_MISUSE("a channel end that was never opened");
-        *rc = -PTRIO_EINVAL;
-        return NULL;
-    }
-    if (end_closed(rx->side)) {
-        *rc = -PTRIO_ECLOSED;
-        return NULL;
-    }
-    return CHAN_OF(rx->side, receivers);
+    ptrio_lot *side = open_side(rx ? rx->side : NULL, rc);
+    return side ? CHAN_OF(side, receivers) : NULL;
 }
 
 static unsigned char *slot(ptrio_chan *ch, size_t i)
@@ -282,13 +282,13 @@ static void close_end(ptrio_lot **key)
  * may close ends that setup did not get to open. */
 int ptrio_chan_tx_close(ptrio_chan_tx *end)
 {
-    int rc = 0;
     ptrio_chan *ch;
 
     if (!end || !end->side)
         return end ? 0 : -PTRIO_EINVAL;
-    if (!(ch = tx_chan(end, &rc)))
+    if (end_closed(end->side))
         return 0;
+    ch = CHAN_OF(end->side, senders);
     close_end(&end->side);
     if (--ch->ntx == 0)
         ptrio_lot_unpark_all(&ch->receivers, -PTRIO_EENDOFCHANNEL);
@@ -297,13 +297,13 @@ int ptrio_chan_tx_close(ptrio_chan_tx *end)
 
 int ptrio_chan_rx_close(ptrio_chan_rx *end)
 {
-    int rc = 0;
     ptrio_chan *ch;
 
     if (!end || !end->side)
         return end ? 0 : -PTRIO_EINVAL;
-    if (!(ch = rx_chan(end, &rc)))
+    if (end_closed(end->side))
         return 0;
+    ch = CHAN_OF(end->side, receivers);
     close_end(&end->side);
     if (--ch->nrx == 0) {
         ptrio_lot_unpark_all(&ch->senders, -PTRIO_EBROKEN);
