@@ -382,8 +382,9 @@ PTRIO_NODISCARD int ptrio_wait_all_tasks_blocked(void *self,
  *     if (can_do_it_now) { do_it(); return ptrio_yield(self); }
  *     return ptrio_park(self, &lot, data);          woken by the doer
  *
- * or in one call, ptrio_park_unless(self, &lot, try_it, obj, data), which
- * checks the caller once and is what ptrio's own primitives use.
+ * Each of the three calls' fast path is one compare of the caller (the
+ * channels are written so). ptrio_park_unless(self, &lot, try_it, obj,
+ * data) is the same in one call, the attempt passed as a function.
  *
  * A lot can break (Trio's break_lot): its parked tasks wake with
  * -PTRIO_EBROKEN and later parks fail with it at once. An owned lot breaks

@@ -990,14 +990,34 @@ int ptrio_checkpoint(void *self)
     return PTRIO_PENDING;
 }
 
-int ptrio_yield(void *self)
+static NOINLINE int yield_slow(void *self)
 {
     ptrio_task *t;
     int rc = ptrio__await_check(self, &t);
     return rc < 0 ? rc : yield(t, W_NONE);
 }
 
-int ptrio_checkpoint_if_cancelled(void *self)
+/* The second half of every blocking operation that did not need to block
+ * (checkpoint_if_cancelled, the work, then this): queued here, not by the
+ * scheduler's fast checkpoint, because that one is a cancel point. */
+int ptrio_yield(void *self)
+{
+    ptrio_loop *l;
+    ptrio_task *t;
+
+    if (self != ptrio__awaiter)
+        return yield_slow(self);
+    l = ptrio__loop;
+    t = l->current;
+    ((ptrio_frame *)self)->result = 0;
+    ptrio__awaiter = NOBODY;
+    TMOVE(t, T_RUNNING, T_READY);
+    t->wait = W_NONE;
+    ptrio__enqueue(l, t);
+    return PTRIO_PENDING;
+}
+
+static NOINLINE int if_cancelled_slow(void *self)
 {
     ptrio_task *t;
     int rc = ptrio__await_check(self, &t);
@@ -1005,6 +1025,13 @@ int ptrio_checkpoint_if_cancelled(void *self)
     if (rc < 0)
         return rc;
     return ptrio__cancelled(t) ? -PTRIO_ECANCELED : 0;
+}
+
+/* The first half of every blocking operation: `self` the fast paths'
+ * awaiter means that no scope of its task is cancelled. */
+int ptrio_checkpoint_if_cancelled(void *self)
+{
+    return self == ptrio__awaiter ? 0 : if_cancelled_slow(self);
 }
 
 /* The one rule for "now + d", for sleeps, timeouts and relative scope

@@ -164,6 +164,17 @@ static int park_task(ptrio_loop *l, ptrio_task *t, ptrio_lot *lot,
     return park_now(t, lot, on, data);
 }
 
+/* ptrio_park's and ptrio_park_key's, for a caller just found to be the
+ * awaiter: no scope is cancelled, so only the lot needs checking. */
+static inline int park_awaiter(ptrio_lot *lot, ptrio_lot *on, void *data)
+{
+    ptrio_loop *l = ptrio__loop;
+
+    if (!lot || ptrio_lot_broken(lot))
+        return park_task(l, l->current, lot, on, data);
+    return park_now(l->current, lot, on, data);
+}
+
 /* The operation of the running task finished with status rc: a
  * cancel-shielded schedule point that delivers it (ptrio_yield's). */
 static int done_yield(ptrio_loop *l, ptrio_task *t, int rc)
@@ -206,26 +217,20 @@ static NOINLINE int park_slow(void *self, ptrio_lot *lot,
 
 int ptrio_park(void *self, ptrio_lot *lot, void *data)
 {
-    ptrio_loop *l;
-
     if (self != ptrio__awaiter)
         return park_slow(self, lot, NULL, data);
-    l = ptrio__loop;
-    return park_task(l, l->current, lot, lot, data);
+    return park_awaiter(lot, lot, data);
 }
 
 int ptrio_park_key(void *self, ptrio_lot *const *key, void *data)
 {
-    ptrio_loop *l;
-
     if (!key) {
         MISUSE("parking through a NULL key");
         return ptrio__self(self) ? -PTRIO_EINVAL : -PTRIO_ENOTASK;
     }
     if (self != ptrio__awaiter || key_bad(key))
         return park_slow(self, NULL, key, data);
-    l = ptrio__loop;
-    return park_task(l, l->current, *key, key_tag(key), data);
+    return park_awaiter(*key, key_tag(key), data);
 }
 
 /* After the attempt: its status delivered after a schedule point, its

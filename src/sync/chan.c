@@ -153,7 +153,8 @@ static int try_send(ptrio_chan *ch, const void *value)
     return -PTRIO_EWOULDBLOCK;
 }
 
-int ptrio_chan_send_nowait(ptrio_chan_tx *tx, const void *value)
+/* send_nowait's whole work, inline in the blocking send too. */
+static inline int send_now(ptrio_chan_tx *tx, const void *value)
 {
     int rc = 0;
     ptrio_chan *ch = tx_chan(tx, &rc);
@@ -167,22 +168,29 @@ int ptrio_chan_send_nowait(ptrio_chan_tx *tx, const void *value)
     return try_send(ch, value);
 }
 
-/* The attempt of a blocking send (ptrio_park_key_unless). */
-static int attempt_send(ptrio_task *t, void *tx, void *value)
+int ptrio_chan_send_nowait(ptrio_chan_tx *tx, const void *value)
 {
-    (void)t;
-    return ptrio_chan_send_nowait(tx, value);
+    return send_now(tx, value);
 }
 
+/* A blocking operation as core.h composes it: the cancel check, then the
+ * attempt, then a schedule point (done) or the park. Each step's fast
+ * path is one compare, and the attempt runs inline. */
 int ptrio_chan_send(void *self, ptrio_chan_tx *tx, const void *value)
 {
+    int rc;
+
     if (!tx) {
         SYNC_MISUSE("sending on a NULL channel end");
         return -PTRIO_EINVAL;
     }
-    /* Blocked, it parks through its end with its value as the data. */
-    return ptrio_park_key_unless(self, &tx->side, attempt_send, tx,
-                                 (void *)(uintptr_t)value);
+    rc = ptrio_checkpoint_if_cancelled(self);
+    if (rc < 0)
+        return rc;
+    rc = send_now(tx, value);
+    if (rc == -PTRIO_EWOULDBLOCK)   /* it parks with its value as the data */
+        return ptrio_park_key(self, &tx->side, (void *)(uintptr_t)value);
+    return rc < 0 ? rc : ptrio_yield(self);
 }
 
 /* ---- receive -------------------------------------------------------- */
@@ -207,7 +215,7 @@ static int try_recv(ptrio_chan *ch, void *dst)
     return ch->ntx ? -PTRIO_EWOULDBLOCK : -PTRIO_EENDOFCHANNEL;
 }
 
-int ptrio_chan_recv_nowait(ptrio_chan_rx *rx, void *dst)
+static inline int recv_now(ptrio_chan_rx *rx, void *dst)
 {
     int rc = 0;
     ptrio_chan *ch = rx_chan(rx, &rc);
@@ -215,19 +223,26 @@ int ptrio_chan_recv_nowait(ptrio_chan_rx *rx, void *dst)
     return ch ? try_recv(ch, dst) : rc;
 }
 
-static int attempt_recv(ptrio_task *t, void *rx, void *dst)
+int ptrio_chan_recv_nowait(ptrio_chan_rx *rx, void *dst)
 {
-    (void)t;
-    return ptrio_chan_recv_nowait(rx, dst);
+    return recv_now(rx, dst);
 }
 
 int ptrio_chan_recv(void *self, ptrio_chan_rx *rx, void *dst)
 {
+    int rc;
+
     if (!rx) {
         SYNC_MISUSE("receiving on a NULL channel end");
         return -PTRIO_EINVAL;
     }
-    return ptrio_park_key_unless(self, &rx->side, attempt_recv, rx, dst);
+    rc = ptrio_checkpoint_if_cancelled(self);
+    if (rc < 0)
+        return rc;
+    rc = recv_now(rx, dst);
+    if (rc == -PTRIO_EWOULDBLOCK)
+        return ptrio_park_key(self, &rx->side, dst);
+    return rc < 0 ? rc : ptrio_yield(self);
 }
 
 /* ---- clone and close ------------------------------------------------- */
