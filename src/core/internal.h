@@ -160,6 +160,41 @@ static inline void ptrio__enqueue(ptrio_loop *l, ptrio_task *t)
         ptrio__instr_task(l, I_SCHEDULED, t);
 }
 
+/* The three moves of a task's wait, inline for the hot paths (the
+ * out-of-line ptrio__wake and ptrio__park are these). */
+
+/* Makes the parked `t` ready; `rc` becomes the status of its await. */
+static inline void ptrio__wake_now(ptrio_loop *l, ptrio_task *t, int rc)
+{
+    INVARIANT(TSTATE(t) == T_PARKED, "waking a task that is not parked");
+    t->wait = W_NONE;
+    t->frame->result = rc;
+    TMOVE(t, T_PARKED, T_READY);
+    ptrio__enqueue(l, t);
+}
+
+/* Parks the running `t`, waiting on `wait`. */
+static inline void ptrio__park_now(ptrio_task *t, int wait)
+{
+    INVARIANT(TSTATE(t) == T_RUNNING, "parking a task that is not running");
+    ptrio__awaiter = NOBODY;
+    TMOVE(t, T_RUNNING, T_PARKED);
+    t->wait = (uint8_t)wait;
+}
+
+/* The running `t`'s operation is done with status rc: a cancel-shielded
+ * schedule point that delivers it. Returns PTRIO_PENDING. */
+static inline int ptrio__done_yield(ptrio_loop *l, ptrio_task *t, int rc)
+{
+    INVARIANT(TSTATE(t) == T_RUNNING, "yielding a task that is not running");
+    t->frame->result = rc;
+    ptrio__awaiter = NOBODY;
+    TMOVE(t, T_RUNNING, T_READY);
+    t->wait = W_NONE;
+    ptrio__enqueue(l, t);
+    return PTRIO_PENDING;
+}
+
 /* A frame about to run its first step. Its origin is written before it
  * is read (when an error reaches FINALLY or END). */
 static inline void ptrio__frame_init(ptrio_frame *fr, ptrio_fn fn,

@@ -59,23 +59,14 @@ void ptrio__ready(ptrio_loop *l, ptrio_task *t)
     ptrio__enqueue(l, t);
 }
 
-/* Parks the running task. */
 void ptrio__park(ptrio_task *t, int wait)
 {
-    INVARIANT(TSTATE(t) == T_RUNNING, "parking a task that is not running");
-    ptrio__awaiter = NOBODY;
-    TSET(t, T_PARKED);
-    t->wait = (uint8_t)wait;
+    ptrio__park_now(t, wait);
 }
 
-/* Makes a parked task ready; `rc` becomes the status of its await. */
 void ptrio__wake(ptrio_loop *l, ptrio_task *t, int rc)
 {
-    INVARIANT(TSTATE(t) == T_PARKED, "waking a task that is not parked");
-    t->wait = W_NONE;
-    t->frame->result = rc;
-    TSET(t, T_READY);
-    ptrio__enqueue(l, t);
+    ptrio__wake_now(l, t, rc);
 }
 
 /* ---- loop setup --------------------------------------------------- */
@@ -1003,18 +994,11 @@ static NOINLINE int yield_slow(void *self)
 int ptrio_yield(void *self)
 {
     ptrio_loop *l;
-    ptrio_task *t;
 
     if (self != ptrio__awaiter)
         return yield_slow(self);
     l = ptrio__loop;
-    t = l->current;
-    ((ptrio_frame *)self)->result = 0;
-    ptrio__awaiter = NOBODY;
-    TMOVE(t, T_RUNNING, T_READY);
-    t->wait = W_NONE;
-    ptrio__enqueue(l, t);
-    return PTRIO_PENDING;
+    return ptrio__done_yield(l, l->current, 0);
 }
 
 static NOINLINE int if_cancelled_slow(void *self)

@@ -78,23 +78,12 @@ void ptrio__lot_remove(ptrio_lot *lot, ptrio_task *t)
     ring_remove(resolve(lot), t);
 }
 
-/* ptrio__wake's work for a task just taken out of a lot, inline: every
- * hand-off goes through here. */
-static inline void wake_parked(ptrio_loop *l, ptrio_task *t, int value)
-{
-    INVARIANT(TSTATE(t) == T_PARKED, "waking a task that is not parked");
-    t->wait = W_NONE;
-    t->frame->result = value;
-    TMOVE(t, T_PARKED, T_READY);
-    ptrio__enqueue(l, t);
-}
-
 /* A cancellation reached `t`, parked in a lot or with a hook. */
 void ptrio__abort_wait(ptrio_loop *l, ptrio_task *t)
 {
     if (t->wait == W_LOT) {
         ring_remove(lot_of(t), t);
-        wake_parked(l, t, -PTRIO_ECANCELED);
+        ptrio__wake_now(l, t, -PTRIO_ECANCELED);
     } else if (t->w.park.on.abort(t, t->w.park.data) == 0) {
         ptrio__wake(l, t, -PTRIO_ECANCELED);
     }
@@ -113,7 +102,7 @@ static inline void unpark_one(ptrio_lot *lot, ptrio_task *t, int value)
     if (value <= PTRIO__UNWIND_FIN)
         value = bad_value();
     ring_remove(lot, t);
-    wake_parked(ptrio__loop, t, value);
+    ptrio__wake_now(ptrio__loop, t, value);
 }
 
 /* ---- parking ---------------------------------------------------------
@@ -125,16 +114,13 @@ static inline void unpark_one(ptrio_lot *lot, ptrio_task *t, int value)
  * Anything unusual (a bad caller, a cancelled scope somewhere, bad
  * arguments) takes the slow path, which checks everything and reports. */
 
-
 /* Parks the running task `t` in `lot`; `on` is what its wait records. */
-static int park_now(ptrio_task *t, ptrio_lot *lot, ptrio_lot *on, void *data)
+static int park_in(ptrio_task *t, ptrio_lot *lot, ptrio_lot *on, void *data)
 {
     ring_append(lot, t);
     t->w.park.on.lot = on;
     t->w.park.data = data;
-    ptrio__awaiter = NOBODY;
-    TMOVE(t, T_RUNNING, T_PARKED);
-    t->wait = W_LOT;
+    ptrio__park_now(t, W_LOT);
     return PTRIO_PENDING;
 }
 
@@ -145,7 +131,7 @@ static NOINLINE int park_if_not_cancelled(ptrio_task *t, ptrio_lot *lot,
 {
     if (ptrio__cancelled(t))
         return -PTRIO_ECANCELED;
-    return park_now(t, lot, on, data);
+    return park_in(t, lot, on, data);
 }
 
 /* Parks, unless the lot is NULL or broken, or the task is cancelled (an
@@ -161,7 +147,7 @@ static int park_task(ptrio_loop *l, ptrio_task *t, ptrio_lot *lot,
         return -PTRIO_EBROKEN;
     if (l->ncalled)
         return park_if_not_cancelled(t, lot, on, data);
-    return park_now(t, lot, on, data);
+    return park_in(t, lot, on, data);
 }
 
 /* ptrio_park's and ptrio_park_key's, for a caller just found to be the
@@ -172,19 +158,7 @@ static inline int park_awaiter(ptrio_lot *lot, ptrio_lot *on, void *data)
 
     if (!lot || ptrio_lot_broken(lot))
         return park_task(l, l->current, lot, on, data);
-    return park_now(l->current, lot, on, data);
-}
-
-/* The operation of the running task finished with status rc: a
- * cancel-shielded schedule point that delivers it (ptrio_yield's). */
-static int done_yield(ptrio_loop *l, ptrio_task *t, int rc)
-{
-    t->frame->result = rc;
-    ptrio__awaiter = NOBODY;
-    TMOVE(t, T_RUNNING, T_READY);
-    t->wait = W_NONE;
-    ptrio__enqueue(l, t);
-    return PTRIO_PENDING;
+    return park_in(l->current, lot, on, data);
 }
 
 static ptrio_lot *key_tag(ptrio_lot *const *key)
@@ -242,7 +216,7 @@ static inline int after_attempt(int rc, ptrio_lot *lot, ptrio_lot *on,
     ptrio_loop *l = ptrio__loop;
 
     if (rc >= 0)
-        return done_yield(l, l->current, rc);
+        return ptrio__done_yield(l, l->current, rc);
     if (rc != -PTRIO_EWOULDBLOCK)
         return rc;
     return park_task(l, l->current, lot, on, data);
