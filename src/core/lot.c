@@ -222,49 +222,34 @@ static inline int after_attempt(int rc, ptrio_lot *lot, ptrio_lot *on,
     return park_task(l, l->current, lot, on, data);
 }
 
-/* The slow paths of a blocking operation: check everything, then do
- * what the fast paths do. */
+/* The slow path of a blocking operation, through `key` when it is not
+ * NULL, else in `lot`: check everything, then do what the fast path does. */
 static NOINLINE int unless_slow(void *self, ptrio_lot *lot,
-                                ptrio_try_fn attempt, void *obj, void *data)
+                                ptrio_lot *const *key, ptrio_try_fn attempt,
+                                void *obj, void *data)
 {
     ptrio_task *t;
     int rc = ptrio__await_check(self, &t);
 
     if (rc < 0)
         return rc;
-    if (!attempt) {
-        MISUSE("a blocking operation without an attempt");
-        return -PTRIO_EINVAL;
-    }
-    if (ptrio__cancelled(t))
-        return -PTRIO_ECANCELED;
-    return after_attempt(attempt(t, obj, data), lot, lot, data);
-}
-
-static NOINLINE int unless_key_slow(void *self, ptrio_lot *const *key,
-                                    ptrio_try_fn attempt, void *obj,
-                                    void *data)
-{
-    ptrio_task *t;
-    int rc = ptrio__await_check(self, &t);
-
-    if (rc < 0)
-        return rc;
-    if (!attempt || key_bad(key)) {
+    if (!attempt || (key && key_bad(key))) {
         MISUSE("a blocking operation without an attempt, or a bad key");
         return -PTRIO_EINVAL;
     }
     if (ptrio__cancelled(t))
         return -PTRIO_ECANCELED;
     rc = attempt(t, obj, data);
-    return after_attempt(rc, *key, key_tag(key), data);
+    if (key)
+        return after_attempt(rc, *key, key_tag(key), data);
+    return after_attempt(rc, lot, lot, data);
 }
 
 int ptrio_park_unless(void *self, ptrio_lot *lot, ptrio_try_fn attempt,
                       void *obj, void *data)
 {
     if (self != ptrio__awaiter || !attempt)
-        return unless_slow(self, lot, attempt, obj, data);
+        return unless_slow(self, lot, NULL, attempt, obj, data);
     return after_attempt(attempt(ptrio__loop->current, obj, data), lot, lot,
                          data);
 }
@@ -274,8 +259,12 @@ int ptrio_park_key_unless(void *self, ptrio_lot *const *key,
 {
     int rc;
 
+    if (!key) {
+        MISUSE("a blocking operation through a NULL key");
+        return ptrio__self(self) ? -PTRIO_EINVAL : -PTRIO_ENOTASK;
+    }
     if (self != ptrio__awaiter || !attempt || key_bad(key))
-        return unless_key_slow(self, key, attempt, obj, data);
+        return unless_slow(self, NULL, key, attempt, obj, data);
     rc = attempt(ptrio__loop->current, obj, data);
     return after_attempt(rc, *key, key_tag(key), data);
 }
