@@ -34,19 +34,32 @@ static ptrio_task *first_of(ptrio_loop *l, int fd)
 }
 
 /* The pair's second task (the other direction), or NULL. */
-static ptrio_task *second_of(ptrio_task *first)
+static ptrio_task *second_of(const ptrio_task *first)
 {
     ptrio_task *n = first->w.park.next;
     return n && ptrio__fd_of(n) == ptrio__fd_of(first) ? n : NULL;
 }
 
-static unsigned interest_of(ptrio_task *first)
+static unsigned interest_of(const ptrio_task *first)
 {
-    ptrio_task *second;
+    const ptrio_task *second;
     if (!first)
         return 0;
     second = second_of(first);
     return ptrio__fd_events(first) | (second ? ptrio__fd_events(second) : 0);
+}
+
+/* Tells the backend that the interest in fd goes from `old` to `now`,
+ * keeping the count of fds with interest in step. An added interest the
+ * backend refuses changes nothing; a removal counts whatever it says. */
+static int set_interest(ptrio_loop *l, int fd, unsigned old, unsigned now)
+{
+    int rc = l->backend->watch(l, fd, old, now);
+
+    if (rc < 0 && (now & ~old))
+        return rc;
+    l->nfd += (unsigned)(now != 0) - (unsigned)(old != 0);
+    return rc;
 }
 
 /* Links `t` after `prev` (its pair), or at the head of its chain. */
@@ -88,9 +101,7 @@ static void forget(ptrio_loop *l, ptrio_task *t)
 
     unlink_task(l, t);
     left = old & ~ptrio__fd_events(t);
-    if (!left)
-        l->nfd--;
-    (void)l->backend->watch(l, fd, old, left);
+    (void)set_interest(l, fd, old, left);
 }
 
 /* Cancelled while waiting: the wait is undone at once. */
@@ -120,15 +131,13 @@ static int wait_fd(void *self, int fd, unsigned dir)
     old = interest_of(pair);
     if (old & dir)
         return -PTRIO_EBUSY;    /* Trio's BusyResourceError */
-    if ((rc = l->backend->watch(l, fd, old, old | dir)) < 0)
+    if ((rc = set_interest(l, fd, old, old | dir)) < 0)
         return rc;
     /* Cannot fail now: every check it makes was made above. */
     rc = ptrio_park_hook(self, fd_abort,
                          (void *)(((uintptr_t)fd << FD_EVBITS) | dir));
     FD_ASSERT(rc == PTRIO_PENDING);
     link_task(l, t, pair);
-    if (!old)
-        l->nfd++;
     return PTRIO_PENDING;
 }
 
@@ -166,9 +175,7 @@ void ptrio_backend_ready(ptrio_loop *loop, int fd, int status)
     }
     if (left == old)
         return;
-    if (!left)
-        loop->nfd--;
-    rc = loop->backend->watch(loop, fd, old, left);
+    rc = set_interest(loop, fd, old, left);
     if (rc < 0 && left)
         ptrio_backend_ready(loop, fd, rc);
 }
@@ -209,13 +216,9 @@ int ptrio_backend_next_fd(ptrio_loop *loop, ptrio_fd_iter *it,
             return -1;
         t = loop->fdtab[it->bucket++];
     }
-    *events = ptrio__fd_events(t);
-    n = t->w.park.next;
-    if (n && ptrio__fd_of(n) == ptrio__fd_of(t)) {
-        *events |= ptrio__fd_events(n);
-        n = n->w.park.next;
-    }
-    it->next = n;
+    *events = interest_of(t);
+    n = second_of(t);
+    it->next = (n ? n : t)->w.park.next;
     return ptrio__fd_of(t);
 }
 
