@@ -44,4 +44,8 @@ void ptrio__thread_quiesce(void);
 /* Sets O_NONBLOCK and FD_CLOEXEC; 0 or -errno. */
 int ptrio__host_set_flags(int fd);
 
+/* Closes the fd kept as fd + 1 in *fdp1 (0: none), waking its waiters
+ * first (src/io/stream.c: the sockets keep their fds so). */
+void ptrio__close_fdp1(int *fdp1);
+
 #endif /* PTRIO_BACKEND_HOST_H */

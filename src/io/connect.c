@@ -20,6 +20,7 @@
 
 #include <ptrio/net.h>
 
+#include "../backend/host.h"
 #include "../core/internal.h"
 
 #define HE_DELAY PTRIO_MS(250)      /* RFC 8305's connection attempt delay */
@@ -51,16 +52,6 @@ static void interleave(struct addrinfo **head)
     prev->ai_next = ai->ai_next;
     ai->ai_next = first->ai_next;
     first->ai_next = ai;
-}
-
-static void close_fd(int *fdp1)
-{
-    if (*fdp1 > 0) {
-        int fd = *fdp1 - 1;
-        *fdp1 = 0;
-        ptrio_notify_closing(fd);
-        close(fd);
-    }
 }
 
 /* One attempt: socket, non-blocking connect, wait until writable, read
@@ -108,7 +99,7 @@ static int attempt(ptrio_frame *fr)
         ptrio_lot_unpark_all(&a->failed, 0);
     }
     PTRIO_FINALLY(a);
-    close_fd(&a->fdp1);             /* lost, failed or cancelled */
+    ptrio__close_fdp1(&a->fdp1);    /* lost, failed or cancelled */
     a->ai = NULL;                   /* the slot is free again */
     ptrio_lot_unpark(&c->slot_free, 0);
     PTRIO_END(a);

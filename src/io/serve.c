@@ -83,6 +83,13 @@ static void clear_slot(ptrio_server *srv, ptrio_conn *c)
     memset(base + after, 0, srv->stride - after);
 }
 
+/* Puts a slot back on the free list. */
+static void release_slot(ptrio_server *srv, ptrio_conn *c)
+{
+    c->next = srv->free;
+    srv->free = c;
+}
+
 static void report_failure(ptrio_server *srv, ptrio_conn *c, int rc)
 {
     ptrio_failure f;
@@ -117,8 +124,7 @@ static int conn_main(ptrio_frame *fr)
         report_failure(srv, c, r->rc);
     PTRIO_FINALLY(r);
     ptrio_stream_close(&c->stream);
-    c->next = srv->free;
-    srv->free = c;
+    release_slot(srv, c);
     ptrio_lot_unpark(&srv->slot_free, 0);
     PTRIO_END(r);
 }
@@ -161,10 +167,8 @@ int ptrio_serve_tcp(ptrio_frame *fr)
                                                       &s->next->stream));
             c = s->next;
             s->next = NULL;
-            if (s->rc < 0) {
-                c->next = s->free;
-                s->free = c;
-            }
+            if (s->rc < 0)
+                release_slot(s, c);
             if (out_of_fds(s->rc)) {
                 report_backoff(s, s->rc);
                 PTRIO_AWAIT(s, ptrio_sleep(s, BACKOFF));
@@ -177,8 +181,7 @@ int ptrio_serve_tcp(ptrio_frame *fr)
                                            &c->run, "serve_tcp handler");
             if (s->rc < 0) {
                 ptrio_stream_close(&c->stream);
-                c->next = s->free;
-                s->free = c;
+                release_slot(s, c);
                 PTRIO_CHECK(s, s->rc);
             }
         }

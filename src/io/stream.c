@@ -245,9 +245,7 @@ int ptrio_stream_send_eof(void *self, ptrio_stream *s)
     return ptrio_yield(self);
 }
 
-/* Closes the fd kept as fd + 1 in *fdp1 (0: none), waking its waiters
- * first. */
-static void close_fdp1(int *fdp1)
+void ptrio__close_fdp1(int *fdp1)
 {
     int fd = *fdp1 - 1;
 
@@ -261,7 +259,7 @@ static void close_fdp1(int *fdp1)
 int ptrio_stream_close(ptrio_stream *s)
 {
     if (s)
-        close_fdp1(&s->fdp1);
+        ptrio__close_fdp1(&s->fdp1);
     return 0;
 }
 
@@ -405,5 +403,5 @@ int ptrio_listener_accept(void *self, ptrio_listener *ls, ptrio_stream *out)
 void ptrio_listener_close(ptrio_listener *ls)
 {
     if (ls)
-        close_fdp1(&ls->fdp1);
+        ptrio__close_fdp1(&ls->fdp1);
 }
