@@ -82,21 +82,8 @@ static void store_state(ptrio_thread_job *j, int s)
     __atomic_store_n(&j->state, s, __ATOMIC_RELEASE);
 }
 
-/* Under the mutex. */
-static ptrio_thread_job *dequeue(void)
-{
-    ptrio_thread_job *j = pool.head;
-    if (j) {
-        pool.head = j->next;
-        if (!pool.head)
-            pool.tail = NULL;
-        j->next = NULL;
-        pool.queued--;
-    }
-    return j;
-}
-
-/* Under the mutex: takes a queued job out (cancelled before it started). */
+/* Under the mutex: takes a queued job out (run, or cancelled before it
+ * started). */
 static void unqueue(ptrio_thread_job *j)
 {
     ptrio_thread_job **pp = &pool.head, *prev = NULL;
@@ -111,6 +98,15 @@ static void unqueue(ptrio_thread_job *j)
         pool.tail = prev;
     j->next = NULL;
     pool.queued--;
+}
+
+/* Under the mutex: the first queued job, taken out, or NULL. */
+static ptrio_thread_job *dequeue(void)
+{
+    ptrio_thread_job *j = pool.head;
+    if (j)
+        unqueue(j);
+    return j;
 }
 
 /* Waits for a job; NULL when idle too long (the worker then ends). Under
@@ -268,6 +264,26 @@ static void job_poll(ptrio_source *src)
     ptrio_wake(j->task, 0);
 }
 
+/* Under the mutex: nobody waits for the job in state `st` any more. A
+ * queued one leaves the queue; a running one runs on, detached (see top). */
+static void detach(ptrio_thread_job *j, int st)
+{
+    if (st == J_QUEUED) {
+        unqueue(j);
+        pool.attached--;
+    } else if (st == J_RUNNING && j->worker) {
+        ((worker *)j->worker)->job = NULL;
+        pool.attached--;
+    }
+}
+
+/* Out of the mutex, after detach: the job can take a new call. */
+static void job_idle(ptrio_thread_job *j)
+{
+    ptrio_source_remove(&j->src);
+    store_state(j, J_IDLE);
+}
+
 static int job_abort(ptrio_task *t, void *data)
 {
     ptrio_thread_job *j = data;
@@ -276,18 +292,11 @@ static int job_abort(ptrio_task *t, void *data)
     (void)t;
     pthread_mutex_lock(&pool.mu);
     st = load_state(j);
-    if (st == J_QUEUED) {
-        unqueue(j);
-        pool.attached--;
-    } else if (st == J_RUNNING && j->worker) {
-        ((worker *)j->worker)->job = NULL;   /* detached: see top */
-        pool.attached--;
-    }
+    detach(j, st);
     pthread_mutex_unlock(&pool.mu);
     if (st == J_DONE)
         return 1;       /* too late: job_poll delivers the result */
-    ptrio_source_remove(&j->src);
-    store_state(j, J_IDLE);
+    job_idle(j);
     return 0;
 }
 
@@ -352,11 +361,9 @@ int ptrio_run_in_thread(void *self, ptrio_thread_job *job, ptrio_thread_fn fn,
     pool.queued++;
     rc = maybe_spawn();
     if (rc < 0 && pool.alive == 0) {
-        unqueue(job);       /* nobody will ever run it */
-        pool.attached--;
+        detach(job, J_QUEUED);      /* nobody will ever run it */
         pthread_mutex_unlock(&pool.mu);
-        ptrio_source_remove(&job->src);
-        store_state(job, J_IDLE);
+        job_idle(job);
         ptrio_wake(t, -PTRIO_EAGAIN);
         return PTRIO_PENDING;
     }
