@@ -36,11 +36,9 @@ static int lookup(ptrio__gai_req *q, int extra_flags)
     hints.ai_protocol = q->protocol;
     hints.ai_flags = q->flags | extra_flags;
     q->res = NULL;
-    if (q->resolve)
-        return q->resolve(q->host[0] ? q->host : NULL,
-                          q->service[0] ? q->service : NULL, &hints, &q->res);
-    return getaddrinfo(q->host[0] ? q->host : NULL,
-                       q->service[0] ? q->service : NULL, &hints, &q->res);
+    return (q->resolve ? q->resolve : getaddrinfo)(
+        q->host[0] ? q->host : NULL, q->service[0] ? q->service : NULL,
+        &hints, &q->res);
 }
 
 /* On the worker, over the worker's copy of the request. */
@@ -96,15 +94,15 @@ static int gai_step(ptrio_frame *fr)
         r->req.resolve = NULL;
         r->req.rc = lookup(&r->req, AI_NUMERICHOST);
         r->req.resolve = custom;
-        if (r->req.rc != EAI_NONAME) {
-            PTRIO_YIELD(r);         /* a checkpoint even without a thread */
-            PTRIO_CHECK(r, status_of(r));
-            *r->out = r->req.res;
-            PTRIO_RETURN(r, 0);
-        }
     }
-    PTRIO_CHECK(r, ptrio_thread_job_init(&r->job, sizeof r->req, gai_discard));
-    PTRIO_AWAIT(r, ptrio_run_in_thread(r, &r->job, gai_thread, &r->req, NULL));
+    if (r->req.rc == EAI_NONAME) {
+        PTRIO_CHECK(r, ptrio_thread_job_init(&r->job, sizeof r->req,
+                                             gai_discard));
+        PTRIO_AWAIT(r, ptrio_run_in_thread(r, &r->job, gai_thread, &r->req,
+                                           NULL));
+    } else {
+        PTRIO_YIELD(r);             /* a checkpoint even without a thread */
+    }
     PTRIO_CHECK(r, status_of(r));
     *r->out = r->req.res;
     PTRIO_END(r);
