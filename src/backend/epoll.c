@@ -68,11 +68,8 @@ static int ewait(ptrio_loop *l, ptrio_time deadline)
             ptrio__host_wake_drain(l);
             continue;
         }
-        if (e & (EPOLLERR | EPOLLHUP))
-            status = (int)(PTRIO_READABLE | PTRIO_WRITABLE);
-        else
-            status = (int)(((e & EPOLLIN) ? PTRIO_READABLE : 0) |
-                           ((e & EPOLLOUT) ? PTRIO_WRITABLE : 0));
+        status = ptrio__host_status(e & (EPOLLERR | EPOLLHUP), e & EPOLLIN,
+                                    e & EPOLLOUT);
         /* While reporting fd, its registration is known to be disarmed:
          * watch() re-arms it for the waiters left, or leaves it be. */
         DISPATCHING(l) = fd + 1;
@@ -82,6 +79,13 @@ static int ewait(ptrio_loop *l, ptrio_time deadline)
     return 0;
 }
 
+/* The last waiter is gone (or the fd closes): out of the set. */
+static void eunwatch(ptrio_loop *l, int fd)
+{
+    struct epoll_event ev;
+    (void)epoll_ctl(EPFD(l), EPOLL_CTL_DEL, fd, &ev);
+}
+
 static int ewatch(ptrio_loop *l, int fd, unsigned old, unsigned events)
 {
     struct epoll_event ev;
@@ -89,7 +93,7 @@ static int ewatch(ptrio_loop *l, int fd, unsigned old, unsigned events)
     (void)old;
     if (!events) {
         if (DISPATCHING(l) != fd + 1)
-            (void)epoll_ctl(EPFD(l), EPOLL_CTL_DEL, fd, &ev);
+            eunwatch(l, fd);
         return 0;
     }
     ev.events = EPOLLONESHOT | ((events & PTRIO_READABLE) ? EPOLLIN : 0) |
@@ -101,12 +105,6 @@ static int ewatch(ptrio_loop *l, int fd, unsigned old, unsigned events)
     if (errno == ENOENT && epoll_ctl(EPFD(l), EPOLL_CTL_ADD, fd, &ev) == 0)
         return 0;
     return -errno;
-}
-
-static void eunwatch(ptrio_loop *l, int fd)
-{
-    struct epoll_event ev;
-    (void)epoll_ctl(EPFD(l), EPOLL_CTL_DEL, fd, &ev);
 }
 
 const ptrio_backend ptrio_backend_epoll = {

@@ -41,6 +41,17 @@ void ptrio__host_wake(ptrio_loop *l);
  * flight anywhere (the host backends call it from close). */
 void ptrio__thread_quiesce(void);
 
+/* What a backend reports of an fd (ptrio_backend_ready): an error or
+ * hang-up wakes both directions, else those ready. Each argument is a
+ * test of the backend's own flags. */
+static inline int ptrio__host_status(unsigned err_or_hup, unsigned in,
+                                     unsigned out)
+{
+    if (err_or_hup)
+        return (int)(PTRIO_READABLE | PTRIO_WRITABLE);
+    return (int)((in ? PTRIO_READABLE : 0u) | (out ? PTRIO_WRITABLE : 0u));
+}
+
 /* Sets O_NONBLOCK and FD_CLOEXEC; 0 or -errno. */
 int ptrio__host_set_flags(int fd);
 

@@ -12,22 +12,12 @@
 #define PTRIO_CONF_POLL_MAX 16384
 #endif
 
-static int popen_(ptrio_loop *l) { return ptrio__host_wake_open(l); }
-
-static void pclose_(ptrio_loop *l) { ptrio__host_wake_close(l); }
-
 static int status_of(short re)
 {
-    unsigned ev = 0;
     if (re & POLLNVAL)
         return -PTRIO_EBADF;
-    if (re & (POLLERR | POLLHUP))
-        return (int)(PTRIO_READABLE | PTRIO_WRITABLE);
-    if (re & POLLIN)
-        ev |= PTRIO_READABLE;
-    if (re & POLLOUT)
-        ev |= PTRIO_WRITABLE;
-    return (int)ev;
+    return ptrio__host_status(re & (POLLERR | POLLHUP), re & POLLIN,
+                              re & POLLOUT);
 }
 
 static int pwait(ptrio_loop *l, ptrio_time deadline)
@@ -70,6 +60,6 @@ static int pwatch(ptrio_loop *l, int fd, unsigned old, unsigned events)
 }
 
 const ptrio_backend ptrio_backend_poll = {
-    "poll", popen_, pclose_, ptrio__host_now, pwait, pwatch, NULL,
+    "poll", ptrio__host_wake_open, ptrio__host_wake_close, ptrio__host_now, pwait, pwatch, NULL,
     ptrio__host_wake
 };

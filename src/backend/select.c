@@ -19,8 +19,6 @@ static int sopen(ptrio_loop *l)
     return rc;
 }
 
-static void sclose(ptrio_loop *l) { ptrio__host_wake_close(l); }
-
 /* select() said EBADF: one of the fds was closed under its waiter. Find
  * them and wake their waiters with -EBADF, so the loop never spins. */
 static void fail_closed_fds(ptrio_loop *l)
@@ -100,6 +98,6 @@ static int swatch(ptrio_loop *l, int fd, unsigned old, unsigned events)
 }
 
 const ptrio_backend ptrio_backend_select = {
-    "select", sopen, sclose, ptrio__host_now, swait, swatch, NULL,
+    "select", sopen, ptrio__host_wake_close, ptrio__host_now, swait, swatch, NULL,
     ptrio__host_wake
 };
