@@ -193,7 +193,7 @@ static int dial(int port)
 
 /* Ping-pong on every connection until `until` (monotonic ns); returns
  * the round trips done. */
-static long pingpong(int ep, int nconn, double until)
+static long pingpong(int ep, double until)
 {
     static const char ping[MSG];
     struct epoll_event evs[256];
@@ -217,7 +217,6 @@ static long pingpong(int ep, int nconn, double until)
             }
         }
     }
-    (void)nconn;
     return rts;
 }
 
@@ -278,12 +277,12 @@ static struct result measure(int kind, int nconn, double secs)
         if (write(fds[i], ping, MSG) != MSG)
             die("write");
     }
-    pingpong(ep, nconn, now_ns() + 0.2e9);     /* warm up */
+    pingpong(ep, now_ns() + 0.2e9);     /* warm up */
     if (clock_getcpuclockid(pid, &cpu) != 0)
         die("clock_getcpuclockid");
     clock_gettime(cpu, &c0);
     t0 = now_ns();
-    rts = pingpong(ep, nconn, t0 + secs * 1e9);
+    rts = pingpong(ep, t0 + secs * 1e9);
     t1 = now_ns();
     clock_gettime(cpu, &c1);
     kill(pid, SIGKILL);
@@ -295,13 +294,6 @@ static struct result measure(int kind, int nconn, double secs)
     res.cpu_ns = ((double)(c1.tv_sec - c0.tv_sec) * 1e9 +
                   (double)(c1.tv_nsec - c0.tv_nsec)) / (double)(rts ? rts : 1);
     return res;
-}
-
-static void line(const char *name, double value, const char *unit,
-                 double base)
-{
-    printf("BENCH name=%s value=%.0f unit=%s baseline=%.0f ratio=%.3f\n",
-           name, value, unit, base, value / base);
 }
 
 int main(int argc, char **argv)
@@ -352,24 +344,20 @@ int main(int argc, char **argv)
         for (k = 1; k < 4; k++) {
             const char *sfx = k == 1 ? "" : k == 2 ? "_poll" : "_select";
             snprintf(name, sizeof name, "echo_rt_c%d%s", conns[c], sfx);
-            line(name, best[k].rts, "rt/s", best[0].rts);
+            bench_line(name, best[k].rts, "rt/s", best[0].rts);
             snprintf(name, sizeof name, "echo_rt_c%d%s_cpu", conns[c], sfx);
-            line(name, best[k].cpu_ns, "ns/rt", best[0].cpu_ns);
+            bench_line(name, best[k].cpu_ns, "ns/rt", best[0].cpu_ns);
         }
         if (nk == 5) {
             snprintf(name, sizeof name, "echo_rt_c%d_trio", conns[c]);
-            line(name, best[4].rts, "rt/s", best[0].rts);
+            bench_line(name, best[4].rts, "rt/s", best[0].rts);
             snprintf(name, sizeof name, "echo_rt_c%d_trio_cpu", conns[c]);
-            line(name, best[4].cpu_ns, "ns/rt", best[0].cpu_ns);
+            bench_line(name, best[4].cpu_ns, "ns/rt", best[0].cpu_ns);
         }
-        printf("# target echo_rt_c%d_cpu ratio <= 1.15: %s (%.3f)\n",
-               conns[c], best[1].cpu_ns / best[0].cpu_ns <= 1.15 ? "met"
-                                                               : "missed",
-               best[1].cpu_ns / best[0].cpu_ns);
-        printf("# target echo_rt_c%d ratio >= 0.90: %s (%.3f)\n", conns[c],
-               best[1].rts / best[0].rts >= 0.9 ? "met" : "missed",
-               best[1].rts / best[0].rts);
-        fflush(stdout);
+        snprintf(name, sizeof name, "echo_rt_c%d_cpu", conns[c]);
+        bench_target(name, "ratio", best[1].cpu_ns / best[0].cpu_ns, 1.15);
+        snprintf(name, sizeof name, "echo_rt_c%d", conns[c]);
+        bench_target_min(name, "ratio", best[1].rts / best[0].rts, 0.9);
     }
     return 0;
 }
