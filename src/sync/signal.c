@@ -11,6 +11,12 @@
  * and a raise increments `count` before it reads `loop` (both sequentially
  * consistent), so either the waiter sees the raise or the raise sees the
  * waiter and wakes its loop, whose next wait then returns at once.
+ *
+ * On a port the raiser is an interrupt of the loop's own core (ptrio/port.h:
+ * one core), which sees the loop's stores in program order and runs whole
+ * between two of its instructions: keeping that order needs only the
+ * compiler's (a signal fence), not the barriers between cores that
+ * sequential consistency costs.
  */
 #include <limits.h>
 #include <stddef.h>
@@ -20,7 +26,44 @@
 
 /* ---- the two shared words -------------------------------------------- */
 
+/* The take is on the path from an interrupt to its task: inlined even at
+ * -Os, where three callers would keep it out of line. */
+#define TAKE_INLINE inline __attribute__((__always_inline__))
+
 #if defined(__GCC_ATOMIC_INT_LOCK_FREE) && __GCC_ATOMIC_INT_LOCK_FREE == 2 && \
+    (defined(PTRIO_PORT_CORTEX_M) || defined(PTRIO_PORT_RISCV))
+
+/* A port with atomics: the count's read-modify-writes stay atomic (a
+ * nested interrupt may raise too); the order is the compiler's only. */
+static uint32_t count_add(ptrio_signal *s)
+{
+    uint32_t c = __atomic_fetch_add(&s->count, 1u, __ATOMIC_RELAXED);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    return c;
+}
+
+static TAKE_INLINE uint32_t count_take(ptrio_signal *s)
+{
+    uint32_t c;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    c = __atomic_exchange_n(&s->count, 0u, __ATOMIC_RELAXED);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    return c;
+}
+
+static ptrio_loop *loop_get(ptrio_signal *s)
+{
+    return s->loop;     /* one aligned word: a single load */
+}
+
+static inline void loop_set(ptrio_signal *s, ptrio_loop *l)
+{
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    s->loop = l;        /* one aligned word: a single store */
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+
+#elif defined(__GCC_ATOMIC_INT_LOCK_FREE) && __GCC_ATOMIC_INT_LOCK_FREE == 2 && \
     defined(__GCC_ATOMIC_POINTER_LOCK_FREE) && __GCC_ATOMIC_POINTER_LOCK_FREE == 2
 
 /* GCC and Clang: the C11 memory model's atomics, usable in C99. */
@@ -29,7 +72,7 @@ static uint32_t count_add(ptrio_signal *s)
     return __atomic_fetch_add(&s->count, 1u, __ATOMIC_SEQ_CST);
 }
 
-static uint32_t count_take(ptrio_signal *s)
+static TAKE_INLINE uint32_t count_take(ptrio_signal *s)
 {
     return __atomic_exchange_n(&s->count, 0u, __ATOMIC_SEQ_CST);
 }
@@ -39,7 +82,7 @@ static ptrio_loop *loop_get(ptrio_signal *s)
     return __atomic_load_n(&s->loop, __ATOMIC_SEQ_CST);
 }
 
-static void loop_set(ptrio_signal *s, ptrio_loop *l)
+static inline void loop_set(ptrio_signal *s, ptrio_loop *l)
 {
     __atomic_store_n(&s->loop, l, __ATOMIC_SEQ_CST);
 }
@@ -58,7 +101,7 @@ static uint32_t count_add(ptrio_signal *s)
     return c;
 }
 
-static uint32_t count_take(ptrio_signal *s)
+static TAKE_INLINE uint32_t count_take(ptrio_signal *s)
 {
     ptrio_irqstate st = ptrio_port_critical_enter();
     uint32_t c = s->count;
@@ -88,7 +131,7 @@ __attribute__((__weak__)) void ptrio_port_critical_exit(ptrio_irqstate state)
 }
 #endif
 
-static void loop_set(ptrio_signal *s, ptrio_loop *l)
+static inline void loop_set(ptrio_signal *s, ptrio_loop *l)
 {
     s->loop = l;        /* one aligned word: a single store */
 }
@@ -133,13 +176,19 @@ static ptrio_task *unwait(ptrio_signal *s)
     return t;
 }
 
+/* The hot half of an interrupt's wake: one take, the task woken, the
+ * source removed last (a tail call). */
 static void sig_poll(ptrio_source *src)
 {
     ptrio_signal *s = (ptrio_signal *)(void *)src;  /* src is the first member */
     uint32_t n = count_take(s);
+    ptrio_task *t = s->waiter;
 
     if (n != 0u) {
-        (void)ptrio_wake(unwait(s), clamp(n));
+        loop_set(s, NULL);
+        s->waiter = NULL;
+        (void)ptrio_wake(t, clamp(n));
+        ptrio_source_remove(src);
     }
 }
 
