@@ -214,8 +214,11 @@ static int arm_alarm(ptrio_time now, uint32_t raw, ptrio_time deadline)
 }
 
 /* Interrupts are masked from the test to the WFI; the handler of the
- * interrupt that ended the WFI runs at the exit of the critical section,
- * then the test runs again. PTRIO_TIME_NINF polls: it never sleeps. */
+ * interrupt that ended the WFI runs at the exit of the critical section.
+ * If it woke the loop, the wait returns at once: the flag is cleared
+ * unmasked, since a wake that falls between its read and its clear comes
+ * after its raiser's state changed, which the loop polls next anyway.
+ * Otherwise the test runs again. PTRIO_TIME_NINF polls: it never sleeps. */
 static int cm_wait(ptrio_loop *l, ptrio_time deadline)
 {
     for (;;) {
@@ -238,6 +241,10 @@ static int cm_wait(ptrio_loop *l, ptrio_time deadline)
         }
         ptrio_port_critical_exit(s);
         __asm__ volatile("isb" ::: "memory");
+        if (WOKEN(l) != 0) {
+            WOKEN(l) = 0;
+            return 0;
+        }
     }
 }
 
