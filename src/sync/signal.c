@@ -21,6 +21,7 @@
 #include <limits.h>
 #include <stddef.h>
 
+#include <ptrio/backend.h>
 #include <ptrio/port.h>
 #include <ptrio/signal.h>
 
@@ -140,15 +141,22 @@ static inline void loop_set(ptrio_signal *s, ptrio_loop *l)
 
 /* ---- raising ------------------------------------------------------------ */
 
+/* `loop` is set only while a task of that loop waits, so the loop is
+ * running and has its backend: of ptrio_loop_wake's tests only the one
+ * for a wake is left (a backend that closed meanwhile ignores it). */
 void ptrio_signal_raise(ptrio_signal *s)
 {
     ptrio_loop *l;
+    void (*wake)(ptrio_loop *loop);
 
     if (s != NULL) {
         (void)count_add(s);
         l = loop_get(s);
         if (l != NULL) {
-            ptrio_loop_wake(l);
+            wake = l->backend->wake;
+            if (wake != NULL) {
+                wake(l);
+            }
         }
     }
 }
