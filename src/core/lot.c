@@ -295,7 +295,7 @@ int ptrio_wake(ptrio_task *t, int value)
     }
     if (value <= PTRIO__UNWIND_FIN)
         value = bad_value();
-    ptrio__wake(ptrio__loop, t, value);
+    ptrio__wake_now(ptrio__loop, t, value);
     return 0;
 }
 
