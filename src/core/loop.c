@@ -573,13 +573,14 @@ static NOINLINE void expired_together(ptrio_loop *l, ptrio_task *from)
  * cancellation, whichever was armed first. */
 static void fire_timers(ptrio_loop *l)
 {
-    ptrio_task *before = l->runq ? l->runq_tail : NULL;
+    ptrio_task *before;
     int woke = 0;
     ptrio__tnode *n;
     ptrio_time now;
 
     if (!l->first)
         return;
+    before = l->runq ? l->runq_tail : NULL;
     now = ptrio__now(l);
     while ((n = l->first) && ptrio__timer_when(n) <= now) {
         ptrio__timer_del(l, n);
