@@ -9,7 +9,7 @@
  * wake-up is lost between the test and the sleep.
  *
  * The wake flag lives in loop->be[0]: set by wake() (from any interrupt),
- * read and cleared by wait() with interrupts masked.
+ * read and cleared by wait() (see the wait).
  */
 #include <stddef.h>
 
