@@ -9,7 +9,7 @@
  * arrives after the test still ends the sleep, so no wake-up is lost.
  *
  * The wake flag lives in loop->be[0]: set by wake() (from any interrupt),
- * read and cleared by wait() with interrupts masked.
+ * read and cleared by wait() (see the wait).
  */
 #include <stddef.h>
 
@@ -139,8 +139,11 @@ static void arm(uint64_t ticks, ptrio_time now, ptrio_time deadline)
 }
 
 /* Interrupts are masked from the test to the WFI; the handler of the
- * interrupt that ended the WFI runs at the exit of the critical section,
- * then the test runs again. PTRIO_TIME_NINF polls: it never sleeps. */
+ * interrupt that ended the WFI runs at the exit of the critical section.
+ * If it woke the loop, the wait returns at once: the flag is cleared
+ * unmasked, since a wake that falls between its read and its clear comes
+ * after its raiser's state changed, which the loop polls next anyway.
+ * Otherwise the test runs again. PTRIO_TIME_NINF polls: it never sleeps. */
 static int rv_wait(ptrio_loop *l, ptrio_time deadline)
 {
     for (;;) {
@@ -166,6 +169,10 @@ static int rv_wait(ptrio_loop *l, ptrio_time deadline)
         }
         __asm__ volatile("wfi" ::: "memory");
         ptrio_port_critical_exit(s);
+        if (WOKEN(l) != 0) {
+            WOKEN(l) = 0;
+            return 0;
+        }
     }
 }
 
