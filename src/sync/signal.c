@@ -29,10 +29,16 @@
 
 /* The take is on the path from an interrupt to its task: inlined even at
  * -Os, where three callers would keep it out of line. */
+#if defined(__GNUC__) || defined(__clang__)
 #define TAKE_INLINE inline __attribute__((__always_inline__))
+#else
+#define TAKE_INLINE inline
+#endif
 
+/* PTRIO_CONF_SINGLE_CORE (set by configure --with-port): every raiser runs
+ * on the loop's core. */
 #if defined(__GCC_ATOMIC_INT_LOCK_FREE) && __GCC_ATOMIC_INT_LOCK_FREE == 2 && \
-    (defined(PTRIO_PORT_CORTEX_M) || defined(PTRIO_PORT_RISCV))
+    defined(PTRIO_CONF_SINGLE_CORE) && PTRIO_CONF_SINGLE_CORE
 
 /* A port with atomics: the count's read-modify-writes stay atomic (a
  * nested interrupt may raise too); the order is the compiler's only. */
