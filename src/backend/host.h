@@ -47,9 +47,13 @@ void ptrio__thread_quiesce(void);
 static inline int ptrio__host_status(unsigned err_or_hup, unsigned in,
                                      unsigned out)
 {
-    if (err_or_hup)
-        return (int)(PTRIO_READABLE | PTRIO_WRITABLE);
-    return (int)((in ? PTRIO_READABLE : 0u) | (out ? PTRIO_WRITABLE : 0u));
+    unsigned ev = 0u;
+
+    if ((err_or_hup != 0u) || (in != 0u))
+        ev |= PTRIO_READABLE;
+    if ((err_or_hup != 0u) || (out != 0u))
+        ev |= PTRIO_WRITABLE;
+    return (int)ev;
 }
 
 /* Sets O_NONBLOCK and FD_CLOEXEC; 0 or -errno. */
