@@ -183,6 +183,12 @@ static inline ptrio_time ptrio__now(ptrio_loop *l)
 /* loop.c */
 ptrio_task *ptrio__self_slow(void *self);
 int ptrio__dropped_wait(ptrio_loop *l, ptrio_task *t, const char *what);
+/* `what` is only ever shown by a debug build's misuse trap: elsewhere the
+ * callers pass NULL, so their messages are not linked. (The definition's
+ * name is parenthesised against this macro.) */
+#ifndef PTRIO_DEBUG
+#define ptrio__dropped_wait(l, t, what) ptrio__dropped_wait((l), (t), NULL)
+#endif
 extern const ptrio_site ptrio__dropped_site;
 
 /* The running task, if `self` is its innermost frame: the frame that may

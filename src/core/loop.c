@@ -350,7 +350,7 @@ void ptrio__undo_wait(ptrio_loop *l, ptrio_task *t)
  * awaitable's PTRIO_PENDING was dropped): then that wait is undone, so
  * that a second one cannot put it in two queues, and `what` is reported
  * as misuse. */
-int ptrio__dropped_wait(ptrio_loop *l, ptrio_task *t, const char *what)
+int (ptrio__dropped_wait)(ptrio_loop *l, ptrio_task *t, const char *what)
 {
     if (TSTATE(t) == T_RUNNING && ptrio__awaiter != YIELDED)
         return 0;
