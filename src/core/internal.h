@@ -301,7 +301,8 @@ void ptrio__lot_task_exited(ptrio_loop *l, ptrio_task *t);
  * that a program that never sets a sink does not link it. */
 typedef struct ptrio__reporter {
     void (*failure)(ptrio_loop *l, const ptrio_task *t);
-    int (*dump)(ptrio_report_fn fn, void *ctx);
+    void (*deadlock)(ptrio_loop *l);        /* with the task tree */
+    void (*backend_failed)(ptrio_loop *l);
 } ptrio__reporter;
 extern const ptrio__reporter ptrio__reporting;
 

@@ -13,6 +13,10 @@
 PTRIO__TLS ptrio_loop *ptrio__loop;
 PTRIO__TLS ptrio_frame *ptrio__awaiter = NOBODY;
 
+/* The wait with a clock, idle waiters or sources: what uses one of them
+ * points loop->wait_full at it, so that only then is it linked. */
+static int wait_full(ptrio_loop *l);
+
 ptrio_loop *ptrio_current_loop(void) { return ptrio__loop; }
 
 ptrio_task *ptrio_current_task(void)
@@ -230,6 +234,7 @@ int ptrio_source_add(ptrio_source *src, void (*poll)(ptrio_source *src))
     }
     src->poll = poll;
     src->prev = NULL;
+    l->wait_full = wait_full;
     BETWEEN_ADD(l);
     src->next = l->sources ? l->sources : src;  /* non-NULL: added */
     if (l->sources)
@@ -648,6 +653,7 @@ int ptrio_wait_all_tasks_blocked(void *self, ptrio_time cushion)
     else
         l->idle = t;
     BETWEEN_ADD(l);
+    l->wait_full = wait_full;
     t->frame->result = 0;
     ptrio__park(t, W_IDLE);
     return PTRIO_PENDING;
@@ -672,41 +678,38 @@ int ptrio_loop_use_clock(ptrio_loop *loop, ptrio_clock *clock)
     if (loop->running)
         return -PTRIO_EBUSY;
     loop->clock = clock;
+    if (clock)
+        loop->wait_full = wait_full;
     return 0;
 }
 
-/* Whether nothing can ever make a task ready again: none is, no deadline
- * can come (the loop's clock never reaches it by itself), no fd, source
- * or idle waiter is there. Then every task waits forever: a deadlock. */
-static int nothing_can_wake(ptrio_loop *l)
+/* Whether nothing can ever make a task ready again, none being ready: no
+ * deadline can come, no fd, source or idle waiter is there. Then every
+ * task waits forever: a deadlock. between counts deadlines, fd waits,
+ * sources and idle waiters, and instruments, which wake nothing (relative
+ * deadlines are all armed between steps). */
+static int nothing_can_wake(const ptrio_loop *l)
 {
-    if (l->runq)
-        return 0;
-    /* between counts deadlines, fd waits, sources and idle waiters, and
-     * instruments, which wake nothing (relative deadlines are all armed
-     * between steps). */
-    if (l->between == l->ninstruments)
-        return 1;
-    /* Only deadlines left, on a clock that never reaches them by itself. */
-    return l->clock && l->clock->autojump == PTRIO_TIME_INF && l->first &&
-           !l->nwatch && !l->sources && !l->idle &&
-           l->clock->sleep_time(l->clock, ptrio__timer_when(l->first)) ==
-               PTRIO_TIME_INF;
+    return l->between == l->ninstruments;
 }
 
-static void dump_line(void *ctx, const char *line)
+/* The same on a loop with its own clock, which may never reach the
+ * deadlines left by itself. */
+static int clock_cannot_wake(ptrio_loop *l)
 {
-    ptrio__report(ctx, line);
+    return nothing_can_wake(l) ||
+           (l->clock && l->clock->autojump == PTRIO_TIME_INF && l->first &&
+            !l->nwatch && !l->sources && !l->idle &&
+            l->clock->sleep_time(l->clock, ptrio__timer_when(l->first)) ==
+                PTRIO_TIME_INF);
 }
 
-/* Reported once, with the task tree: where each task waits, and on what. */
+/* Reported once, with the task tree: where each task waits, and on what
+ * (error.c, linked with a sink). */
 static void deadlocked(ptrio_loop *l)
 {
-    if (!l->fatal && l->report && l->reporter) {
-        ptrio__report(l, "ptrio: deadlock: every task waits, and nothing "
-                         "can wake one; every task is cancelled. The tasks:");
-        l->reporter->dump(dump_line, l);
-    }
+    if (!l->fatal && l->report && l->reporter)
+        l->reporter->deadlock(l);
 }
 
 /* What the wait did besides waiting: its timeout was an idle cushion or
@@ -720,60 +723,64 @@ enum { PRIMED_NONE, PRIMED_IDLE, PRIMED_AUTOJUMP };
 /* wait_step's result when it polled the sources after its wait itself. */
 #define SOURCES_POLLED 1
 
-/* The backend's wait until the next deadline, an idle cushion or an
- * autojump; only polls fds (without blocking) when tasks are ready.
- * Returns 0, SOURCES_POLLED, or the backend's error. */
-static int wait_step(ptrio_loop *l)
+/* The backend's wait until `deadline`, between the instruments' hooks;
+ * `skip`: the time passed already (a primed wait, simulated). */
+static int backend_wait(ptrio_loop *l, ptrio_time deadline, int skip)
 {
-    ptrio_time deadline, next = PTRIO_TIME_INF, now, sleep;
-    int rc, primed = PRIMED_NONE;
+    int rc;
 
-    if (l->runq) {
-        if (!l->nwatch)
-            return 0;
-        deadline = PTRIO_TIME_NINF;
-    } else {
-        if (l->sources) {
-            /* what a source holds may ready a task: waiting first would
-             * sleep past it (and jump a virtual clock) */
-            poll_sources(l);
-            if (l->runq)
-                return SOURCES_POLLED;
-        }
-        if (nothing_can_wake(l)) {
-            deadlocked(l);
-            return -PTRIO_EDEADLK;
-        }
-        next = l->first ? ptrio__timer_when(l->first) : PTRIO_TIME_INF;
-        deadline = next;
-        if (l->clock || l->idle) {
-            now = l->backend->now(l);
-            sleep = l->clock ? l->clock->sleep_time(l->clock, next)
-                  : next == PTRIO_TIME_INF ? PTRIO_TIME_INF
-                  : next > now ? next - now : 0;
-            if (l->idle && cushion_of(l->idle) < sleep) {
-                sleep = cushion_of(l->idle);
-                primed = PRIMED_IDLE;
-            } else if (!l->idle && next != PTRIO_TIME_INF && l->clock &&
-                       l->clock->autojump < sleep) {
-                /* Trio never autojumps while a task waits for idle; nor
-                 * here with no deadline to jump to (Trio spins then) */
-                sleep = l->clock->autojump;
-                primed = PRIMED_AUTOJUMP;
-            }
-            if (primed && SIMULATED(l))
-                sleep = 0;          /* no real time passes there */
-            deadline = sleep == PTRIO_TIME_INF ? PTRIO_TIME_INF
-                                               : ptrio__add_time(now, sleep);
-        }
-    }
     if (l->ninstruments)
         ptrio__instr_wait(l, deadline);
-    rc = primed && SIMULATED(l) ? 0 : l->backend->wait(l, deadline);
+    rc = skip ? 0 : l->backend->wait(l, deadline);
     if (rc == -PTRIO_EDEADLK)
         deadlocked(l);      /* the virtual backend cannot wait for a source */
     if (l->ninstruments)
         ptrio__instr_run(l, I_AFTER_WAIT);
+    return rc;
+}
+
+/* wait_step with nothing ready on a loop with a clock of its own, idle
+ * waiters or sources: until the next deadline, an idle cushion or an
+ * autojump. */
+static int wait_full(ptrio_loop *l)
+{
+    ptrio_time deadline, next, now, sleep;
+    int rc, primed = PRIMED_NONE;
+
+    if (l->sources) {
+        /* what a source holds may ready a task: waiting first would
+         * sleep past it (and jump a virtual clock) */
+        poll_sources(l);
+        if (l->runq)
+            return SOURCES_POLLED;
+    }
+    if (clock_cannot_wake(l)) {
+        deadlocked(l);
+        return -PTRIO_EDEADLK;
+    }
+    next = l->first ? ptrio__timer_when(l->first) : PTRIO_TIME_INF;
+    deadline = next;
+    if (l->clock || l->idle) {
+        now = l->backend->now(l);
+        sleep = l->clock ? l->clock->sleep_time(l->clock, next)
+              : next == PTRIO_TIME_INF ? PTRIO_TIME_INF
+              : next > now ? next - now : 0;
+        if (l->idle && cushion_of(l->idle) < sleep) {
+            sleep = cushion_of(l->idle);
+            primed = PRIMED_IDLE;
+        } else if (!l->idle && next != PTRIO_TIME_INF && l->clock &&
+                   l->clock->autojump < sleep) {
+            /* Trio never autojumps while a task waits for idle; nor
+             * here with no deadline to jump to (Trio spins then) */
+            sleep = l->clock->autojump;
+            primed = PRIMED_AUTOJUMP;
+        }
+        if (primed && SIMULATED(l))
+            sleep = 0;          /* no real time passes there */
+        deadline = sleep == PTRIO_TIME_INF ? PTRIO_TIME_INF
+                                           : ptrio__add_time(now, sleep);
+    }
+    rc = backend_wait(l, deadline, primed && SIMULATED(l));
     if (rc == 0 && primed && !l->runq) {
         if (l->sources)
             poll_sources(l);
@@ -786,6 +793,23 @@ static int wait_step(ptrio_loop *l)
         return SOURCES_POLLED;
     }
     return rc;
+}
+
+/* The backend's wait until the next deadline; only polls fds (without
+ * blocking) when tasks are ready. Returns 0, SOURCES_POLLED, or the
+ * backend's error. */
+static int wait_step(ptrio_loop *l)
+{
+    if (l->runq)
+        return l->nwatch ? backend_wait(l, PTRIO_TIME_NINF, 0) : 0;
+    if (l->wait_full)
+        return l->wait_full(l);
+    if (nothing_can_wake(l)) {
+        deadlocked(l);
+        return -PTRIO_EDEADLK;
+    }
+    return backend_wait(l, l->first ? ptrio__timer_when(l->first)
+                                    : PTRIO_TIME_INF, 0);
 }
 
 /* The backend failed (or, on the virtual clock, every task waits forever):
@@ -844,9 +868,9 @@ static int run_result(ptrio_loop *l)
     int rc = l->main.w.done.code;
 
     if (l->fatal) {
-        if (l->fatal != -PTRIO_EDEADLK)     /* a deadlock was reported */
-            ptrio__report(l, "ptrio: the backend failed; every task was "
-                             "cancelled");
+        /* a deadlock was reported already */
+        if (l->fatal != -PTRIO_EDEADLK && l->report && l->reporter)
+            l->reporter->backend_failed(l);
         if (rc >= 0 || rc == -PTRIO_ECANCELED)
             return l->fatal;
     }
