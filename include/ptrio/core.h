@@ -189,6 +189,8 @@ struct ptrio_loop {
     void *hooks_ctx;
     ptrio_instrument *instruments;  /* and the others */
     uint32_t ninstruments;          /* both counted */
+    const struct ptrio__instrumenting *instr;   /* the code calling them:
+                                       linked only with them */
     uint32_t ntasks;                /* live tasks */
     uint32_t ncalled;               /* open scopes with cancel_called */
     int fatal;                      /* backend failure that ends the run */

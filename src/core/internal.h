@@ -131,13 +131,39 @@ void ptrio__misuse(const char *what, const char *file, int line);
 #define BETWEEN_ADD(l) ((l)->between++)
 #define BETWEEN_DEL(l) ((l)->between--)
 
-/* Instruments: every hook of one kind, the loop's own then the others. */
-void ptrio__instr_task(ptrio_loop *l, int which, const ptrio_task *t);
-void ptrio__instr_run(ptrio_loop *l, int which);
+/* Instruments: every hook of one kind, the loop's own then the others.
+ * Called only while loop->ninstruments is not 0, through loop->instr,
+ * which installing one sets: a program with none does not link them. */
 enum { I_SPAWNED, I_BEFORE_STEP, I_AFTER_STEP, I_SCHEDULED, I_BEFORE_RUN,
        I_AFTER_RUN, I_AFTER_WAIT };
-void ptrio__instr_exited(ptrio_loop *l, const ptrio_task *t, int status);
-void ptrio__instr_wait(ptrio_loop *l, ptrio_time deadline);
+typedef struct ptrio__instrumenting {
+    void (*task)(ptrio_loop *l, int which, const ptrio_task *t);
+    void (*run)(ptrio_loop *l, int which);
+    void (*exited)(ptrio_loop *l, const ptrio_task *t, int status);
+    void (*wait)(ptrio_loop *l, ptrio_time deadline);
+} ptrio__instrumenting;
+
+static inline void ptrio__instr_task(ptrio_loop *l, int which,
+                                     const ptrio_task *t)
+{
+    l->instr->task(l, which, t);
+}
+
+static inline void ptrio__instr_run(ptrio_loop *l, int which)
+{
+    l->instr->run(l, which);
+}
+
+static inline void ptrio__instr_exited(ptrio_loop *l, const ptrio_task *t,
+                                       int status)
+{
+    l->instr->exited(l, t, status);
+}
+
+static inline void ptrio__instr_wait(ptrio_loop *l, ptrio_time deadline)
+{
+    l->instr->wait(l, deadline);
+}
 
 /* Appends `t` to the run queue, linked through w.next. The scheduler
  * pops tasks off its head without touching the tail: the tail is only

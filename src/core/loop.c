@@ -109,12 +109,16 @@ void ptrio_loop_set_report(ptrio_loop *loop, ptrio_report_fn fn, void *ctx)
     loop->reporter = fn ? &ptrio__reporting : NULL;
 }
 
+static const ptrio__instrumenting instrumenting;
+
 /* Instruments change the count that stops batches running back to back
- * (loop->between) and the one that makes the scheduler call them. */
+ * (loop->between) and the one that makes the scheduler call them; the
+ * code calling them is linked only with them (loop->instr). */
 static void instruments_changed(ptrio_loop *l, int delta)
 {
     l->ninstruments = (uint32_t)((int)l->ninstruments + delta);
     l->between = (uint32_t)((int)l->between + delta);
+    l->instr = &instrumenting;
 }
 
 void ptrio_loop_set_hooks(ptrio_loop *loop, const ptrio_hooks *hooks,
@@ -168,7 +172,7 @@ static void (*task_hook(const ptrio_hooks *h, int which))(void *,
     }
 }
 
-NOINLINE void ptrio__instr_task(ptrio_loop *l, int which, const ptrio_task *t)
+static void instr_task(ptrio_loop *l, int which, const ptrio_task *t)
 {
     void (*fn)(void *, const ptrio_task *);
     ptrio_instrument *i;
@@ -186,7 +190,7 @@ static void (*run_hook(const ptrio_hooks *h, int which))(void *)
          : which == I_AFTER_RUN ? h->after_run : h->after_io_wait;
 }
 
-void ptrio__instr_run(ptrio_loop *l, int which)
+static void instr_run(ptrio_loop *l, int which)
 {
     void (*fn)(void *);
     ptrio_instrument *i;
@@ -198,7 +202,7 @@ void ptrio__instr_run(ptrio_loop *l, int which)
             fn(i->ctx);
 }
 
-void ptrio__instr_exited(ptrio_loop *l, const ptrio_task *t, int status)
+static void instr_exited(ptrio_loop *l, const ptrio_task *t, int status)
 {
     ptrio_instrument *i;
 
@@ -209,7 +213,7 @@ void ptrio__instr_exited(ptrio_loop *l, const ptrio_task *t, int status)
             i->hooks->task_exited(i->ctx, t, status);
 }
 
-void ptrio__instr_wait(ptrio_loop *l, ptrio_time deadline)
+static void instr_wait(ptrio_loop *l, ptrio_time deadline)
 {
     ptrio_instrument *i;
 
@@ -219,6 +223,10 @@ void ptrio__instr_wait(ptrio_loop *l, ptrio_time deadline)
         if (i->hooks->before_io_wait)
             i->hooks->before_io_wait(i->ctx, deadline);
 }
+
+static const ptrio__instrumenting instrumenting = {
+    instr_task, instr_run, instr_exited, instr_wait
+};
 
 int ptrio_source_add(ptrio_source *src, void (*poll)(ptrio_source *src))
 {
