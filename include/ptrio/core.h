@@ -194,7 +194,8 @@ struct ptrio_loop {
     uint32_t ntasks;                /* live tasks */
     uint32_t ncalled;               /* open scopes with cancel_called */
     int fatal;                      /* backend failure that ends the run */
-    uint8_t teardown;               /* waits aborted through shields */
+    uint8_t teardown;               /* while every wait is aborted,
+                                       shields or not (src/core/scope.c) */
     const char *where_file;         /* debug builds: the user's last macro */
     int where_line;
     uint8_t running;

@@ -831,7 +831,6 @@ static void backend_failed(ptrio_loop *l, int rc)
         l->fatal = rc;
         ptrio__cancel_why(&l->system.scope, PTRIO_CANCEL_RUN, l);
     } else {
-        l->teardown = 1;
         ptrio__abort_all(l);
     }
 }
