@@ -168,6 +168,8 @@ struct ptrio_loop {
     int (*wait_full)(struct ptrio_loop *l);  /* the wait with a clock,
                                        idle waiters or sources: set by what
                                        uses them (src/core/loop.c) */
+    int (*nursery_close)(ptrio_frame *fr, ptrio_nursery *n);   /* set by
+                                       opening one (src/core/frame.c) */
     uint32_t nlazy;                 /* relative deadlines not yet armed */
     uint32_t between;               /* reasons to stop between batches:
                                        timers, lazy deadlines, fd waits,
