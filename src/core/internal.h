@@ -239,7 +239,11 @@ int ptrio__after(ptrio_time now, ptrio_time d, ptrio_time *out);
 ptrio_time ptrio__add_time(ptrio_time now, ptrio_time d);
 void ptrio__report(ptrio_loop *l, const char *line);
 
-/* timer.c */
+/* timer.c: a red-black tree, or with PTRIO_CONF_TIMER_LIST a sorted list
+ * (configure --enable-timer-list): the same order either way. */
+#ifndef PTRIO_CONF_TIMER_LIST
+#define PTRIO_CONF_TIMER_LIST 0
+#endif
 void ptrio__timer_add(ptrio_loop *l, ptrio__tnode *n, ptrio_time when,
                       int is_scope);
 void ptrio__timer_del(ptrio_loop *l, ptrio__tnode *n);
