@@ -165,9 +165,9 @@ struct ptrio_loop {
     ptrio_time last_now;            /* the clock's last reading */
     struct ptrio_clock *clock;      /* the loop's clock, if not the backend's */
     ptrio_task *idle;               /* in wait_all_tasks_blocked, by cushion */
-    int (*wait_full)(struct ptrio_loop *l);  /* the wait with a clock,
-                                       idle waiters or sources: set by what
-                                       uses them (src/core/loop.c) */
+    int (*wait_full)(struct ptrio_loop *l);  /* the wait with a clock or
+                                       idle waiters: set by what uses them
+                                       (src/core/loop.c) */
     int (*nursery_close)(ptrio_frame *fr, ptrio_nursery *n);   /* set by
                                        opening one (src/core/frame.c) */
     uint32_t nlazy;                 /* relative deadlines not yet armed */

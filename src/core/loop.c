@@ -13,8 +13,8 @@
 PTRIO__TLS ptrio_loop *ptrio__loop;
 PTRIO__TLS ptrio_frame *ptrio__awaiter = NOBODY;
 
-/* The wait with a clock, idle waiters or sources: what uses one of them
- * points loop->wait_full at it, so that only then is it linked. */
+/* The wait with a clock or idle waiters: what uses one of them points
+ * loop->wait_full at it, so that only then is it linked. */
 static int wait_full(ptrio_loop *l);
 
 ptrio_loop *ptrio_current_loop(void) { return ptrio__loop; }
@@ -242,7 +242,6 @@ int ptrio_source_add(ptrio_source *src, void (*poll)(ptrio_source *src))
     }
     src->poll = poll;
     src->prev = NULL;
-    l->wait_full = wait_full;
     BETWEEN_ADD(l);
     src->next = l->sources ? l->sources : src;  /* non-NULL: added */
     if (l->sources)
@@ -731,15 +730,14 @@ enum { PRIMED_NONE, PRIMED_IDLE, PRIMED_AUTOJUMP };
 /* wait_step's result when it polled the sources after its wait itself. */
 #define SOURCES_POLLED 1
 
-/* The backend's wait until `deadline`, between the instruments' hooks;
- * `skip`: the time passed already (a primed wait, simulated). */
-static int backend_wait(ptrio_loop *l, ptrio_time deadline, int skip)
+/* The backend's wait until `deadline`, between the instruments' hooks. */
+static int backend_wait(ptrio_loop *l, ptrio_time deadline)
 {
     int rc;
 
     if (l->ninstruments)
         ptrio__instr_wait(l, deadline);
-    rc = skip ? 0 : l->backend->wait(l, deadline);
+    rc = l->backend->wait(l, deadline);
     if (rc == -PTRIO_EDEADLK)
         deadlocked(l);      /* the virtual backend cannot wait for a source */
     if (l->ninstruments)
@@ -747,21 +745,14 @@ static int backend_wait(ptrio_loop *l, ptrio_time deadline, int skip)
     return rc;
 }
 
-/* wait_step with nothing ready on a loop with a clock of its own, idle
- * waiters or sources: until the next deadline, an idle cushion or an
- * autojump. */
+/* wait_step with nothing ready (the sources polled) on a loop with a
+ * clock of its own or idle waiters: until the next deadline, an idle
+ * cushion or an autojump. */
 static int wait_full(ptrio_loop *l)
 {
     ptrio_time deadline, next, now, sleep;
     int rc, primed = PRIMED_NONE;
 
-    if (l->sources) {
-        /* what a source holds may ready a task: waiting first would
-         * sleep past it (and jump a virtual clock) */
-        poll_sources(l);
-        if (l->runq)
-            return SOURCES_POLLED;
-    }
     if (clock_cannot_wake(l)) {
         deadlocked(l);
         return -PTRIO_EDEADLK;
@@ -788,7 +779,15 @@ static int wait_full(ptrio_loop *l)
         deadline = sleep == PTRIO_TIME_INF ? PTRIO_TIME_INF
                                            : ptrio__add_time(now, sleep);
     }
-    rc = backend_wait(l, deadline, primed && SIMULATED(l));
+    /* backend_wait's steps, repeated: with one caller it is inlined into
+     * wait_step, on the way from an interrupt's source to its task */
+    if (l->ninstruments)
+        ptrio__instr_wait(l, deadline);
+    rc = primed && SIMULATED(l) ? 0 : l->backend->wait(l, deadline);
+    if (rc == -PTRIO_EDEADLK)
+        deadlocked(l);
+    if (l->ninstruments)
+        ptrio__instr_run(l, I_AFTER_WAIT);
     if (rc == 0 && primed && !l->runq) {
         if (l->sources)
             poll_sources(l);
@@ -808,16 +807,28 @@ static int wait_full(ptrio_loop *l)
  * backend's error. */
 static int wait_step(ptrio_loop *l)
 {
-    if (l->runq)
-        return l->nwatch ? backend_wait(l, PTRIO_TIME_NINF, 0) : 0;
-    if (l->wait_full)
-        return l->wait_full(l);
-    if (nothing_can_wake(l)) {
-        deadlocked(l);
-        return -PTRIO_EDEADLK;
+    ptrio_time deadline = PTRIO_TIME_NINF;
+
+    if (l->runq) {
+        if (!l->nwatch)
+            return 0;
+    } else {
+        if (l->sources) {
+            /* what a source holds may ready a task: waiting first would
+             * sleep past it (and jump a virtual clock) */
+            poll_sources(l);
+            if (l->runq)
+                return SOURCES_POLLED;
+        }
+        if (l->wait_full)
+            return l->wait_full(l);
+        if (nothing_can_wake(l)) {
+            deadlocked(l);
+            return -PTRIO_EDEADLK;
+        }
+        deadline = l->first ? ptrio__timer_when(l->first) : PTRIO_TIME_INF;
     }
-    return backend_wait(l, l->first ? ptrio__timer_when(l->first)
-                                    : PTRIO_TIME_INF, 0);
+    return backend_wait(l, deadline);
 }
 
 /* The backend failed (or, on the virtual clock, every task waits forever):
