@@ -1,6 +1,7 @@
-/* tests/check_tree.c: the deadline tree, white-box: red-black invariants,
- * the cached earliest node, and (deadline, insertion) order, under random
- * inserts and removals. Portable: no POSIX calls. */
+/* tests/check_tree.c: the deadline tree, white-box: red-black invariants
+ * (or the sorted list's links, with PTRIO_CONF_TIMER_LIST), the cached
+ * earliest node, and (deadline, insertion) order, under random inserts and
+ * removals. Portable: no POSIX calls. */
 #include <check.h>
 #include <stdlib.h>
 
@@ -42,6 +43,21 @@ static int check(const ptrio__tnode *n, const ptrio__tnode *parent, int *count)
     return a + !red(n);
 }
 
+/* The list variant (PTRIO_CONF_TIMER_LIST): linked both ways, in order,
+ * from loop.first to loop.timers; counts its nodes. */
+static void check_list(int *count)
+{
+    const ptrio__tnode *n, *prev = NULL;
+
+    for (n = loop.first; n; prev = n, n = n->child[1]) {
+        (*count)++;
+        ck_assert_ptr_eq(n->child[0], prev);
+        if (prev)
+            ck_assert(ptrio__timer_when(prev) <= ptrio__timer_when(n));
+    }
+    ck_assert_ptr_eq(loop.timers, prev);
+}
+
 static int earlier(int i, int j)
 {
     ptrio_time a = ptrio__timer_when(&nodes[i]), b = ptrio__timer_when(&nodes[j]);
@@ -51,7 +67,10 @@ static int earlier(int i, int j)
 static void verify(int live)
 {
     int count = 0, best = -1, j;
-    check(loop.timers, NULL, &count);
+    if (PTRIO_CONF_TIMER_LIST)
+        check_list(&count);
+    else
+        check(loop.timers, NULL, &count);
     ck_assert_int_eq(count, live);
     ck_assert(!red(loop.timers));
     for (j = 0; j < N; j++)

@@ -1288,8 +1288,9 @@ static void m_deliver(void)
 
 /* A later deadlock: every task blocked in a sleep or a checkpoint is
  * woken with Cancelled, shields or not (joins wait for their children).
- * ptrio leaves the order of these wakes open (it aborts in the order of
- * its tree walk): the schedule picks one, as for a cancellation's. */
+ * ptrio leaves the order of these wakes open (it aborts in the order a
+ * cancellation is delivered in): the schedule picks one, as for a
+ * cancellation's. */
 static void m_abort_all(void)
 {
     int16_t order[RP_MAXTASK];

@@ -165,6 +165,11 @@ struct ptrio_loop {
     ptrio_time last_now;            /* the clock's last reading */
     struct ptrio_clock *clock;      /* the loop's clock, if not the backend's */
     ptrio_task *idle;               /* in wait_all_tasks_blocked, by cushion */
+    int (*wait_full)(struct ptrio_loop *l);  /* the wait with a clock or
+                                       idle waiters: set by what uses them
+                                       (src/core/loop.c) */
+    int (*nursery_close)(ptrio_frame *fr, ptrio_nursery *n);   /* set by
+                                       opening one (src/core/frame.c) */
     uint32_t nlazy;                 /* relative deadlines not yet armed */
     uint32_t between;               /* reasons to stop between batches:
                                        timers, lazy deadlines, fd waits,
@@ -186,10 +191,13 @@ struct ptrio_loop {
     void *hooks_ctx;
     ptrio_instrument *instruments;  /* and the others */
     uint32_t ninstruments;          /* both counted */
+    const struct ptrio__instrumenting *instr;   /* the code calling them:
+                                       linked only with them */
     uint32_t ntasks;                /* live tasks */
     uint32_t ncalled;               /* open scopes with cancel_called */
     int fatal;                      /* backend failure that ends the run */
-    uint8_t teardown;               /* waits aborted through shields */
+    uint8_t teardown;               /* while every wait is aborted,
+                                       shields or not (src/core/scope.c) */
     const char *where_file;         /* debug builds: the user's last macro */
     int where_line;
     uint8_t running;

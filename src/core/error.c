@@ -600,8 +600,6 @@ static void put_scope(line *b, const ptrio_scope *sc)
     }
 }
 
-const ptrio__reporter ptrio__reporting = { ptrio__report_failure, ptrio_dump };
-
 int ptrio_dump(ptrio_report_fn fn, void *ctx)
 {
     ptrio_tree_node n;
@@ -624,6 +622,28 @@ int ptrio_dump(ptrio_report_fn fn, void *ctx)
     } while (ptrio_tree_next(&n));
     return count;
 }
+
+static void dump_line(void *ctx, const char *line)
+{
+    ptrio__report(ctx, line);
+}
+
+/* The run found every task waiting, with nothing that can wake one. */
+static void report_deadlock(ptrio_loop *l)
+{
+    ptrio__report(l, "ptrio: deadlock: every task waits, and nothing "
+                     "can wake one; every task is cancelled. The tasks:");
+    ptrio_dump(dump_line, l);
+}
+
+static void report_backend_failed(ptrio_loop *l)
+{
+    ptrio__report(l, "ptrio: the backend failed; every task was cancelled");
+}
+
+const ptrio__reporter ptrio__reporting = {
+    ptrio__report_failure, report_deadlock, report_backend_failed
+};
 
 #ifdef PTRIO_DEBUG
 void ptrio__misuse(const char *what, const char *file, int lineno)

@@ -210,8 +210,9 @@ uintptr_t ptrio__stray(ptrio_frame *fr)
                "of yours, or a frame zeroed while its task ran");
         return ptrio__raise_new(fr, -PTRIO_EMISUSE, &stray_site);
     }
+    /* a nursery's close through the loop: linked only with nurseries */
     rc = (sc->flags & PTRIO__SCOPE_NURSERY)
-             ? ptrio__nursery_close(fr, NURSERY_OF(sc))
+             ? ptrio__loop->nursery_close(fr, NURSERY_OF(sc))
              : ptrio__scope_close(fr, sc);
     if (rc == PTRIO_PENDING)
         return 0;

@@ -131,13 +131,39 @@ void ptrio__misuse(const char *what, const char *file, int line);
 #define BETWEEN_ADD(l) ((l)->between++)
 #define BETWEEN_DEL(l) ((l)->between--)
 
-/* Instruments: every hook of one kind, the loop's own then the others. */
-void ptrio__instr_task(ptrio_loop *l, int which, const ptrio_task *t);
-void ptrio__instr_run(ptrio_loop *l, int which);
+/* Instruments: every hook of one kind, the loop's own then the others.
+ * Called only while loop->ninstruments is not 0, through loop->instr,
+ * which installing one sets: a program with none does not link them. */
 enum { I_SPAWNED, I_BEFORE_STEP, I_AFTER_STEP, I_SCHEDULED, I_BEFORE_RUN,
        I_AFTER_RUN, I_AFTER_WAIT };
-void ptrio__instr_exited(ptrio_loop *l, const ptrio_task *t, int status);
-void ptrio__instr_wait(ptrio_loop *l, ptrio_time deadline);
+typedef struct ptrio__instrumenting {
+    void (*task)(ptrio_loop *l, int which, const ptrio_task *t);
+    void (*run)(ptrio_loop *l, int which);
+    void (*exited)(ptrio_loop *l, const ptrio_task *t, int status);
+    void (*wait)(ptrio_loop *l, ptrio_time deadline);
+} ptrio__instrumenting;
+
+static inline void ptrio__instr_task(ptrio_loop *l, int which,
+                                     const ptrio_task *t)
+{
+    l->instr->task(l, which, t);
+}
+
+static inline void ptrio__instr_run(ptrio_loop *l, int which)
+{
+    l->instr->run(l, which);
+}
+
+static inline void ptrio__instr_exited(ptrio_loop *l, const ptrio_task *t,
+                                       int status)
+{
+    l->instr->exited(l, t, status);
+}
+
+static inline void ptrio__instr_wait(ptrio_loop *l, ptrio_time deadline)
+{
+    l->instr->wait(l, deadline);
+}
 
 /* Appends `t` to the run queue, linked through w.next. The scheduler
  * pops tasks off its head without touching the tail: the tail is only
@@ -218,6 +244,12 @@ static inline ptrio_time ptrio__now(ptrio_loop *l)
 /* loop.c */
 ptrio_task *ptrio__self_slow(void *self);
 int ptrio__dropped_wait(ptrio_loop *l, ptrio_task *t, const char *what);
+/* `what` is only ever shown by a debug build's misuse trap: elsewhere the
+ * callers pass NULL, so their messages are not linked. (The definition's
+ * name is parenthesised against this macro.) */
+#ifndef PTRIO_DEBUG
+#define ptrio__dropped_wait(l, t, what) ptrio__dropped_wait((l), (t), NULL)
+#endif
 extern const ptrio_site ptrio__dropped_site;
 
 /* The running task, if `self` is its innermost frame: the frame that may
@@ -242,7 +274,11 @@ int ptrio__after(ptrio_time now, ptrio_time d, ptrio_time *out);
 ptrio_time ptrio__add_time(ptrio_time now, ptrio_time d);
 void ptrio__report(ptrio_loop *l, const char *line);
 
-/* timer.c */
+/* timer.c: a red-black tree, or with PTRIO_CONF_TIMER_LIST a sorted list
+ * (configure --enable-timer-list): the same order either way. */
+#ifndef PTRIO_CONF_TIMER_LIST
+#define PTRIO_CONF_TIMER_LIST 0
+#endif
 void ptrio__timer_add(ptrio_loop *l, ptrio__tnode *n, ptrio_time when,
                       int is_scope);
 void ptrio__timer_del(ptrio_loop *l, ptrio__tnode *n);
@@ -330,7 +366,8 @@ void ptrio__lot_task_exited(ptrio_loop *l, ptrio_task *t);
  * that a program that never sets a sink does not link it. */
 typedef struct ptrio__reporter {
     void (*failure)(ptrio_loop *l, const ptrio_task *t);
-    int (*dump)(ptrio_report_fn fn, void *ctx);
+    void (*deadlock)(ptrio_loop *l);        /* with the task tree */
+    void (*backend_failed)(ptrio_loop *l);
 } ptrio__reporter;
 extern const ptrio__reporter ptrio__reporting;
 

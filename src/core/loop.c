@@ -13,6 +13,10 @@
 PTRIO__TLS ptrio_loop *ptrio__loop;
 PTRIO__TLS ptrio_frame *ptrio__awaiter = NOBODY;
 
+/* The wait with a clock or idle waiters: what uses one of them points
+ * loop->wait_full at it, so that only then is it linked. */
+static int wait_full(ptrio_loop *l);
+
 ptrio_loop *ptrio_current_loop(void) { return ptrio__loop; }
 
 ptrio_task *ptrio_current_task(void)
@@ -96,12 +100,16 @@ void ptrio_loop_set_report(ptrio_loop *loop, ptrio_report_fn fn, void *ctx)
     loop->reporter = fn ? &ptrio__reporting : NULL;
 }
 
+static const ptrio__instrumenting instrumenting;
+
 /* Instruments change the count that stops batches running back to back
- * (loop->between) and the one that makes the scheduler call them. */
+ * (loop->between) and the one that makes the scheduler call them; the
+ * code calling them is linked only with them (loop->instr). */
 static void instruments_changed(ptrio_loop *l, int delta)
 {
     l->ninstruments = (uint32_t)((int)l->ninstruments + delta);
     l->between = (uint32_t)((int)l->between + delta);
+    l->instr = &instrumenting;
 }
 
 void ptrio_loop_set_hooks(ptrio_loop *loop, const ptrio_hooks *hooks,
@@ -155,7 +163,7 @@ static void (*task_hook(const ptrio_hooks *h, int which))(void *,
     }
 }
 
-NOINLINE void ptrio__instr_task(ptrio_loop *l, int which, const ptrio_task *t)
+static void instr_task(ptrio_loop *l, int which, const ptrio_task *t)
 {
     void (*fn)(void *, const ptrio_task *);
     ptrio_instrument *i;
@@ -173,7 +181,7 @@ static void (*run_hook(const ptrio_hooks *h, int which))(void *)
          : which == I_AFTER_RUN ? h->after_run : h->after_io_wait;
 }
 
-void ptrio__instr_run(ptrio_loop *l, int which)
+static void instr_run(ptrio_loop *l, int which)
 {
     void (*fn)(void *);
     ptrio_instrument *i;
@@ -185,7 +193,7 @@ void ptrio__instr_run(ptrio_loop *l, int which)
             fn(i->ctx);
 }
 
-void ptrio__instr_exited(ptrio_loop *l, const ptrio_task *t, int status)
+static void instr_exited(ptrio_loop *l, const ptrio_task *t, int status)
 {
     ptrio_instrument *i;
 
@@ -196,7 +204,7 @@ void ptrio__instr_exited(ptrio_loop *l, const ptrio_task *t, int status)
             i->hooks->task_exited(i->ctx, t, status);
 }
 
-void ptrio__instr_wait(ptrio_loop *l, ptrio_time deadline)
+static void instr_wait(ptrio_loop *l, ptrio_time deadline)
 {
     ptrio_instrument *i;
 
@@ -206,6 +214,10 @@ void ptrio__instr_wait(ptrio_loop *l, ptrio_time deadline)
         if (i->hooks->before_io_wait)
             i->hooks->before_io_wait(i->ctx, deadline);
 }
+
+static const ptrio__instrumenting instrumenting = {
+    instr_task, instr_run, instr_exited, instr_wait
+};
 
 int ptrio_source_add(ptrio_source *src, void (*poll)(ptrio_source *src))
 {
@@ -341,7 +353,7 @@ void ptrio__undo_wait(ptrio_loop *l, ptrio_task *t)
  * awaitable's PTRIO_PENDING was dropped): then that wait is undone, so
  * that a second one cannot put it in two queues, and `what` is reported
  * as misuse. */
-int ptrio__dropped_wait(ptrio_loop *l, ptrio_task *t, const char *what)
+int (ptrio__dropped_wait)(ptrio_loop *l, ptrio_task *t, const char *what)
 {
     if (TSTATE(t) == T_RUNNING && ptrio__awaiter != YIELDED)
         return 0;
@@ -640,6 +652,7 @@ int ptrio_wait_all_tasks_blocked(void *self, ptrio_time cushion)
     else
         l->idle = t;
     BETWEEN_ADD(l);
+    l->wait_full = wait_full;
     t->frame->result = 0;
     ptrio__park(t, W_IDLE);
     return PTRIO_PENDING;
@@ -664,41 +677,38 @@ int ptrio_loop_use_clock(ptrio_loop *loop, ptrio_clock *clock)
     if (loop->running)
         return -PTRIO_EBUSY;
     loop->clock = clock;
+    if (clock)
+        loop->wait_full = wait_full;
     return 0;
 }
 
-/* Whether nothing can ever make a task ready again: none is, no deadline
- * can come (the loop's clock never reaches it by itself), no fd, source
- * or idle waiter is there. Then every task waits forever: a deadlock. */
-static int nothing_can_wake(ptrio_loop *l)
+/* Whether nothing can ever make a task ready again, none being ready: no
+ * deadline can come, no fd, source or idle waiter is there. Then every
+ * task waits forever: a deadlock. between counts deadlines, fd waits,
+ * sources and idle waiters, and instruments, which wake nothing (relative
+ * deadlines are all armed between steps). */
+static int nothing_can_wake(const ptrio_loop *l)
 {
-    if (l->runq)
-        return 0;
-    /* between counts deadlines, fd waits, sources and idle waiters, and
-     * instruments, which wake nothing (relative deadlines are all armed
-     * between steps). */
-    if (l->between == l->ninstruments)
-        return 1;
-    /* Only deadlines left, on a clock that never reaches them by itself. */
-    return l->clock && l->clock->autojump == PTRIO_TIME_INF && l->first &&
-           !l->nwatch && !l->sources && !l->idle &&
-           l->clock->sleep_time(l->clock, ptrio__timer_when(l->first)) ==
-               PTRIO_TIME_INF;
+    return l->between == l->ninstruments;
 }
 
-static void dump_line(void *ctx, const char *line)
+/* The same on a loop with its own clock, which may never reach the
+ * deadlines left by itself. */
+static int clock_cannot_wake(ptrio_loop *l)
 {
-    ptrio__report(ctx, line);
+    return nothing_can_wake(l) ||
+           (l->clock && l->clock->autojump == PTRIO_TIME_INF && l->first &&
+            !l->nwatch && !l->sources && !l->idle &&
+            l->clock->sleep_time(l->clock, ptrio__timer_when(l->first)) ==
+                PTRIO_TIME_INF);
 }
 
-/* Reported once, with the task tree: where each task waits, and on what. */
+/* Reported once, with the task tree: where each task waits, and on what
+ * (error.c, linked with a sink). */
 static void deadlocked(ptrio_loop *l)
 {
-    if (!l->fatal && l->report && l->reporter) {
-        ptrio__report(l, "ptrio: deadlock: every task waits, and nothing "
-                         "can wake one; every task is cancelled. The tasks:");
-        l->reporter->dump(dump_line, l);
-    }
+    if (!l->fatal && l->report && l->reporter)
+        l->reporter->deadlock(l);
 }
 
 /* What the wait did besides waiting: its timeout was an idle cushion or
@@ -712,58 +722,62 @@ enum { PRIMED_NONE, PRIMED_IDLE, PRIMED_AUTOJUMP };
 /* wait_step's result when it polled the sources after its wait itself. */
 #define SOURCES_POLLED 1
 
-/* The backend's wait until the next deadline, an idle cushion or an
- * autojump; only polls fds (without blocking) when tasks are ready.
- * Returns 0, SOURCES_POLLED, or the backend's error. */
-static int wait_step(ptrio_loop *l)
+/* The backend's wait until `deadline`, between the instruments' hooks. */
+static int backend_wait(ptrio_loop *l, ptrio_time deadline)
 {
-    ptrio_time deadline, next = PTRIO_TIME_INF, now, sleep;
+    int rc;
+
+    if (l->ninstruments)
+        ptrio__instr_wait(l, deadline);
+    rc = l->backend->wait(l, deadline);
+    if (rc == -PTRIO_EDEADLK)
+        deadlocked(l);      /* the virtual backend cannot wait for a source */
+    if (l->ninstruments)
+        ptrio__instr_run(l, I_AFTER_WAIT);
+    return rc;
+}
+
+/* wait_step with nothing ready (the sources polled) on a loop with a
+ * clock of its own or idle waiters: until the next deadline, an idle
+ * cushion or an autojump. */
+static int wait_full(ptrio_loop *l)
+{
+    ptrio_time deadline, next, now, sleep;
     int rc, primed = PRIMED_NONE;
 
-    if (l->runq) {
-        if (!l->nwatch)
-            return 0;
-        deadline = PTRIO_TIME_NINF;
-    } else {
-        if (l->sources) {
-            /* what a source holds may ready a task: waiting first would
-             * sleep past it (and jump a virtual clock) */
-            poll_sources(l);
-            if (l->runq)
-                return SOURCES_POLLED;
-        }
-        if (nothing_can_wake(l)) {
-            deadlocked(l);
-            return -PTRIO_EDEADLK;
-        }
-        next = l->first ? ptrio__timer_when(l->first) : PTRIO_TIME_INF;
-        deadline = next;
-        if (l->clock || l->idle) {
-            now = l->backend->now(l);
-            sleep = l->clock ? l->clock->sleep_time(l->clock, next)
-                  : next == PTRIO_TIME_INF ? PTRIO_TIME_INF
-                  : next > now ? next - now : 0;
-            if (l->idle && cushion_of(l->idle) < sleep) {
-                sleep = cushion_of(l->idle);
-                primed = PRIMED_IDLE;
-            } else if (!l->idle && next != PTRIO_TIME_INF && l->clock &&
-                       l->clock->autojump < sleep) {
-                /* Trio never autojumps while a task waits for idle; nor
-                 * here with no deadline to jump to (Trio spins then) */
-                sleep = l->clock->autojump;
-                primed = PRIMED_AUTOJUMP;
-            }
-            if (primed && SIMULATED(l))
-                sleep = 0;          /* no real time passes there */
-            deadline = sleep == PTRIO_TIME_INF ? PTRIO_TIME_INF
-                                               : ptrio__add_time(now, sleep);
-        }
+    if (clock_cannot_wake(l)) {
+        deadlocked(l);
+        return -PTRIO_EDEADLK;
     }
+    next = l->first ? ptrio__timer_when(l->first) : PTRIO_TIME_INF;
+    deadline = next;
+    if (l->clock || l->idle) {
+        now = l->backend->now(l);
+        sleep = l->clock ? l->clock->sleep_time(l->clock, next)
+              : next == PTRIO_TIME_INF ? PTRIO_TIME_INF
+              : next > now ? next - now : 0;
+        if (l->idle && cushion_of(l->idle) < sleep) {
+            sleep = cushion_of(l->idle);
+            primed = PRIMED_IDLE;
+        } else if (!l->idle && next != PTRIO_TIME_INF && l->clock &&
+                   l->clock->autojump < sleep) {
+            /* Trio never autojumps while a task waits for idle; nor
+             * here with no deadline to jump to (Trio spins then) */
+            sleep = l->clock->autojump;
+            primed = PRIMED_AUTOJUMP;
+        }
+        if (primed && SIMULATED(l))
+            sleep = 0;          /* no real time passes there */
+        deadline = sleep == PTRIO_TIME_INF ? PTRIO_TIME_INF
+                                           : ptrio__add_time(now, sleep);
+    }
+    /* backend_wait's steps, repeated: with one caller it is inlined into
+     * wait_step, on the way from an interrupt's source to its task */
     if (l->ninstruments)
         ptrio__instr_wait(l, deadline);
     rc = primed && SIMULATED(l) ? 0 : l->backend->wait(l, deadline);
     if (rc == -PTRIO_EDEADLK)
-        deadlocked(l);      /* the virtual backend cannot wait for a source */
+        deadlocked(l);
     if (l->ninstruments)
         ptrio__instr_run(l, I_AFTER_WAIT);
     if (rc == 0 && primed && !l->runq) {
@@ -780,6 +794,35 @@ static int wait_step(ptrio_loop *l)
     return rc;
 }
 
+/* The backend's wait until the next deadline; only polls fds (without
+ * blocking) when tasks are ready. Returns 0, SOURCES_POLLED, or the
+ * backend's error. */
+static int wait_step(ptrio_loop *l)
+{
+    ptrio_time deadline = PTRIO_TIME_NINF;
+
+    if (l->runq) {
+        if (!l->nwatch)
+            return 0;
+    } else {
+        if (l->sources) {
+            /* what a source holds may ready a task: waiting first would
+             * sleep past it (and jump a virtual clock) */
+            poll_sources(l);
+            if (l->runq)
+                return SOURCES_POLLED;
+        }
+        if (l->wait_full)
+            return l->wait_full(l);
+        if (nothing_can_wake(l)) {
+            deadlocked(l);
+            return -PTRIO_EDEADLK;
+        }
+        deadline = l->first ? ptrio__timer_when(l->first) : PTRIO_TIME_INF;
+    }
+    return backend_wait(l, deadline);
+}
+
 /* The backend failed (or, on the virtual clock, every task waits forever):
  * the first time, everything is cancelled as the run's own cancellation;
  * if tasks still block after that (shielded cleanup that waits again),
@@ -791,7 +834,6 @@ static void backend_failed(ptrio_loop *l, int rc)
         l->fatal = rc;
         ptrio__cancel_why(&l->system.scope, PTRIO_CANCEL_RUN, l);
     } else {
-        l->teardown = 1;
         ptrio__abort_all(l);
     }
 }
@@ -836,9 +878,9 @@ static int run_result(ptrio_loop *l)
     int rc = l->main.w.done.code;
 
     if (l->fatal) {
-        if (l->fatal != -PTRIO_EDEADLK)     /* a deadlock was reported */
-            ptrio__report(l, "ptrio: the backend failed; every task was "
-                             "cancelled");
+        /* a deadlock was reported already */
+        if (l->fatal != -PTRIO_EDEADLK && l->report && l->reporter)
+            l->reporter->backend_failed(l);
         if (rc >= 0 || rc == -PTRIO_ECANCELED)
             return l->fatal;
     }

@@ -319,6 +319,7 @@ int ptrio__nursery_open(ptrio_frame *fr, ptrio_nursery *n, uintptr_t exit,
         return -PTRIO_EBUSY;
     }
     memset(n, 0, sizeof *n);
+    ptrio__loop->nursery_close = ptrio__nursery_close;  /* for strays */
     n->state = N_OPEN;
     n->site.file = file;
     n->site.line = line;

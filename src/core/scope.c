@@ -138,20 +138,6 @@ static void abort_task(ptrio_task *t)
         abort_parked(ptrio__loop, t);
 }
 
-/* The run's last resort, after its cancellation left tasks blocked with
- * nothing that can wake them: every wait ends with -ECANCELED, shields
- * or not. */
-void ptrio__abort_all(ptrio_loop *l)
-{
-    ptrio__node w;
-
-    ptrio__walk_first(l, &w);
-    while (ptrio__walk_next(&w))
-        if (w.task && TSTATE(w.task) == T_PARKED && w.task->wait != W_JOIN &&
-            w.task->wait != W_START)
-            abort_parked(l, w.task);
-}
-
 static void deliver_children(ptrio_nursery *n)
 {
     ptrio_task *c = n->children;
@@ -171,7 +157,7 @@ void ptrio__deliver_task(ptrio_task *t, ptrio_scope *top)
     ptrio_scope *s, *from = t->scope;
 
     for (s = t->scope; s && s != top; s = s->parent)
-        if (s->flags & PTRIO__SCOPE_SHIELD)
+        if ((s->flags & PTRIO__SCOPE_SHIELD) && !ptrio__loop->teardown)
             from = s->parent;
     for (s = from; s && s != top; s = s->parent)
         if (s->flags & PTRIO__SCOPE_NURSERY)
@@ -186,6 +172,16 @@ static void deliver(ptrio_scope *sc)
         deliver_children(NURSERY_OF(sc));
     if (sc->task)
         ptrio__deliver_task(sc->task, sc);
+}
+
+/* The run's last resort, after its cancellation left tasks blocked with
+ * nothing that can wake them: every wait ends with -ECANCELED, shields
+ * or not. The walk is a cancellation's delivery, through every shield. */
+void ptrio__abort_all(ptrio_loop *l)
+{
+    l->teardown = 1;
+    deliver(&l->system.scope);
+    l->teardown = 0;
 }
 
 /* ---- lazy relative deadlines --------------------------------------

@@ -6,7 +6,8 @@
  * binary heap would not guarantee. Insert and removal are O(log n) worst
  * case, the earliest node is cached. Nodes live in tasks and scopes: no
  * allocation, no capacity. The parent word also holds the colour bit and a
- * bit telling scope nodes from task nodes.
+ * bit telling scope nodes from task nodes. PTRIO_CONF_TIMER_LIST builds a
+ * sorted list instead, in the same order (below).
  */
 #include "internal.h"
 
@@ -14,6 +15,56 @@
 #define SCOPE 2u
 
 typedef ptrio__tnode node;
+
+static uint64_t key(const node *n)
+{
+    return ((uint64_t)n->key_hi << 32) | n->key_lo;
+}
+
+#if PTRIO_CONF_TIMER_LIST
+/* The small variant (configure --enable-timer-list): the same order in a
+ * sorted list, child[0] the previous node and child[1] the next, the
+ * earliest node l->first and the latest l->timers. An insert searches
+ * from the latest node, O(n) (a new deadline is often the latest); a
+ * removal is O(1). A fraction of the tree's code, for parts with few
+ * deadlines at once. */
+void ptrio__timer_add(ptrio_loop *l, node *z, ptrio_time when, int is_scope)
+{
+    node *p = l->timers;
+    uint64_t k;
+
+    ptrio__timer_set_when(z, when);
+    BETWEEN_ADD(l);
+    k = key(z);
+    while (p && key(p) > k)     /* equal keys stay behind: insertion order */
+        p = p->child[0];
+    z->parent = is_scope ? SCOPE : 0u;
+    z->child[0] = p;
+    z->child[1] = p ? p->child[1] : l->first;
+    if (z->child[1])
+        z->child[1]->child[0] = z;
+    else
+        l->timers = z;
+    if (p)
+        p->child[1] = z;
+    else
+        l->first = z;
+}
+
+void ptrio__timer_del(ptrio_loop *l, node *z)
+{
+    BETWEEN_DEL(l);
+    if (z->child[0])
+        z->child[0]->child[1] = z->child[1];
+    else
+        l->first = z->child[1];
+    if (z->child[1])
+        z->child[1]->child[0] = z->child[0];
+    else
+        l->timers = z->child[0];
+    z->child[0] = z->child[1] = NULL;
+}
+#else
 
 static node *parent_of(const node *n)
 {
@@ -28,12 +79,6 @@ static void set_parent(node *n, node *p)
 static int is_red(const node *n) { return n && (n->parent & RED); }
 static void set_red(node *n) { n->parent |= RED; }
 static void set_black(node *n) { n->parent &= ~(uintptr_t)RED; }
-
-static uint64_t key(const node *n)
-{
-    return ((uint64_t)n->key_hi << 32) | n->key_lo;
-}
-
 
 /* Puts `c` where `old` hung below `p` (or at the root). */
 static void replace_child(ptrio_loop *l, node *p, node *old, node *c)
@@ -198,3 +243,4 @@ void ptrio__timer_del(ptrio_loop *l, node *z)
     z->child[0] = z->child[1] = NULL;
     z->parent &= SCOPE;
 }
+#endif /* PTRIO_CONF_TIMER_LIST */

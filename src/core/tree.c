@@ -6,8 +6,8 @@
  * then, for a nursery, its children. Nurseries are scopes with children.
  * The walk is pre-order and keeps no stack: every node finds its parent
  * and its next sibling from the links the scheduler keeps anyway (O(depth
- * of one task's scopes) a step), so the dump, the reports and the run's
- * last-resort abort use bounded stack however deep the program nests.
+ * of one task's scopes) a step), so the dump and the reports use bounded
+ * stack however deep the program nests.
  */
 #include "internal.h"
 
