@@ -312,6 +312,7 @@ void ptrio__deliver_task(ptrio_task *t, ptrio_scope *top);
 void ptrio__scope_expired(ptrio_scope *sc);
 void ptrio__arm_lazy(ptrio_loop *l);
 void ptrio__drop_timer(ptrio_scope *sc);
+ptrio_time ptrio__relative_when(const ptrio_scope *sc);
 void ptrio__scope_closed(ptrio_scope *sc);
 void ptrio__absorbed_arrives(ptrio_scope *sc, int rc);
 void ptrio__scope_push(ptrio_task *t, ptrio_frame *fr, ptrio_scope *sc,

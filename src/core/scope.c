@@ -197,6 +197,15 @@ void ptrio__abort_all(ptrio_loop *l)
  * scope stack.
  */
 
+/* `sc` stops waiting to be armed: LAZY gives way to `now` (TIMER,
+ * RELATIVE or nothing), and the loop counts one lazy deadline less. */
+static void lazy_forget(ptrio_loop *l, ptrio_scope *sc, uint32_t now)
+{
+    sc->flags = (sc->flags & ~(uint32_t)PTRIO__SCOPE_LAZY) | now;
+    l->nlazy--;
+    BETWEEN_DEL(l);
+}
+
 void ptrio__arm_lazy(ptrio_loop *l)
 {
     ptrio_task *t = l->current;
@@ -209,10 +218,7 @@ void ptrio__arm_lazy(ptrio_loop *l)
     for (sc = t->scope; sc && sc->task == t && l->nlazy; sc = sc->parent) {
         if (!(sc->flags & PTRIO__SCOPE_LAZY))
             continue;
-        sc->flags = (uint32_t)((sc->flags & ~PTRIO__SCOPE_LAZY) |
-                               PTRIO__SCOPE_TIMER);
-        l->nlazy--;
-        BETWEEN_DEL(l);
+        lazy_forget(l, sc, PTRIO__SCOPE_TIMER);
         ptrio__timer_add(l, &sc->timer,
                          ptrio__add_time(now, ptrio__timer_when(&sc->timer)),
                          1);
@@ -227,22 +233,27 @@ void ptrio__arm_lazy(ptrio_loop *l)
  * ptrio_scope_deadline adds it. */
 static void lazy_dropped(ptrio_loop *l, ptrio_scope *sc)
 {
-    sc->flags = (uint32_t)((sc->flags & ~PTRIO__SCOPE_LAZY) |
-                           PTRIO__SCOPE_RELATIVE);
+    lazy_forget(l, sc, PTRIO__SCOPE_RELATIVE);
     memcpy(sc->timer.child, &l->last_now, sizeof l->last_now);
-    l->nlazy--;
-    BETWEEN_DEL(l);
 }
 
-/* A deadline that ended unarmed, made absolute (lazy_dropped). */
-static void relative_to_absolute(ptrio_scope *sc)
+/* The deadline of a scope whose relative deadline ended unarmed
+ * (lazy_dropped): its base plus its duration. */
+ptrio_time ptrio__relative_when(const ptrio_scope *sc)
 {
     ptrio_time base;
 
     memcpy(&base, sc->timer.child, sizeof base);
+    return ptrio__add_time(base, ptrio__timer_when(&sc->timer));
+}
+
+/* The same deadline, made absolute. */
+static void relative_to_absolute(ptrio_scope *sc)
+{
+    ptrio_time when = ptrio__relative_when(sc);
+
     sc->flags &= (uint32_t)~PTRIO__SCOPE_RELATIVE;
-    ptrio__timer_set_when(&sc->timer,
-        ptrio__add_time(base, ptrio__timer_when(&sc->timer)));
+    ptrio__timer_set_when(&sc->timer, when);
 }
 
 void ptrio__drop_timer(ptrio_scope *sc)
@@ -414,11 +425,8 @@ int ptrio_scope_set_deadline(ptrio_scope *sc, ptrio_time deadline)
 {
     if (!sc)
         return -PTRIO_EINVAL;
-    if (sc->flags & PTRIO__SCOPE_LAZY) {
-        sc->flags &= (uint32_t)~PTRIO__SCOPE_LAZY;
-        ptrio__loop->nlazy--;
-        BETWEEN_DEL(ptrio__loop);
-    }
+    if (sc->flags & PTRIO__SCOPE_LAZY)
+        lazy_forget(ptrio__loop, sc, 0);
     sc->flags &= (uint32_t)~PTRIO__SCOPE_RELATIVE;
     if (deadline == PTRIO_TIME_INF) {
         sc->flags &= (uint32_t)~PTRIO__SCOPE_DEADLINE;
@@ -524,12 +532,9 @@ void ptrio__scope_push(ptrio_task *t, ptrio_frame *fr, ptrio_scope *sc,
     t->scope = sc;
 }
 
-static NOINLINE int open_slow(ptrio_frame *fr, ptrio_scope *sc,
-                              uintptr_t exit, ptrio_time deadline,
-                              unsigned flags)
+/* Why the task `t` cannot open `sc`, or 0. */
+static int open_refused(const ptrio_task *t, const ptrio_scope *sc)
 {
-    ptrio_task *t = ptrio__self(fr);
-
     if (!t)
         return -PTRIO_ENOTASK;
     if (!sc)
@@ -538,6 +543,18 @@ static NOINLINE int open_slow(ptrio_frame *fr, ptrio_scope *sc,
         MISUSE("entering a scope that is already open");
         return -PTRIO_EBUSY;
     }
+    return 0;
+}
+
+static NOINLINE int open_slow(ptrio_frame *fr, ptrio_scope *sc,
+                              uintptr_t exit, ptrio_time deadline,
+                              unsigned flags)
+{
+    ptrio_task *t = ptrio__self(fr);
+    int rc = open_refused(t, sc);
+
+    if (rc < 0)
+        return rc;
     ptrio__scope_push(t, fr, sc, exit, flags);
     if (deadline != PTRIO_TIME_INF) {
         sc->flags |= PTRIO__SCOPE_DEADLINE;
@@ -586,12 +603,8 @@ static NOINLINE int open_after_slow(ptrio_frame *fr, ptrio_scope *sc,
         return rc;
     if (d == 0 || d == PTRIO_TIME_INF)
         return ptrio__scope_open(fr, sc, exit, d ? d : ptrio_now(), flags);
-    if (!sc)
-        return -PTRIO_EINVAL;
-    if (sc->flags & PTRIO__SCOPE_OPEN) {
-        MISUSE("entering a scope that is already open");
-        return -PTRIO_EBUSY;
-    }
+    if ((rc = open_refused(t, sc)) < 0)
+        return rc;
     open_lazy(ptrio__loop, t, fr, sc, exit, d, flags);
     return 0;
 }

@@ -242,13 +242,11 @@ int ptrio_scope_info_get(const ptrio_scope *sc, ptrio_scope_info *out)
     }
     out->deadline = PTRIO_TIME_INF;
     if (sc->flags & PTRIO__SCOPE_DEADLINE) {
-        ptrio_time d = ptrio__timer_when(&sc->timer), base;
-        if (sc->flags & PTRIO__SCOPE_LAZY) {         /* not armed yet */
+        ptrio_time d = ptrio__timer_when(&sc->timer);
+        if (sc->flags & PTRIO__SCOPE_LAZY)          /* not armed: no change */
             d = ptrio__add_time(ptrio__loop ? ptrio__loop->last_now : 0, d);
-        } else if (sc->flags & PTRIO__SCOPE_RELATIVE) {
-            memcpy(&base, sc->timer.child, sizeof base);
-            d = ptrio__add_time(base, d);
-        }
+        else if (sc->flags & PTRIO__SCOPE_RELATIVE)
+            d = ptrio__relative_when(sc);
         out->deadline = d;
     }
     out->shield = (sc->flags & PTRIO__SCOPE_SHIELD) != 0;
