@@ -148,20 +148,22 @@ static inline void loop_set(ptrio_signal *s, ptrio_loop *l)
 /* ---- raising ------------------------------------------------------------ */
 
 /* `loop` is set only while a task of that loop waits, so the loop is
- * running and has its backend: of ptrio_loop_wake's tests only the one
- * for a wake is left (a backend that closed meanwhile ignores it). */
+ * running: ptrio_loop_wake's test of that is left out (a backend that
+ * closed meanwhile ignores the wake). The backend is read once and
+ * tested: a raiser on another thread may lose the race with the loop's
+ * end and its owner's re-initialising it. */
 void ptrio_signal_raise(ptrio_signal *s)
 {
     ptrio_loop *l;
-    void (*wake)(ptrio_loop *loop);
+    const ptrio_backend *be;
 
     if (s != NULL) {
         (void)count_add(s);
         l = loop_get(s);
         if (l != NULL) {
-            wake = l->backend->wake;
-            if (wake != NULL) {
-                wake(l);
+            be = l->backend;
+            if ((be != NULL) && (be->wake != NULL)) {
+                be->wake(l);
             }
         }
     }
