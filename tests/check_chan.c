@@ -263,6 +263,42 @@ START_TEST(test_chan_checkpoints)
 }
 END_TEST
 
+/* A send or receive that is done is a cancel-shielded schedule point: a
+ * cancellation arriving while it waits its turn does not undo it. Each
+ * helper finishes its operation at once and is cancelled during the
+ * schedule point that follows: its status is 0, the value moved.
+ * Trio: MemorySendChannel.send and receive use cancel_shielded_checkpoint
+ * after a successful *_nowait. */
+static int done_main(ptrio_frame *fr)
+{
+    struct chan_main *f = PTRIO_SELF(fr, struct chan_main);
+    PTRIO_BEGIN(f);
+    PTRIO_CHECK(f, open_chan(f, 1));
+    PTRIO_NURSERY(f, &f->n) {
+        start_sender(f, 0, &f->tx, 9);
+        PTRIO_YIELD(f);                 /* p0 sends, and waits its turn */
+        ptrio_cancel(&f->s[0].sc);
+    }
+    ptrio_chan_statistics(&f->ch, &f->st);
+    EXPECT(f->s[0].rc == 0 && f->st.used == 1);
+    PTRIO_NURSERY(f, &f->n) {
+        start_receiver(f, 1, &f->rx);
+        PTRIO_YIELD(f);                 /* p1 receives, and waits its turn */
+        ptrio_cancel(&f->r[1].sc);
+    }
+    ptrio_chan_statistics(&f->ch, &f->st);
+    EXPECT(f->r[1].rc == 0 && f->r[1].v == 9 && f->st.used == 0);
+    PTRIO_END(f);
+}
+
+START_TEST(test_chan_done_is_shielded)
+{
+    static struct chan_main m;
+    RUN_MAIN(done_main, m, 0);
+    ck_assert_str_eq(L.buf, "p0>@0 p0=0@0 p1<@0 p1=9@0");
+}
+END_TEST
+
 /* ---- rendezvous and fairness ------------------------------------------------- */
 
 static int unbuffered_main(ptrio_frame *fr)
@@ -1362,6 +1398,7 @@ int main(void)
     tcase_add_test(tc, test_channel);
     tcase_add_test(tc, test_553);
     tcase_add_test(tc, test_chan_checkpoints);
+    tcase_add_test(tc, test_chan_done_is_shielded);
     tcase_add_test(tc, test_unbuffered);
     tcase_add_test(tc, test_channel_fairness);
     tcase_add_test(tc, test_cancel_never_loses);

@@ -1195,6 +1195,67 @@ START_TEST(test_yield_ignores_cancel)
 }
 END_TEST
 
+/* The same when the cancellation comes while the yield waits its turn
+ * (the fast path: nothing was cancelled when it yielded): the yield still
+ * returns 0, the next checkpoint fails. */
+struct ystep {
+    ptrio_frame fr;
+};
+
+struct ylate {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[2];
+    struct ystep a, b;
+    int y, c;
+};
+
+static struct ylate ylate_f;
+
+static int ylate_yielder(ptrio_frame *fr)
+{
+    struct ystep *a = PTRIO_SELF(fr, struct ystep);
+    PTRIO_BEGIN(a);
+    tlog_add(&L, "a:yield");
+    PTRIO_TRY(a, ylate_f.y, ptrio_yield(a));
+    tlog_add(&L, "a:yielded");
+    PTRIO_TRY(a, ylate_f.c, ptrio_checkpoint(a));
+    PTRIO_END(a);
+}
+
+static int ylate_canceller(ptrio_frame *fr)
+{
+    struct ystep *b = PTRIO_SELF(fr, struct ystep);
+    PTRIO_BEGIN(b);
+    tlog_add(&L, "b:cancel");
+    ptrio_nursery_cancel(&ylate_f.n);
+    PTRIO_END(b);
+}
+
+static int ylate(ptrio_frame *fr)
+{
+    struct ylate *f = PTRIO_SELF(fr, struct ylate);
+    PTRIO_BEGIN(f);
+    PTRIO_NURSERY(f, &f->n) {
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[0], ylate_yielder,
+                                        &f->a));
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[1], ylate_canceller,
+                                        &f->b));
+    }
+    PTRIO_END(f);
+}
+
+START_TEST(test_yield_ignores_late_cancel)
+{
+    ylate_f = (struct ylate){0};
+    tlog_clear(&L);
+    ck_assert_int_eq(run_virtual(ylate, &ylate_f, NULL), 0);
+    ck_assert_int_eq(ylate_f.y, 0);
+    ck_assert_int_eq(ylate_f.c, -PTRIO_ECANCELED);
+    ck_assert_str_eq(L.buf, "a:yield b:cancel a:yielded");
+}
+END_TEST
+
 /* ---- blocks resumed inside their body --------------------------------- */
 
 /* Between the steps of the task under test, this task fills the stack
@@ -1354,6 +1415,7 @@ int main(void)
     tcase_add_misuse_test(tc, test_frame_busy_while_running);
     tcase_add_test(tc, test_yield_interleaves);
     tcase_add_test(tc, test_yield_ignores_cancel);
+    tcase_add_test(tc, test_yield_ignores_late_cancel);
     tcase_add_test(tc, test_blocks_resumed_in_body);
     tcase_add_test(tc, test_call_forms);
     suite_add_tcase(s, tc);
