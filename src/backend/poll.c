@@ -60,6 +60,6 @@ static int pwatch(ptrio_loop *l, int fd, unsigned old, unsigned events)
 }
 
 const ptrio_backend ptrio_backend_poll = {
-    "poll", ptrio__host_wake_open, ptrio__host_wake_close, ptrio__host_now, pwait, pwatch, NULL,
-    ptrio__host_wake
+    "poll", ptrio__host_wake_open, ptrio__host_wake_close, ptrio__host_now,
+    pwait, pwatch, NULL, ptrio__host_wake
 };

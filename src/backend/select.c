@@ -98,6 +98,6 @@ static int swatch(ptrio_loop *l, int fd, unsigned old, unsigned events)
 }
 
 const ptrio_backend ptrio_backend_select = {
-    "select", sopen, ptrio__host_wake_close, ptrio__host_now, swait, swatch, NULL,
-    ptrio__host_wake
+    "select", sopen, ptrio__host_wake_close, ptrio__host_now, swait, swatch,
+    NULL, ptrio__host_wake
 };

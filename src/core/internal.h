@@ -25,9 +25,9 @@ extern PTRIO__TLS ptrio_loop *ptrio__loop;
  * 0); NOBODY otherwise (never NULL: a NULL self must not match), and
  * YIELDED right after a fast checkpoint (the scheduler then queues the
  * task). Both are small integers no frame can sit at (frames hold
- * pointers, so they are aligned): storing one is a single instruction. Anything that parks the running task, cancels a scope or changes
- * the innermost frame updates it; the slow paths behind it check
- * everything. */
+ * pointers, so they are aligned): storing one is a single instruction.
+ * Anything that parks the running task, cancels a scope or changes the
+ * innermost frame updates it; the slow paths behind it check everything. */
 extern PTRIO__TLS ptrio_frame *ptrio__awaiter;
 #define NOBODY ((ptrio_frame *)(uintptr_t)1)
 #define YIELDED ((ptrio_frame *)(uintptr_t)2)
@@ -244,11 +244,13 @@ static inline ptrio_time ptrio__now(ptrio_loop *l)
 /* loop.c */
 ptrio_task *ptrio__self_slow(void *self);
 int ptrio__dropped_wait(ptrio_loop *l, ptrio_task *t, const char *what);
-/* `what` is only ever shown by a debug build's misuse trap: elsewhere the
- * callers pass NULL, so their messages are not linked. (The definition's
- * name is parenthesised against this macro.) */
-#ifndef PTRIO_DEBUG
-#define ptrio__dropped_wait(l, t, what) ptrio__dropped_wait((l), (t), NULL)
+/* Callers go through DROPPED_WAIT: `what` is only ever shown by a debug
+ * build's misuse trap, so elsewhere it passes NULL and the messages are
+ * not linked. */
+#ifdef PTRIO_DEBUG
+#define DROPPED_WAIT(l, t, what) ptrio__dropped_wait((l), (t), (what))
+#else
+#define DROPPED_WAIT(l, t, what) ptrio__dropped_wait((l), (t), NULL)
 #endif
 extern const ptrio_site ptrio__dropped_site;
 

@@ -353,7 +353,7 @@ void ptrio__undo_wait(ptrio_loop *l, ptrio_task *t)
  * awaitable's PTRIO_PENDING was dropped): then that wait is undone, so
  * that a second one cannot put it in two queues, and `what` is reported
  * as misuse. */
-int (ptrio__dropped_wait)(ptrio_loop *l, ptrio_task *t, const char *what)
+int ptrio__dropped_wait(ptrio_loop *l, ptrio_task *t, const char *what)
 {
     if (TSTATE(t) == T_RUNNING && ptrio__awaiter != YIELDED)
         return 0;
@@ -379,9 +379,9 @@ int ptrio__await_check(void *self, ptrio_task **out)
     *out = t = ptrio__self_slow(self);
     if (!t)
         return -PTRIO_ENOTASK;
-    if (ptrio__dropped_wait(ptrio__loop, t, "await while the task already "
-                            "waits (an awaitable called without "
-                            "PTRIO_AWAIT?)"))
+    if (DROPPED_WAIT(ptrio__loop, t, "await while the task already "
+                     "waits (an awaitable called without "
+                     "PTRIO_AWAIT?)"))
         return -PTRIO_EMISUSE;
     return 0;
 }
@@ -409,8 +409,8 @@ static NOINLINE int frame_ended(ptrio_loop *l, ptrio_task *t,
     /* Through END: the error's origin; a plain C step has none. */
     const void *origin = fr->resume == PTRIO__DONE ? fr->origin : NULL;
 
-    if (ptrio__dropped_wait(l, t, "a frame ended while its task waits (an "
-                            "awaitable called without PTRIO_AWAIT?)")) {
+    if (DROPPED_WAIT(l, t, "a frame ended while its task waits (an "
+                     "awaitable called without PTRIO_AWAIT?)")) {
         *rc = -PTRIO_EMISUSE;
         origin = &ptrio__dropped_site;
     }

@@ -377,9 +377,9 @@ int ptrio__nursery_close(ptrio_frame *fr, ptrio_nursery *n)
         rc = n->scope.pending;
         /* An awaitable's PTRIO_PENDING dropped just before the end of
          * the body: the join must not wait on top of that wait. */
-        if (ptrio__dropped_wait(ptrio__loop, t, "a nursery block ends while "
-                                "its task waits (an awaitable called "
-                                "without PTRIO_AWAIT?)") &&
+        if (DROPPED_WAIT(ptrio__loop, t, "a nursery block ends while "
+                         "its task waits (an awaitable called "
+                         "without PTRIO_AWAIT?)") &&
             (rc >= 0 || IS_MARKER(rc))) {
             rc = -PTRIO_EMISUSE;
             ptrio__note_origin(t, rc, &ptrio__dropped_site);

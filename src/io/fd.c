@@ -58,7 +58,10 @@ static int set_interest(ptrio_loop *l, int fd, unsigned old, unsigned now)
 
     if (rc < 0 && (now & ~old))
         return rc;
-    l->nfd += (unsigned)(now != 0) - (unsigned)(old != 0);
+    if (!old && now)
+        l->nfd++;
+    else if (old && !now)
+        l->nfd--;
     return rc;
 }
 
@@ -96,12 +99,16 @@ static void unlink_task(ptrio_loop *l, ptrio_task *t)
  * its fd is left. */
 static void forget(ptrio_loop *l, ptrio_task *t)
 {
-    int fd = ptrio__fd_of(t);
+    int fd = ptrio__fd_of(t), rc;
     unsigned old = interest_of(first_of(l, fd)), left;
 
     unlink_task(l, t);
     left = old & ~ptrio__fd_events(t);
-    (void)set_interest(l, fd, old, left);
+    /* The backend cannot keep watching for the other direction: its
+     * waiter wakes with the error rather than wait forever. */
+    rc = set_interest(l, fd, old, left);
+    if (rc < 0 && left)
+        ptrio_backend_ready(l, fd, rc);
 }
 
 /* Cancelled while waiting: the wait is undone at once. */

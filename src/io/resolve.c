@@ -29,6 +29,7 @@ void ptrio_resolve_set_resolver(ptrio_resolve *r, ptrio_resolver_fn resolve,
 static int lookup(ptrio__gai_req *q, int extra_flags)
 {
     struct addrinfo hints;
+    ptrio_resolver_fn fn = q->resolve ? q->resolve : getaddrinfo;
 
     memset(&hints, 0, sizeof hints);
     hints.ai_family = q->family;
@@ -36,9 +37,8 @@ static int lookup(ptrio__gai_req *q, int extra_flags)
     hints.ai_protocol = q->protocol;
     hints.ai_flags = q->flags | extra_flags;
     q->res = NULL;
-    return (q->resolve ? q->resolve : getaddrinfo)(
-        q->host[0] ? q->host : NULL, q->service[0] ? q->service : NULL,
-        &hints, &q->res);
+    return fn(q->host[0] ? q->host : NULL, q->service[0] ? q->service : NULL,
+              &hints, &q->res);
 }
 
 /* On the worker, over the worker's copy of the request. */
