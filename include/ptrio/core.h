@@ -34,7 +34,8 @@ typedef int64_t ptrio_time;
 /* ---- private storage types ---------------------------------------- */
 
 /* A node of the deadline tree (a red-black tree ordered by deadline, then
- * by insertion), embedded in sleeping tasks and in scopes. */
+ * by insertion; with PTRIO_CONF_TIMER_LIST a sorted list in that order),
+ * embedded in sleeping tasks and in scopes. */
 typedef struct ptrio__tnode {
     struct ptrio__tnode *child[2];  /* left, right */
     uintptr_t parent;               /* parent | red bit | scope bit */
@@ -161,7 +162,8 @@ struct ptrio_loop {
     const ptrio_backend *backend;
     union { int64_t i64; void *ptr; intptr_t word; } be[4];  /* backend's */
     ptrio_task *runq, *runq_tail;   /* the next batch */
-    ptrio__tnode *timers, *first;   /* deadline tree, its earliest node */
+    ptrio__tnode *timers, *first;   /* deadline tree (the list: its
+                                       latest node), its earliest node */
     ptrio_time last_now;            /* the clock's last reading */
     struct ptrio_clock *clock;      /* the loop's clock, if not the backend's */
     ptrio_task *idle;               /* in wait_all_tasks_blocked, by cushion */

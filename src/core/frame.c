@@ -211,6 +211,9 @@ uintptr_t ptrio__stray(ptrio_frame *fr)
         return ptrio__raise_new(fr, -PTRIO_EMISUSE, &stray_site);
     }
     /* a nursery's close through the loop: linked only with nurseries */
+    INVARIANT(!(sc->flags & PTRIO__SCOPE_NURSERY) ||
+                  ptrio__loop->nursery_close,
+              "a nursery open without its close set");
     rc = (sc->flags & PTRIO__SCOPE_NURSERY)
              ? ptrio__loop->nursery_close(fr, NURSERY_OF(sc))
              : ptrio__scope_close(fr, sc);

@@ -146,6 +146,7 @@ typedef struct ptrio__instrumenting {
 static inline void ptrio__instr_task(ptrio_loop *l, int which,
                                      const ptrio_task *t)
 {
+    INVARIANT(l->instr, "instruments counted but their callers not set");
     l->instr->task(l, which, t);
 }
 
