@@ -722,6 +722,18 @@ enum { PRIMED_NONE, PRIMED_IDLE, PRIMED_AUTOJUMP };
 /* wait_step's result when it polled the sources after its wait itself. */
 #define SOURCES_POLLED 1
 
+/* What follows a backend's wait that failed, or on an instrumented loop:
+ * out of line, so that a wait returning 0 costs one test on the way from
+ * an interrupt to its task. */
+static NOINLINE int waited(ptrio_loop *l, int rc)
+{
+    if (rc == -PTRIO_EDEADLK)
+        deadlocked(l);      /* the virtual backend cannot wait for a source */
+    if (l->ninstruments)
+        ptrio__instr_run(l, I_AFTER_WAIT);
+    return rc;
+}
+
 /* The backend's wait until `deadline`, between the instruments' hooks. */
 static int backend_wait(ptrio_loop *l, ptrio_time deadline)
 {
@@ -730,11 +742,7 @@ static int backend_wait(ptrio_loop *l, ptrio_time deadline)
     if (l->ninstruments)
         ptrio__instr_wait(l, deadline);
     rc = l->backend->wait(l, deadline);
-    if (rc == -PTRIO_EDEADLK)
-        deadlocked(l);      /* the virtual backend cannot wait for a source */
-    if (l->ninstruments)
-        ptrio__instr_run(l, I_AFTER_WAIT);
-    return rc;
+    return rc != 0 || l->ninstruments ? waited(l, rc) : 0;
 }
 
 /* wait_step with nothing ready (the sources polled) on a loop with a
@@ -776,10 +784,8 @@ static int wait_full(ptrio_loop *l)
     if (l->ninstruments)
         ptrio__instr_wait(l, deadline);
     rc = primed && SIMULATED(l) ? 0 : l->backend->wait(l, deadline);
-    if (rc == -PTRIO_EDEADLK)
-        deadlocked(l);
-    if (l->ninstruments)
-        ptrio__instr_run(l, I_AFTER_WAIT);
+    if (rc != 0 || l->ninstruments)
+        rc = waited(l, rc);
     if (rc == 0 && primed && !l->runq) {
         if (l->sources)
             poll_sources(l);
