@@ -10,6 +10,13 @@
  */
 #include "internal.h"
 
+/* A hot function with its callees inlined into it (at -Os too). */
+#if defined(__GNUC__) || defined(__clang__)
+#define FLATTEN __attribute__((__flatten__))
+#else
+#define FLATTEN
+#endif
+
 PTRIO__TLS ptrio_loop *ptrio__loop;
 PTRIO__TLS ptrio_frame *ptrio__awaiter = NOBODY;
 
@@ -241,13 +248,11 @@ int ptrio_source_add(ptrio_source *src, void (*poll)(ptrio_source *src))
     return 0;
 }
 
-void ptrio_source_remove(ptrio_source *src)
+/* Unlinks `src`, added to `l`. */
+static inline void source_unlink(ptrio_loop *l, ptrio_source *src)
 {
-    ptrio_loop *l = ptrio__loop;
     ptrio_source *next;
 
-    if (!src || !src->next || !l)
-        return;
     BETWEEN_DEL(l);
     next = src->next == src ? NULL : src->next;    /* the last points home */
     if (src->prev)
@@ -257,6 +262,37 @@ void ptrio_source_remove(ptrio_source *src)
     if (next)
         next->prev = src->prev;
     src->next = src->prev = NULL;
+}
+
+void ptrio_source_remove(ptrio_source *src)
+{
+    ptrio_loop *l = ptrio__loop;
+
+    if (src && src->next && l)
+        source_unlink(l, src);
+}
+
+/* A check failed: ptrio_wake reports it and fails as it does. */
+static NOINLINE int source_wake_slow(ptrio_source *src, ptrio_task *t,
+                                     int value)
+{
+    ptrio_source_remove(src);
+    return ptrio_wake(t, value);
+}
+
+/* The checks are ptrio_wake's. Flattened: the unlink, the wake and the
+ * enqueue inline, on the way from an interrupt to its task. */
+FLATTEN int ptrio_source_wake(ptrio_source *src, ptrio_task *t, int value)
+{
+    ptrio_loop *l = ptrio__loop;
+
+    if (!l || !t || TSTATE(t) != T_PARKED || t->wait != W_HOOK ||
+        value <= PTRIO__UNWIND_FIN)
+        return source_wake_slow(src, t, value);
+    if (src && src->next)
+        source_unlink(l, src);
+    ptrio__wake_now(l, t, value);
+    return 0;
 }
 
 /* Polls every source; a poll may remove its own source, no other. */
