@@ -582,13 +582,13 @@ static void step(ptrio_loop *l, ptrio_task *t, uint32_t instrumented)
  * and a task made ready during it joins the queue behind it, in the next
  * batch. Tasks are taken off the head of the queue one by one, so a task
  * knows it is alone when the queue is empty. Hooks installed during a
- * batch apply from the next one. */
+ * batch apply from the next one. Called with a task ready. */
 static void run_batches(ptrio_loop *l)
 {
     uint32_t instrumented = l->ninstruments;
-    ptrio_task *t, *end = l->runq_tail;
+    ptrio_task *t = l->runq, *end = l->runq_tail;
 
-    while ((t = l->runq)) {
+    do {
         l->runq = t->w.next;
         step(l, t, instrumented);
         if (instrumented)
@@ -599,7 +599,7 @@ static void run_batches(ptrio_loop *l)
             end = l->runq_tail;
             instrumented = l->ninstruments;
         }
-    }
+    } while ((t = l->runq));
     l->current = NULL;
 }
 
