@@ -869,6 +869,69 @@ START_TEST(test_source_wake_outside_loop)
 }
 END_TEST
 
+/* Three sources: each poll counts; the middle one (added second) removes
+ * itself on its second poll, the others on their fourth. A poll removing
+ * its own source does not stop the walk: every source is polled each
+ * time until it goes. */
+struct three_src {
+    ptrio_source src;           /* first: a poll gets its own */
+    int polls, last;
+    char name;
+};
+
+static char three_order[16];   /* the polls, in order, by name */
+static size_t three_n;
+
+static void three_poll(ptrio_source *src)
+{
+    struct three_src *t = (struct three_src *)(void *)src;
+
+    if (three_n + 1 < sizeof three_order)
+        three_order[three_n++] = t->name;
+    if (++t->polls == t->last)
+        ptrio_source_remove(src);
+}
+
+struct three_main {
+    ptrio_frame fr;
+    struct three_src s[3];
+    int i;
+};
+
+static int three_main(ptrio_frame *fr)
+{
+    struct three_main *f = PTRIO_SELF(fr, struct three_main);
+    PTRIO_BEGIN(f);
+    for (f->i = 0; f->i < 3; f->i++) {
+        f->s[f->i].last = f->i == 1 ? 2 : 4;
+        f->s[f->i].name = (char)('a' + f->i);
+        PTRIO_CHECK(f, ptrio_source_add(&f->s[f->i].src, three_poll));
+    }
+    for (f->i = 0; f->i < 6; f->i++)
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+    PTRIO_END(f);
+}
+
+START_TEST(test_sources_remove_themselves)
+{
+    static struct three_main m;
+    reset();
+    memset(&m, 0, sizeof m);
+    memset(three_order, 0, sizeof three_order);
+    three_n = 0;
+    ck_assert_int_eq(run_virtual(three_main, &m, NULL), 0);
+    ck_expect_ok();
+    /* the newest first: c b a, c b a (b goes), c a, c a (both go) */
+    ck_assert_str_eq(three_order, "cbacbacaca");
+    ck_assert_int_eq(m.s[0].polls, 4);
+    ck_assert_int_eq(m.s[1].polls, 2);
+    ck_assert_int_eq(m.s[2].polls, 4);
+    ck_assert(!ptrio_source_added(&m.s[0].src));
+    ck_assert(!ptrio_source_added(&m.s[1].src));
+    ck_assert(!ptrio_source_added(&m.s[2].src));
+}
+END_TEST
+
 /* ---- an awaitable written by a user: the README's counter -------------- */
 
 /* A counter that tasks can wait on until it reaches a value. */
@@ -1093,6 +1156,7 @@ int main(void)
     tcase_add_test(tc, test_owned_lot_break_itself);
     tcase_add_test(tc, test_park_hook);
     tcase_add_test(tc, test_source_wake);
+    tcase_add_test(tc, test_sources_remove_themselves);
     tcase_add_misuse_test(tc, test_source_wake_misuse);
     tcase_add_misuse_test(tc, test_source_wake_outside_loop);
     tcase_add_test(tc, test_user_awaitable_counter);

@@ -295,16 +295,29 @@ FLATTEN int ptrio_source_wake(ptrio_source *src, ptrio_task *t, int value)
     return 0;
 }
 
-/* Polls every source; a poll may remove its own source, no other. */
-static void poll_sources(ptrio_loop *l)
+/* Polls every source from `s` on; a poll may remove its own source, no
+ * other. */
+static NOINLINE void poll_from(ptrio_source *s)
 {
-    ptrio_source *s = l->sources, *next;
+    ptrio_source *next;
 
-    while (s) {
-        next = s->next == s ? NULL : s->next;
+    while ((next = s->next) != s) {
         s->poll(s);
         s = next;
     }
+    s->poll(s);
+}
+
+/* Polls every source (its callers test that one is added): one source,
+ * an interrupt's, is polled inline, on the way from the wait to its task. */
+static inline void poll_sources(ptrio_loop *l)
+{
+    ptrio_source *s = l->sources;
+
+    if (s->next == s)
+        s->poll(s);
+    else
+        poll_from(s);
 }
 
 /* Sources still added when the run ends are dropped: none outlives it. */
