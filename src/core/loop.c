@@ -272,7 +272,8 @@ void ptrio_source_remove(ptrio_source *src)
         source_unlink(l, src);
 }
 
-/* A check failed: ptrio_wake reports it and fails as it does. */
+/* A check failed (or `src` is not added): ptrio_wake reports a failure
+ * and fails as it does. */
 static NOINLINE int source_wake_slow(ptrio_source *src, ptrio_task *t,
                                      int value)
 {
@@ -287,10 +288,9 @@ FLATTEN int ptrio_source_wake(ptrio_source *src, ptrio_task *t, int value)
     ptrio_loop *l = ptrio__loop;
 
     if (!l || !t || TSTATE(t) != T_PARKED || t->wait != W_HOOK ||
-        value <= PTRIO__UNWIND_FIN)
+        value <= PTRIO__UNWIND_FIN || !src || !src->next)
         return source_wake_slow(src, t, value);
-    if (src && src->next)
-        source_unlink(l, src);
+    source_unlink(l, src);
     ptrio__wake_now(l, t, value);
     return 0;
 }
