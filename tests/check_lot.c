@@ -757,6 +757,181 @@ START_TEST(test_park_hook)
 }
 END_TEST
 
+/* ---- a source's wake: ptrio_source_wake ------------------------------- */
+
+/* A source whose poll, once `go` is set, removes itself and wakes `t`
+ * (parked with a hook) in one call, as ptrio_signal's does. */
+struct src_wake {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t;
+    struct hooked k;
+    struct hook_state h;
+    ptrio_source src;
+    ptrio_task *target;         /* whom the poll wakes */
+    int go, rc, polls;
+};
+
+static struct src_wake *src_wake_of;
+
+static void src_wake_poll(ptrio_source *src)
+{
+    struct src_wake *f = src_wake_of;
+
+    f->polls++;
+    if (f->go)
+        f->rc = ptrio_source_wake(src, f->target, 7);
+}
+
+static int src_wake_main(ptrio_frame *fr)
+{
+    struct src_wake *f = PTRIO_SELF(fr, struct src_wake);
+    PTRIO_BEGIN(f);
+    PTRIO_NURSERY(f, &f->n) {
+        f->k = (struct hooked){.name = "k", .h = &f->h};
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t, hooked, &f->k));
+        PTRIO_CHECK(f, ptrio_source_add(&f->src, src_wake_poll));
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+        f->go = 1;
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+        EXPECT(!ptrio_source_added(&f->src));
+        EXPECT(f->rc == 0);
+        EXPECT(f->h.calls == 0);            /* woken, not aborted */
+    }
+    PTRIO_END(f);
+}
+
+/* The poll's one call removes the source (it is polled no more) and
+ * wakes the hooked task with the value, as ptrio_source_remove then
+ * ptrio_wake would; the run ends with nothing left between batches. */
+START_TEST(test_source_wake)
+{
+    static struct src_wake m;
+    reset();
+    memset(&m, 0, sizeof m);
+    m.target = &m.t;
+    src_wake_of = &m;
+    ck_assert_int_eq(run_virtual(src_wake_main, &m, NULL), 0);
+    ck_expect_ok();
+    ck_assert_str_eq(L.buf, "k+@0 k=7@1");
+    ck_assert_int_gt(m.polls, 0);
+    ck_assert(!ptrio_source_added(&m.src));
+}
+END_TEST
+
+struct src_wake_bad {
+    ptrio_frame fr;
+    ptrio_source src;
+    struct src_wake w;
+    int rc[3];
+};
+
+static int src_wake_bad_main(ptrio_frame *fr)
+{
+    struct src_wake_bad *f = PTRIO_SELF(fr, struct src_wake_bad);
+    PTRIO_BEGIN(f);
+    /* The poll wakes a task that sleeps (not parked with a hook): it
+     * fails as ptrio_wake does, and its source is removed all the same. */
+    f->w.target = ptrio_current_task();
+    f->w.go = 1;
+    PTRIO_CHECK(f, ptrio_source_add(&f->src, src_wake_poll));
+    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+    EXPECT(!ptrio_source_added(&f->src));
+    f->rc[0] = f->w.rc;
+    f->rc[1] = ptrio_source_wake(NULL, NULL, 0);
+    f->rc[2] = ptrio_source_wake(&f->src, ptrio_current_task(), 0);
+    PTRIO_END(f);
+}
+
+/* Bad input gets ptrio_wake's error code (a trap in debug builds), and
+ * leaves nothing broken: the run ends with main's status. */
+START_TEST(test_source_wake_misuse)
+{
+    static struct src_wake_bad m;
+    reset();
+    memset(&m, 0, sizeof m);
+    src_wake_of = &m.w;
+    ck_assert_int_eq(run_virtual(src_wake_bad_main, &m, NULL), 0);
+    ck_expect_ok();
+    ck_assert_int_eq(m.rc[0], -PTRIO_EINVAL);
+    ck_assert_int_eq(m.rc[1], -PTRIO_EINVAL);
+    ck_assert_int_eq(m.rc[2], -PTRIO_EINVAL);
+    ck_assert_int_eq(m.w.polls, 1);
+}
+END_TEST
+
+/* Outside a loop: no task to wake, nothing removed. */
+START_TEST(test_source_wake_outside_loop)
+{
+    static ptrio_source src;
+    static ptrio_task t;
+    ck_assert_int_eq(ptrio_source_wake(&src, &t, 1), -PTRIO_EINVAL);
+}
+END_TEST
+
+/* Three sources: each poll counts; the middle one (added second) removes
+ * itself on its second poll, the others on their fourth. A poll removing
+ * its own source does not stop the walk: every source is polled each
+ * time until it goes. */
+struct three_src {
+    ptrio_source src;           /* first: a poll gets its own */
+    int polls, last;
+    char name;
+};
+
+static char three_order[16];   /* the polls, in order, by name */
+static size_t three_n;
+
+static void three_poll(ptrio_source *src)
+{
+    struct three_src *t = (struct three_src *)(void *)src;
+
+    if (three_n + 1 < sizeof three_order)
+        three_order[three_n++] = t->name;
+    if (++t->polls == t->last)
+        ptrio_source_remove(src);
+}
+
+struct three_main {
+    ptrio_frame fr;
+    struct three_src s[3];
+    int i;
+};
+
+static int three_main(ptrio_frame *fr)
+{
+    struct three_main *f = PTRIO_SELF(fr, struct three_main);
+    PTRIO_BEGIN(f);
+    for (f->i = 0; f->i < 3; f->i++) {
+        f->s[f->i].last = f->i == 1 ? 2 : 4;
+        f->s[f->i].name = (char)('a' + f->i);
+        PTRIO_CHECK(f, ptrio_source_add(&f->s[f->i].src, three_poll));
+    }
+    for (f->i = 0; f->i < 6; f->i++)
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+    PTRIO_END(f);
+}
+
+START_TEST(test_sources_remove_themselves)
+{
+    static struct three_main m;
+    reset();
+    memset(&m, 0, sizeof m);
+    memset(three_order, 0, sizeof three_order);
+    three_n = 0;
+    ck_assert_int_eq(run_virtual(three_main, &m, NULL), 0);
+    ck_expect_ok();
+    /* the newest first: c b a, c b a (b goes), c a, c a (both go) */
+    ck_assert_str_eq(three_order, "cbacbacaca");
+    ck_assert_int_eq(m.s[0].polls, 4);
+    ck_assert_int_eq(m.s[1].polls, 2);
+    ck_assert_int_eq(m.s[2].polls, 4);
+    ck_assert(!ptrio_source_added(&m.s[0].src));
+    ck_assert(!ptrio_source_added(&m.s[1].src));
+    ck_assert(!ptrio_source_added(&m.s[2].src));
+}
+END_TEST
+
 /* ---- an awaitable written by a user: the README's counter -------------- */
 
 /* A counter that tasks can wait on until it reaches a value. */
@@ -980,6 +1155,10 @@ int main(void)
     tcase_add_test(tc, test_owned_lots);
     tcase_add_test(tc, test_owned_lot_break_itself);
     tcase_add_test(tc, test_park_hook);
+    tcase_add_test(tc, test_source_wake);
+    tcase_add_test(tc, test_sources_remove_themselves);
+    tcase_add_misuse_test(tc, test_source_wake_misuse);
+    tcase_add_misuse_test(tc, test_source_wake_outside_loop);
     tcase_add_test(tc, test_user_awaitable_counter);
     tcase_add_misuse_test(tc, test_lot_misuse);
     tcase_add_test(tc, test_lot_outside_loop);

@@ -565,6 +565,13 @@ int ptrio_source_add(ptrio_source *src, void (*poll)(ptrio_source *src));
 /* Removes `src` (no effect if it is not added). */
 void ptrio_source_remove(ptrio_source *src);
 
+/* What a poll does when the event its task awaits has come: removes `src`
+ * (if added) and wakes `t`, parked with ptrio_park_hook, with `value`, as
+ * ptrio_source_remove then ptrio_wake do, in one call (the path from an
+ * interrupt to its task). Returns ptrio_wake's result: 0, or
+ * -PTRIO_EINVAL when `t` is not parked with a hook. */
+int ptrio_source_wake(ptrio_source *src, ptrio_task *t, int value);
+
 /* Whether `src` is added (a run that ends removes its sources): a waiter
  * may keep its source across waits instead of adding it each time. */
 static inline bool ptrio_source_added(const ptrio_source *src)

@@ -10,6 +10,13 @@
  */
 #include "internal.h"
 
+/* A hot function with its callees inlined into it (at -Os too). */
+#if defined(__GNUC__) || defined(__clang__)
+#define FLATTEN __attribute__((__flatten__))
+#else
+#define FLATTEN
+#endif
+
 PTRIO__TLS ptrio_loop *ptrio__loop;
 PTRIO__TLS ptrio_frame *ptrio__awaiter = NOBODY;
 
@@ -241,13 +248,11 @@ int ptrio_source_add(ptrio_source *src, void (*poll)(ptrio_source *src))
     return 0;
 }
 
-void ptrio_source_remove(ptrio_source *src)
+/* Unlinks `src`, added to `l`. */
+static inline void source_unlink(ptrio_loop *l, ptrio_source *src)
 {
-    ptrio_loop *l = ptrio__loop;
     ptrio_source *next;
 
-    if (!src || !src->next || !l)
-        return;
     BETWEEN_DEL(l);
     next = src->next == src ? NULL : src->next;    /* the last points home */
     if (src->prev)
@@ -259,16 +264,60 @@ void ptrio_source_remove(ptrio_source *src)
     src->next = src->prev = NULL;
 }
 
-/* Polls every source; a poll may remove its own source, no other. */
-static void poll_sources(ptrio_loop *l)
+void ptrio_source_remove(ptrio_source *src)
 {
-    ptrio_source *s = l->sources, *next;
+    ptrio_loop *l = ptrio__loop;
 
-    while (s) {
-        next = s->next == s ? NULL : s->next;
+    if (src && src->next && l)
+        source_unlink(l, src);
+}
+
+/* A check failed (or `src` is not added): ptrio_wake reports a failure
+ * and fails as it does. */
+static NOINLINE int source_wake_slow(ptrio_source *src, ptrio_task *t,
+                                     int value)
+{
+    ptrio_source_remove(src);
+    return ptrio_wake(t, value);
+}
+
+/* The checks are ptrio_wake's. Flattened: the unlink, the wake and the
+ * enqueue inline, on the way from an interrupt to its task. */
+FLATTEN int ptrio_source_wake(ptrio_source *src, ptrio_task *t, int value)
+{
+    ptrio_loop *l = ptrio__loop;
+
+    if (!l || !t || TSTATE(t) != T_PARKED || t->wait != W_HOOK ||
+        value <= PTRIO__UNWIND_FIN || !src || !src->next)
+        return source_wake_slow(src, t, value);
+    source_unlink(l, src);
+    ptrio__wake_now(l, t, value);
+    return 0;
+}
+
+/* Polls every source from `s` on; a poll may remove its own source, no
+ * other. */
+static NOINLINE void poll_from(ptrio_source *s)
+{
+    ptrio_source *next;
+
+    while ((next = s->next) != s) {
         s->poll(s);
         s = next;
     }
+    s->poll(s);
+}
+
+/* Polls every source (its callers test that one is added): one source,
+ * an interrupt's, is polled inline, on the way from the wait to its task. */
+static inline void poll_sources(ptrio_loop *l)
+{
+    ptrio_source *s = l->sources;
+
+    if (s->next == s)
+        s->poll(s);
+    else
+        poll_from(s);
 }
 
 /* Sources still added when the run ends are dropped: none outlives it. */
@@ -546,13 +595,13 @@ static void step(ptrio_loop *l, ptrio_task *t, uint32_t instrumented)
  * and a task made ready during it joins the queue behind it, in the next
  * batch. Tasks are taken off the head of the queue one by one, so a task
  * knows it is alone when the queue is empty. Hooks installed during a
- * batch apply from the next one. */
+ * batch apply from the next one. Called with a task ready. */
 static void run_batches(ptrio_loop *l)
 {
     uint32_t instrumented = l->ninstruments;
-    ptrio_task *t, *end = l->runq_tail;
+    ptrio_task *t = l->runq, *end = l->runq_tail;
 
-    while ((t = l->runq)) {
+    do {
         l->runq = t->w.next;
         step(l, t, instrumented);
         if (instrumented)
@@ -563,7 +612,7 @@ static void run_batches(ptrio_loop *l)
             end = l->runq_tail;
             instrumented = l->ninstruments;
         }
-    }
+    } while ((t = l->runq));
     l->current = NULL;
 }
 
@@ -722,6 +771,18 @@ enum { PRIMED_NONE, PRIMED_IDLE, PRIMED_AUTOJUMP };
 /* wait_step's result when it polled the sources after its wait itself. */
 #define SOURCES_POLLED 1
 
+/* What follows a backend's wait that failed, or on an instrumented loop:
+ * out of line, so that a wait returning 0 costs one test on the way from
+ * an interrupt to its task. */
+static NOINLINE int waited(ptrio_loop *l, int rc)
+{
+    if (rc == -PTRIO_EDEADLK)
+        deadlocked(l);      /* the virtual backend cannot wait for a source */
+    if (l->ninstruments)
+        ptrio__instr_run(l, I_AFTER_WAIT);
+    return rc;
+}
+
 /* The backend's wait until `deadline`, between the instruments' hooks. */
 static int backend_wait(ptrio_loop *l, ptrio_time deadline)
 {
@@ -730,11 +791,7 @@ static int backend_wait(ptrio_loop *l, ptrio_time deadline)
     if (l->ninstruments)
         ptrio__instr_wait(l, deadline);
     rc = l->backend->wait(l, deadline);
-    if (rc == -PTRIO_EDEADLK)
-        deadlocked(l);      /* the virtual backend cannot wait for a source */
-    if (l->ninstruments)
-        ptrio__instr_run(l, I_AFTER_WAIT);
-    return rc;
+    return rc != 0 || l->ninstruments ? waited(l, rc) : 0;
 }
 
 /* wait_step with nothing ready (the sources polled) on a loop with a
@@ -776,10 +833,8 @@ static int wait_full(ptrio_loop *l)
     if (l->ninstruments)
         ptrio__instr_wait(l, deadline);
     rc = primed && SIMULATED(l) ? 0 : l->backend->wait(l, deadline);
-    if (rc == -PTRIO_EDEADLK)
-        deadlocked(l);
-    if (l->ninstruments)
-        ptrio__instr_run(l, I_AFTER_WAIT);
+    if (rc != 0 || l->ninstruments)
+        rc = waited(l, rc);
     if (rc == 0 && primed && !l->runq) {
         if (l->sources)
             poll_sources(l);

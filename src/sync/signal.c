@@ -192,8 +192,8 @@ static ptrio_task *unwait(ptrio_signal *s)
     return t;
 }
 
-/* The hot half of an interrupt's wake: one take, the task woken, the
- * source removed last (a tail call). */
+/* The hot half of an interrupt's wake: one take, then the source removed
+ * and the task woken in one call (a tail call). */
 static void sig_poll(ptrio_source *src)
 {
     ptrio_signal *s = (ptrio_signal *)(void *)src;  /* src is the first member */
@@ -203,8 +203,7 @@ static void sig_poll(ptrio_source *src)
     if (n != 0u) {
         loop_set(s, NULL);
         s->waiter = NULL;
-        (void)ptrio_wake(t, clamp(n));
-        ptrio_source_remove(src);
+        (void)ptrio_source_wake(src, t, clamp(n));
     }
 }
 
