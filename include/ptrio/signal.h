@@ -10,7 +10,7 @@
  *
  * Raising is lock-free where the compiler has lock-free atomics (see
  * ptrio/port.h for the critical-section hook used elsewhere): a counter
- * increment, then ptrio_loop_wake of the waiting task's loop. Raises that
+ * increment, then a wake of the waiting task's loop. Raises that
  * come before the task runs coalesce: the wait returns once, with their
  * count. One task waits at a time (as for an fd). The wait is a
  * checkpoint and cancellable like every wait; a cancelled wait leaves the
@@ -39,7 +39,10 @@ typedef struct ptrio_signal {
 } ptrio_signal;
 
 /* Counts one raise and wakes the awaiting task's loop. Safe from an
- * interrupt, a POSIX signal handler or another thread; never blocks. */
+ * interrupt, a POSIX signal handler or another thread; never blocks. A
+ * port build (PTRIO_CONF_SINGLE_CORE) takes its raisers for its own
+ * core's interrupts: configure --disable-single-core where another core
+ * raises. */
 void ptrio_signal_raise(ptrio_signal *s);
 
 /* Waits until the signal is raised. Awaitable checkpoint: the status is

@@ -867,6 +867,8 @@ static int wait_step(ptrio_loop *l)
             if (l->runq)
                 return SOURCES_POLLED;
         }
+        INVARIANT(l->wait_full || (!l->clock && !l->idle),
+                  "a clock or an idle waiter without the wait that serves it");
         if (l->wait_full)
             return l->wait_full(l);
         if (nothing_can_wake(l)) {

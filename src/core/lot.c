@@ -85,7 +85,10 @@ void ptrio__abort_wait(ptrio_loop *l, ptrio_task *t)
         ring_remove(lot_of(t), t);
         ptrio__wake_now(l, t, -PTRIO_ECANCELED);
     } else if (t->w.park.on.abort(t, t->w.park.data) == 0) {
-        ptrio__wake(l, t, -PTRIO_ECANCELED);
+        if (TSTATE(t) == T_PARKED)
+            ptrio__wake(l, t, -PTRIO_ECANCELED);
+        else        /* the hook woke it itself, and said it did not */
+            MISUSE("an abort hook woke its task and returned 0");
     }
 }
 
@@ -107,10 +110,10 @@ static inline void unpark_one(ptrio_lot *lot, ptrio_task *t, int value)
 
 /* ---- parking ---------------------------------------------------------
  *
- * The hot path of every primitive: the caller is checked once, by the
+ * The hot path of every primitive: each call checks the caller by the
  * core's one compare (ptrio__awaiter: the running task's innermost frame,
  * waiting on nothing, and no open scope cancelled); the schedule point or
- * the park follow without another call, and take that permission away.
+ * the park that ends the operation takes that permission away.
  * Anything unusual (a bad caller, a cancelled scope somewhere, bad
  * arguments) takes the slow path, which checks everything and reports. */
 

@@ -150,8 +150,9 @@ static inline void loop_set(ptrio_signal *s, ptrio_loop *l)
 /* `loop` is set only while a task of that loop waits, so the loop is
  * running: ptrio_loop_wake's test of that is left out (a backend that
  * closed meanwhile ignores the wake). The backend is read once and
- * tested: a raiser on another thread may lose the race with the loop's
- * end and its owner's re-initialising it. */
+ * tested, which narrows, not closes, the race of a raiser on another
+ * thread with the loop's end and re-initialisation: keep the loop alive
+ * and untouched while something may raise (signal.h). */
 void ptrio_signal_raise(ptrio_signal *s)
 {
     ptrio_loop *l;

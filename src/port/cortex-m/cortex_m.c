@@ -248,8 +248,10 @@ static int cm_wait(ptrio_loop *l, ptrio_time deadline)
     }
 }
 
-/* From any interrupt: one store, read by the wait with interrupts
- * masked. */
+/* From any interrupt: one store. The wait reads it with interrupts
+ * masked before it sleeps; after a sleep it reads and clears it unmasked
+ * (a wake in between comes after its raiser's change, which the loop polls
+ * next anyway). */
 static void cm_wake(ptrio_loop *l)
 {
     WOKEN(l) = 1;
