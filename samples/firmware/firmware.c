@@ -26,7 +26,10 @@ static ptrio_time last_reading = -1;    /* the watchdog's kick */
 
 /* ---- the button interrupt --------------------------------------------- */
 
-/* Presses at 120, 130 and 140 ms (a bounce), then one at 700 ms. */
+/* Presses at 135, 145 and 155 ms (a bounce), then one at 715 ms: each
+ * event of the sample is 25 ms or more from the next, so that a host that
+ * runs QEMU late (its clock follows real time while the board sleeps)
+ * cannot reorder the output. */
 static const uint32_t press_gap_us[] = {10000, 10000, 560000};
 static volatile unsigned presses;
 
@@ -148,7 +151,7 @@ static int watchdog(ptrio_frame *fr)
 {
     struct watchdog *w = PTRIO_SELF(fr, struct watchdog);
     PTRIO_BEGIN(w);
-    PTRIO_AWAIT(w, ptrio_sleep(w, PTRIO_MS(45)));   /* off the sensor's beat */
+    PTRIO_AWAIT(w, ptrio_sleep(w, PTRIO_MS(35)));   /* off the sensor's beat */
     for (;;) {
         int quiet = last_reading < 0 || ptrio_now() - last_reading > PTRIO_MS(150);
         if (quiet != w->silent)
@@ -176,7 +179,7 @@ static int firmware(ptrio_frame *fr)
     struct firmware *f = PTRIO_SELF(fr, struct firmware);
     PTRIO_BEGIN(f);
     puts("firmware: up");
-    (void)qemu_alarm(120000, button_isr);
+    (void)qemu_alarm(135000, button_isr);
     PTRIO_MOVE_ON_AFTER(f, &f->uptime, PTRIO_MS(1000)) {
         PTRIO_NURSERY(f, &f->n) {
             PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[0], supervisor,
