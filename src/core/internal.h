@@ -222,6 +222,22 @@ static inline int ptrio__done_yield(ptrio_loop *l, ptrio_task *t, int rc)
     return PTRIO_PENDING;
 }
 
+/* Unlinks `src`, added to `l`. */
+static inline void ptrio__source_unlink(ptrio_loop *l, ptrio_source *src)
+{
+    ptrio_source *next;
+
+    BETWEEN_DEL(l);
+    next = src->next == src ? NULL : src->next;    /* the last points home */
+    if (src->prev)
+        src->prev->next = next ? next : src->prev;
+    else
+        l->sources = next;
+    if (next)
+        next->prev = src->prev;
+    src->next = src->prev = NULL;
+}
+
 /* A frame about to run its first step. Its origin is written before it
  * is read (when an error reaches FINALLY or END). */
 static inline void ptrio__frame_init(ptrio_frame *fr, ptrio_fn fn,

@@ -248,28 +248,12 @@ int ptrio_source_add(ptrio_source *src, void (*poll)(ptrio_source *src))
     return 0;
 }
 
-/* Unlinks `src`, added to `l`. */
-static inline void source_unlink(ptrio_loop *l, ptrio_source *src)
-{
-    ptrio_source *next;
-
-    BETWEEN_DEL(l);
-    next = src->next == src ? NULL : src->next;    /* the last points home */
-    if (src->prev)
-        src->prev->next = next ? next : src->prev;
-    else
-        l->sources = next;
-    if (next)
-        next->prev = src->prev;
-    src->next = src->prev = NULL;
-}
-
 void ptrio_source_remove(ptrio_source *src)
 {
     ptrio_loop *l = ptrio__loop;
 
     if (src && src->next && l)
-        source_unlink(l, src);
+        ptrio__source_unlink(l, src);
 }
 
 /* A check failed (or `src` is not added): ptrio_wake reports a failure
@@ -290,7 +274,7 @@ FLATTEN int ptrio_source_wake(ptrio_source *src, ptrio_task *t, int value)
     if (!l || !t || TSTATE(t) != T_PARKED || t->wait != W_HOOK ||
         value <= PTRIO__UNWIND_FIN || !src || !src->next)
         return source_wake_slow(src, t, value);
-    source_unlink(l, src);
+    ptrio__source_unlink(l, src);
     ptrio__wake_now(l, t, value);
     return 0;
 }

@@ -25,6 +25,8 @@
 #include <ptrio/port.h>
 #include <ptrio/signal.h>
 
+#include "../core/internal.h"
+
 /* ---- the two shared words -------------------------------------------- */
 
 /* The take is on the path from an interrupt to its task: inlined even at
@@ -194,7 +196,9 @@ static ptrio_task *unwait(ptrio_signal *s)
 }
 
 /* The hot half of an interrupt's wake: one take, then the source removed
- * and the task woken in one call (a tail call). */
+ * and the task woken, inline. A waiter is always parked with sig_abort
+ * (it is cleared with the source when its wait ends), so ptrio_wake's
+ * checks are the debug build's invariant here. */
 static void sig_poll(ptrio_source *src)
 {
     ptrio_signal *s = (ptrio_signal *)(void *)src;  /* src is the first member */
@@ -202,9 +206,14 @@ static void sig_poll(ptrio_source *src)
     ptrio_task *t = s->waiter;
 
     if (n != 0u) {
+        ptrio_loop *l = ptrio__loop;
+        INVARIANT((t != NULL) && (TSTATE(t) == T_PARKED) &&
+                      (t->wait == W_HOOK),
+                  "a signal's waiter that does not wait on it");
         loop_set(s, NULL);
         s->waiter = NULL;
-        (void)ptrio_source_wake(src, t, clamp(n));
+        ptrio__source_unlink(l, src);
+        ptrio__wake_now(l, t, clamp(n));
     }
 }
 
