@@ -10,11 +10,14 @@
  */
 #include "internal.h"
 
-/* A hot function with its callees inlined into it (at -Os too). */
+/* A hot function with its callees inlined into it, and one inlined into
+ * its callers (at -Os too). */
 #if defined(__GNUC__) || defined(__clang__)
 #define FLATTEN __attribute__((__flatten__))
+#define ALWAYS_INLINE inline __attribute__((__always_inline__))
 #else
 #define FLATTEN
+#define ALWAYS_INLINE inline
 #endif
 
 PTRIO__TLS ptrio_loop *ptrio__loop;
@@ -767,14 +770,18 @@ static NOINLINE int waited(ptrio_loop *l, int rc)
     return rc;
 }
 
-/* The backend's wait until `deadline`, between the instruments' hooks. */
-static int backend_wait(ptrio_loop *l, ptrio_time deadline)
+/* The backend's wait until `deadline`, between the instruments' hooks;
+ * `simulated`: no time passes (a primed wait on the virtual backend), the
+ * hooks alone run. Inline: the plain wait is on the way from an
+ * interrupt's source to its task. */
+static ALWAYS_INLINE int backend_wait(ptrio_loop *l, ptrio_time deadline,
+                                      int simulated)
 {
     int rc;
 
     if (l->ninstruments)
         ptrio__instr_wait(l, deadline);
-    rc = l->backend->wait(l, deadline);
+    rc = simulated ? 0 : l->backend->wait(l, deadline);
     return rc != 0 || l->ninstruments ? waited(l, rc) : 0;
 }
 
@@ -812,13 +819,7 @@ static int wait_full(ptrio_loop *l)
         deadline = sleep == PTRIO_TIME_INF ? PTRIO_TIME_INF
                                            : ptrio__add_time(now, sleep);
     }
-    /* backend_wait's steps, repeated: with one caller it is inlined into
-     * wait_step, on the way from an interrupt's source to its task */
-    if (l->ninstruments)
-        ptrio__instr_wait(l, deadline);
-    rc = primed && SIMULATED(l) ? 0 : l->backend->wait(l, deadline);
-    if (rc != 0 || l->ninstruments)
-        rc = waited(l, rc);
+    rc = backend_wait(l, deadline, primed && SIMULATED(l));
     if (rc == 0 && primed && !l->runq) {
         if (l->sources)
             poll_sources(l);
@@ -861,7 +862,7 @@ static int wait_step(ptrio_loop *l)
         }
         deadline = l->first ? ptrio__timer_when(l->first) : PTRIO_TIME_INF;
     }
-    return backend_wait(l, deadline);
+    return backend_wait(l, deadline, 0);
 }
 
 /* The backend failed (or, on the virtual clock, every task waits forever):
