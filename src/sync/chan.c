@@ -174,8 +174,17 @@ int ptrio_chan_send_nowait(ptrio_chan_tx *tx, const void *value)
 }
 
 /* A blocking operation as core.h composes it: the cancel check, then the
- * attempt, then a schedule point (done) or the park. Each step's fast
- * path is one compare, and the attempt runs inline. */
+ * attempt (inline), then this: a schedule point when it is done, the park
+ * through `key` with `data` when it must wait, else its error. Each
+ * step's fast path is one compare. */
+static inline int finish(void *self, ptrio_lot *const *key, void *data,
+                         int rc)
+{
+    if (rc == -PTRIO_EWOULDBLOCK)
+        return ptrio_park_key(self, key, data);
+    return rc < 0 ? rc : ptrio_yield(self);
+}
+
 int ptrio_chan_send(void *self, ptrio_chan_tx *tx, const void *value)
 {
     int rc;
@@ -187,10 +196,9 @@ int ptrio_chan_send(void *self, ptrio_chan_tx *tx, const void *value)
     rc = ptrio_checkpoint_if_cancelled(self);
     if (rc < 0)
         return rc;
-    rc = send_now(tx, value);
-    if (rc == -PTRIO_EWOULDBLOCK)   /* it parks with its value as the data */
-        return ptrio_park_key(self, &tx->side, (void *)(uintptr_t)value);
-    return rc < 0 ? rc : ptrio_yield(self);
+    /* blocked, it parks with its value as the data */
+    return finish(self, &tx->side, (void *)(uintptr_t)value,
+                  send_now(tx, value));
 }
 
 /* ---- receive -------------------------------------------------------- */
@@ -239,10 +247,7 @@ int ptrio_chan_recv(void *self, ptrio_chan_rx *rx, void *dst)
     rc = ptrio_checkpoint_if_cancelled(self);
     if (rc < 0)
         return rc;
-    rc = recv_now(rx, dst);
-    if (rc == -PTRIO_EWOULDBLOCK)
-        return ptrio_park_key(self, &rx->side, dst);
-    return rc < 0 ? rc : ptrio_yield(self);
+    return finish(self, &rx->side, dst, recv_now(rx, dst));
 }
 
 /* ---- clone and close ------------------------------------------------- */
