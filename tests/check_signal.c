@@ -18,6 +18,7 @@
 #include "board.h"
 #else
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
@@ -478,6 +479,47 @@ START_TEST(test_signal_handler_raises)
 }
 END_TEST
 
+
+/* A raiser thread outlives many loops: each run waits once and ends, and
+ * its loop's storage is then scribbled over and reused. No raise may touch
+ * a loop after its wait ended (the raise that read `loop` just before is
+ * waited for): a raise reaching a scribbled loop would crash on its
+ * backend pointer. */
+static volatile int outlive_stop;
+
+static void *outlive_thread(void *arg)
+{
+    (void)arg;
+    while (!__atomic_load_n(&outlive_stop, __ATOMIC_ACQUIRE)) {
+        ptrio_signal_raise(&S);
+        sched_yield();      /* valgrind runs one thread at a time */
+    }
+    return NULL;
+}
+
+static void no_start(void) {}
+
+START_TEST(test_raiser_outlives_the_loop)
+{
+    static struct collect f;
+    static ptrio_loop loop;
+    int i;
+    reset();
+    outlive_stop = 0;
+    ck_assert_int_eq(pthread_create(&thread, NULL, outlive_thread, NULL), 0);
+    for (i = 0; i < 2000; i++) {
+        f = (struct collect){.want = 1, .limit = PTRIO_SEC(5),
+                             .start = no_start};
+        loop_setup(&loop, ptrio_default_backend(), NULL);
+        ck_assert_int_eq(ptrio_loop_run(&loop, collect_main, &f), 0);
+        ck_assert_int_ge(f.got, 1);
+        memset(&loop, 0xa5, sizeof loop);
+    }
+    __atomic_store_n(&outlive_stop, 1, __ATOMIC_RELEASE);
+    pthread_join(thread, NULL);
+}
+END_TEST
+
 #endif
 
 int main(void)
@@ -502,6 +544,7 @@ int main(void)
     tcase_add_test(tc, test_thread_raises);
     tcase_add_test(tc, test_thread_storm_counts_every_raise);
     tcase_add_test(tc, test_signal_handler_raises);
+    tcase_add_test(tc, test_raiser_outlives_the_loop);
 #endif
     suite_add_tcase(s, tc);
     sr = srunner_create(s);

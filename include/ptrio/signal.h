@@ -17,8 +17,9 @@
  * count for the next one.
  *
  * Raise a signal only while it is zeroed, idle or awaited in a running
- * loop, and keep the signal (and the loop it wakes) alive as long as
- * something may raise it.
+ * loop, and keep the signal alive as long as something may raise it. The
+ * loop need not outlive the raisers: once a wait has ended (taken,
+ * cancelled or aborted by the run's end), no raise touches its loop.
  */
 #ifndef PTRIO_SIGNAL_H
 #define PTRIO_SIGNAL_H
@@ -36,6 +37,7 @@ typedef struct ptrio_signal {
     ptrio_task *waiter;             /* the task awaiting it, or NULL */
     ptrio_loop *volatile loop;      /* its loop: raise wakes it */
     volatile uint32_t count;        /* raises not yet taken (atomic) */
+    volatile uint32_t woke;         /* the raiser that took `loop` is done */
 } ptrio_signal;
 
 /* Counts one raise and wakes the awaiting task's loop. Safe from an

@@ -12,6 +12,15 @@
  * consistent), so either the waiter sees the raise or the raise sees the
  * waiter and wakes its loop, whose next wait then returns at once.
  *
+ * No raise touches a loop whose wait has ended: a raiser on another thread
+ * could read `loop` just before the wait ends, and the loop could then end
+ * and its storage be reused. So there a raiser claims the loop, taking
+ * `loop` and leaving NULL (one atomic exchange): one raiser per wait wakes
+ * the loop, later ones only count, and the claimer sets `woke` once its
+ * wake has returned. The wait's end takes `loop` the same way: getting
+ * NULL, it knows a claimer exists and waits for its `woke` (a few
+ * instructions and one wake, whatever other raisers do meanwhile).
+ *
  * On a port the raiser is an interrupt of the loop's own core (ptrio/port.h:
  * one core), which sees the loop's stores in program order and runs whole
  * between two of its instructions: keeping that order needs only the
@@ -72,6 +81,13 @@ static inline void loop_set(ptrio_signal *s, ptrio_loop *l)
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
 }
 
+/* Raisers are interrupts of this core, each run whole between two of the
+ * loop's instructions: a raise that reads `loop` has finished its wake
+ * before the loop's thread runs on, so claiming is reading. */
+static inline ptrio_loop *loop_claim(ptrio_signal *s) { return loop_get(s); }
+static inline void raise_done(ptrio_signal *s) { (void)s; }
+static inline void loop_clear(ptrio_signal *s) { loop_set(s, NULL); }
+
 #elif defined(__GCC_ATOMIC_INT_LOCK_FREE) && __GCC_ATOMIC_INT_LOCK_FREE == 2 && \
     defined(__GCC_ATOMIC_POINTER_LOCK_FREE) && __GCC_ATOMIC_POINTER_LOCK_FREE == 2
 
@@ -86,14 +102,37 @@ static TAKE_INLINE uint32_t count_take(ptrio_signal *s)
     return __atomic_exchange_n(&s->count, 0u, __ATOMIC_SEQ_CST);
 }
 
-static ptrio_loop *loop_get(ptrio_signal *s)
-{
-    return __atomic_load_n(&s->loop, __ATOMIC_SEQ_CST);
-}
-
 static inline void loop_set(ptrio_signal *s, ptrio_loop *l)
 {
     __atomic_store_n(&s->loop, l, __ATOMIC_SEQ_CST);
+}
+
+/* A raiser takes the loop it wakes, leaving NULL for the next raisers and
+ * for the wait's end (loop_clear), which then waits for raise_done. */
+static inline ptrio_loop *loop_claim(ptrio_signal *s)
+{
+    return __atomic_exchange_n(&s->loop, NULL, __ATOMIC_SEQ_CST);
+}
+
+/* The claimer's wake has returned: its release orders the claimer's use of
+ * the loop before whatever the loop does next. */
+static inline void raise_done(ptrio_signal *s)
+{
+    __atomic_store_n(&s->woke, 1u, __ATOMIC_RELEASE);
+}
+
+/* Ends the wait's publication of its loop. Taking NULL means a raiser
+ * claimed it: spin until that one raise is done (it never blocks, and a
+ * claimer that is a signal handler on this thread is done before the spin
+ * resumes). Loop's thread, only while `loop` was set. */
+static void loop_clear(ptrio_signal *s)
+{
+    if (__atomic_exchange_n(&s->loop, NULL, __ATOMIC_SEQ_CST) == NULL) {
+        while (__atomic_load_n(&s->woke, __ATOMIC_ACQUIRE) == 0u) {
+            /* the claimer is finishing its wake */
+        }
+        __atomic_store_n(&s->woke, 0u, __ATOMIC_RELAXED);
+    }
 }
 
 #else
@@ -145,16 +184,20 @@ static inline void loop_set(ptrio_signal *s, ptrio_loop *l)
     s->loop = l;        /* one aligned word: a single store */
 }
 
+/* Raisers are interrupts of this core, each run whole between two of the
+ * loop's instructions: a raise that reads `loop` has finished its wake
+ * before the loop's thread runs on, so claiming is reading. */
+static inline ptrio_loop *loop_claim(ptrio_signal *s) { return loop_get(s); }
+static inline void raise_done(ptrio_signal *s) { (void)s; }
+static inline void loop_clear(ptrio_signal *s) { loop_set(s, NULL); }
+
 #endif
 
 /* ---- raising ------------------------------------------------------------ */
 
-/* `loop` is set only while a task of that loop waits, so the loop is
- * running: ptrio_loop_wake's test of that is left out (a backend that
- * closed meanwhile ignores the wake). The backend is read once and
- * tested, which narrows, not closes, the race of a raiser on another
- * thread with the loop's end and re-initialisation: keep the loop alive
- * and untouched while something may raise (signal.h). */
+/* `loop` is set only while a task of that loop waits, and the wait's end
+ * waits for the raise that claimed it, so the loop is running and open
+ * throughout the wake: ptrio_loop_wake's test of that is left out. */
 void ptrio_signal_raise(ptrio_signal *s)
 {
     ptrio_loop *l;
@@ -162,12 +205,13 @@ void ptrio_signal_raise(ptrio_signal *s)
 
     if (s != NULL) {
         (void)count_add(s);
-        l = loop_get(s);
+        l = loop_claim(s);
         if (l != NULL) {
             be = l->backend;
             if ((be != NULL) && (be->wake != NULL)) {
                 be->wake(l);
             }
+            raise_done(s);
         }
     }
 }
@@ -189,7 +233,7 @@ static ptrio_task *unwait(ptrio_signal *s)
 {
     ptrio_task *t = s->waiter;
 
-    loop_set(s, NULL);
+    loop_clear(s);
     s->waiter = NULL;
     ptrio_source_remove(&s->src);
     return t;
@@ -210,7 +254,7 @@ static void sig_poll(ptrio_source *src)
         INVARIANT((t != NULL) && (TSTATE(t) == T_PARKED) &&
                       (t->wait == W_HOOK),
                   "a signal's waiter that does not wait on it");
-        loop_set(s, NULL);
+        loop_clear(s);
         s->waiter = NULL;
         ptrio__source_unlink(l, src);
         ptrio__wake_now(l, t, clamp(n));
