@@ -620,28 +620,40 @@ struct outside {
     ptrio_scope sc;
     ptrio_source src;
     int rc;
+    int join_waker;         /* a thread wakes: wait until it is done */
 };
+
+/* The waker thread's handshake with the run: it wakes only a running
+ * loop, and the run ends only after its wake returned (core.h). */
+static int running, waker_done;
 
 static int outside(ptrio_frame *fr)
 {
     struct outside *o = PTRIO_SELF(fr, struct outside);
     PTRIO_BEGIN(o);
     PTRIO_CHECK(o, ptrio_source_add(&o->src, flag_poll));
+    __atomic_store_n(&running, 1, __ATOMIC_RELEASE);
     PTRIO_FAIL_AFTER(o, &o->sc, PTRIO_SEC(5)) {
         while (!__atomic_load_n(&flag, __ATOMIC_ACQUIRE))
             PTRIO_AWAIT(o, ptrio_park(o, &flag_lot, NULL));
+        tlog_add(&L, "woken");
+        /* polled: the wake that ended the park is the one under test */
+        while (o->join_waker && !__atomic_load_n(&waker_done, __ATOMIC_ACQUIRE))
+            PTRIO_AWAIT(o, ptrio_sleep(o, PTRIO_MS(1)));
     }
     ptrio_source_remove(&o->src);
-    tlog_add(&L, "woken");
     PTRIO_END(o);
 }
 
 static void *set_flag_and_wake(void *arg)
 {
     struct timespec d = {0, 20 * 1000000};
-    nanosleep(&d, NULL);
+    while (!__atomic_load_n(&running, __ATOMIC_ACQUIRE))
+        nanosleep(&d, NULL);
+    nanosleep(&d, NULL);            /* the task is parked by now, or soon */
     __atomic_store_n(&flag, 1, __ATOMIC_RELEASE);
     ptrio_loop_wake(arg);
+    __atomic_store_n(&waker_done, 1, __ATOMIC_RELEASE);
     return NULL;
 }
 
@@ -653,6 +665,8 @@ START_TEST(test_wake_from_thread)
     long long t0 = mono_ms();
 
     flag = 0;
+    running = waker_done = 0;
+    O = (struct outside){.join_waker = 1};
     ck_assert_int_eq(pthread_create(&th, NULL, set_flag_and_wake, &io_loop), 0);
     ck_assert_int_eq(run_io(outside, &O), 0);
     pthread_join(th, NULL);
@@ -672,7 +686,9 @@ static void *signal_main(void *arg)
 {
     struct timespec d = {0, 20 * 1000000};
     (void)arg;
-    nanosleep(&d, NULL);
+    while (!__atomic_load_n(&running, __ATOMIC_ACQUIRE))
+        nanosleep(&d, NULL);
+    nanosleep(&d, NULL);            /* the task is parked by now, or soon */
     pthread_kill(main_thread, SIGUSR2);
     return NULL;
 }
@@ -686,6 +702,8 @@ START_TEST(test_wake_from_signal_handler)
     pthread_t th;
 
     flag = 0;
+    running = 0;
+    O = (struct outside){0};
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_usr2;
     sa.sa_flags = SA_RESTART;
