@@ -746,6 +746,10 @@ static int lim_total_main(ptrio_frame *fr)
     EXPECT(ptrio_limiter_waiting(&f->c) == 0);
     EXPECT(ptrio_limiter_borrowed(&f->c) == 0);
     EXPECT(f->b[5].tok.limiter == NULL);
+    /* ...and its token borrows again at once */
+    ptrio_limiter_set_total(&f->c, 1);
+    EXPECT(ptrio_limiter_acquire_nowait(&f->c, &f->b[5].tok) == 0);
+    EXPECT(ptrio_limiter_release(&f->c, &f->b[5].tok) == 0);
     PTRIO_END(f);
 }
 
@@ -1449,6 +1453,43 @@ START_TEST(test_lim_token_in_use)
 }
 END_TEST
 
+/* A token that rides with a waiting acquire is in use too: a second
+ * borrow with it, waiting or not, is refused, and the waiter alone gets
+ * it (it used to be linked twice: three borrowed of two tokens, and a
+ * borrowers list that never ends). */
+static int lim_awaited_main(ptrio_frame *fr)
+{
+    struct lim_main *f = PTRIO_SELF(fr, struct lim_main);
+    PTRIO_BEGIN(f);
+    ptrio_limiter_init(&f->c, 1);
+    EXPECT(ptrio_limiter_acquire_nowait(&f->c, &f->tok) == 0);
+    PTRIO_NURSERY(f, &f->n) {
+        start_borrower(f, 0);
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+        EXPECT(ptrio_limiter_waiting(&f->c) == 1);
+        EXPECT(ptrio_limiter_acquire_on_behalf_of_nowait(
+                   &f->c, &f->b[0].tok, &vals[1]) == -PTRIO_EBUSY);
+        PTRIO_TRY(f, f->i, ptrio_limiter_acquire_on_behalf_of(
+                               f, &f->c, &f->b[0].tok, &vals[1]));
+        EXPECT(f->i == -PTRIO_EBUSY);
+        EXPECT(ptrio_limiter_waiting(&f->c) == 1);
+        EXPECT(ptrio_limiter_release(&f->c, &f->tok) == 0);
+        EXPECT(ptrio_limiter_borrowed(&f->c) == 1);
+        EXPECT(borrowers_are(&f->c, 1u << 0));
+        EXPECT(ptrio_limiter_release(&f->c, &f->b[0].tok) == 0);
+        EXPECT(ptrio_limiter_borrowed(&f->c) == 0);
+    }
+    PTRIO_END(f);
+}
+
+START_TEST(test_lim_awaited_token_in_use)
+{
+    static struct lim_main m;
+    RUN_MAIN(lim_awaited_main, m, 0);
+    ck_assert_str_eq(L.buf, "p0+@0 p0=0@1");
+}
+END_TEST
+
 /* Trio: RuntimeError "this borrower isn't holding any of this
  * CapacityLimiter's tokens". */
 START_TEST(test_lim_release_unborrowed)
@@ -1521,6 +1562,7 @@ int main(void)
     tcase_add_misuse_test(tc, test_sem_bad_init);
     tcase_add_misuse_test(tc, test_lim_borrow_twice);
     tcase_add_misuse_test(tc, test_lim_token_in_use);
+    tcase_add_misuse_test(tc, test_lim_awaited_token_in_use);
     tcase_add_misuse_test(tc, test_lim_release_unborrowed);
     tcase_add_misuse_test(tc, test_cond_wait_unheld);
     tcase_add_misuse_test(tc, test_cond_notify_unheld);

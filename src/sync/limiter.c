@@ -71,6 +71,22 @@ void ptrio_limiter_init(ptrio_limiter *lim, unsigned total)
     ptrio_limiter_set_total(lim, total);
 }
 
+/* Whether `tok` rides with a wait for this limiter. Only a token that is
+ * borrowed is marked (limiter set); a waiting one is found among the
+ * waiters, which leaves nothing to undo when its wait is cancelled. The
+ * search runs only when tasks wait, that is on a borrow that waits too. */
+static int in_a_wait(const ptrio_limiter *lim, const ptrio_limiter_token *tok)
+{
+    const ptrio_task *t;
+
+    for (t = ptrio_lot_first(&lim->waiters); t;
+         t = ptrio_lot_next(&lim->waiters, t)) {
+        if (ptrio_wait_data(t) == tok)
+            return 1;
+    }
+    return 0;
+}
+
 /* The checks of every borrow: 0, or the error. */
 static int bad_token(const ptrio_limiter *lim, const ptrio_limiter_token *tok)
 {
@@ -78,8 +94,9 @@ static int bad_token(const ptrio_limiter *lim, const ptrio_limiter_token *tok)
         SYNC_MISUSE("a NULL limiter or token");
         return -PTRIO_EINVAL;
     }
-    if (tok->limiter) {
-        SYNC_MISUSE("borrowing with a token that is borrowed already");
+    if (tok->limiter || in_a_wait(lim, tok)) {
+        SYNC_MISUSE("borrowing with a token that is borrowed or awaited "
+                    "already");
         return -PTRIO_EBUSY;
     }
     return 0;
