@@ -91,9 +91,12 @@ static void start_receiver(struct chan_main *f, int i, ptrio_chan_rx *rx)
     EXPECT(ptrio_start_soon(&f->n, &f->t[i], receiver, &f->r[i]) == 0);
 }
 
+/* A fresh channel and ends (the last test's may still be open). */
 static int open_chan(struct chan_main *f, size_t cap)
 {
     memset(&f->ch, 0, sizeof f->ch);
+    memset(&f->tx, 0, sizeof f->tx);
+    memset(&f->rx, 0, sizeof f->rx);
     return ptrio_chan_open(&f->ch, &f->tx, &f->rx, sizeof(int), cap, f->buf);
 }
 
@@ -1130,6 +1133,47 @@ START_TEST(test_open_busy)
 }
 END_TEST
 
+/* Open and clone fill ends that are zeroed or closed: overwriting an open
+ * end would leave its channel counting an end nobody can close (its
+ * receivers would never see the end of the channel). */
+START_TEST(test_open_into_open_end)
+{
+    static ptrio_chan ch, ch2;
+    static ptrio_chan_tx tx;
+    static ptrio_chan_rx rx, rx2;
+    ck_assert_int_eq(ptrio_chan_open(&ch, &tx, &rx, 0, 0, NULL), 0);
+    ck_assert_int_eq(ptrio_chan_open(&ch2, &tx, &rx2, 0, 0, NULL),
+                     -PTRIO_EBUSY);
+    ck_assert_int_eq(ptrio_chan_tx_close(&tx), 0);
+    ck_assert_int_eq(ptrio_chan_recv_nowait(&rx, NULL), -PTRIO_EENDOFCHANNEL);
+    /* closed ends open again */
+    ck_assert_int_eq(ptrio_chan_rx_close(&rx), 0);
+    ck_assert_int_eq(ptrio_chan_open(&ch2, &tx, &rx, 0, 0, NULL), 0);
+}
+END_TEST
+
+START_TEST(test_clone_into_open_end)
+{
+    static ptrio_chan ch, ch2;
+    static ptrio_chan_tx tx, tx2, other;
+    static ptrio_chan_rx rx, rx2;
+    ck_assert_int_eq(ptrio_chan_open(&ch, &tx, &rx, 0, 0, NULL), 0);
+    ck_assert_int_eq(ptrio_chan_open(&ch2, &other, &rx2, 0, 0, NULL), 0);
+    ck_assert_int_eq(ptrio_chan_tx_clone(&tx, &tx), -PTRIO_EBUSY);
+    ck_assert_int_eq(ptrio_chan_tx_clone(&tx, &other), -PTRIO_EBUSY);
+    ck_assert_int_eq(ptrio_chan_rx_clone(&rx, &rx2), -PTRIO_EBUSY);
+    ck_assert_int_eq(ptrio_chan_tx_clone(&tx, &tx2), 0);
+    ck_assert_int_eq(ptrio_chan_tx_close(&tx), 0);
+    ck_assert_int_eq(ptrio_chan_tx_close(&tx2), 0);
+    ck_assert_int_eq(ptrio_chan_recv_nowait(&rx, NULL), -PTRIO_EENDOFCHANNEL);
+    ck_assert_int_eq(ptrio_chan_tx_close(&other), 0);
+    ck_assert_int_eq(ptrio_chan_recv_nowait(&rx2, NULL), -PTRIO_EENDOFCHANNEL);
+    /* a closed end takes a clone */
+    ck_assert_int_eq(ptrio_chan_rx_close(&rx2), 0);
+    ck_assert_int_eq(ptrio_chan_rx_clone(&rx, &rx2), 0);
+}
+END_TEST
+
 START_TEST(test_end_never_opened)
 {
     static ptrio_chan_tx tx;
@@ -1415,6 +1459,8 @@ int main(void)
     tcase_add_test(tc, test_results_through_channel);
     tcase_add_misuse_test(tc, test_open_bad_args);
     tcase_add_misuse_test(tc, test_open_busy);
+    tcase_add_misuse_test(tc, test_open_into_open_end);
+    tcase_add_misuse_test(tc, test_clone_into_open_end);
     tcase_add_misuse_test(tc, test_end_never_opened);
     tcase_add_misuse_test(tc, test_send_null_value);
     tcase_add_test(tc, test_nowait_outside_loop);

@@ -70,9 +70,10 @@ typedef struct ptrio_chan_rx {
 } ptrio_chan_rx;
 
 /* Opens `ch` over `storage` (size * capacity bytes, suitably aligned; may
- * be NULL when that is 0) and its first two ends. Returns 0, or
- * -PTRIO_EINVAL (NULL, size or capacity over PTRIO_CHAN_MAX, no storage),
- * -PTRIO_EBUSY (an end of `ch` is still open). */
+ * be NULL when that is 0) and its first two ends, which must be zeroed or
+ * closed. Returns 0, or -PTRIO_EINVAL (NULL, size or capacity over
+ * PTRIO_CHAN_MAX, no storage), -PTRIO_EBUSY (an end of `ch` is still
+ * open, or `tx` or `rx` is an open end). */
 int ptrio_chan_open(ptrio_chan *ch, ptrio_chan_tx *tx, ptrio_chan_rx *rx,
                     size_t size, size_t capacity, void *storage);
 
@@ -101,9 +102,10 @@ PTRIO_NODISCARD int ptrio_chan_recv(void *self, ptrio_chan_rx *rx,
  * -PTRIO_EENDOFCHANNEL, -PTRIO_ECLOSED, -PTRIO_EINVAL. */
 int ptrio_chan_recv_nowait(ptrio_chan_rx *rx, void *dst);
 
-/* Makes `clone` another end of the same channel (Trio's clone). Returns 0,
- * or -PTRIO_ECLOSED (`end` is closed), -PTRIO_EOVERFLOW (too many ends),
- * -PTRIO_EINVAL. */
+/* Makes `clone` (zeroed or closed) another end of the same channel
+ * (Trio's clone). Returns 0, or -PTRIO_ECLOSED (`end` is closed),
+ * -PTRIO_EBUSY (`clone` is an open end, `end` itself included),
+ * -PTRIO_EOVERFLOW (too many ends), -PTRIO_EINVAL. */
 int ptrio_chan_tx_clone(ptrio_chan_tx *end, ptrio_chan_tx *clone);
 int ptrio_chan_rx_clone(ptrio_chan_rx *end, ptrio_chan_rx *clone);
 

@@ -112,6 +112,14 @@ static void pop(ptrio_chan *ch, void *dst)
 
 /* ---- open ----------------------------------------------------------- */
 
+/* Whether an end is open on some channel: open and clone take only ends
+ * that are zeroed or closed, since overwriting an open one would leave its
+ * channel counting an end that nobody can close. */
+static int end_in_use(ptrio_lot *const *end)
+{
+    return *end && !end_closed(*end);
+}
+
 int ptrio_chan_open(ptrio_chan *ch, ptrio_chan_tx *tx, ptrio_chan_rx *rx,
                     size_t size, size_t capacity, void *storage)
 {
@@ -123,6 +131,10 @@ int ptrio_chan_open(ptrio_chan *ch, ptrio_chan_tx *tx, ptrio_chan_rx *rx,
     if (ch->ntx || ch->nrx || !ptrio_lot_empty(&ch->senders) ||
         !ptrio_lot_empty(&ch->receivers)) {
         SYNC_MISUSE("opening a channel that still has open ends");
+        return -PTRIO_EBUSY;
+    }
+    if (end_in_use(&tx->side) || end_in_use(&rx->side)) {
+        SYNC_MISUSE("opening a channel into an end that is open");
         return -PTRIO_EBUSY;
     }
     memset(ch, 0, sizeof *ch);
@@ -257,6 +269,10 @@ static int clone_end(ptrio_lot *side, ptrio__chan_n *count, ptrio_lot **out)
     if (!out) {
         SYNC_MISUSE("cloning into a NULL end");
         return -PTRIO_EINVAL;
+    }
+    if (end_in_use(out)) {
+        SYNC_MISUSE("cloning into an end that is open");
+        return -PTRIO_EBUSY;
     }
     if (*count == PTRIO_CHAN_MAX)
         return -PTRIO_EOVERFLOW;
