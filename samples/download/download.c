@@ -1,6 +1,7 @@
 /* samples/download: concurrent downloads of several files to disk, each
  * written completely or not at all, at most three at a time. Its Python
- * twin is download.py; both print the same lines (off a terminal).
+ * twin is download.py; both print the same lines (off a terminal), two
+ * downloads that end close together maybe swapped.
  *
  * Each download is a task (samples/common/pcurl_file.c: libcurl driven by
  * ptrio, the body into "<name>.part", fsync on a worker thread, then

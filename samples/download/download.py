@@ -1,6 +1,7 @@
 """samples/download: concurrent downloads of several files to disk, each
 written completely or not at all, at most three at a time. The Python twin
-of download.c: both print the same lines (off a terminal).
+of download.c: both print the same lines (off a terminal), though two
+downloads that end close together may swap lines (tests/twins: any order).
 
 The server (trio.serve_tcp, same nursery) sends 16 KB every 10 ms;
 "broken.bin" is cut off midway. Each body goes to "<name>.part", is
