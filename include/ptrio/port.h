@@ -40,7 +40,9 @@ void ptrio_port_critical_exit(ptrio_irqstate state);
  * The clock is SysTick, or a 32-bit counter of yours. Sleeping is WFI
  * with interrupts masked (PRIMASK) around the "is anything ready?" test,
  * so an interrupt between the test and the WFI still ends the sleep.
- * ptrio_loop_wake (the backend's wake) may be called from any interrupt.
+ * ptrio_loop_wake (the backend's wake: one store) may be called from any
+ * interrupt; ptrio_signal_raise and the clock from any but an NMI or a
+ * fault, which PRIMASK (the port's critical section) does not mask.
  * Single core: a loop and the interrupts that wake it run on one core. */
 extern const ptrio_backend ptrio_backend_cortex_m;
 
@@ -57,27 +59,36 @@ int ptrio_cortex_m_use_systick(uint32_t cpu_hz, uint32_t tick_hz);
 void ptrio_cortex_m_systick_isr(void);
 
 /* A free-running 32-bit up-counter of your part, extended to 64 bits by
- * noticing each wrap: the clock must be read at least once per 2^32
- * counts (268 s at 16 MHz). While a loop runs the port ensures it (a
- * sleep never programs an alarm more than 2^31 counts ahead); between
- * runs, call ptrio_cortex_m_now at least that often (from the counter's
- * overflow interrupt, if it has one). `set_alarm` (tickless mode; NULL: the counter must interrupt on its own
- * at least once per 2^31 counts) arms an interrupt for when the counter
- * reaches `at`: the port re-reads the counter after arming and does not
- * sleep if `at` has passed, so the part only has to fire for an `at` still
- * ahead when the arming write completes. The alarm's interrupt handler
- * only has to clear its event. */
+ * noticing each wrap, which needs reads less than 2^32 counts apart (268 s
+ * at 16 MHz). `set_alarm` (tickless mode) arms an interrupt for when the
+ * counter reaches `at`: the port re-reads the counter after arming and
+ * does not sleep if `at` has passed, so the part only has to fire for an
+ * `at` still ahead when the arming write completes. Its handler clears
+ * the event and calls ptrio_cortex_m_alarm_isr. The port then keeps an
+ * alarm armed at most 2^31 counts after its last read at all times (a
+ * sleep's, or a beat's), so the clock stays right whatever the program
+ * does: sleeping, running tasks that never sleep, or no loop at all, as
+ * long as interrupts are never masked for 2^31 counts. Without set_alarm
+ * (NULL), call ptrio_cortex_m_now from an interrupt of your own at least
+ * once per 2^31 counts; not from the counter's overflow interrupt alone,
+ * whose reads are a whole wrap apart and see none. */
 typedef struct ptrio_cortex_m_counter {
     uint32_t hz;                        /* counts per second, <= 1 GHz */
     uint32_t (*read)(void);
     void (*set_alarm)(uint32_t at);
 } ptrio_cortex_m_counter;
 
-/* Uses `c` (caller-owned, static) as the clock. 0, or -PTRIO_EINVAL. */
+/* Uses `c` (caller-owned, static) as the clock; with set_alarm, arms the
+ * first beat. 0, or -PTRIO_EINVAL. */
 int ptrio_cortex_m_use_counter(const ptrio_cortex_m_counter *c);
 
-/* The port's clock, in ns since it was set up (0 before). Callable from
- * an interrupt. */
+/* The counter's alarm interrupt (call it from the alarm's handler, after
+ * clearing its event): reads the clock and arms the next beat, 2^31
+ * counts ahead. Harmless without a counter clock. */
+void ptrio_cortex_m_alarm_isr(void);
+
+/* The port's clock, in ns: since SysTick was set up, or since the
+ * counter's zero (0 before either). Callable from an interrupt. */
 int64_t ptrio_cortex_m_now(void);
 
 /* ---- RISC-V (src/port/riscv) --------------------------------------------

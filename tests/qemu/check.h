@@ -5,9 +5,10 @@
  * Tests run in-process, one after another (Check's CK_NOFORK): a failed
  * assertion longjmps back to the runner. A trap (__builtin_trap, a fault)
  * becomes the signal a test added with tcase_add_test_raise_signal
- * expects, SIGILL or SIGSEGV; anywhere else it is an error. The exit
- * status of the program is srunner_ntests_failed's value, the number of
- * failed tests: main returns it.
+ * expects, SIGILL or SIGSEGV; anywhere else it is an error.
+ * srunner_ntests_failed gives the number of failed tests, and the suites'
+ * main turns it into the exit status (EXIT_FAILURE when any failed), as
+ * on the host.
  *
  * Differences from Check: no fork, so no per-test timeout (tcase_set_timeout
  * is recorded but the QEMU run has one time limit for the whole program),

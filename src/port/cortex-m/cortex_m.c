@@ -95,6 +95,13 @@ void ptrio_cortex_m_systick_isr(void)
     ptrio_port_critical_exit(s);
 }
 
+/* Two reads in successive overflow interrupts are a whole wrap (plus
+ * their latencies) apart and see no wrap, so the port keeps a beat of its
+ * own in counter mode: an alarm is always armed at most HEARTBEAT counts
+ * past a read (by a wait, or by ptrio_cortex_m_alarm_isr when one fires),
+ * and each reads the clock. */
+#define HEARTBEAT 0x80000000u
+
 int ptrio_cortex_m_use_counter(const ptrio_cortex_m_counter *c)
 {
     ptrio__rate to_counts;
@@ -119,6 +126,9 @@ int ptrio_cortex_m_use_counter(const ptrio_cortex_m_counter *c)
     cm.last = c->read();
     cm.base = 0u;
     cm.ready = 1u;
+    if (c->set_alarm != NULL) {
+        c->set_alarm(cm.last + HEARTBEAT);      /* the first beat */
+    }
     return 0;
 }
 
@@ -145,7 +155,8 @@ static uint64_t systick_counts(uint32_t *raw)
     return cm.base + ((v != 0u) ? (cm.period - v) : 0u);
 }
 
-/* Counter mode: a value lower than the last one read means a wrap. */
+/* Counter mode: a value lower than the last one read means a wrap, which
+ * holds while reads are less than 2^32 counts apart (see HEARTBEAT). */
 static uint64_t counter_counts(uint32_t *raw)
 {
     uint32_t v = cm.ctr->read();
@@ -204,13 +215,37 @@ static int arm_alarm(ptrio_time now, uint32_t raw, ptrio_time deadline)
 {
     uint64_t ahead = (uint64_t)deadline - (uint64_t)now;   /* > 0 */
     uint32_t at;
+    uint32_t after;
 
     if (ahead > cm.max_sleep) {
         ahead = cm.max_sleep;
     }
     at = raw + (uint32_t)ptrio__rate_apply(ahead, cm.to_counts) + 1u;
     cm.ctr->set_alarm(at);
-    return ((cm.ctr->read() - at) < 0x80000000u) ? 1 : 0;  /* reached */
+    after = cm.ctr->read();
+    if ((after - at) < 0x80000000u) {
+        /* reached already: a match a whole wrap away would break the
+         * beat, so the next one is armed instead */
+        cm.ctr->set_alarm(after + HEARTBEAT);
+        return 1;
+    }
+    return 0;
+}
+
+/* Counter mode's alarm interrupt: the clock read (a wrap noticed), and the
+ * next beat armed. The alarm that fired was a wait's or a beat: nothing
+ * later was armed, and a wait re-arms before each sleep. */
+void ptrio_cortex_m_alarm_isr(void)
+{
+    ptrio_irqstate s;
+    uint32_t raw = 0;
+
+    if ((cm.ready != 0u) && (cm.arm != NULL)) {
+        s = ptrio_port_critical_enter();
+        (void)cm.counts(&raw);
+        cm.ctr->set_alarm(raw + HEARTBEAT);
+        ptrio_port_critical_exit(s);
+    }
 }
 
 /* Interrupts are masked from the test to the WFI; the handler of the

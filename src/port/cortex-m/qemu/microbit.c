@@ -46,10 +46,12 @@ static const ptrio_cortex_m_counter counter = {
     16000000u, counter_read, counter_alarm
 };
 
-/* The alarm only has to end the WFI: clear the event. */
+/* The alarm ends the WFI, and keeps the port's beat (its clock read at
+ * least every 2^31 counts, a run going on or not). */
 void IRQ8_Handler(void)
 {
     EVENTS_COMPARE(TIMER0, 0) = 0;
+    ptrio_cortex_m_alarm_isr();
 }
 
 static void (*volatile alarm_fn)(void);
@@ -92,7 +94,6 @@ static void timer_setup(uint32_t t, uint32_t prescaler)
 void qemu_board_init(void)
 {
     timer_setup(TIMER0, 0);
-    CC(TIMER0, 0) = 0xFFFFFFFFu;
     TASKS_START(TIMER0) = 1;
     timer_setup(TIMER1, 4);         /* 1 MHz: CC in microseconds */
     NVIC_ISER = (1u << 8) | (1u << 9);
