@@ -388,6 +388,31 @@ START_TEST(test_mock_clock_frozen_deadlock)
 }
 END_TEST
 
+/* Dumps print times of any size, and before the clock's zero, to the
+ * millisecond (src/core/error.c formats them without 64-bit division). */
+START_TEST(test_dump_times)
+{
+    static const struct { ptrio_time start, d; const char *until; } cases[] = {
+        {0, PTRIO_SEC(86400) + PTRIO_MS(123), "sleeping until 86400.123s at "},
+        {-PTRIO_SEC(5), PTRIO_MS(1500), "sleeping until -3.500s at "},
+        {PTRIO_SEC(4000000000.0), PTRIO_MS(7), "sleeping until 4000000000.007s at "},
+    };
+    static struct sleeps f;
+    static ptrio_mock_clock c;
+    treport rep;
+    size_t i;
+
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tick_reset();
+        ptrio_mock_clock_init(&c, cases[i].start);
+        f = (struct sleeps){.d = cases[i].d};
+        ck_assert_int_eq(run_clocked(&tick_backend, &c.clock, sleeps, &f,
+                                     &rep), -PTRIO_EDEADLK);
+        ck_assert_ptr_nonnull(strstr(rep.lines.buf, cases[i].until));
+    }
+}
+END_TEST
+
 /* The sleeper and the waiter of the two autojump-0 tests. */
 struct aj_sleeper { ptrio_frame fr; };
 
@@ -3308,6 +3333,7 @@ int main(void)
     tcase_add_test(tc, test_autojump_defers_to_idle_waiter);
     tcase_add_test(tc, test_mock_clock_next_loop);
     tcase_add_test(tc, test_mock_clock_frozen_deadlock);
+    tcase_add_test(tc, test_dump_times);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("wait_all_tasks_blocked");

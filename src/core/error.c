@@ -493,20 +493,48 @@ const char *ptrio__state_name(const ptrio_task *t)
     }
 }
 
+/* *n / d, returning *n % d, for d < 2^16: long division by 16-bit digits,
+ * each step a 32-bit division. The core links no 64-bit division (a
+ * Cortex-M0 has none, and the library routine is about 0.5 KiB). */
+static uint32_t divmod_small(uint64_t *n, uint32_t d)
+{
+    uint64_t q = 0;
+    uint32_t r = 0;
+    unsigned shift = 64u;
+
+    while (shift != 0u) {
+        uint32_t cur;
+        shift -= 16u;
+        cur = (r << 16) | (uint32_t)((*n >> shift) & 0xFFFFu);
+        q = (q << 16) | (cur / d);
+        r = cur % d;
+    }
+    *n = q;
+    return r;
+}
+
 /* A time in seconds with 3 decimals: "1.500s". */
 static void put_time(line *b, ptrio_time t)
 {
-    if (t < 0) {
-        put(b, "-");
-        t = t == INT64_MIN ? INT64_MAX : -t;
-    }
-    put_uint(b, (uintptr_t)(t / 1000000000), 10);
-    put(b, ".");
-    t = t % 1000000000 / 1000000;
-    put_uint(b, (uintptr_t)(t / 100), 10);
-    put_uint(b, (uintptr_t)(t / 10 % 10), 10);
-    put_uint(b, (uintptr_t)(t % 10), 10);
-    put(b, "s");
+    char s[32], *p = s + sizeof s;
+    uint64_t n = t < 0 ? (uint64_t)-(t + 1) + 1u : (uint64_t)t;
+    uint32_t ms;
+    int i;
+
+    (void)divmod_small(&n, 1000u);          /* ns -> us */
+    (void)divmod_small(&n, 1000u);          /* us -> ms */
+    ms = divmod_small(&n, 1000u);           /* n: whole seconds */
+    *--p = '\0';
+    *--p = 's';
+    for (i = 0; i < 3; i++, ms /= 10u)
+        *--p = "0123456789"[ms % 10u];
+    *--p = '.';
+    do {
+        *--p = "0123456789"[divmod_small(&n, 10u)];
+    } while (n);
+    if (t < 0)
+        *--p = '-';
+    put(b, p);
 }
 
 /* " at app.c:20 in child()", as much as the frame can say; a frame
