@@ -975,6 +975,68 @@ static int cond_cancel_main(ptrio_frame *fr)
     PTRIO_END(f);
 }
 
+/* Takes the lock, logs "other+", holds it 5 ms. */
+struct lock_holder {
+    ptrio_frame fr;
+    ptrio_lock *lk;
+};
+
+static int lock_holder(ptrio_frame *fr)
+{
+    struct lock_holder *f = PTRIO_SELF(fr, struct lock_holder);
+    PTRIO_BEGIN(f);
+    PTRIO_AWAIT(f, ptrio_lock_acquire(f, f->lk));
+    ev("other", "+");
+    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(5)));
+    EXPECT(ptrio_lock_release(f->lk) == 0);
+    PTRIO_END(f);
+}
+
+struct cond_cancelled {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t;
+    struct lock_holder h;
+    ptrio_lock lk;
+    ptrio_condition c;
+    ptrio_condition_waiter cw;
+    ptrio_scope sc;
+    int rc;
+};
+
+static int cond_cancelled_main(ptrio_frame *fr)
+{
+    struct cond_cancelled *f = PTRIO_SELF(fr, struct cond_cancelled);
+    PTRIO_BEGIN(f);
+    ptrio_condition_init(&f->c, &f->lk);
+    PTRIO_NURSERY(f, &f->n) {
+        PTRIO_AWAIT(f, ptrio_condition_acquire(f, &f->c));
+        f->h.lk = &f->lk;
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t, lock_holder, &f->h));
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));    /* it queues */
+        PTRIO_CANCEL_SCOPE(f, &f->sc) {
+            ptrio_cancel(&f->sc);
+            PTRIO_TRY(f, f->rc, ptrio_condition_wait(f, &f->c, &f->cw));
+        }
+        ev_rc("main", f->rc);
+        EXPECT(ptrio_lock_owner(&f->lk) == ptrio_current_task());
+        EXPECT(ptrio_condition_release(&f->c) == 0);
+    }
+    PTRIO_END(f);
+}
+
+/* The one blocking call that has an effect in a cancelled scope, as in
+ * Trio (Condition.wait releases before it parks, and re-acquires shielded
+ * when the park is cancelled): the lock goes to the task queued for it,
+ * and the cancelled wait fails only once it holds the lock again. */
+START_TEST(test_condition_wait_when_cancelled)
+{
+    static struct cond_cancelled m;
+    RUN_MAIN(cond_cancelled_main, m, 0);
+    ck_assert_str_eq(L.buf, "other+@1 main!PTRIO_ECANCELED@6");
+}
+END_TEST
+
 /* Cancelled in the condition's lot or in the lock's, a waiter waits for
  * the lock before it fails. */
 START_TEST(test_condition_cancel_holds_lock)
@@ -1550,6 +1612,7 @@ int main(void)
     tcase_add_test(tc, test_condition);
     tcase_add_test(tc, test_condition_waiter_reused);
     tcase_add_test(tc, test_condition_cancel_holds_lock);
+    tcase_add_test(tc, test_condition_wait_when_cancelled);
     tcase_add_test(tc, test_condition_lock_breaks);
     tcase_add_loop_test(tc, test_generic_lock_exclusion, 0, LK_KINDS);
     tcase_add_loop_test(tc, test_generic_lock_fifo_fairness, 0, LK_KINDS);

@@ -9,7 +9,9 @@
  * Checkpoints follow Trio exactly: every blocking call (event wait, every
  * acquire, condition wait) is a checkpoint even when it need not block;
  * inside a cancelled scope it fails with -PTRIO_ECANCELED and has no
- * effect. The *_nowait calls, releases, set and notify are never
+ * effect, but for a condition wait, which (as Trio's) releases the lock
+ * first and fails once it holds it again, maybe after others had it. The
+ * *_nowait calls, releases, set and notify are never
  * checkpoints and never fail with -PTRIO_ECANCELED. Waiters are served in
  * FIFO order, and a release with waiters hands the lock (or the token) to
  * the first of them directly: nobody can barge in between.
