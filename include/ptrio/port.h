@@ -51,8 +51,11 @@ extern const ptrio_backend ptrio_backend_cortex_m;
  * bits). Your SysTick vector must call ptrio_cortex_m_systick_isr. The
  * clock reads SysTick's current value between ticks, so it has the core
  * clock's resolution; sleeps end on the first tick at or after their
- * deadline. Interrupts must never stay masked for a whole tick. Returns
- * 0, or -PTRIO_EINVAL for bad rates. */
+ * deadline. Interrupts must never stay masked for a whole tick, nor may a
+ * higher-priority handler hold the SysTick handler off that long; and
+ * nothing else may read SYST_CSR (a vendor delay routine, a debugger's
+ * register view): reading clears COUNTFLAG, and a wrap would go uncounted.
+ * Returns 0, or -PTRIO_EINVAL for bad rates. */
 int ptrio_cortex_m_use_systick(uint32_t cpu_hz, uint32_t tick_hz);
 
 /* The SysTick interrupt of the clock above: counts one tick. */

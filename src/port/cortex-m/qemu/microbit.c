@@ -2,7 +2,10 @@
  * at 16 MHz, 16 KiB RAM). The port's clock is TIMER0 as a free-running
  * 32-bit counter at 16 MHz, tickless: CC[0] is the alarm (IRQ 8), CC[3]
  * captures the count. It wraps every 268 s, which the port extends to 64
- * bits. TIMER1 (IRQ 9) is the alarm interrupt of qemu_alarm.
+ * bits. TIMER1 (IRQ 9) is the alarm interrupt of qemu_alarm, set to 32
+ * bits as QEMU allows; on a real nRF51 TIMER1 and TIMER2 are 16-bit only
+ * (only TIMER0 has 32 bits), so a copy of qemu_alarm needs a prescaler
+ * that keeps its delays under 2^16 counts.
  *
  *   qemu-system-arm -M microbit -nographic \
  *       -semihosting-config enable=on,target=native -kernel prog.elf
