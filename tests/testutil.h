@@ -29,6 +29,15 @@
 #define TEST_CONF_TLOG_MAX 4096   /* small targets: -DTEST_CONF_TLOG_MAX=n */
 #endif
 #define TLOG_MAX TEST_CONF_TLOG_MAX
+
+/* Whether a deadlock report lists the task tree (configure
+ * --disable-deadlock-dump leaves it out: only the headline is reported). */
+#ifndef PTRIO_CONF_DEADLOCK_DUMP
+#define PTRIO_CONF_DEADLOCK_DUMP 1
+#endif
+#define DEADLOCK_HEADLINE_ONLY                                              \
+    "ptrio: deadlock: every task waits, and nothing can wake one; every "  \
+    "task is cancelled (built without the task tree: ptrio_dump shows it)"
 typedef struct tlog {
     char buf[TLOG_MAX];
     size_t len;

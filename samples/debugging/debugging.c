@@ -47,6 +47,13 @@ static void expect(int ok, const char *what)
     }
 }
 
+/* A library built with --disable-deadlock-dump reports a deadlock's
+ * headline without the task tree. */
+#if defined(PTRIO_CONF_DEADLOCK_DUMP) && !PTRIO_CONF_DEADLOCK_DUMP
+#define TREE_IN_REPORTS 0
+#else
+#define TREE_IN_REPORTS 1
+
 /* Whether the report has a line containing `a` and then "<file>:<line>". */
 static int reported(const char *a, int line)
 {
@@ -54,6 +61,7 @@ static int reported(const char *a, int line)
     snprintf(want, sizeof want, "%s at %s:%d", a, __FILE__, line);
     return strstr(report, want) != NULL;
 }
+#endif
 
 /* ---- 1. the handshake that hangs -------------------------------------- */
 
@@ -138,6 +146,13 @@ static void part1(void)
     expect(rc == -PTRIO_EDEADLK, "the run ends with -PTRIO_EDEADLK");
     expect(strstr(report, "ptrio: deadlock: ") == report,
            "the report starts with the deadlock");
+    expect(!strcmp(f.s[0].why, "cancelled because every task waits "
+                               "forever (deadlock)") &&
+           !strcmp(f.s[1].why, f.s[0].why), "each task knows why");
+#if !TREE_IN_REPORTS
+    /* ptrio_dump would show the tree */
+    expect(report_lines == 1, "the headline alone (no task tree built in)");
+#else
     expect(reported("task 'hang' joining a nursery", f.nline),
            "the main task joins its nursery");
     expect(reported("task 'sender' parked in a lot", f.s[0].line),
@@ -145,9 +160,7 @@ static void part1(void)
     expect(reported("task 'receiver' parked in a lot", f.s[1].line),
            "the receiver's wait, file:line");
     expect(report_lines == 6, "six lines: the header and the tree");
-    expect(!strcmp(f.s[0].why, "cancelled because every task waits "
-                               "forever (deadlock)") &&
-           !strcmp(f.s[1].why, f.s[0].why), "each task knows why");
+#endif
 }
 
 /* ---- 2. why was I cancelled? ------------------------------------------ */

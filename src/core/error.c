@@ -651,6 +651,14 @@ int ptrio_dump(ptrio_report_fn fn, void *ctx)
     return count;
 }
 
+/* PTRIO_CONF_DEADLOCK_DUMP (configure --disable-deadlock-dump: 0): the
+ * deadlock report without the task tree, which is most of this file's
+ * code a reporting program links (the tree walk, task and scope info). */
+#ifndef PTRIO_CONF_DEADLOCK_DUMP
+#define PTRIO_CONF_DEADLOCK_DUMP 1
+#endif
+
+#if PTRIO_CONF_DEADLOCK_DUMP
 static void dump_line(void *ctx, const char *line)
 {
     ptrio__report(ctx, line);
@@ -663,6 +671,14 @@ static void report_deadlock(ptrio_loop *l)
                      "can wake one; every task is cancelled. The tasks:");
     ptrio_dump(dump_line, l);
 }
+#else
+static void report_deadlock(ptrio_loop *l)
+{
+    ptrio__report(l, "ptrio: deadlock: every task waits, and nothing "
+                     "can wake one; every task is cancelled (built "
+                     "without the task tree: ptrio_dump shows it)");
+}
+#endif
 
 static void report_backend_failed(ptrio_loop *l)
 {
