@@ -1516,9 +1516,11 @@ START_TEST(test_lim_token_in_use)
 END_TEST
 
 /* A token that rides with a waiting acquire is in use too: a second
- * borrow with it, waiting or not, is refused, and the waiter alone gets
- * it (it used to be linked twice: three borrowed of two tokens, and a
- * borrowers list that never ends). */
+ * borrow with it, waiting or not, of this limiter or another, is refused,
+ * and the waiter alone gets it (it used to be linked twice: three
+ * borrowed of two tokens, and a borrowers list that never ends). */
+static ptrio_limiter lim_other;
+
 static int lim_awaited_main(ptrio_frame *fr)
 {
     struct lim_main *f = PTRIO_SELF(fr, struct lim_main);
@@ -1534,6 +1536,11 @@ static int lim_awaited_main(ptrio_frame *fr)
         PTRIO_TRY(f, f->i, ptrio_limiter_acquire_on_behalf_of(
                                f, &f->c, &f->b[0].tok, &vals[1]));
         EXPECT(f->i == -PTRIO_EBUSY);
+        /* nor with another limiter */
+        ptrio_limiter_init(&lim_other, 5);
+        EXPECT(ptrio_limiter_acquire_nowait(&lim_other, &f->b[0].tok) ==
+               -PTRIO_EBUSY);
+        EXPECT(ptrio_limiter_borrowed(&lim_other) == 0);
         EXPECT(ptrio_limiter_waiting(&f->c) == 1);
         EXPECT(ptrio_limiter_release(&f->c, &f->tok) == 0);
         EXPECT(ptrio_limiter_borrowed(&f->c) == 1);

@@ -150,6 +150,7 @@ typedef struct ptrio_limiter_token {
     struct ptrio_limiter_token *next, *prev;    /* the limiter's borrowers */
     const void *borrower;
     ptrio_limiter *limiter;                     /* while borrowed */
+    ptrio_task *waiter;         /* the task it last waited with (internal) */
 } ptrio_limiter_token;
 
 /* A sack of `total` tokens that tasks borrow and give back (Trio's

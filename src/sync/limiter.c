@@ -36,6 +36,7 @@ static void link_token(ptrio_limiter *lim, ptrio_limiter_token *tok)
         head->prev = tok;
     }
     tok->limiter = lim;
+    tok->waiter = NULL;
     lim->borrowed++;
 }
 
@@ -71,20 +72,14 @@ void ptrio_limiter_init(ptrio_limiter *lim, unsigned total)
     ptrio_limiter_set_total(lim, total);
 }
 
-/* Whether `tok` rides with a wait for this limiter. Only a token that is
- * borrowed is marked (limiter set); a waiting one is found among the
- * waiters, which leaves nothing to undo when its wait is cancelled. The
- * search runs only when tasks wait, that is on a borrow that waits too. */
-static int in_a_wait(const ptrio_limiter *lim, const ptrio_limiter_token *tok)
+/* Whether `tok` rides with a wait, of this limiter or another: a token
+ * that parks notes its task, which is still parked with the token as its
+ * wait's data while it waits. A cancelled wait leaves the note behind,
+ * harmless: that task is no longer parked so (one read of it, no pointer
+ * followed), and granting clears the note. */
+static int in_a_wait(const ptrio_limiter_token *tok)
 {
-    const ptrio_task *t;
-
-    for (t = ptrio_lot_first(&lim->waiters); t;
-         t = ptrio_lot_next(&lim->waiters, t)) {
-        if (ptrio_wait_data(t) == tok)
-            return 1;
-    }
-    return 0;
+    return tok->waiter && ptrio_wait_data(tok->waiter) == tok;
 }
 
 /* The checks of every borrow: 0, or the error. */
@@ -94,7 +89,7 @@ static int bad_token(const ptrio_limiter *lim, const ptrio_limiter_token *tok)
         SYNC_MISUSE("a NULL limiter or token");
         return -PTRIO_EINVAL;
     }
-    if (tok->limiter || in_a_wait(lim, tok)) {
+    if (tok->limiter || in_a_wait(tok)) {
         SYNC_MISUSE("borrowing with a token that is borrowed or awaited "
                     "already");
         return -PTRIO_EBUSY;
@@ -152,7 +147,10 @@ static int acquire(void *self, ptrio_limiter *lim, ptrio_limiter_token *tok,
     if (rc < 0)
         return rc;
     tok->borrower = who;
-    return ptrio_park_unless(self, &lim->waiters, try_take, lim, tok);
+    rc = ptrio_park_unless(self, &lim->waiters, try_take, lim, tok);
+    if (rc == PTRIO_PENDING && !tok->limiter)
+        tok->waiter = ptrio_current_task();     /* parked, not granted */
+    return rc;
 }
 
 int ptrio_limiter_acquire(void *self, ptrio_limiter *lim,

@@ -27,6 +27,10 @@
  * compiler's (a signal fence), not the barriers between cores that
  * sequential consistency costs.
  */
+#ifdef PTRIO_CONF_HOSTED
+#define _POSIX_C_SOURCE 200809L     /* sched_yield */
+#include <sched.h>
+#endif
 #include <limits.h>
 #include <stddef.h>
 
@@ -122,14 +126,23 @@ static inline void raise_done(ptrio_signal *s)
 }
 
 /* Ends the wait's publication of its loop. Taking NULL means a raiser
- * claimed it: spin until that one raise is done (it never blocks, and a
- * claimer that is a signal handler on this thread is done before the spin
- * resumes). Loop's thread, only while `loop` was set. */
+ * claimed it: wait until that one raise is done (its few instructions and
+ * one wake; a claimer that is a signal handler on this thread is done
+ * before this resumes). On a host the spin yields the processor now and
+ * then, for a claimer that was preempted mid-raise. Loop's thread, only
+ * while `loop` was set. */
 static void loop_clear(ptrio_signal *s)
 {
+    unsigned spins = 0;
+
     if (__atomic_exchange_n(&s->loop, NULL, __ATOMIC_SEQ_CST) == NULL) {
         while (__atomic_load_n(&s->woke, __ATOMIC_ACQUIRE) == 0u) {
-            /* the claimer is finishing its wake */
+            if (++spins == 64u) {
+                spins = 0;
+#ifdef PTRIO_CONF_HOSTED
+                (void)sched_yield();
+#endif
+            }
         }
         __atomic_store_n(&s->woke, 0u, __ATOMIC_RELAXED);
     }
@@ -139,7 +152,12 @@ static void loop_clear(ptrio_signal *s)
 
 /* No lock-free atomics (Cortex-M0, RV32 without A): the port's critical
  * section (ptrio/port.h). A raise on such parts comes from an interrupt
- * on the same core, which the critical section masks. */
+ * on the same core, which the critical section masks; one from another
+ * core it cannot exclude. */
+#if (defined(PTRIO_PORT_CORTEX_M) || defined(PTRIO_PORT_RISCV)) && \
+    !(defined(PTRIO_CONF_SINGLE_CORE) && PTRIO_CONF_SINGLE_CORE)
+#error "ptrio_signal: a part without atomics takes raises from its own core only: configure without --disable-single-core"
+#endif
 static uint32_t count_add(ptrio_signal *s)
 {
     ptrio_irqstate st = ptrio_port_critical_enter();
