@@ -64,6 +64,7 @@ void ptrio_port_critical_exit(ptrio_irqstate state)
 int ptrio_cortex_m_use_systick(uint32_t cpu_hz, uint32_t tick_hz)
 {
     uint32_t period;
+    ptrio_irqstate s;
 
     if ((cpu_hz == 0u) || (tick_hz == 0u) || (cpu_hz > 1000000000u) ||
         (tick_hz > cpu_hz)) {
@@ -73,10 +74,13 @@ int ptrio_cortex_m_use_systick(uint32_t cpu_hz, uint32_t tick_hz)
     if ((period < 2u) || ((period - 1u) > 0xFFFFFFu)) {
         return -PTRIO_EINVAL;
     }
+    /* masked: an interrupt of the clock being replaced must not see it
+     * half set up */
+    s = ptrio_port_critical_enter();
     SYST_CSR = 0u;
+    cm.arm = NULL;                  /* ticking: the tick ends each sleep */
     cm.ctr = NULL;
     cm.counts = systick_counts;
-    cm.arm = NULL;                  /* ticking: the tick ends each sleep */
     cm.period = period;
     cm.base = 0u;
     cm.to_ns = ptrio__rate_of(1000000000u, cpu_hz);
@@ -84,14 +88,18 @@ int ptrio_cortex_m_use_systick(uint32_t cpu_hz, uint32_t tick_hz)
     SYST_CVR = 0u;                  /* reloads on the next count */
     SYST_CSR = CSR_ENABLE | CSR_TICKINT | CSR_CLKSOURCE;
     cm.ready = 1u;
+    ptrio_port_critical_exit(s);
     return 0;
 }
 
-/* Accounts for the wrap, unless a reader already did. */
+/* Accounts for the wrap, unless a reader already did; a tick left pending
+ * from before a switch to counter mode counts nothing. */
 void ptrio_cortex_m_systick_isr(void)
 {
     ptrio_irqstate s = ptrio_port_critical_enter();
-    (void)systick_counts(NULL);
+    if (cm.counts == systick_counts) {
+        (void)systick_counts(NULL);
+    }
     ptrio_port_critical_exit(s);
 }
 
@@ -105,12 +113,14 @@ void ptrio_cortex_m_systick_isr(void)
 int ptrio_cortex_m_use_counter(const ptrio_cortex_m_counter *c)
 {
     ptrio__rate to_counts;
+    ptrio_irqstate s;
 
     if ((c == NULL) || (c->read == NULL) || (c->hz == 0u) ||
         (c->hz > 1000000000u)) {
         return -PTRIO_EINVAL;
     }
     to_counts = ptrio__rate_of(c->hz, 1000000000u);
+    s = ptrio_port_critical_enter();    /* see use_systick */
     SYST_CSR = 0u;
     cm.ctr = c;
     cm.counts = counter_counts;
@@ -129,6 +139,7 @@ int ptrio_cortex_m_use_counter(const ptrio_cortex_m_counter *c)
     if (c->set_alarm != NULL) {
         c->set_alarm(cm.last + HEARTBEAT);      /* the first beat */
     }
+    ptrio_port_critical_exit(s);
     return 0;
 }
 
