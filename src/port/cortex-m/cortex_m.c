@@ -248,15 +248,14 @@ static int arm_alarm(ptrio_time now, uint32_t raw, ptrio_time deadline)
  * later was armed, and a wait re-arms before each sleep. */
 void ptrio_cortex_m_alarm_isr(void)
 {
-    ptrio_irqstate s;
+    ptrio_irqstate s = ptrio_port_critical_enter();
     uint32_t raw = 0;
 
     if ((cm.ready != 0u) && (cm.arm != NULL)) {
-        s = ptrio_port_critical_enter();
         (void)cm.counts(&raw);
         cm.ctr->set_alarm(raw + HEARTBEAT);
-        ptrio_port_critical_exit(s);
     }
+    ptrio_port_critical_exit(s);
 }
 
 /* Interrupts are masked from the test to the WFI; the handler of the
