@@ -1795,7 +1795,9 @@ START_TEST(test_cancel_reason_sibling_timeout_in_dump)
     ck_assert_ptr_nonnull(strstr(dump_rep.lines.buf, "task 'a' running"));
     ck_assert_int_eq(rep.count, 1);
     ck_assert_ptr_nonnull(strstr(rep.lines.buf,
-                                 "task 'b' failed: ETIMEDOUT (timed out)"));
+                                 PTRIO_CONF_ERROR_TEXT
+                                     ? "task 'b' failed: ETIMEDOUT (timed out)"
+                                     : "task 'b' failed: ETIMEDOUT at "));
 }
 END_TEST
 

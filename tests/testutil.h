@@ -35,6 +35,11 @@
 #ifndef PTRIO_CONF_DEADLOCK_DUMP
 #define PTRIO_CONF_DEADLOCK_DUMP 1
 #endif
+/* Whether codes have descriptions (configure --disable-error-text: only
+ * their names; reports then print no "(timed out)"). */
+#ifndef PTRIO_CONF_ERROR_TEXT
+#define PTRIO_CONF_ERROR_TEXT 1
+#endif
 #define DEADLOCK_HEADLINE_ONLY                                              \
     "ptrio: deadlock: every task waits, and nothing can wake one; every "  \
     "task is cancelled (built without the task tree: ptrio_dump shows it)"

@@ -78,7 +78,8 @@ extern "C" {
  * Never NULL: unknown codes give "E?". */
 const char *ptrio_errname(int code);
 
-/* A short description of a code ("timed out"); sign ignored. Never NULL. */
+/* A short description of a code ("timed out"); sign ignored. Never NULL.
+ * A library built with --disable-error-text gives the name instead. */
 const char *ptrio_strerror(int code);
 
 struct ptrio_nursery;

@@ -5,58 +5,72 @@
 
 /* ---- names -------------------------------------------------------- */
 
+/* PTRIO_CONF_ERROR_TEXT (configure --disable-error-text: 0): the names
+ * only, without the descriptions (about 1 KiB on Cortex-M0). */
+#ifndef PTRIO_CONF_ERROR_TEXT
+#define PTRIO_CONF_ERROR_TEXT 1
+#endif
+#if PTRIO_CONF_ERROR_TEXT
+#define ERR(code, name, text) {(code), (name), (text)}
+#else
+#define ERR(code, name, text) {(code), (name)}
+#endif
+
 static const struct errinfo {
     int code;
-    const char *name, *text;
+    const char *name;
+#if PTRIO_CONF_ERROR_TEXT
+    const char *text;
+#endif
 } errs[] = {
-    {PTRIO_EPERM, "EPERM", "operation not permitted"},
-    {PTRIO_ENOENT, "ENOENT", "no such file or directory"},
-    {PTRIO_EINTR, "EINTR", "interrupted"},
-    {PTRIO_EIO, "EIO", "input/output error"},
-    {PTRIO_EBADF, "EBADF", "bad file descriptor"},
-    {PTRIO_EAGAIN, "EAGAIN", "would block"},
-    {PTRIO_ENOMEM, "ENOMEM", "out of memory"},
-    {PTRIO_EACCES, "EACCES", "permission denied"},
-    {PTRIO_EFAULT, "EFAULT", "bad address"},
-    {PTRIO_EBUSY, "EBUSY", "busy: in use"},
-    {PTRIO_EEXIST, "EEXIST", "already exists"},
-    {PTRIO_EINVAL, "EINVAL", "invalid argument"},
-    {PTRIO_ENFILE, "ENFILE", "too many open files in the system"},
-    {PTRIO_EMFILE, "EMFILE", "too many open files"},
-    {PTRIO_ENOSPC, "ENOSPC", "no space left"},
-    {PTRIO_EPIPE, "EPIPE", "broken pipe"},
-    {PTRIO_ERANGE, "ERANGE", "out of range"},
-    {PTRIO_EDEADLK, "EDEADLK", "deadlock: would wait forever"},
-    {PTRIO_ENOSYS, "ENOSYS", "not implemented"},
-    {PTRIO_EOVERFLOW, "EOVERFLOW", "value overflows"},
-    {PTRIO_ENOTSOCK, "ENOTSOCK", "not a socket"},
-    {PTRIO_EMSGSIZE, "EMSGSIZE", "message too long"},
-    {PTRIO_ENOTSUP, "ENOTSUP", "not supported"},
-    {PTRIO_EAFNOSUPPORT, "EAFNOSUPPORT", "address family not supported"},
-    {PTRIO_EADDRINUSE, "EADDRINUSE", "address in use"},
-    {PTRIO_EADDRNOTAVAIL, "EADDRNOTAVAIL", "address not available"},
-    {PTRIO_ENETUNREACH, "ENETUNREACH", "network unreachable"},
-    {PTRIO_ECONNABORTED, "ECONNABORTED", "connection aborted"},
-    {PTRIO_ECONNRESET, "ECONNRESET", "connection reset"},
-    {PTRIO_ENOBUFS, "ENOBUFS", "no buffer space"},
-    {PTRIO_ENOTCONN, "ENOTCONN", "not connected"},
-    {PTRIO_ETIMEDOUT, "ETIMEDOUT", "timed out"},
-    {PTRIO_ECONNREFUSED, "ECONNREFUSED", "connection refused"},
-    {PTRIO_EHOSTUNREACH, "EHOSTUNREACH", "host unreachable"},
-    {PTRIO_EALREADY, "EALREADY", "already in progress"},
-    {PTRIO_EINPROGRESS, "EINPROGRESS", "in progress"},
-    {125, "ECANCELED", "operation canceled (by the system)"},
-    {PTRIO_EGROUP, "PTRIO_EGROUP", "several failures"},
-    {PTRIO_ECLOSED, "PTRIO_ECLOSED", "closed"},
-    {PTRIO_ENOTASK, "PTRIO_ENOTASK", "await outside its task"},
-    {PTRIO_ENOSTART, "PTRIO_ENOSTART", "child exited without started()"},
-    {PTRIO_EMISUSE, "PTRIO_EMISUSE", "API misuse"},
-    {PTRIO_ENOBACKEND, "PTRIO_ENOBACKEND", "the loop has no backend"},
-    {PTRIO_ECANCELED, "PTRIO_ECANCELED", "cancelled"},
-    {PTRIO_EBROKEN, "PTRIO_EBROKEN", "broken: the other side is gone"},
-    {PTRIO_EENDOFCHANNEL, "PTRIO_EENDOFCHANNEL", "end of channel"},
-    {PTRIO_EFDLIMIT, "PTRIO_EFDLIMIT", "beyond the backend's fd limit"},
-    {PTRIO_ERESOLVE, "PTRIO_ERESOLVE", "name resolution failed"},
+    ERR(PTRIO_EPERM, "EPERM", "operation not permitted"),
+    ERR(PTRIO_ENOENT, "ENOENT", "no such file or directory"),
+    ERR(PTRIO_EINTR, "EINTR", "interrupted"),
+    ERR(PTRIO_EIO, "EIO", "input/output error"),
+    ERR(PTRIO_EBADF, "EBADF", "bad file descriptor"),
+    ERR(PTRIO_EAGAIN, "EAGAIN", "would block"),
+    ERR(PTRIO_ENOMEM, "ENOMEM", "out of memory"),
+    ERR(PTRIO_EACCES, "EACCES", "permission denied"),
+    ERR(PTRIO_EFAULT, "EFAULT", "bad address"),
+    ERR(PTRIO_EBUSY, "EBUSY", "busy: in use"),
+    ERR(PTRIO_EEXIST, "EEXIST", "already exists"),
+    ERR(PTRIO_EINVAL, "EINVAL", "invalid argument"),
+    ERR(PTRIO_ENFILE, "ENFILE", "too many open files in the system"),
+    ERR(PTRIO_EMFILE, "EMFILE", "too many open files"),
+    ERR(PTRIO_ENOSPC, "ENOSPC", "no space left"),
+    ERR(PTRIO_EPIPE, "EPIPE", "broken pipe"),
+    ERR(PTRIO_ERANGE, "ERANGE", "out of range"),
+    ERR(PTRIO_EDEADLK, "EDEADLK", "deadlock: would wait forever"),
+    ERR(PTRIO_ENOSYS, "ENOSYS", "not implemented"),
+    ERR(PTRIO_EOVERFLOW, "EOVERFLOW", "value overflows"),
+    ERR(PTRIO_ENOTSOCK, "ENOTSOCK", "not a socket"),
+    ERR(PTRIO_EMSGSIZE, "EMSGSIZE", "message too long"),
+    ERR(PTRIO_ENOTSUP, "ENOTSUP", "not supported"),
+    ERR(PTRIO_EAFNOSUPPORT, "EAFNOSUPPORT", "address family not supported"),
+    ERR(PTRIO_EADDRINUSE, "EADDRINUSE", "address in use"),
+    ERR(PTRIO_EADDRNOTAVAIL, "EADDRNOTAVAIL", "address not available"),
+    ERR(PTRIO_ENETUNREACH, "ENETUNREACH", "network unreachable"),
+    ERR(PTRIO_ECONNABORTED, "ECONNABORTED", "connection aborted"),
+    ERR(PTRIO_ECONNRESET, "ECONNRESET", "connection reset"),
+    ERR(PTRIO_ENOBUFS, "ENOBUFS", "no buffer space"),
+    ERR(PTRIO_ENOTCONN, "ENOTCONN", "not connected"),
+    ERR(PTRIO_ETIMEDOUT, "ETIMEDOUT", "timed out"),
+    ERR(PTRIO_ECONNREFUSED, "ECONNREFUSED", "connection refused"),
+    ERR(PTRIO_EHOSTUNREACH, "EHOSTUNREACH", "host unreachable"),
+    ERR(PTRIO_EALREADY, "EALREADY", "already in progress"),
+    ERR(PTRIO_EINPROGRESS, "EINPROGRESS", "in progress"),
+    ERR(125, "ECANCELED", "operation canceled (by the system)"),
+    ERR(PTRIO_EGROUP, "PTRIO_EGROUP", "several failures"),
+    ERR(PTRIO_ECLOSED, "PTRIO_ECLOSED", "closed"),
+    ERR(PTRIO_ENOTASK, "PTRIO_ENOTASK", "await outside its task"),
+    ERR(PTRIO_ENOSTART, "PTRIO_ENOSTART", "child exited without started()"),
+    ERR(PTRIO_EMISUSE, "PTRIO_EMISUSE", "API misuse"),
+    ERR(PTRIO_ENOBACKEND, "PTRIO_ENOBACKEND", "the loop has no backend"),
+    ERR(PTRIO_ECANCELED, "PTRIO_ECANCELED", "cancelled"),
+    ERR(PTRIO_EBROKEN, "PTRIO_EBROKEN", "broken: the other side is gone"),
+    ERR(PTRIO_EENDOFCHANNEL, "PTRIO_EENDOFCHANNEL", "end of channel"),
+    ERR(PTRIO_EFDLIMIT, "PTRIO_EFDLIMIT", "beyond the backend's fd limit"),
+    ERR(PTRIO_ERESOLVE, "PTRIO_ERESOLVE", "name resolution failed"),
 };
 
 static const struct errinfo *lookup(int code)
@@ -78,10 +92,15 @@ const char *ptrio_errname(int code)
     return e ? e->name : code == 0 ? "OK" : "E?";
 }
 
+/* Without the descriptions, the name stands in. */
 const char *ptrio_strerror(int code)
 {
     const struct errinfo *e = lookup(code);
+#if PTRIO_CONF_ERROR_TEXT
     return e ? e->text : code == 0 ? "success" : "unknown error";
+#else
+    return e ? e->name : code == 0 ? "OK" : "E?";
+#endif
 }
 
 /* ---- failure records ---------------------------------------------- */
@@ -411,14 +430,17 @@ static void report(ptrio_loop *l, int depth, const ptrio_failure *f,
     put(&b, f->task);
     put(&b, "' failed: ");
     put(&b, ptrio_errname(f->code));
-    put(&b, " (");
     if (f->group) {
+        put(&b, " (");
         put_int(&b, ptrio_group_size(f->group));
         put(&b, " failures) in nursery at ");
         put_site(&b, f->file, f->line);
     } else {
-        put(&b, f->msg ? f->msg : ptrio_strerror(f->code));
-        put(&b, ")");
+        if (f->msg || PTRIO_CONF_ERROR_TEXT) {
+            put(&b, " (");
+            put(&b, f->msg ? f->msg : ptrio_strerror(f->code));
+            put(&b, ")");
+        }
         if (f->file) {
             put(&b, " at ");
             put_site(&b, f->file, f->line);
