@@ -85,12 +85,7 @@ static inline void loop_set(ptrio_signal *s, ptrio_loop *l)
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
 }
 
-/* Raisers are interrupts of this core, each run whole between two of the
- * loop's instructions: a raise that reads `loop` has finished its wake
- * before the loop's thread runs on, so claiming is reading. */
-static inline ptrio_loop *loop_claim(ptrio_signal *s) { return loop_get(s); }
-static inline void raise_done(ptrio_signal *s) { (void)s; }
-static inline void loop_clear(ptrio_signal *s) { loop_set(s, NULL); }
+#define SIGNAL_CLAIMS 0   /* claiming is reading (below) */
 
 #elif defined(__GCC_ATOMIC_INT_LOCK_FREE) && __GCC_ATOMIC_INT_LOCK_FREE == 2 && \
     defined(__GCC_ATOMIC_POINTER_LOCK_FREE) && __GCC_ATOMIC_POINTER_LOCK_FREE == 2
@@ -113,6 +108,7 @@ static inline void loop_set(ptrio_signal *s, ptrio_loop *l)
 
 /* A raiser takes the loop it wakes, leaving NULL for the next raisers and
  * for the wait's end (loop_clear), which then waits for raise_done. */
+#define SIGNAL_CLAIMS 1
 static inline ptrio_loop *loop_claim(ptrio_signal *s)
 {
     return __atomic_exchange_n(&s->loop, NULL, __ATOMIC_SEQ_CST);
@@ -202,13 +198,17 @@ static inline void loop_set(ptrio_signal *s, ptrio_loop *l)
     s->loop = l;        /* one aligned word: a single store */
 }
 
+#define SIGNAL_CLAIMS 0   /* claiming is reading (below) */
+
+#endif
+
+#if !SIGNAL_CLAIMS
 /* Raisers are interrupts of this core, each run whole between two of the
  * loop's instructions: a raise that reads `loop` has finished its wake
  * before the loop's thread runs on, so claiming is reading. */
 static inline ptrio_loop *loop_claim(ptrio_signal *s) { return loop_get(s); }
 static inline void raise_done(ptrio_signal *s) { (void)s; }
 static inline void loop_clear(ptrio_signal *s) { loop_set(s, NULL); }
-
 #endif
 
 /* ---- raising ------------------------------------------------------------ */
