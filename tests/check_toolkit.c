@@ -179,6 +179,51 @@ START_TEST(test_mock_clock)
 }
 END_TEST
 
+struct mc_far {
+    ptrio_frame fr;
+    ptrio_mock_clock c;
+    ptrio_time now[3], st[3];
+};
+
+static int mc_far(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct mc_far, f);
+    REAL = 0;
+    ptrio_mock_clock_init(&f->c, 0);
+    ptrio_mock_clock_set_rate(&f->c, 1);            /* 1/1000 of real */
+    f->st[0] = sleep_time(&f->c, PTRIO_TIME_INF - 1);
+    f->st[1] = sleep_time(&f->c, PTRIO_SEC(2));
+    ptrio_mock_clock_set_rate(&f->c, 4000000000u);  /* 4e6 times real */
+    REAL = PTRIO_SEC(3);
+    f->now[0] = ptrio_mock_clock_now(&f->c);
+    REAL = PTRIO_SEC(86400.0 * 365 * 100);          /* a century later */
+    f->now[1] = ptrio_mock_clock_now(&f->c);
+    ptrio_mock_clock_set_rate(&f->c, 1000);
+    f->st[2] = sleep_time(&f->c, PTRIO_TIME_INF - 1);
+    ck_assert_int_eq(ptrio_mock_clock_jump(&f->c, PTRIO_SEC(1)), 0);
+    f->now[2] = ptrio_mock_clock_now(&f->c);
+    PTRIO_END(f);
+}
+
+/* Readings and sleep times that overflow the 64-bit nanoseconds stop at
+ * the latest time there is (PTRIO_TIME_INF - 1, as a jump does), instead
+ * of wrapping around to the past. */
+START_TEST(test_mock_clock_far_times)
+{
+    static struct mc_far f;
+
+    tick_reset();
+    f = (struct mc_far){0};
+    ck_assert_int_eq(run_clocked(&tick_backend, NULL, mc_far, &f, NULL), 0);
+    ck_assert_int_eq(f.st[0], PTRIO_TIME_INF - 1);  /* 1000x the distance */
+    ck_assert_int_eq(f.st[1], PTRIO_SEC(2000));
+    ck_assert_int_eq(f.now[0], PTRIO_SEC(12e6));    /* 3 s at 4e6x */
+    ck_assert_int_eq(f.now[1], PTRIO_TIME_INF - 1);
+    ck_assert_int_eq(f.st[2], 0);                   /* already there */
+    ck_assert_int_eq(f.now[2], PTRIO_TIME_INF - 1);
+}
+END_TEST
+
 /* Outside a run: a clock reads, jumps and refuses to go back without a
  * loop (no real time: rate 0 is all it can do). */
 START_TEST(test_mock_clock_outside_run)
@@ -3337,6 +3382,7 @@ int main(void)
 
     tcase_add_test(tc, test_mock_clock);
     tcase_add_test(tc, test_mock_clock_outside_run);
+    tcase_add_test(tc, test_mock_clock_far_times);
     tcase_add_test(tc, test_mock_clock_autojump);
     tcase_add_test(tc, test_mock_clock_autojump_interference);
     tcase_add_test(tc, test_mock_clock_autojump_preset);

@@ -6,13 +6,29 @@
 
 #include <string.h>
 
+/* The latest time a mock clock reads: the type's limit, short of "never". */
+#define LATEST (PTRIO_TIME_INF - 1)
+
+/* x * mul / div for x >= 0, without overflowing: LATEST when it would. */
+static ptrio_time scaled(ptrio_time x, ptrio_time mul, ptrio_time div)
+{
+    ptrio_time q = x / div, part = x % div * mul / div;
+
+    if (mul && q > (LATEST - part) / mul)
+        return LATEST;
+    return q * mul + part;
+}
+
+static ptrio_time add_capped(ptrio_time a, ptrio_time b)
+{
+    return a > LATEST - b ? LATEST : a + b;
+}
+
 /* The reading at real time `real` of the backend followed. */
 static ptrio_time reading_at(const ptrio_mock_clock *m, ptrio_time real)
 {
-    ptrio_time dt = real - m->real_base;
-
-    return m->base + dt / 1000 * (ptrio_time)m->rate +
-           dt % 1000 * (ptrio_time)m->rate / 1000;
+    return add_capped(m->base, scaled(real - m->real_base,
+                                      (ptrio_time)m->rate, 1000));
 }
 
 /* Real time is the backend's of the loop running where the clock is read;
@@ -69,8 +85,7 @@ static ptrio_time mock_sleep_time(ptrio_clock *c, ptrio_time deadline)
         return 0;
     if (!m->rate)
         return PTRIO_TIME_INF;
-    return ahead / (ptrio_time)m->rate * 1000 +
-           ahead % (ptrio_time)m->rate * 1000 / (ptrio_time)m->rate;
+    return scaled(ahead, 1000, (ptrio_time)m->rate);
 }
 
 static void mock_jump_to(ptrio_clock *c, ptrio_time deadline)
@@ -97,8 +112,7 @@ int ptrio_mock_clock_jump(ptrio_mock_clock *m, ptrio_time d)
     if (d < 0)
         return -PTRIO_EINVAL;
     rebase(m);
-    m->base = m->base > PTRIO_TIME_INF - 1 - d ? PTRIO_TIME_INF - 1
-                                               : m->base + d;
+    m->base = add_capped(m->base, d);
     return 0;
 }
 
