@@ -731,6 +731,61 @@ START_TEST(test_close_last_end)
 }
 END_TEST
 
+static int handed_closed_main(ptrio_frame *fr)
+{
+    struct chan_main *f = PTRIO_SELF(fr, struct chan_main);
+    PTRIO_BEGIN(f);
+    /* A receiver on a clone is handed a value; before it runs, its end and
+     * then every end are closed: it still returns the value. */
+    PTRIO_CHECK(f, open_chan(f, 0));
+    PTRIO_CHECK(f, ptrio_chan_rx_clone(&f->rx, &f->rx2));
+    PTRIO_NURSERY(f, &f->n) {
+        start_receiver(f, 0, &f->rx2);
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+        f->v = 5;
+        EXPECT(ptrio_chan_send_nowait(&f->tx, &f->v) == 0);
+        EXPECT(ptrio_chan_rx_close(&f->rx2) == 0);
+        EXPECT(ptrio_chan_tx_close(&f->tx) == 0);
+        EXPECT(ptrio_chan_rx_close(&f->rx) == 0);
+        ptrio_cancel(&f->r[0].sc);
+        ptrio_chan_statistics(&f->ch, &f->st);
+        EXPECT(f->st.open_tx == 0 && f->st.open_rx == 0);
+        EXPECT(f->st.waiting_recv == 0 && f->st.used == 0);
+    }
+    /* A rendezvous sender whose value was taken: its end closed, then the
+     * last receive end, before it runs: it has sent (not ECLOSED nor
+     * EBROKEN), and the value is the receiver's. */
+    PTRIO_CHECK(f, open_chan(f, 0));
+    PTRIO_CHECK(f, ptrio_chan_tx_clone(&f->tx, &f->tx2));
+    PTRIO_NURSERY(f, &f->n) {
+        start_sender(f, 1, &f->tx2, 6);
+        start_sender(f, 2, &f->tx2, 7);
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+        f->v = 0;
+        EXPECT(ptrio_chan_recv_nowait(&f->rx, &f->v) == 0 && f->v == 6);
+        EXPECT(ptrio_chan_tx_close(&f->tx2) == 0);      /* p2: ECLOSED */
+        EXPECT(ptrio_chan_rx_close(&f->rx) == 0);
+        ptrio_chan_statistics(&f->ch, &f->st);
+        EXPECT(f->st.open_tx == 1 && f->st.open_rx == 0);
+        EXPECT(f->st.waiting_send == 0 && f->st.used == 0);
+        EXPECT(ptrio_chan_send_nowait(&f->tx, &f->v) == -PTRIO_EBROKEN);
+        EXPECT(ptrio_chan_tx_close(&f->tx) == 0);
+    }
+    PTRIO_END(f);
+}
+
+/* Closing ends after a waiter was handed its value (or had its value
+ * taken), but before it resumed, does not touch it: the hand-off stands,
+ * as in Trio, where close wakes only the tasks still waiting. */
+START_TEST(test_handed_then_closed)
+{
+    static struct chan_main m;
+    RUN_MAIN(handed_closed_main, m, 0);
+    ck_assert_str_eq(L.buf, "p0<@0 p0=5@1 p1>@1 p2>@1 p1=0@2 "
+                            "p2!PTRIO_ECLOSED@2");
+}
+END_TEST
+
 /* ---- statistics ------------------------------------------------------------------ */
 
 static int stats_main(ptrio_frame *fr)
@@ -1451,6 +1506,7 @@ int main(void)
     tcase_add_test(tc, test_close_multiple_handles);
     tcase_add_loop_test(tc, test_close_combinations, 0, 8);
     tcase_add_test(tc, test_close_last_end);
+    tcase_add_test(tc, test_handed_then_closed);
     tcase_add_test(tc, test_statistics);
     tcase_add_test(tc, test_channel_multiple_producers);
     tcase_add_test(tc, test_channel_multiple_consumers);

@@ -765,6 +765,56 @@ START_TEST(test_limiter_total_tokens)
 }
 END_TEST
 
+static int lim_zero_main(ptrio_frame *fr)
+{
+    struct lim_main *f = PTRIO_SELF(fr, struct lim_main);
+    PTRIO_BEGIN(f);
+    ptrio_limiter_init(&f->c, 1);
+    PTRIO_NURSERY(f, &f->n) {
+        /* vals[0] holds the one token; p1 waits for it; the total drops
+         * to 0 meanwhile. */
+        PTRIO_AWAIT(f, ptrio_limiter_acquire_on_behalf_of(f, &f->c, &f->tok,
+                                                          &vals[0]));
+        start_borrower(f, 1);
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+        ptrio_limiter_set_total(&f->c, 0);
+        EXPECT(borrowers_are(&f->c, 1u << 0));
+        /* Given back, the token is not handed on: there are 0 now. */
+        EXPECT(ptrio_limiter_release(&f->c, &f->tok) == 0);
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+        EXPECT(borrowers_are(&f->c, 0));
+        EXPECT(ptrio_limiter_borrowed(&f->c) == 0);
+        EXPECT(ptrio_limiter_waiting(&f->c) == 1);
+        EXPECT(ptrio_limiter_available(&f->c) == 0);
+        /* One token again: p1 gets it. */
+        ptrio_limiter_set_total(&f->c, 1);
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+        EXPECT(borrowers_are(&f->c, 1u << 1));
+        EXPECT(ptrio_limiter_waiting(&f->c) == 0);
+        EXPECT(ptrio_limiter_release(&f->c, &f->b[1].tok) == 0);
+        /* Zero again, a waiter cancelled: nothing left behind. */
+        ptrio_limiter_set_total(&f->c, 0);
+        start_borrower(f, 2);
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+        ptrio_nursery_cancel(&f->n);
+    }
+    EXPECT(ptrio_limiter_total(&f->c) == 0);
+    EXPECT(borrowers_are(&f->c, 0));
+    EXPECT(ptrio_limiter_waiting(&f->c) == 0);
+    EXPECT(f->b[2].tok.limiter == NULL);
+    PTRIO_END(f);
+}
+
+/* Trio test_sync.py: test_CapacityLimiter_zero_limit_tokens (its last
+ * part: a total cut to 0 under a borrower with a waiter) */
+START_TEST(test_limiter_zero_under_borrower)
+{
+    static struct lim_main m;
+    RUN_MAIN(lim_zero_main, m, 0);
+    ck_assert_str_eq(L.buf, "p1+@0 p1=0@2 p2+@3 p2!PTRIO_ECANCELED@4");
+}
+END_TEST
+
 /* ---- condition ------------------------------------------------------------- */
 
 /* Acquires the condition's lock, waits, logs, releases. */
@@ -943,6 +993,69 @@ START_TEST(test_condition_waiter_reused)
 }
 END_TEST
 
+/* Notifies `c` once, 1 ms after it starts, holding its lock. */
+struct notifier {
+    ptrio_frame fr;
+    ptrio_condition *c;
+};
+
+static int notifier(ptrio_frame *fr)
+{
+    struct notifier *f = PTRIO_SELF(fr, struct notifier);
+    PTRIO_BEGIN(f);
+    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+    PTRIO_AWAIT(f, ptrio_condition_acquire(f, f->c));
+    ev("notify", "");
+    EXPECT(ptrio_condition_notify(f->c, 1) == 1);
+    EXPECT(ptrio_condition_release(f->c) == 0);
+    PTRIO_END(f);
+}
+
+struct cond_reuse_failed {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t;
+    struct notifier nt;
+    ptrio_lock lk;
+    ptrio_condition c;
+    ptrio_condition_waiter cw;
+    ptrio_scope sc;
+    int rc;
+};
+
+static int cond_reuse_failed_main(ptrio_frame *fr)
+{
+    struct cond_reuse_failed *f = PTRIO_SELF(fr, struct cond_reuse_failed);
+    PTRIO_BEGIN(f);
+    ptrio_condition_init(&f->c, &f->lk);
+    PTRIO_AWAIT(f, ptrio_condition_acquire(f, &f->c));
+    /* A wait that failed leaves the frame free, as one that returned. */
+    PTRIO_CANCEL_SCOPE(f, &f->sc) {
+        ptrio_cancel(&f->sc);
+        PTRIO_TRY(f, f->rc, ptrio_condition_wait(f, &f->c, &f->cw));
+    }
+    ev_rc("cancelled", f->rc);
+    EXPECT(ptrio_lock_owner(&f->lk) == ptrio_current_task());
+    PTRIO_NURSERY(f, &f->n) {
+        f->nt.c = &f->c;
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t, notifier, &f->nt));
+        PTRIO_TRY(f, f->rc, ptrio_condition_wait(f, &f->c, &f->cw));
+        ev_rc("woken", f->rc);
+        EXPECT(ptrio_lock_owner(&f->lk) == ptrio_current_task());
+        EXPECT(ptrio_condition_release(&f->c) == 0);
+    }
+    PTRIO_END(f);
+}
+
+/* A waiter frame whose wait failed serves the next wait. */
+START_TEST(test_condition_waiter_reused_after_failure)
+{
+    static struct cond_reuse_failed m;
+    RUN_MAIN(cond_reuse_failed_main, m, 0);
+    ck_assert_str_eq(L.buf, "cancelled!PTRIO_ECANCELED@0 notify@1 woken=0@1");
+}
+END_TEST
+
 static int cond_cancel_main(ptrio_frame *fr)
 {
     struct cond_main *f = PTRIO_SELF(fr, struct cond_main);
@@ -1098,6 +1211,205 @@ START_TEST(test_condition_lock_breaks)
     static struct cond_broken_main m;
     RUN_MAIN(cond_broken_main, m, 0);
     ck_assert_str_eq(L.buf, "w+@0 w!PTRIO_EBROKEN@2");
+    ck_assert(!m.w.locked);
+}
+END_TEST
+
+/* ---- cancelled after the hand-off -------------------------------------------- */
+
+/* One struct for the hand-off tests of the lock, the semaphore and the
+ * limiter. */
+struct handed_main {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[3];
+    struct holder h;
+    struct sacq a;
+    struct borrower b[2];
+    ptrio_lock lk;
+    ptrio_lock_stats st;
+    ptrio_semaphore s;
+    ptrio_limiter lim;
+    ptrio_limiter_token tok;
+    int rc;
+};
+
+static int handed_main(ptrio_frame *fr)
+{
+    struct handed_main *f = PTRIO_SELF(fr, struct handed_main);
+    PTRIO_BEGIN(f);
+    /* The lock: p0 is handed it by our release, then cancelled before it
+     * runs: it wakes holding it (a woken waiter cannot be cancelled out of
+     * its wait), and its own cleanup releases it. */
+    PTRIO_AWAIT(f, ptrio_lock_acquire(f, &f->lk));
+    PTRIO_NURSERY(f, &f->n) {
+        f->h = (struct holder){.name = "p0", .lk = &f->lk,
+                               .hold = PTRIO_TIME_INF};
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[0], holder, &f->h));
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+        EXPECT(ptrio_lock_release(&f->lk) == 0);
+        ptrio_cancel(&f->h.sc);
+        ptrio_lock_statistics(&f->lk, &f->st);
+        EXPECT(f->st.owner == &f->t[0] && f->st.waiting == 0);
+    }
+    ptrio_lock_statistics(&f->lk, &f->st);
+    EXPECT(!f->st.locked && !f->st.broken && f->st.owner == NULL);
+    /* The semaphore: the unit is p1's. */
+    PTRIO_NURSERY(f, &f->n) {
+        f->a = (struct sacq){.name = "p1", .s = &f->s};
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[1], sacq, &f->a));
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+        EXPECT(ptrio_semaphore_release(&f->s) == 0);
+        ptrio_cancel(&f->a.sc);
+        EXPECT(ptrio_semaphore_value(&f->s) == 0);
+        EXPECT(ptrio_semaphore_waiting(&f->s) == 0);
+    }
+    EXPECT(ptrio_semaphore_value(&f->s) == 0);
+    /* The limiter: raising the total hands p2 a token; cancelled before it
+     * runs, it keeps it. p3 still waits, and is cancelled out of it. */
+    ptrio_limiter_init(&f->lim, 0);
+    PTRIO_NURSERY(f, &f->n) {
+        f->b[0] = (struct borrower){.name = "p2", .lim = &f->lim};
+        f->b[1] = (struct borrower){.name = "p3", .lim = &f->lim};
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[0], borrower, &f->b[0]));
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[1], borrower, &f->b[1]));
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+        ptrio_limiter_set_total(&f->lim, 1);
+        ptrio_nursery_cancel(&f->n);
+        EXPECT(ptrio_limiter_borrowed(&f->lim) == 1);
+        EXPECT(ptrio_limiter_waiting(&f->lim) == 0);
+    }
+    EXPECT(ptrio_limiter_borrowed(&f->lim) == 1);
+    EXPECT(ptrio_limiter_next(&f->lim, NULL) == &f->b[0].tok);
+    EXPECT(ptrio_limiter_borrower(&f->b[0].tok) == &f->t[0]);
+    EXPECT(f->b[1].tok.limiter == NULL);
+    EXPECT(ptrio_limiter_release(&f->lim, &f->b[0].tok) == 0);
+    EXPECT(ptrio_limiter_borrowed(&f->lim) == 0);
+    PTRIO_END(f);
+}
+
+/* A waiter handed the lock, a unit or a token, then cancelled before it
+ * resumes, has it: the hand-off is never lost nor undone. */
+START_TEST(test_handoff_then_cancelled)
+{
+    static struct handed_main m;
+    RUN_MAIN(handed_main, m, 0);
+    ck_assert_str_eq(L.buf, "p0+@0 p0*@1 p0!PTRIO_ECANCELED@1 "
+                            "p1+@1 p1=0@2 "
+                            "p2+@2 p3+@2 p2=0@3 p3!PTRIO_ECANCELED@3");
+}
+END_TEST
+
+static int cond_notify_cancelled_main(ptrio_frame *fr)
+{
+    struct cond_main *f = PTRIO_SELF(fr, struct cond_main);
+    PTRIO_BEGIN(f);
+    ptrio_condition_init(&f->c, &f->lk);
+    PTRIO_NURSERY(f, &f->n) {
+        for (f->i = 0; f->i < 3; f->i++)
+            start_cwaiter(f, f->i);
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+        EXPECT(ptrio_condition_waiting(&f->c) == 3);
+        PTRIO_AWAIT(f, ptrio_condition_acquire(f, &f->c));
+        /* p0 is cancelled out of the condition's lot and has not run yet:
+         * notify(1) passes it by and takes p1. */
+        ptrio_cancel(&f->w[0].sc);
+        EXPECT(ptrio_condition_waiting(&f->c) == 2);
+        EXPECT(ptrio_condition_notify(&f->c, 1) == 1);
+        EXPECT(ptrio_condition_waiting(&f->c) == 1);
+        ptrio_lock_statistics(&f->lk, &f->st);
+        EXPECT(f->st.waiting == 1);
+        /* The release hands the lock to p1, queued before p0 re-queues. */
+        EXPECT(ptrio_condition_release(&f->c) == 0);
+        EXPECT(ptrio_lock_owner(&f->lk) == &f->t[1]);
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+        /* p2 is notified, then cancelled in the lock's lot (nobody holds
+         * the lock, so it queues and takes it at once). */
+        PTRIO_AWAIT(f, ptrio_condition_acquire(f, &f->c));
+        EXPECT(ptrio_condition_notify_all(&f->c) == 1);
+        ptrio_cancel(&f->w[2].sc);
+        ptrio_lock_statistics(&f->lk, &f->st);
+        EXPECT(f->st.waiting == 0);
+        EXPECT(ptrio_condition_notify_all(&f->c) == 0);
+        EXPECT(ptrio_condition_release(&f->c) == 0);
+    }
+    EXPECT(f->w[0].locked && f->w[1].locked && f->w[2].locked);
+    EXPECT(!ptrio_lock_locked(&f->lk));
+    PTRIO_END(f);
+}
+
+/* notify counts only the waiters still in the condition's lot: a waiter
+ * cancelled but not yet resumed is not notified (Trio: its abort takes it
+ * out of the lot), and it queues for the lock behind the notified one. */
+START_TEST(test_condition_notify_skips_cancelled)
+{
+    static struct cond_main m;
+    RUN_MAIN(cond_notify_cancelled_main, m, 0);
+    ck_assert_str_eq(L.buf,
+        "p0+@0 p1+@0 p2+@0 p1=0@1 p0!PTRIO_ECANCELED@1 "
+        "p2!PTRIO_ECANCELED@2");
+}
+END_TEST
+
+/* Holds the condition's lock 2 ms after taking it, and exits holding it. */
+struct lock_leaver {
+    ptrio_frame fr;
+    ptrio_condition *c;
+};
+
+static int lock_leaver(ptrio_frame *fr)
+{
+    struct lock_leaver *f = PTRIO_SELF(fr, struct lock_leaver);
+    PTRIO_BEGIN(f);
+    PTRIO_AWAIT(f, ptrio_condition_acquire(f, f->c));
+    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(2)));
+    PTRIO_END(f);
+}
+
+struct cond_dead_main {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[2];
+    struct cwaiter w;
+    struct lock_leaver b;
+    ptrio_lock lk;
+    ptrio_condition c;
+    ptrio_scope sc;
+};
+
+static int cond_dead_main(ptrio_frame *fr)
+{
+    struct cond_dead_main *f = PTRIO_SELF(fr, struct cond_dead_main);
+    PTRIO_BEGIN(f);
+    ptrio_condition_init(&f->c, &f->lk);
+    PTRIO_TRY_BLOCK(f, &f->sc) {
+        PTRIO_NURSERY(f, &f->n) {
+            f->w = (struct cwaiter){.name = "w", .c = &f->c};
+            f->b = (struct lock_leaver){.c = &f->c};
+            PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[0], cwaiter, &f->w));
+            PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+            PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[1], lock_leaver,
+                                            &f->b));
+            PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(5)));
+            /* The lock broke at 3 ms; w still waits, never notified. */
+            EXPECT(ptrio_condition_waiting(&f->c) == 1);
+            EXPECT(ptrio_lot_broken(&f->lk.lot.lot));
+            ptrio_cancel(&f->w.sc);
+        }
+    }
+    EXPECT(ptrio_scope_error(&f->sc) == 0);
+    EXPECT(ptrio_condition_waiting(&f->c) == 0);
+    PTRIO_END(f);
+}
+
+/* The lock breaks while a waiter sits in the condition's lot: cancelled
+ * later, the wait cannot get the lock back and fails with -PTRIO_EBROKEN,
+ * without it (Trio: the shielded re-acquire raises BrokenResourceError). */
+START_TEST(test_condition_lock_breaks_unnotified)
+{
+    static struct cond_dead_main m;
+    RUN_MAIN(cond_dead_main, m, 0);
+    ck_assert_str_eq(L.buf, "w+@0 w!PTRIO_EBROKEN@6");
     ck_assert(!m.w.locked);
 }
 END_TEST
@@ -1359,6 +1671,271 @@ START_TEST(test_generic_lock_acquire_nowait_blocks_acquire)
 }
 END_TEST
 
+/* ---- stress: random cancellations and capacity changes ---------------------- */
+
+/* SW workers take and give back one lock-like object (a capacity limiter,
+ * a semaphore of 2, a lock, a condition's lock) ITER times each, by the
+ * blocking call (in a cancel scope of its own) or the nowait one, holding
+ * it across 0 to 2 checkpoints (or, for the condition, across a wait half
+ * the time); a controller cancels random acquires and waits and, for the
+ * limiter, sets random totals (0 to 3), for the condition notifies 0 to 2
+ * waiters, meanwhile. After every step some task
+ * checks that nothing is lost or duplicated: the limiter's borrowed
+ * count and its list of borrowers are exactly the tokens marked borrowed,
+ * the semaphore's value plus the units its workers hold never exceeds 2,
+ * the lock's owner is the worker that holds it (a wait, however it ends,
+ * returns holding it); and that nobody waits while a free unit, token or
+ * lock sits there. */
+#define SW 6
+#define ITER 2000
+
+enum { ST_LIMITER, ST_SEMAPHORE, ST_LOCK, ST_CONDITION, ST_KINDS };
+
+struct sstress;
+
+struct sworker {
+    ptrio_frame fr;
+    struct sstress *s;
+    ptrio_limiter_token tok;
+    ptrio_condition_waiter cw;
+    ptrio_scope sc;
+    uint32_t rng;
+    int i, k, rc, held;
+};
+
+struct scontrol {
+    ptrio_frame fr;
+    struct sstress *s;
+    uint32_t rng;
+};
+
+struct sstress {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[SW + 1];
+    struct sworker w[SW];
+    struct scontrol c;
+    ptrio_limiter lim;
+    ptrio_semaphore sem;
+    ptrio_lock lk;
+    ptrio_condition cond;
+    int kind, running, i;
+    unsigned long acquired, cancelled, bad, waits;
+};
+
+static uint32_t srand32(uint32_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 17;
+    *x ^= *x << 5;
+    return *x;
+}
+
+static void sstress_check(struct sstress *s)
+{
+    int i, held = 0, linked = 0;
+    unsigned n = 0;
+    ptrio_limiter_token *t = NULL;
+
+    for (i = 0; i < SW; i++) {
+        held += s->w[i].held;
+        linked += s->w[i].tok.limiter == &s->lim;
+        if (s->w[i].held && s->kind == ST_LIMITER &&
+            s->w[i].tok.limiter != &s->lim)
+            s->bad++;
+        if (s->w[i].held && s->kind >= ST_LOCK &&
+            ptrio_lock_owner(&s->lk) != &s->t[i])
+            s->bad++;
+    }
+    switch (s->kind) {
+    case ST_LIMITER:
+        while ((t = ptrio_limiter_next(&s->lim, t)) && n <= SW)
+            n++;
+        if (n != ptrio_limiter_borrowed(&s->lim) ||
+            (int)n != linked)
+            s->bad++;
+        if (ptrio_limiter_waiting(&s->lim) &&
+            ptrio_limiter_borrowed(&s->lim) < ptrio_limiter_total(&s->lim))
+            s->bad++;
+        break;
+    case ST_SEMAPHORE:
+        if (ptrio_semaphore_value(&s->sem) + (unsigned)held > 2)
+            s->bad++;
+        if (ptrio_semaphore_waiting(&s->sem) && ptrio_semaphore_value(&s->sem))
+            s->bad++;
+        break;
+    default:
+        if (held > 1)
+            s->bad++;
+        if (!ptrio_lock_owner(&s->lk) && ptrio_lock_locked(&s->lk))
+            s->bad++;           /* broken: nobody exits holding it here */
+        if (!ptrio_lock_owner(&s->lk) && !ptrio_lot_empty(&s->lk.lot.lot))
+            s->bad++;
+        break;
+    }
+}
+
+static int sw_acquire(void *self, struct sworker *f)
+{
+    switch (f->s->kind) {
+    case ST_LIMITER:
+        return ptrio_limiter_acquire(self, &f->s->lim, &f->tok);
+    case ST_SEMAPHORE:
+        return ptrio_semaphore_acquire(self, &f->s->sem);
+    case ST_LOCK:
+        return ptrio_lock_acquire(self, &f->s->lk);
+    default:
+        return ptrio_condition_acquire(self, &f->s->cond);
+    }
+}
+
+static int sw_nowait(struct sworker *f)
+{
+    switch (f->s->kind) {
+    case ST_LIMITER:
+        return ptrio_limiter_acquire_nowait(&f->s->lim, &f->tok);
+    case ST_SEMAPHORE:
+        return ptrio_semaphore_acquire_nowait(&f->s->sem);
+    default:
+        return ptrio_lock_acquire_nowait(&f->s->lk);
+    }
+}
+
+static int sw_release(struct sworker *f)
+{
+    switch (f->s->kind) {
+    case ST_LIMITER:
+        return ptrio_limiter_release(&f->s->lim, &f->tok);
+    case ST_SEMAPHORE:
+        return ptrio_semaphore_release(&f->s->sem);
+    default:
+        return ptrio_lock_release(&f->s->lk);
+    }
+}
+
+static int sworker(ptrio_frame *fr)
+{
+    struct sworker *f = PTRIO_SELF(fr, struct sworker);
+    PTRIO_BEGIN(f);
+    for (f->i = 0; f->i < ITER; f->i++) {
+        if (srand32(&f->rng) % 4 == 0) {
+            f->rc = sw_nowait(f);
+            if (f->rc == -PTRIO_EWOULDBLOCK) {
+                PTRIO_CHECKPOINT(f);
+                continue;
+            }
+        } else {
+            PTRIO_CANCEL_SCOPE(f, &f->sc) {
+                PTRIO_TRY(f, f->rc, sw_acquire(f, f));
+            }
+            if (f->rc == -PTRIO_ECANCELED) {
+                f->s->cancelled++;
+                sstress_check(f->s);
+                continue;
+            }
+        }
+        PTRIO_CHECK(f, f->rc);
+        f->held = 1;
+        f->s->acquired++;
+        sstress_check(f->s);
+        if (f->s->kind == ST_CONDITION && srand32(&f->rng) % 2) {
+            f->held = 0;
+            PTRIO_CANCEL_SCOPE(f, &f->sc) {
+                PTRIO_TRY(f, f->rc, ptrio_condition_wait(f, &f->s->cond,
+                                                         &f->cw));
+            }
+            if (f->rc != 0 && f->rc != -PTRIO_ECANCELED)
+                f->s->bad++;
+            f->s->waits++;
+            f->held = 1;
+            sstress_check(f->s);
+        }
+        for (f->k = (int)(srand32(&f->rng) % 3); f->k > 0; f->k--) {
+            PTRIO_CHECKPOINT(f);
+            sstress_check(f->s);
+        }
+        f->held = 0;
+        PTRIO_CHECK(f, sw_release(f));
+        sstress_check(f->s);
+    }
+    PTRIO_FINALLY(f);
+    f->s->running--;
+    PTRIO_END(f);
+}
+
+static int scontrol(ptrio_frame *fr)
+{
+    struct scontrol *f = PTRIO_SELF(fr, struct scontrol);
+    uint32_t r;
+    unsigned n;
+    int k;
+    PTRIO_BEGIN(f);
+    while (f->s->running) {
+        r = srand32(&f->rng);
+        if (r % 4 == 0)
+            ptrio_cancel(&f->s->w[(r >> 2) % SW].sc);
+        else if (r % 4 == 1 && f->s->kind == ST_LIMITER)
+            ptrio_limiter_set_total(&f->s->lim, (r >> 2) % 4);
+        else if (r % 4 == 1 && f->s->kind == ST_CONDITION &&
+                 ptrio_condition_acquire_nowait(&f->s->cond) == 0) {
+            n = ptrio_condition_waiting(&f->s->cond);
+            k = ptrio_condition_notify(&f->s->cond, (r >> 2) % 3);
+            if (k < 0 || (unsigned)k > n || (unsigned)k > (r >> 2) % 3 ||
+                ptrio_condition_waiting(&f->s->cond) != n - (unsigned)k)
+                f->s->bad++;
+            if (ptrio_condition_release(&f->s->cond) != 0)
+                f->s->bad++;
+        }
+        sstress_check(f->s);
+        PTRIO_CHECKPOINT(f);
+    }
+    PTRIO_END(f);
+}
+
+static int sstress_main(ptrio_frame *fr)
+{
+    struct sstress *f = PTRIO_SELF(fr, struct sstress);
+    PTRIO_BEGIN(f);
+    ptrio_limiter_init(&f->lim, 2);
+    EXPECT(ptrio_semaphore_init(&f->sem, 2, 2) == 0);
+    EXPECT(ptrio_condition_init(&f->cond, &f->lk) == 0);
+    f->running = SW;
+    PTRIO_NURSERY(f, &f->n) {
+        for (f->i = 0; f->i < SW; f->i++) {
+            f->w[f->i] = (struct sworker){.s = f,
+                                          .rng = 777u + (uint32_t)f->i};
+            PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[f->i], sworker,
+                                            &f->w[f->i]));
+        }
+        f->c = (struct scontrol){.s = f, .rng = 0x2545F491u};
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[SW], scontrol, &f->c));
+    }
+    EXPECT(ptrio_limiter_borrowed(&f->lim) == 0);
+    EXPECT(ptrio_limiter_waiting(&f->lim) == 0);
+    EXPECT(ptrio_semaphore_value(&f->sem) == 2);
+    EXPECT(ptrio_semaphore_waiting(&f->sem) == 0);
+    EXPECT(!ptrio_lock_locked(&f->lk));
+    EXPECT(ptrio_condition_waiting(&f->cond) == 0);
+    EXPECT(ptrio_current_loop()->lot_owners == NULL);
+    PTRIO_END(f);
+}
+
+START_TEST(test_sync_stress_cancellation)
+{
+    static struct sstress m;
+    reset();
+    memset(&m, 0, sizeof m);
+    m.kind = _i;
+    ck_assert_int_eq(run_virtual(sstress_main, &m, NULL), 0);
+    ck_expect_ok();
+    ck_assert_uint_eq(m.bad, 0);
+    ck_assert_uint_gt(m.acquired, SW * ITER / 2);
+    ck_assert_uint_gt(m.cancelled, 100);
+    if (_i == ST_CONDITION)
+        ck_assert_uint_gt(m.waits, 1000);
+}
+END_TEST
+
 /* ---- misuse ------------------------------------------------------------------ */
 
 /* Runs `fn` inside a task, with the objects it may need; records its
@@ -1441,6 +2018,18 @@ static int lim_release_unborrowed(struct mis_main *f)
     return ptrio_limiter_release(&f->lim, &f->tok);
 }
 
+/* NULL stands for no borrower at all: the nowait twin refuses it as the
+ * blocking call does (it used to record a token nobody's, which then also
+ * made every later NULL borrow a "borrower holds one already"). */
+static int lim_null_borrower(struct mis_main *f)
+{
+    int rc = ptrio_limiter_acquire_on_behalf_of_nowait(&f->lim, &f->tok,
+                                                       NULL);
+    EXPECT(ptrio_limiter_borrowed(&f->lim) == 0);
+    EXPECT(f->tok.limiter == NULL);
+    return rc;
+}
+
 static int cond_wait_unheld(struct mis_main *f)
 {
     return ptrio_condition_wait(f, &f->c, &f->w);
@@ -1455,6 +2044,23 @@ static int cond_uninit(struct mis_main *f)
 {
     f->c.lock = NULL;
     return ptrio_condition_acquire_nowait(&f->c);
+}
+
+/* A wait after a dropped PTRIO_PENDING (here a sleep's, called without
+ * PTRIO_AWAIT) is refused with nothing done: the lock stays held and the
+ * task is in no lot (it used to release the lock and wait all the same). */
+static int cond_wait_dropped(struct mis_main *f)
+{
+    int rc, dropped;
+    EXPECT(ptrio_condition_acquire_nowait(&f->c) == 0);
+    dropped = ptrio_sleep(f, PTRIO_MS(1));
+    EXPECT(dropped == PTRIO_PENDING);
+    rc = ptrio_condition_wait(f, &f->c, &f->w);
+    EXPECT(ptrio_lock_owner(&f->lk) == ptrio_current_task());
+    EXPECT(ptrio_condition_waiting(&f->c) == 0);
+    if (ptrio_lock_owner(&f->lk) == ptrio_current_task())
+        EXPECT(ptrio_condition_release(&f->c) == 0);
+    return rc;
 }
 
 START_TEST(test_lock_reacquire_nowait)
@@ -1478,6 +2084,36 @@ END_TEST
 START_TEST(test_lock_release_unheld)
 {
     ck_assert_int_eq(misuse(release_unheld), -PTRIO_EPERM);
+}
+END_TEST
+
+static int release_others_main(ptrio_frame *fr)
+{
+    struct lock_main *f = PTRIO_SELF(fr, struct lock_main);
+    PTRIO_BEGIN(f);
+    PTRIO_NURSERY(f, &f->n) {
+        start_holder(f, 0, PTRIO_TIME_INF, 0);
+        start_holder(f, 1, PTRIO_TIME_INF, 0);
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+        f->rc = ptrio_lock_release(&f->lk);
+        /* Refused, and nothing moved: p0 holds it, p1 still waits. */
+        ptrio_lock_statistics(&f->lk, &f->st);
+        EXPECT(f->st.owner == &f->t[0] && f->st.waiting == 1);
+        ptrio_nursery_cancel(&f->n);
+    }
+    PTRIO_END(f);
+}
+
+/* Releasing a lock another task holds is refused and changes nothing.
+ * Trio test_sync.py: test_Lock_and_StrictFIFOLock ("can't release a lock
+ * someone else holds") */
+START_TEST(test_lock_release_others)
+{
+    static struct lock_main m;
+    RUN_MAIN(release_others_main, m, 0);
+    ck_assert_int_eq(m.rc, -PTRIO_EPERM);
+    ck_assert_str_eq(L.buf, "p0+@0 p1+@0 p0*@0 p0!PTRIO_ECANCELED@1 "
+                            "p1!PTRIO_ECANCELED@1");
 }
 END_TEST
 
@@ -1567,6 +2203,14 @@ START_TEST(test_lim_release_unborrowed)
 }
 END_TEST
 
+START_TEST(test_lim_null_borrower)
+{
+    reset();
+    ck_assert_int_eq(misuse(lim_null_borrower), -PTRIO_EINVAL);
+    ck_expect_ok();
+}
+END_TEST
+
 /* Trio: RuntimeError "must hold the lock to wait" / "to notify". */
 START_TEST(test_cond_wait_unheld)
 {
@@ -1583,6 +2227,14 @@ END_TEST
 START_TEST(test_cond_uninit)
 {
     ck_assert_int_eq(misuse(cond_uninit), -PTRIO_EINVAL);
+}
+END_TEST
+
+START_TEST(test_cond_wait_dropped)
+{
+    reset();
+    ck_assert_int_eq(misuse(cond_wait_dropped), -PTRIO_EMISUSE);
+    ck_expect_ok();
 }
 END_TEST
 
@@ -1616,27 +2268,36 @@ int main(void)
     tcase_add_test(tc, test_semaphore);
     tcase_add_test(tc, test_limiter);
     tcase_add_test(tc, test_limiter_total_tokens);
+    tcase_add_test(tc, test_limiter_zero_under_borrower);
     tcase_add_test(tc, test_condition);
     tcase_add_test(tc, test_condition_waiter_reused);
+    tcase_add_test(tc, test_condition_waiter_reused_after_failure);
     tcase_add_test(tc, test_condition_cancel_holds_lock);
     tcase_add_test(tc, test_condition_wait_when_cancelled);
     tcase_add_test(tc, test_condition_lock_breaks);
+    tcase_add_test(tc, test_handoff_then_cancelled);
+    tcase_add_test(tc, test_condition_notify_skips_cancelled);
+    tcase_add_test(tc, test_condition_lock_breaks_unnotified);
     tcase_add_loop_test(tc, test_generic_lock_exclusion, 0, LK_KINDS);
     tcase_add_loop_test(tc, test_generic_lock_fifo_fairness, 0, LK_KINDS);
     tcase_add_loop_test(tc, test_generic_lock_acquire_nowait_blocks_acquire,
                         0, LK_KINDS);
+    tcase_add_loop_test(tc, test_sync_stress_cancellation, 0, ST_KINDS);
     tcase_add_misuse_test(tc, test_lock_reacquire_nowait);
     tcase_add_misuse_test(tc, test_lock_reacquire);
     tcase_add_misuse_test(tc, test_lock_release_unheld);
+    tcase_add_misuse_test(tc, test_lock_release_others);
     tcase_add_misuse_test(tc, test_sem_released_too_many_times);
     tcase_add_misuse_test(tc, test_sem_bad_init);
     tcase_add_misuse_test(tc, test_lim_borrow_twice);
     tcase_add_misuse_test(tc, test_lim_token_in_use);
     tcase_add_misuse_test(tc, test_lim_awaited_token_in_use);
     tcase_add_misuse_test(tc, test_lim_release_unborrowed);
+    tcase_add_misuse_test(tc, test_lim_null_borrower);
     tcase_add_misuse_test(tc, test_cond_wait_unheld);
     tcase_add_misuse_test(tc, test_cond_notify_unheld);
     tcase_add_misuse_test(tc, test_cond_uninit);
+    tcase_add_misuse_test(tc, test_cond_wait_dropped);
     tcase_add_test(tc, test_sync_outside_task);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);

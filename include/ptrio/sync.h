@@ -174,13 +174,14 @@ PTRIO_NODISCARD int ptrio_limiter_acquire(void *self, ptrio_limiter *lim,
                                           ptrio_limiter_token *tok);
 
 /* The same for `borrower`, any object that stands for who holds it
- * (Trio's acquire_on_behalf_of). */
+ * (Trio's acquire_on_behalf_of); NULL is refused with -PTRIO_EINVAL. */
 PTRIO_NODISCARD int ptrio_limiter_acquire_on_behalf_of(
     void *self, ptrio_limiter *lim, ptrio_limiter_token *tok,
     const void *borrower);
 
 /* Borrows a token if one is free and nobody waits. Returns 0, or
- * -PTRIO_EWOULDBLOCK, -PTRIO_EDEADLK, -PTRIO_EBUSY, -PTRIO_ENOTASK. */
+ * -PTRIO_EWOULDBLOCK, -PTRIO_EDEADLK, -PTRIO_EBUSY, -PTRIO_ENOTASK (no
+ * task to borrow for), -PTRIO_EINVAL (a NULL limiter, token or borrower). */
 int ptrio_limiter_acquire_nowait(ptrio_limiter *lim,
                                  ptrio_limiter_token *tok);
 int ptrio_limiter_acquire_on_behalf_of_nowait(ptrio_limiter *lim,
@@ -257,7 +258,8 @@ typedef struct ptrio_condition_waiter {
  * Awaitable checkpoint. Errors: -PTRIO_EPERM (the caller does not hold
  * the lock; nothing done), -PTRIO_ECANCELED, -PTRIO_EBROKEN (the lock
  * broke meanwhile: then it is not held), -PTRIO_EINVAL, -PTRIO_EBUSY (`w`
- * is in use), -PTRIO_ENOTASK. */
+ * is in use), -PTRIO_ENOTASK, -PTRIO_EMISUSE (an earlier await's
+ * PTRIO_PENDING was dropped); refused so, it does nothing. */
 PTRIO_NODISCARD int ptrio_condition_wait(void *self, ptrio_condition *c,
                                          ptrio_condition_waiter *w);
 

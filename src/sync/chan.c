@@ -63,9 +63,11 @@ static ptrio_chan *rx_chan(const ptrio_chan_rx *rx, int *rc)
     return side ? CHAN_OF(side, receivers) : NULL;
 }
 
+/* Slot `i` of the ring. Zero-sized elements may have no storage at all,
+ * and NULL + 0 is undefined in C: those all live at `buf`. */
 static unsigned char *slot(ptrio_chan *ch, size_t i)
 {
-    return ch->buf + i * ch->size;
+    return ch->size ? ch->buf + i * ch->size : ch->buf;
 }
 
 /* Copies a value (nothing into NULL: a dropped value). The usual sizes

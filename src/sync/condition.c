@@ -79,8 +79,10 @@ int ptrio_condition_wait(void *self, ptrio_condition *c,
 {
     int rc = ptrio_checkpoint_if_cancelled(self);
 
-    /* Cancelled is fine here: the park below fails at once, as in Trio. */
-    if (rc == -PTRIO_ENOTASK)
+    /* Cancelled is fine here: the park below fails at once, as in Trio.
+     * Any other failure of the caller's check (no task, a dropped
+     * PTRIO_PENDING) refuses the wait before the lock is released. */
+    if (rc < 0 && rc != -PTRIO_ECANCELED)
         return rc;
     if (bad(c) || !w) {
         SYNC_MISUSE("a NULL condition waiter");

@@ -119,6 +119,10 @@ int ptrio_limiter_acquire_on_behalf_of_nowait(ptrio_limiter *lim,
                                               ptrio_limiter_token *tok,
                                               const void *borrower)
 {
+    if (!borrower) {
+        SYNC_MISUSE("borrowing on behalf of NULL");
+        return -PTRIO_EINVAL;
+    }
     return take(lim, tok, borrower);
 }
 

@@ -8,7 +8,11 @@
 
 int ptrio_semaphore_init(ptrio_semaphore *s, unsigned value, unsigned max)
 {
-    if (!s || (max && value > max)) {
+    if (!s) {
+        SYNC_MISUSE("initialising a NULL semaphore");
+        return -PTRIO_EINVAL;
+    }
+    if (max && value > max) {
         SYNC_MISUSE("a semaphore whose initial value exceeds its maximum");
         return -PTRIO_EINVAL;
     }
