@@ -8,6 +8,28 @@
  * POSIX calls; all time is on the virtual clock. */
 #include "synctest.h"
 
+/* Every test's fixture lives in one static block the tests share (they
+ * run one at a time), so that the suite fits the micro:bit's 16 KiB:
+ * side by side, the fixtures alone would fill it. FIXTURE(type) gives the
+ * block zeroed, as a `type`. */
+#ifndef TEST_CONF_FIXTURE_MAX
+#define TEST_CONF_FIXTURE_MAX (512 * sizeof(void *))
+#endif
+static union {
+    long double ld;
+    long long ll;
+    void *p;
+    unsigned char b[TEST_CONF_FIXTURE_MAX];
+} fixture_block;
+
+static void *fixture(size_t size)
+{
+    ck_assert_uint_le(size, sizeof fixture_block);
+    memset(&fixture_block, 0, size);
+    return &fixture_block;
+}
+#define FIXTURE(type) ((type *)fixture(sizeof(type)))
+
 /* ---- checkpoint rules, for every blocking call ---------------------------
  *
  * Trio: a blocking call is a checkpoint even when it need not block: it
@@ -187,8 +209,8 @@ static int cp_main(ptrio_frame *fr)
  * test_Condition */
 START_TEST(test_checkpoint_rules)
 {
-    static struct cp_main m;
-    RUN_MAIN(cp_main, m, 0);
+    struct cp_main *m = FIXTURE(struct cp_main);
+    RUN_MAIN(cp_main, *m, 0);
     ck_assert_str_eq(L.buf,
         "event<@0 m@0 event>@0 event[@0 event]@0 m@0 "
         "lock<@0 m@0 lock>@0 lock[@0 lock]@0 m@0 "
@@ -270,8 +292,8 @@ static int event_main(ptrio_frame *fr)
 /* Trio test_sync.py: test_Event */
 START_TEST(test_event)
 {
-    static struct event_main m;
-    RUN_MAIN(event_main, m, 0);
+    struct event_main *m = FIXTURE(struct event_main);
+    RUN_MAIN(event_main, *m, 0);
     ck_assert_str_eq(L.buf, "p0+@0 p1+@0 p2+@0 p1!PTRIO_ECANCELED@1 set@2 "
                             "p0=0@2 p2=0@2");
 }
@@ -369,8 +391,8 @@ static int lock_main(ptrio_frame *fr)
 /* Trio test_sync.py: test_Lock_and_StrictFIFOLock */
 START_TEST(test_lock)
 {
-    static struct lock_main m;
-    RUN_MAIN(lock_main, m, 0);
+    struct lock_main *m = FIXTURE(struct lock_main);
+    RUN_MAIN(lock_main, *m, 0);
     ck_assert_str_eq(L.buf, "p0+@0 p0*@0 p1+@1 p0!PTRIO_ECANCELED@2 "
                             "p1!PTRIO_ECANCELED@2");
 }
@@ -402,8 +424,8 @@ static int handoff_main(ptrio_frame *fr)
 /* FIFO hand-off: each release passes the lock to the first waiter. */
 START_TEST(test_lock_handoff)
 {
-    static struct lock_main m;
-    RUN_MAIN(handoff_main, m, 0);
+    struct lock_main *m = FIXTURE(struct lock_main);
+    RUN_MAIN(handoff_main, *m, 0);
     ck_assert_str_eq(L.buf,
         "p0+@0 p0*@0 p1+@1 p2+@2 p3+@3 p2!PTRIO_ECANCELED@4 p0=0@10 "
         "p1*@10 p1=0@20 p3*@20 p3=0@30");
@@ -443,10 +465,10 @@ static int broken_main(ptrio_frame *fr)
  * test_lock_multiple_acquire */
 START_TEST(test_lock_holder_exits)
 {
-    static struct lock_main m;
+    struct lock_main *m = FIXTURE(struct lock_main);
     reset();
-    memset(&m, 0, sizeof m);
-    ck_assert_int_eq(run_virtual(broken_main, &m, NULL), 0);
+    memset(m, 0, sizeof *m);
+    ck_assert_int_eq(run_virtual(broken_main, m, NULL), 0);
     ck_expect_ok();
     ck_assert_str_eq(L.buf, "p0+@0 p1+@0 p2+@0 p0*@0 p0=0@5 "
                             "p1!PTRIO_EBROKEN@5 p2!PTRIO_EBROKEN@5");
@@ -479,8 +501,8 @@ static int handover_main(ptrio_frame *fr)
  * exits) goes to the waiter. Trio test_sync.py: test_lock_handover */
 START_TEST(test_lock_handover)
 {
-    static struct lock_main m;
-    RUN_MAIN(handover_main, m, 0);
+    struct lock_main *m = FIXTURE(struct lock_main);
+    RUN_MAIN(handover_main, *m, 0);
     ck_assert_str_eq(L.buf, "p0+@0 p0*@1 p0=0@2");
 }
 END_TEST
@@ -564,8 +586,8 @@ static int sem_main(ptrio_frame *fr)
  * release is in test_sem_released_too_many_times) */
 START_TEST(test_semaphore)
 {
-    static struct sem_main m;
-    RUN_MAIN(sem_main, m, 0);
+    struct sem_main *m = FIXTURE(struct sem_main);
+    RUN_MAIN(sem_main, *m, 0);
     ck_assert_str_eq(L.buf, "p0+@0 p1+@1 p2+@2 p0!PTRIO_ECANCELED@3 "
                             "p1=0@3 p2=0@4");
 }
@@ -692,8 +714,8 @@ static int lim_main(ptrio_frame *fr)
 /* Trio test_sync.py: test_CapacityLimiter, test_CapacityLimiter_inf */
 START_TEST(test_limiter)
 {
-    static struct lim_main m;
-    RUN_MAIN(lim_main, m, 0);
+    struct lim_main *m = FIXTURE(struct lim_main);
+    RUN_MAIN(lim_main, *m, 0);
     ck_assert_str_eq(L.buf, "p3+@0 p3=0@1");
 }
 END_TEST
@@ -757,8 +779,8 @@ static int lim_total_main(ptrio_frame *fr)
  * test_CapacityLimiter_zero_limit_tokens, test_CapacityLimiter_memleak_548 */
 START_TEST(test_limiter_total_tokens)
 {
-    static struct lim_main m;
-    RUN_MAIN(lim_total_main, m, 0);
+    struct lim_main *m = FIXTURE(struct lim_main);
+    RUN_MAIN(lim_total_main, *m, 0);
     ck_assert_str_eq(L.buf,
         "p0+@0 p0=0@0 p1+@1 p1=0@1 p2+@2 p3+@3 p4+@4 p2=0@5 p3=0@5 p4=0@5 "
         "p6+@5 p6=0@6 p5+@6 p5!PTRIO_ECANCELED@7");
@@ -809,8 +831,8 @@ static int lim_zero_main(ptrio_frame *fr)
  * part: a total cut to 0 under a borrower with a waiter) */
 START_TEST(test_limiter_zero_under_borrower)
 {
-    static struct lim_main m;
-    RUN_MAIN(lim_zero_main, m, 0);
+    struct lim_main *m = FIXTURE(struct lim_main);
+    RUN_MAIN(lim_zero_main, *m, 0);
     ck_assert_str_eq(L.buf, "p1+@0 p1=0@2 p2+@3 p2!PTRIO_ECANCELED@4");
 }
 END_TEST
@@ -926,8 +948,8 @@ static int cond_main(ptrio_frame *fr)
 /* Trio test_sync.py: test_Condition */
 START_TEST(test_condition)
 {
-    static struct cond_main m;
-    RUN_MAIN(cond_main, m, 0);
+    struct cond_main *m = FIXTURE(struct cond_main);
+    RUN_MAIN(cond_main, *m, 0);
     ck_assert_str_eq(L.buf,
         "p0+@0 p1+@1 p2+@2 p0=0@3 all@4 p1=0@4 p2=0@4 "
         "p0+@4 p1+@5 p2+@6 p0=0@7 p1=0@7 last@8 p2=0@8");
@@ -987,8 +1009,8 @@ static int cond_loop_main(ptrio_frame *fr)
 
 START_TEST(test_condition_waiter_reused)
 {
-    static struct cond_loop m;
-    RUN_MAIN(cond_loop_main, m, 0);
+    struct cond_loop *m = FIXTURE(struct cond_loop);
+    RUN_MAIN(cond_loop_main, *m, 0);
     ck_assert_str_eq(L.buf, "waiterdone@3");
 }
 END_TEST
@@ -1050,8 +1072,8 @@ static int cond_reuse_failed_main(ptrio_frame *fr)
 /* A waiter frame whose wait failed serves the next wait. */
 START_TEST(test_condition_waiter_reused_after_failure)
 {
-    static struct cond_reuse_failed m;
-    RUN_MAIN(cond_reuse_failed_main, m, 0);
+    struct cond_reuse_failed *m = FIXTURE(struct cond_reuse_failed);
+    RUN_MAIN(cond_reuse_failed_main, *m, 0);
     ck_assert_str_eq(L.buf, "cancelled!PTRIO_ECANCELED@0 notify@1 woken=0@1");
 }
 END_TEST
@@ -1144,8 +1166,8 @@ static int cond_cancelled_main(ptrio_frame *fr)
  * and the cancelled wait fails only once it holds the lock again. */
 START_TEST(test_condition_wait_when_cancelled)
 {
-    static struct cond_cancelled m;
-    RUN_MAIN(cond_cancelled_main, m, 0);
+    struct cond_cancelled *m = FIXTURE(struct cond_cancelled);
+    RUN_MAIN(cond_cancelled_main, *m, 0);
     ck_assert_str_eq(L.buf, "other+@1 main!PTRIO_ECANCELED@6");
 }
 END_TEST
@@ -1154,8 +1176,8 @@ END_TEST
  * the lock before it fails. */
 START_TEST(test_condition_cancel_holds_lock)
 {
-    static struct cond_main m;
-    RUN_MAIN(cond_cancel_main, m, 0);
+    struct cond_main *m = FIXTURE(struct cond_main);
+    RUN_MAIN(cond_cancel_main, *m, 0);
     ck_assert_str_eq(L.buf,
         "p0+@0 p1+@0 p2+@0 p0!PTRIO_ECANCELED@3 p1!PTRIO_ECANCELED@3 "
         "p2=0@4");
@@ -1208,10 +1230,10 @@ static int cond_broken_main(ptrio_frame *fr)
  * with -PTRIO_EBROKEN, without the lock. */
 START_TEST(test_condition_lock_breaks)
 {
-    static struct cond_broken_main m;
-    RUN_MAIN(cond_broken_main, m, 0);
+    struct cond_broken_main *m = FIXTURE(struct cond_broken_main);
+    RUN_MAIN(cond_broken_main, *m, 0);
     ck_assert_str_eq(L.buf, "w+@0 w!PTRIO_EBROKEN@2");
-    ck_assert(!m.w.locked);
+    ck_assert(!m->w.locked);
 }
 END_TEST
 
@@ -1292,8 +1314,8 @@ static int handed_main(ptrio_frame *fr)
  * resumes, has it: the hand-off is never lost nor undone. */
 START_TEST(test_handoff_then_cancelled)
 {
-    static struct handed_main m;
-    RUN_MAIN(handed_main, m, 0);
+    struct handed_main *m = FIXTURE(struct handed_main);
+    RUN_MAIN(handed_main, *m, 0);
     ck_assert_str_eq(L.buf, "p0+@0 p0*@1 p0!PTRIO_ECANCELED@1 "
                             "p1+@1 p1=0@2 "
                             "p2+@2 p3+@2 p2=0@3 p3!PTRIO_ECANCELED@3");
@@ -1343,8 +1365,8 @@ static int cond_notify_cancelled_main(ptrio_frame *fr)
  * out of the lot), and it queues for the lock behind the notified one. */
 START_TEST(test_condition_notify_skips_cancelled)
 {
-    static struct cond_main m;
-    RUN_MAIN(cond_notify_cancelled_main, m, 0);
+    struct cond_main *m = FIXTURE(struct cond_main);
+    RUN_MAIN(cond_notify_cancelled_main, *m, 0);
     ck_assert_str_eq(L.buf,
         "p0+@0 p1+@0 p2+@0 p1=0@1 p0!PTRIO_ECANCELED@1 "
         "p2!PTRIO_ECANCELED@2");
@@ -1407,10 +1429,10 @@ static int cond_dead_main(ptrio_frame *fr)
  * without it (Trio: the shielded re-acquire raises BrokenResourceError). */
 START_TEST(test_condition_lock_breaks_unnotified)
 {
-    static struct cond_dead_main m;
-    RUN_MAIN(cond_dead_main, m, 0);
+    struct cond_dead_main *m = FIXTURE(struct cond_dead_main);
+    RUN_MAIN(cond_dead_main, *m, 0);
     ck_assert_str_eq(L.buf, "w+@0 w!PTRIO_EBROKEN@6");
-    ck_assert(!m.w.locked);
+    ck_assert(!m->w.locked);
 }
 END_TEST
 
@@ -1602,11 +1624,11 @@ static int gl_exclusion(ptrio_frame *fr)
  * Trio test_sync.py: test_generic_lock_exclusion */
 START_TEST(test_generic_lock_exclusion)
 {
-    static struct gl_main m;
+    struct gl_main *m = FIXTURE(struct gl_main);
     reset();
-    memset(&m, 0, sizeof m);
-    m.kind = _i;
-    ck_assert_int_eq(run_virtual(gl_exclusion, &m, NULL), 0);
+    memset(m, 0, sizeof *m);
+    m->kind = _i;
+    ck_assert_int_eq(run_virtual(gl_exclusion, m, NULL), 0);
     ck_expect_ok();
 }
 END_TEST
@@ -1631,11 +1653,11 @@ static int gl_fairness(ptrio_frame *fr)
  * Trio test_sync.py: test_generic_lock_fifo_fairness */
 START_TEST(test_generic_lock_fifo_fairness)
 {
-    static struct gl_main m;
+    struct gl_main *m = FIXTURE(struct gl_main);
     reset();
-    memset(&m, 0, sizeof m);
-    m.kind = _i;
-    ck_assert_int_eq(run_virtual(gl_fairness, &m, NULL), 0);
+    memset(m, 0, sizeof *m);
+    m->kind = _i;
+    ck_assert_int_eq(run_virtual(gl_fairness, m, NULL), 0);
     ck_expect_ok();
     ck_assert_str_eq(L.buf, "1 2 3 1 2 3 1 2 3 1 2 3 1 2 3");
 }
@@ -1661,11 +1683,11 @@ static int gl_nowait_blocks(ptrio_frame *fr)
 /* Trio test_sync.py: test_generic_lock_acquire_nowait_blocks_acquire */
 START_TEST(test_generic_lock_acquire_nowait_blocks_acquire)
 {
-    static struct gl_main m;
+    struct gl_main *m = FIXTURE(struct gl_main);
     reset();
-    memset(&m, 0, sizeof m);
-    m.kind = _i;
-    ck_assert_int_eq(run_virtual(gl_nowait_blocks, &m, NULL), 0);
+    memset(m, 0, sizeof *m);
+    m->kind = _i;
+    ck_assert_int_eq(run_virtual(gl_nowait_blocks, m, NULL), 0);
     ck_expect_ok();
     ck_assert_str_eq(L.buf, "released@1 1");
 }
@@ -1922,17 +1944,17 @@ static int sstress_main(ptrio_frame *fr)
 
 START_TEST(test_sync_stress_cancellation)
 {
-    static struct sstress m;
+    struct sstress *m = FIXTURE(struct sstress);
     reset();
-    memset(&m, 0, sizeof m);
-    m.kind = _i;
-    ck_assert_int_eq(run_virtual(sstress_main, &m, NULL), 0);
+    memset(m, 0, sizeof *m);
+    m->kind = _i;
+    ck_assert_int_eq(run_virtual(sstress_main, m, NULL), 0);
     ck_expect_ok();
-    ck_assert_uint_eq(m.bad, 0);
-    ck_assert_uint_gt(m.acquired, SW * ITER / 2);
-    ck_assert_uint_gt(m.cancelled, 100);
+    ck_assert_uint_eq(m->bad, 0);
+    ck_assert_uint_gt(m->acquired, SW * ITER / 2);
+    ck_assert_uint_gt(m->cancelled, 100);
     if (_i == ST_CONDITION)
-        ck_assert_uint_gt(m.waits, 1000);
+        ck_assert_uint_gt(m->waits, 1000);
 }
 END_TEST
 
@@ -1964,11 +1986,11 @@ static int mis_main(ptrio_frame *fr)
 
 static int misuse(int (*fn)(struct mis_main *f))
 {
-    static struct mis_main m;
-    memset(&m, 0, sizeof m);
-    m.fn = fn;
-    ck_assert_int_eq(run_virtual(mis_main, &m, NULL), 0);
-    return m.rc;
+    struct mis_main *m = FIXTURE(struct mis_main);
+    memset(m, 0, sizeof *m);
+    m->fn = fn;
+    ck_assert_int_eq(run_virtual(mis_main, m, NULL), 0);
+    return m->rc;
 }
 
 static int reacquire_nowait(struct mis_main *f)
@@ -2109,9 +2131,9 @@ static int release_others_main(ptrio_frame *fr)
  * someone else holds") */
 START_TEST(test_lock_release_others)
 {
-    static struct lock_main m;
-    RUN_MAIN(release_others_main, m, 0);
-    ck_assert_int_eq(m.rc, -PTRIO_EPERM);
+    struct lock_main *m = FIXTURE(struct lock_main);
+    RUN_MAIN(release_others_main, *m, 0);
+    ck_assert_int_eq(m->rc, -PTRIO_EPERM);
     ck_assert_str_eq(L.buf, "p0+@0 p1+@0 p0*@0 p0!PTRIO_ECANCELED@1 "
                             "p1!PTRIO_ECANCELED@1");
 }
@@ -2189,8 +2211,8 @@ static int lim_awaited_main(ptrio_frame *fr)
 
 START_TEST(test_lim_awaited_token_in_use)
 {
-    static struct lim_main m;
-    RUN_MAIN(lim_awaited_main, m, 0);
+    struct lim_main *m = FIXTURE(struct lim_main);
+    RUN_MAIN(lim_awaited_main, *m, 0);
     ck_assert_str_eq(L.buf, "p0+@0 p0=0@1");
 }
 END_TEST
