@@ -739,6 +739,132 @@ START_TEST(test_nested_groups)
 }
 END_TEST
 
+/* A cancelled scope around a nursery that raises a group of real
+ * failures, none of them a cancellation. */
+struct nocancel_sub {
+    ptrio_frame fr;
+    ptrio_scope sc;
+    struct wgroup w;
+};
+
+static int nocancel_sub(ptrio_frame *fr)
+{
+    struct nocancel_sub *f = PTRIO_SELF(fr, struct nocancel_sub);
+    PTRIO_BEGIN(f);
+    PTRIO_CANCEL_SCOPE(f, &f->sc) {
+        ptrio_cancel(&f->sc);
+        PTRIO_CALL(f, wgroup, &f->w);
+    }
+    ev("not-reached", "");
+    PTRIO_END(f);
+}
+
+struct nocancel_main {
+    CATCHER_FIELDS;
+    struct nocancel_sub sub;
+};
+
+static int nocancel_main(ptrio_frame *fr)
+{
+    struct nocancel_main *f = PTRIO_SELF(fr, struct nocancel_main);
+    PTRIO_BEGIN(f);
+    PTRIO_TRY(f, f->rc, ptrio_call(f, &f->sub, nocancel_sub));
+    f->frc = ptrio_failure_last(f->rc, &f->fail);
+    if (f->frc == 0)
+        group_str(f->fail.group);   /* while the loop lives */
+    PTRIO_END(f);
+}
+
+/* The group passes the cancelled scope, which catches nothing: there was
+ * no cancellation in it. */
+/* Trio test_run.py: test_cancel_scope_no_cancellederror */
+START_TEST(test_cancel_scope_no_cancellederror)
+{
+    static struct nocancel_main m;
+    tlog_clear(&L);
+    ck_assert_int_eq(run_virtual(nocancel_main, &m, NULL), 0);
+    ck_assert_int_eq(m.rc, -PTRIO_EGROUP);
+    ck_assert_int_eq(m.frc, 0);
+    ck_assert_str_eq(G, "k1:EIO:crash k2:EPIPE:crash");
+    ck_assert(ptrio_cancel_called(&m.sub.sc));
+    ck_assert(!ptrio_cancelled_caught(&m.sub.sc));
+    ck_assert_str_eq(L.buf, "k1:raise@0 k2:raise@0");
+}
+END_TEST
+
+/* A nursery whose children are a sleeper and a crasher (EIO), around a
+ * nested one of the same kind (EPIPE) whose body cancels the outer. */
+struct collapse_sub {
+    ptrio_frame fr;
+    ptrio_nursery n, n2;
+    ptrio_task t[4];
+    struct sleeper s[2];
+    struct crasher c[2];
+};
+
+static int collapse_sub(ptrio_frame *fr)
+{
+    struct collapse_sub *f = PTRIO_SELF(fr, struct collapse_sub);
+    PTRIO_BEGIN(f);
+    PTRIO_NURSERY(f, &f->n) {
+        f->s[0] = (struct sleeper){.name = "s1", .d = PTRIO_TIME_INF};
+        f->c[0] = (struct crasher){.name = "e1", .code = -PTRIO_EIO};
+        PTRIO_CHECK(f, ptrio_start_soon_named(&f->n, &f->t[0], sleeper,
+                                              &f->s[0], "s1"));
+        PTRIO_CHECK(f, ptrio_start_soon_named(&f->n, &f->t[1], crasher,
+                                              &f->c[0], "e1"));
+        PTRIO_NURSERY(f, &f->n2) {
+            f->s[1] = (struct sleeper){.name = "s2", .d = PTRIO_TIME_INF};
+            f->c[1] = (struct crasher){.name = "e2", .code = -PTRIO_EPIPE};
+            PTRIO_CHECK(f, ptrio_start_soon_named(&f->n2, &f->t[2], sleeper,
+                                                  &f->s[1], "s2"));
+            PTRIO_CHECK(f, ptrio_start_soon_named(&f->n2, &f->t[3], crasher,
+                                                  &f->c[1], "e2"));
+            ptrio_nursery_cancel(&f->n);
+        }
+    }
+    ev("not-reached", "");
+    PTRIO_END(f);
+}
+
+struct collapse_main {
+    CATCHER_FIELDS;
+    struct collapse_sub sub;
+};
+
+static int collapse_main(ptrio_frame *fr)
+{
+    struct collapse_main *f = PTRIO_SELF(fr, struct collapse_main);
+    PTRIO_BEGIN(f);
+    PTRIO_TRY(f, f->rc, ptrio_call(f, &f->sub, collapse_sub));
+    f->frc = ptrio_failure_last(f->rc, &f->fail);
+    if (f->frc == 0)
+        group_str(f->fail.group);   /* while the loop lives */
+    PTRIO_END(f);
+}
+
+/* The inner nursery's cancellations are stripped and its one failure is
+ * raised as itself (Trio's strict_exception_groups=False case: ptrio's
+ * nurseries are loose); the outer raises a group of the inner's failure
+ * (its body's) and its own child's. The outer scope, the one cancelled,
+ * caught the cancellations; the inner, under it, did not. */
+/* Trio test_run.py: test_nursery_collapse (strict=False) */
+START_TEST(test_nursery_collapse)
+{
+    static struct collapse_main m;
+    tlog_clear(&L);
+    ck_assert_int_eq(run_virtual(collapse_main, &m, NULL), 0);
+    ck_assert_int_eq(m.rc, -PTRIO_EGROUP);
+    ck_assert_int_eq(m.frc, 0);
+    ck_assert_ptr_eq(m.fail.group, &m.sub.n);
+    ck_assert_str_eq(G, "e2:EPIPE:crash e1:EIO:crash");  /* body first */
+    ck_assert(ptrio_cancelled_caught(ptrio_nursery_scope(&m.sub.n)));
+    ck_assert(!ptrio_cancelled_caught(ptrio_nursery_scope(&m.sub.n2)));
+    ck_assert_str_eq(L.buf, "s1+@0 s1!PTRIO_ECANCELED@0 e1:raise@0 "
+                            "s2+@0 s2!PTRIO_ECANCELED@0 e2:raise@0");
+}
+END_TEST
+
 /* A worker whose nursery holds one crashing child "kid". */
 static int wone_line;
 
@@ -1617,6 +1743,8 @@ int main(void)
     tcase_add_test(tc, test_main_and_task_both_crash);
     tcase_add_test(tc, test_body_raises_then_child);
     tcase_add_test(tc, test_nested_groups);
+    tcase_add_test(tc, test_cancel_scope_no_cancellederror);
+    tcase_add_test(tc, test_nursery_collapse);
     tcase_add_test(tc, test_single_failure_through_nested);
     tcase_add_test(tc, test_report_single);
     tcase_add_test(tc, test_report_cancelled_not_reported);

@@ -757,6 +757,88 @@ START_TEST(test_park_hook)
 }
 END_TEST
 
+/* A hook that cannot undo its wait at once: it notes the call and leaves
+ * the task parked, for its owner to wake later. */
+static int slow_abort(ptrio_task *t, void *data)
+{
+    struct hook_state *h = data;
+    (void)t;
+    if (!h->calls++)
+        ev("abort-called", "");
+    return 1;
+}
+
+struct slow_aborter {
+    ptrio_frame fr;
+    struct hook_state *h;
+    int rc, rc2;
+};
+
+static int slow_aborter(ptrio_frame *fr)
+{
+    struct slow_aborter *f = PTRIO_SELF(fr, struct slow_aborter);
+    PTRIO_BEGIN(f);
+    ev("sleeping", "");
+    PTRIO_TRY(f, f->rc, ptrio_park_hook(f, slow_abort, f->h));
+    ev_rc("woken", f->rc);
+    PTRIO_TRY(f, f->rc2, ptrio_checkpoint(f));  /* shielded by now */
+    ev_rc("done", f->rc2);
+    PTRIO_END(f);
+}
+
+struct slow_main {
+    ptrio_frame fr;
+    ptrio_scope outer1, outer2;
+    ptrio_nursery n;
+    ptrio_task t;
+    struct slow_aborter k;
+    struct hook_state h;
+};
+
+static int slow_main(ptrio_frame *fr)
+{
+    struct slow_main *f = PTRIO_SELF(fr, struct slow_main);
+    PTRIO_BEGIN(f);
+    PTRIO_CANCEL_SCOPE(f, &f->outer1) {
+        PTRIO_CANCEL_SCOPE(f, &f->outer2) {
+            PTRIO_NURSERY(f, &f->n) {
+                f->k = (struct slow_aborter){.h = &f->h};
+                PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t, slow_aborter,
+                                                &f->k));
+                PTRIO_AWAIT(f, ptrio_wait_all_tasks_blocked(f, 0));
+                ptrio_cancel(&f->outer1);
+                EXPECT(f->h.calls == 1);
+                /* A second cancellation above it asks the hook nothing. */
+                ptrio_cancel(&f->outer2);
+                EXPECT(f->h.calls == 1);
+                /* Shielded before the owner finishes the abort: the
+                 * cancellation it delivers arrives all the same. */
+                ptrio_scope_set_shield(ptrio_nursery_scope(&f->n), true);
+                EXPECT(ptrio_wake(&f->t, -PTRIO_ECANCELED) == 0);
+                EXPECT(f->h.calls == 1);
+            }
+            ev("joined", "");
+        }
+    }
+    PTRIO_END(f);
+}
+
+/* Trio test_run.py: test_slow_abort_edge_cases */
+START_TEST(test_slow_abort_edge_cases)
+{
+    static struct slow_main m;
+    reset();
+    memset(&m, 0, sizeof m);
+    ck_assert_int_eq(run_virtual(slow_main, &m, NULL), 0);
+    ck_expect_ok();
+    ck_assert_int_eq(m.k.rc, -PTRIO_ECANCELED);
+    ck_assert_int_eq(m.k.rc2, 0);
+    ck_assert(!ptrio_cancelled_caught(&m.outer1));
+    ck_assert_str_eq(L.buf, "sleeping@0 abort-called@0 "
+                            "woken!PTRIO_ECANCELED@0 done=0@0 joined@0");
+}
+END_TEST
+
 /* ---- a source's wake: ptrio_source_wake ------------------------------- */
 
 /* A source whose poll, once `go` is set, removes itself and wakes `t`
@@ -1155,6 +1237,7 @@ int main(void)
     tcase_add_test(tc, test_owned_lots);
     tcase_add_test(tc, test_owned_lot_break_itself);
     tcase_add_test(tc, test_park_hook);
+    tcase_add_test(tc, test_slow_abort_edge_cases);
     tcase_add_test(tc, test_source_wake);
     tcase_add_test(tc, test_sources_remove_themselves);
     tcase_add_misuse_test(tc, test_source_wake_misuse);

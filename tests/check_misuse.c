@@ -581,6 +581,55 @@ START_TEST(test_check_around_start)
 }
 END_TEST
 
+struct start_in_scope_main {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_scope sc;
+    ptrio_task tk;
+    struct skid k;
+    int r, r2;
+};
+
+static int start_in_scope_main(ptrio_frame *fr)
+{
+    struct start_in_scope_main *f =
+        PTRIO_SELF(fr, struct start_in_scope_main);
+    PTRIO_BEGIN(f);
+    PTRIO_NURSERY(f, &f->n) {
+        PTRIO_CANCEL_SCOPE(f, &f->sc) {
+            /* misuse: the start's PTRIO_PENDING dropped (no PTRIO_AWAIT) */
+            f->r = ptrio_start_named(f, &f->n, &f->tk, skid, &f->k, NULL,
+                                     "kid");
+        }
+        /* The scope the child began under has closed; this await finds
+         * the start still pending and undoes it. */
+        PTRIO_TRY(f, f->r2, ptrio_sleep(f, PTRIO_MS(1)));
+        ev_err("main", f->r2);
+    }
+    ev("after", "");
+    PTRIO_END(f);
+}
+
+/* A start dropped inside a scope block that then ends: the await after
+ * it fails with -PTRIO_EMISUSE, and the child becomes the nursery's child,
+ * under the nursery's scope (not under the closed one), and runs to its
+ * end; the nursery joins it at 1 s. */
+START_TEST(test_dropped_start_in_closed_scope)
+{
+    static struct start_in_scope_main m;
+    m = (struct start_in_scope_main){0};
+    setup_at(0, NULL);
+    ck_assert_int_eq(RUN(start_in_scope_main, &m), 0);
+    ck_assert_int_eq(m.r, PTRIO_PENDING);
+    ck_assert_int_eq(m.r2, -PTRIO_EMISUSE);
+    ck_assert_int_eq(m.k.started_rc, 0);
+    ck_assert_str_eq(L.buf,
+                     "main!PTRIO_EMISUSE@0 kid+@0 kid@1000 after@1000");
+    ck_assert_int_eq(end_time(), PTRIO_SEC(1));
+    assert_all_exited(2);
+}
+END_TEST
+
 struct raiser {
     ptrio_frame fr;
     int how;
@@ -720,6 +769,91 @@ START_TEST(test_c_return_in_scope)
     ck_assert_int_eq(PROBE.nwaits, 1);
     ck_assert_int_eq(PROBE.deadline[0], PTRIO_SEC(2));
     assert_all_exited(1);
+}
+END_TEST
+
+struct goto_main {
+    ptrio_frame fr;
+    ptrio_scope outer, inner;
+    int r;
+};
+
+static int goto_scope(ptrio_frame *fr)
+{
+    struct goto_main *f = PTRIO_SELF(fr, struct goto_main);
+    PTRIO_BEGIN(f);
+    PTRIO_CANCEL_SCOPE(f, &f->outer) {
+        PTRIO_CANCEL_SCOPE(f, &f->inner) {
+            PTRIO_CHECK(f, ptrio_scope_set_timeout(&f->inner, PTRIO_SEC(1)));
+            goto out;   /* misuse: leaves the inner block unclosed */
+        }
+    out:
+        ev("out", "");
+    }
+    ev("after", "");
+    PTRIO_FINALLY(f);
+    ev_err("main", PTRIO_FINALLY_ERROR(f));
+    PTRIO_TRY(f, f->r, ptrio_sleep(f, PTRIO_SEC(2)));
+    ev("fin", "");
+    PTRIO_END(f);
+}
+
+/* The outer block ends while the inner is still open (a goto out of it):
+ * closing the outer is refused with -PTRIO_EMISUSE, which closes the
+ * inner first (its deadline leaves the tree: FINALLY's 2 s sleep is not
+ * cancelled), then the outer; FINALLY runs and the frame fails with it. */
+/* Trio test_run.py: test_cancel_scope_misnesting_1 (RuntimeError there) */
+START_TEST(test_goto_out_of_inner_scope)
+{
+    static struct goto_main m;
+    m = (struct goto_main){0};
+    setup_at(0, NULL);
+    ck_assert_int_eq(RUN(goto_scope, &m), -PTRIO_EMISUSE);
+    ck_assert_str_eq(L.buf, "out@0 main!PTRIO_EMISUSE@0 fin@2000");
+    ck_assert_int_eq(m.r, 0);
+    ck_assert(!ptrio_cancel_called(&m.outer));
+    ck_assert(!ptrio_cancel_called(&m.inner));
+    ck_assert_int_eq(PROBE.nwaits, 1);
+    ck_assert_int_eq(PROBE.deadline[0], PTRIO_SEC(2));
+    assert_all_exited(1);
+}
+END_TEST
+
+struct wakefv_main {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t;
+    struct sleeper k;
+    int rc;
+};
+
+static int wakefv_main(ptrio_frame *fr)
+{
+    struct wakefv_main *f = PTRIO_SELF(fr, struct wakefv_main);
+    PTRIO_BEGIN(f);
+    PTRIO_NURSERY(f, &f->n) {
+        f->k = (struct sleeper){.name = "k", .d = PTRIO_TIME_INF};
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t, sleeper, &f->k));
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+        f->rc = ptrio_wake(&f->t, 0);
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+        ptrio_nursery_cancel(&f->n);
+    }
+    PTRIO_END(f);
+}
+
+/* sleep_forever is no wait of a hook: waking it by hand is refused
+ * (-PTRIO_EINVAL) and it sleeps on, until cancelled. */
+/* Trio test_timeouts.py: test_cannot_wake_sleep_forever */
+START_TEST(test_cannot_wake_sleep_forever)
+{
+    static struct wakefv_main m;
+    m = (struct wakefv_main){0};
+    setup_at(0, NULL);
+    ck_assert_int_eq(RUN(wakefv_main, &m), 0);
+    ck_assert_int_eq(m.rc, -PTRIO_EINVAL);
+    ck_assert_str_eq(L.buf, "k+@0 k!PTRIO_ECANCELED@2");
+    assert_all_exited(2);
 }
 END_TEST
 
@@ -1547,9 +1681,12 @@ int main(void)
     tcase_add_misuse_loop_test(tc, test_dropped_sleep_then_nursery, 0, 4);
     tcase_add_misuse_test(tc, test_check_around_sleep);
     tcase_add_misuse_test(tc, test_check_around_start);
+    tcase_add_misuse_test(tc, test_dropped_start_in_closed_scope);
     tcase_add_misuse_test(tc, test_raise_return_pending);
     tcase_add_misuse_test(tc, test_c_return_in_nursery);
     tcase_add_misuse_test(tc, test_c_return_in_scope);
+    tcase_add_misuse_test(tc, test_goto_out_of_inner_scope);
+    tcase_add_misuse_test(tc, test_cannot_wake_sleep_forever);
     tcase_add_test(tc, test_backend_fails_once);
     tcase_add_test(tc, test_backend_fails_always);
     tcase_add_misuse_test(tc, test_loop_with_tasks_refuses);

@@ -709,7 +709,9 @@ ptrio_time ptrio_scope_deadline(const ptrio_scope *sc);
 void ptrio_scope_set_shield(ptrio_scope *sc, bool shield);
 bool ptrio_scope_shield(const ptrio_scope *sc);
 
-/* Whether the scope was cancelled (by ptrio_cancel or its deadline). */
+/* Whether the scope was cancelled (by ptrio_cancel or its deadline). An
+ * open scope whose deadline the clock has passed is cancelled by the call,
+ * as in Trio, before the loop would fire the deadline. */
 bool ptrio_cancel_called(const ptrio_scope *sc);
 
 /* Whether the scope's block caught the cancellation it produced. */
@@ -724,7 +726,8 @@ int ptrio_scope_error(const ptrio_scope *sc);
 int ptrio_scope_failure(const ptrio_scope *sc, ptrio_failure *out);
 
 /* The earliest deadline that applies to the caller (PTRIO_TIME_NINF when
- * it is cancelled, PTRIO_TIME_INF when none). */
+ * it is cancelled, by a scope or ptrio_task_cancel: exactly when
+ * ptrio_checkpoint_if_cancelled fails; PTRIO_TIME_INF when none). */
 ptrio_time ptrio_current_effective_deadline(void);
 
 /* ---- nurseries ---------------------------------------------------- */

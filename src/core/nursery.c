@@ -56,12 +56,15 @@ static void wake_owner_if_joined(ptrio_nursery *n)
 }
 
 /* Moves a task that ptrio_start ran under its starter into the target
- * nursery, under the nursery's scope. */
-static void move_into(ptrio_nursery *n, ptrio_task *t, ptrio_task *st)
+ * nursery, under the nursery's scope: its own scopes (the outermost of
+ * them) hang there instead of under the starter's, whatever the starter's
+ * innermost scope is by now (a start whose PTRIO_PENDING was dropped is
+ * undone after the scope it began in has closed). */
+static void move_into(ptrio_nursery *n, ptrio_task *t)
 {
     ptrio_scope *s, *outer = NULL;
 
-    for (s = t->scope; s != st->scope; s = s->parent)
+    for (s = t->scope; s && s->task == t; s = s->parent)
         outer = s;
     if (outer)
         outer->parent = &n->scope;
@@ -177,7 +180,7 @@ int ptrio_started(void *self, void *value)
      * its cancellation ends the start; it is not moved into the nursery. */
     if (ptrio__chain_cancelled(st, st->scope))
         return 0;
-    move_into(n, t, st);
+    move_into(n, t);
     ptrio__wake(ptrio__loop, st, 0);
     /* Moved into a cancelled nursery: its parked descendants learn now. */
     if (ptrio__chain_cancelled(n->scope.task, &n->scope))
@@ -230,7 +233,7 @@ void ptrio__start_undone(ptrio_task *st)
     ptrio_task *t = st->w.start.child;
     ptrio_nursery *n = t->n.starting.target;
 
-    move_into(n, t, st);        /* its started() then does nothing */
+    move_into(n, t);            /* its started() then does nothing */
 }
 
 /* A task finished with an error, while being started, with lots to break

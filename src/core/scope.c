@@ -194,7 +194,8 @@ void ptrio__abort_all(ptrio_loop *l)
  * step spent before its first checkpoint. Until armed, the scope holds the
  * duration as its key and the loop counts such scopes; they all belong to
  * the running task (the end of its step arms them), so arming walks its
- * scope stack.
+ * scope stack. A loop with a clock of the program's own (a mock clock,
+ * which can jump inside a step) arms at entry instead.
  */
 
 /* `sc` stops waiting to be armed: LAZY gives way to `now` (TIMER,
@@ -481,9 +482,25 @@ bool ptrio_scope_shield(const ptrio_scope *sc)
     return sc && (sc->flags & PTRIO__SCOPE_SHIELD);
 }
 
+/* An open scope whose deadline the clock has passed is cancelled when
+ * asked, as in Trio, before the loop's next pass fires it: code that
+ * polls cancel_called between checkpoints sees its deadline. */
+static NOINLINE void deadline_passed(ptrio_scope *sc)
+{
+    if (ptrio_scope_deadline(sc) <= ptrio__now(ptrio__loop))
+        ptrio__cancel_why(sc, PTRIO_CANCEL_DEADLINE, NULL);
+}
+
 bool ptrio_cancel_called(const ptrio_scope *sc)
 {
-    return sc && (sc->flags & PTRIO__SCOPE_CALLED);
+    if (!sc)
+        return false;
+    if ((sc->flags & (PTRIO__SCOPE_OPEN | PTRIO__SCOPE_DEADLINE |
+                      PTRIO__SCOPE_CALLED)) ==
+            (PTRIO__SCOPE_OPEN | PTRIO__SCOPE_DEADLINE) &&
+        ptrio__loop)
+        deadline_passed((ptrio_scope *)sc);
+    return (sc->flags & PTRIO__SCOPE_CALLED) != 0;
 }
 
 bool ptrio_cancelled_caught(const ptrio_scope *sc)
@@ -503,11 +520,15 @@ ptrio_time ptrio_current_effective_deadline(void)
     ptrio_time best = PTRIO_TIME_INF;
     const ptrio_scope *sc;
 
-    if (t && ptrio__loop->nlazy)
+    if (!t)
+        return best;
+    if (ptrio__loop->nlazy)
         ptrio__arm_lazy(ptrio__loop);
-    for (sc = t ? t->scope : NULL; sc; sc = sc->parent) {
-        if (sc->flags & PTRIO__SCOPE_CALLED)
-            return PTRIO_TIME_NINF;
+    /* Cancelled as its checkpoints see it: a scope, or ptrio_task_cancel
+     * of this task or of one it runs under. */
+    if (ptrio__cancelled(t))
+        return PTRIO_TIME_NINF;
+    for (sc = t->scope; sc; sc = sc->parent) {
         if ((sc->flags & PTRIO__SCOPE_DEADLINE) &&
             ptrio__timer_when(&sc->timer) < best)
             best = ptrio__timer_when(&sc->timer);
@@ -588,7 +609,8 @@ static void open_lazy(ptrio_loop *l, ptrio_task *t, ptrio_frame *fr,
 }
 
 /* MOVE_ON_AFTER, FAIL_AFTER when the fast path's checks fail: a cancelled
- * region, a duration of 0, PTRIO_TIME_INF or a bad one, bad arguments. */
+ * region, a duration of 0, PTRIO_TIME_INF or a bad one, bad arguments, a
+ * clock of the program's own. */
 static NOINLINE int open_after_slow(ptrio_frame *fr, ptrio_scope *sc,
                                     uintptr_t exit, ptrio_time d,
                                     unsigned flags)
@@ -603,6 +625,12 @@ static NOINLINE int open_after_slow(ptrio_frame *fr, ptrio_scope *sc,
         return rc;
     if (d == 0 || d == PTRIO_TIME_INF)
         return ptrio__scope_open(fr, sc, exit, d ? d : ptrio_now(), flags);
+    /* A clock of the program's own (a mock clock) may move inside a step,
+     * where arming at the first suspension would count from a later
+     * time: the deadline is fixed at entry, as in Trio. */
+    if (ptrio__loop->clock)
+        return ptrio__scope_open(fr, sc, exit,
+                                 ptrio__add_time(ptrio_now(), d), flags);
     if ((rc = open_refused(t, sc)) < 0)
         return rc;
     open_lazy(ptrio__loop, t, fr, sc, exit, d, flags);
@@ -610,18 +638,17 @@ static NOINLINE int open_after_slow(ptrio_frame *fr, ptrio_scope *sc,
 }
 
 /* MOVE_ON_AFTER, FAIL_AFTER: a duration in (0, 2^62] waits to be armed
- * (lazy, above); 0 is a deadline already passed, PTRIO_TIME_INF none, and
- * the rest an error, by the one rule of ptrio__after. The fast path makes
- * no call. */
+ * (lazy, above), except under a clock of the program's own; 0 is a
+ * deadline already passed, PTRIO_TIME_INF none, and the rest an error, by
+ * the one rule of ptrio__after. The fast path makes no call. */
 int ptrio__scope_open_after(ptrio_frame *fr, ptrio_scope *sc,
                             uintptr_t exit, ptrio_time d, unsigned flags)
 {
     ptrio_loop *l;
 
     if ((uint64_t)d - 1 >= (uint64_t)TIME_HUGE || fr != ptrio__awaiter ||
-        !sc || (sc->flags & PTRIO__SCOPE_OPEN))
+        !sc || (sc->flags & PTRIO__SCOPE_OPEN) || (l = ptrio__loop)->clock)
         return open_after_slow(fr, sc, exit, d, flags);
-    l = ptrio__loop;
     open_lazy(l, l->current, fr, sc, exit, d, flags);
     return 0;
 }
