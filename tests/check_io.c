@@ -315,6 +315,169 @@ START_TEST(test_fd_closed_under_waiter)
 }
 END_TEST
 
+/* ---- unnotified closes ------------------------------------------------ */
+
+/* One waiter on `fd` for `dir`; logs "<tag>:<outcome>". */
+struct uwait {
+    ptrio_frame fr;
+    int fd, rc;
+    unsigned dir;
+    const char *tag;
+};
+
+static int uwait(ptrio_frame *fr)
+{
+    struct uwait *w = PTRIO_SELF(fr, struct uwait);
+    char line[32];
+    PTRIO_BEGIN(w);
+    if (w->dir == PTRIO_READABLE)
+        PTRIO_TRY(w, w->rc, ptrio_wait_readable(w, w->fd));
+    else
+        PTRIO_TRY(w, w->rc, ptrio_wait_writable(w, w->fd));
+    if (w->tag) {
+        snprintf(line, sizeof line, "%s:%s", w->tag, what(w->rc));
+        tlog_add(&L, line);
+    }
+    PTRIO_END(w);
+}
+
+static void fill_socket(int fd)
+{
+    static char junk[65536];
+    set_nonblock(fd);
+    while (write(fd, junk, sizeof junk) > 0)
+        ;
+}
+
+struct unnotified {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[3];
+    struct uwait w[3];
+    int scenario, a, b, a2;
+    unsigned after;
+    char tmp[1];
+};
+
+static int unnotified(ptrio_frame *fr)
+{
+    struct unnotified *u = PTRIO_SELF(fr, struct unnotified);
+    int p[2];
+    PTRIO_BEGIN(u);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, p), 0);
+    u->a = p[0];
+    u->b = p[1];
+    u->a2 = u->scenario >= 1 ? dup(u->a) : -1;
+    if (u->scenario >= 2)
+        fill_socket(u->a);
+    u->w[0] = (struct uwait){.fd = u->a, .dir = PTRIO_READABLE, .tag = "r"};
+    u->w[1] = (struct uwait){.fd = u->a, .dir = PTRIO_WRITABLE, .tag = "w"};
+    u->w[2] = (struct uwait){.fd = u->a2, .dir = PTRIO_READABLE};
+    PTRIO_NURSERY(u, &u->n) {
+        PTRIO_CHECK(u, ptrio_start_soon(&u->n, &u->t[0], uwait, &u->w[0]));
+        if (u->scenario >= 2)
+            PTRIO_CHECK(u, ptrio_start_soon(&u->n, &u->t[1], uwait,
+                                            &u->w[1]));
+        if (u->scenario == 3)
+            PTRIO_CHECK(u, ptrio_start_soon(&u->n, &u->t[2], uwait,
+                                            &u->w[2]));
+        PTRIO_AWAIT(u, ptrio_sleep(u, PTRIO_MS(5)));
+        close(u->a);            /* no notify_closing: a user error */
+        if (u->scenario == 3) {
+            ck_assert_int_eq(write(u->b, "x", 1), 1);
+            while (!u->w[2].rc)     /* the wakeup on a2 has come */
+                PTRIO_AWAIT(u, ptrio_sleep(u, PTRIO_MS(1)));
+        }
+        PTRIO_AWAIT(u, ptrio_sleep(u, PTRIO_MS(5)));
+        ptrio_nursery_cancel(&u->n);
+    }
+    u->after = ptrio_fd_waiters();
+    PTRIO_FINALLY(u);
+    close(u->b);
+    if (u->a2 >= 0)
+        close(u->a2);
+    PTRIO_END(u);
+}
+
+/* Trio: test_io.py::test_can_survive_unnotified_close: an fd closed under
+ * its waiters without notify_closing (alone; with a dup keeping the
+ * socket open; with a reader and a writer on it; and with data arriving
+ * on the dup) never breaks the run: each waiter wakes with -EBADF or
+ * readiness, or waits until cancelled (epoll, where the kernel keeps the
+ * dup's registration), and nothing stays registered. Then a wait on a
+ * new fd, likely of the same number, works. */
+START_TEST(test_can_survive_unnotified_close)
+{
+    static struct unnotified U;
+    static const char *const want_poll[4] = {
+        "r:badf", "r:badf", "r:badf w:badf", "r:badf w:badf"
+    };
+    static const char *const want_epoll[4] = {
+        "r:cancelled", "r:cancelled", "w:badf r:cancelled",
+        "r:readable w:badf"
+    };
+    int sc;
+
+    for (sc = 0; sc < 4; sc++) {
+        tlog_clear(&L);
+        memset(&U, 0, sizeof U);
+        U.scenario = sc;
+        ck_assert_int_eq(run_io(unnotified, &U), 0);
+        ck_assert_msg(strcmp(L.buf, IO_EPOLL ? want_epoll[sc]
+                                             : want_poll[sc]) == 0,
+                      "scenario %d: %s", sc, L.buf);
+        if (sc == 3)    /* the dup's own waiter saw the data */
+            ck_assert_int_eq(U.w[2].rc, (int)PTRIO_READABLE);
+        ck_assert_uint_eq(U.after, 0);
+        ck_assert_uint_eq(io_loop.nfd, 0);
+        /* A fresh wait works. */
+        tlog_clear(&L);
+        P = (struct pair){.mode = 0};
+        ck_assert_int_eq(run_io(pair, &P), 0);
+        ck_assert_str_eq(L.buf, "wait write readable");
+        ck_assert_int_eq(read(fds[0], U.tmp, 1), 1);   /* drained */
+    }
+}
+END_TEST
+
+struct invalid {
+    ptrio_frame fr;
+    ptrio_scope sc;
+    int fd, rc[2];
+};
+
+static int invalid(ptrio_frame *fr)
+{
+    struct invalid *v = PTRIO_SELF(fr, struct invalid);
+    int p[2];
+    PTRIO_BEGIN(v);
+    /* Inside the run: the loop's own fds cannot take the number. */
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, p), 0);
+    close(p[1]);
+    close(p[0]);
+    v->fd = p[0];
+    PTRIO_MOVE_ON_AFTER(v, &v->sc, PTRIO_MS(500)) {
+        PTRIO_TRY(v, v->rc[0], ptrio_wait_readable(v, v->fd));
+        PTRIO_TRY(v, v->rc[1], ptrio_wait_writable(v, v->fd));
+    }
+    PTRIO_END(v);
+}
+
+/* Trio: test_io.py::test_wait_on_invalid_object: waiting on an fd that
+ * was just closed fails with EBADF on every backend (epoll at once, poll
+ * and select from their next wait), in either direction. */
+START_TEST(test_wait_on_invalid_object)
+{
+    static struct invalid V;
+    memset(&V, 0, sizeof V);
+    ck_assert_int_eq(run_io(invalid, &V), 0);
+    ck_assert_int_eq(V.rc[0], -PTRIO_EBADF);
+    ck_assert_int_eq(V.rc[1], -PTRIO_EBADF);
+    ck_assert(!ptrio_cancel_called(&V.sc));
+    ck_assert_uint_eq(io_loop.nfd, 0);
+}
+END_TEST
+
 /* ---- deadlines ---------------------------------------------------- */
 
 struct timed {
@@ -797,6 +960,8 @@ int main(void)
     tcase_add_test(tc, test_reader_and_writer_on_one_fd);
     tcase_add_test(tc, test_hangup_wakes_reader);
     tcase_add_test(tc, test_fd_closed_under_waiter);
+    tcase_add_test(tc, test_can_survive_unnotified_close);
+    tcase_add_test(tc, test_wait_on_invalid_object);
     tcase_add_test(tc, test_wait_with_deadline);
     tcase_add_test(tc, test_eintr_is_retried);
     tcase_add_test(tc, test_many_fds_and_fd_setsize);

@@ -386,7 +386,8 @@ static int late(ptrio_frame *fr)
 }
 
 /* A call whose worker finished before the cancellation arrived is not
- * undone: it returns its result (as Trio's). */
+ * undone: it returns its result (Trio's abandon_on_cancel=True would
+ * raise Cancelled and drop the result: see README, Differences). */
 START_TEST(test_cancel_after_result_delivers_it)
 {
     static struct late T;
@@ -394,6 +395,47 @@ START_TEST(test_cancel_after_result_delivers_it)
     ck_assert_int_eq(T.rc, 0);
     ck_assert_ptr_eq(T.c.out, (void *)(intptr_t)10);
     ck_assert(ptrio_cancel_called(&T.sc));
+}
+END_TEST
+
+struct precancelled {
+    ptrio_frame fr;
+    ptrio_scope sc;
+    ptrio_thread_job job;
+    void *res;
+    int rc;
+    unsigned workers;
+};
+
+static int precancelled(ptrio_frame *fr)
+{
+    struct precancelled *p = PTRIO_SELF(fr, struct precancelled);
+    PTRIO_BEGIN(p);
+    p->res = (void *)&p->res;
+    PTRIO_CANCEL_SCOPE(p, &p->sc) {
+        ptrio_cancel(&p->sc);
+        p->workers = ptrio_thread_workers(NULL);
+        PTRIO_AWAIT(p, ptrio_run_in_thread(p, &p->job, twice,
+                                           (void *)(intptr_t)1, &p->res));
+        p->rc = 1;      /* never reached */
+    }
+    PTRIO_END(p);
+}
+
+/* Trio: test_threads.py::test_run_in_worker_thread_cancellation (the
+ * end): in a scope cancelled before the call, entering the call is the
+ * cancellation point: fn never runs, no worker is started, `*result` is
+ * left alone, and the scope catches the cancellation. */
+START_TEST(test_cancelled_before_entry)
+{
+    static struct precancelled P;
+    memset(&P, 0, sizeof P);
+    ck_assert_int_eq(run_io(precancelled, &P), 0);
+    ck_assert(ptrio_cancelled_caught(&P.sc));
+    ck_assert_int_eq(P.rc, 0);
+    ck_assert_ptr_eq(P.res, (void *)&P.res);
+    ck_assert_int_eq(__atomic_load_n(&calls, __ATOMIC_SEQ_CST), 0);
+    ck_assert_uint_eq(ptrio_thread_workers(NULL), P.workers);
 }
 END_TEST
 
@@ -476,6 +518,7 @@ int main(void)
     tcase_add_test(tc, test_cancel_mid_call);
     tcase_add_test(tc, test_cancel_while_queued);
     tcase_add_test(tc, test_cancel_after_result_delivers_it);
+    tcase_add_test(tc, test_cancelled_before_entry);
     tcase_add_misuse_test(tc, test_job_in_use);
     tcase_add_test(tc, test_virtual_clock_unsupported);
     suite_add_tcase(s, tc);

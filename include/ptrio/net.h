@@ -4,7 +4,8 @@
  * Trio's models: trio.SocketStream, SocketListener, serve_tcp,
  * open_tcp_stream and getaddrinfo. Every call that may block is an
  * awaitable checkpoint: it fails at once with -PTRIO_ECANCELED in a
- * cancelled scope, and yields once when it completed without waiting.
+ * cancelled scope, and yields once when it completed (or failed) without
+ * waiting.
  * Errors are the system's codes (-PTRIO_ECONNRESET, -PTRIO_EPIPE,
  * -PTRIO_ECONNREFUSED...), plus -PTRIO_ECLOSED for a stream closed under
  * the call and -PTRIO_EBUSY for a second task receiving (or sending) on a
@@ -39,7 +40,7 @@ typedef struct ptrio__stream_op {
     ptrio_stream *s;
     union { void *in; const void *out; } buf;
     size_t len, done;
-    int waited;
+    int waited, err;
 } ptrio__stream_op;
 
 /* A connected non-blocking fd (a socket, or a pipe or tty end). */
@@ -50,8 +51,10 @@ struct ptrio_stream {
 };
 
 /* Wraps a connected fd: sets it non-blocking and close-on-exec, and
- * TCP_NODELAY on a TCP socket (as Trio does). The stream owns fd from now
- * on. Returns 0, -PTRIO_EBADF, -PTRIO_EBUSY (the stream has an fd). */
+ * TCP_NODELAY on a TCP socket (as Trio does); a regular file (stdin from
+ * a file) is read and written without readiness waits. The stream owns fd
+ * from now on. Returns 0, -PTRIO_EBADF, -PTRIO_EBUSY (the stream has an
+ * fd). */
 int ptrio_stream_open(ptrio_stream *s, int fd);
 
 /* The stream's fd, or -1. */
@@ -66,8 +69,9 @@ PTRIO_NODISCARD int ptrio_stream_receive_some(void *self, ptrio_stream *s,
 
 /* Sends all `len` bytes: awaitable checkpoint. Returns 0. Never raises
  * SIGPIPE. Errors: -PTRIO_EPIPE / -PTRIO_ECONNRESET (the peer is gone),
- * -PTRIO_ECLOSED, -PTRIO_EBUSY, -PTRIO_ECANCELED (then an unknown part was
- * sent: the stream is only good for closing, as in Trio). */
+ * -PTRIO_ECLOSED (closed, or after ptrio_stream_send_eof: at once, as
+ * Trio), -PTRIO_EBUSY, -PTRIO_ECANCELED (then an unknown part was sent:
+ * the stream is only good for closing, as in Trio). */
 PTRIO_NODISCARD int ptrio_stream_send_all(void *self, ptrio_stream *s,
                                           const void *buf, size_t len);
 
@@ -304,9 +308,10 @@ void ptrio_tcp_connect_set_delay(ptrio_tcp_connect *c, ptrio_time delay);
  * failed, the address families interleaved; the first to connect wins and
  * the others are cancelled and closed. Bound it with a cancel scope: a
  * connect to an address that never answers takes the system's timeout.
- * Errors: those of ptrio_getaddrinfo; when every attempt failed, the first
- * attempt's (-PTRIO_ECONNREFUSED...); -PTRIO_EINVAL (port); -PTRIO_EBUSY
- * (`out` has an fd); -PTRIO_ECANCELED. */
+ * Errors: those of ptrio_getaddrinfo (-PTRIO_ERESOLVE also for a name
+ * with no address); when every attempt failed, the first attempt's
+ * (-PTRIO_ECONNREFUSED...); -PTRIO_EINVAL (port); -PTRIO_EBUSY (`out` has
+ * an fd); -PTRIO_ECANCELED. */
 PTRIO_NODISCARD int ptrio_open_tcp_stream(void *self, ptrio_tcp_connect *c,
                                           ptrio_stream *out, const char *host,
                                           int port);

@@ -66,14 +66,18 @@ static int attempt(ptrio_frame *fr)
 
     PTRIO_BEGIN(a);
     a->err = 0;
+    /* Started into a nursery cancelled meanwhile (a winner, the caller):
+     * no socket, no SYN, as Trio's connect checks first. */
+    PTRIO_CHECK(a, ptrio_checkpoint_if_cancelled(a));
     fd = socket(a->ai->ai_family,
                 SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         a->err = -errno;
     } else {
         a->fdp1 = fd + 1;
+        /* EINTR: the connection goes on in the background (POSIX). */
         if (connect(fd, a->ai->ai_addr, a->ai->ai_addrlen) < 0 &&
-            errno != EINPROGRESS)
+            errno != EINPROGRESS && errno != EINTR)
             a->err = -errno;
     }
     if (!a->err && a->fdp1) {
@@ -122,10 +126,14 @@ static int he_step(ptrio_frame *fr)
     PTRIO_BEGIN(c);
     PTRIO_AWAIT(c, ptrio_getaddrinfo(c, &c->resolve, c->host, c->service, 0,
                                      SOCK_STREAM, 0, &c->res));
+    if (!c->res) {                  /* Trio: "no results found" */
+        c->resolve.gai_error = EAI_NONAME;
+        PTRIO_RAISE(c, -PTRIO_ERESOLVE, "the name resolved to no address");
+    }
     interleave(&c->res);
     c->next = c->res;
     PTRIO_NURSERY(c, &c->nursery) {
-        while (c->next) {
+        while (c->next && c->winner < 0) {
             while (!(a = free_slot(c)))
                 PTRIO_AWAIT(c, ptrio_park(c, &c->slot_free, NULL));
             a->c = c;

@@ -3,10 +3,12 @@
  * Each operation follows Trio's _nonblocking_helper: fail at once if
  * cancelled, try the system call, and only on EAGAIN wait for readiness
  * and try again; an operation that never waited yields once at the end
- * (a schedule point that ignores cancellation). One refinement: a receive
- * that got fewer bytes than it asked for drained the socket, so the next
- * receive waits first instead of trying a recv that would say EAGAIN
- * (libuv does the same); readiness then costs no wasted system call.
+ * (a schedule point that ignores cancellation), also when it fails (Trio's
+ * _try_sync), so a task retrying a failing call lets others run. One
+ * refinement: a receive that got fewer bytes than it asked for drained
+ * the socket, so the next receive waits first instead of trying a recv
+ * that would say EAGAIN (libuv does the same); readiness then costs no
+ * wasted system call. Regular files are always ready: never drained.
  *
  * A receive and a send run as sub-coroutines whose frames live in the
  * stream (rx, tx): one of each at a time, as Trio's conflict detectors.
@@ -21,6 +23,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <ptrio/net.h>
@@ -31,7 +34,8 @@
 enum {
     S_SOCKET = 0x1,     /* send()/recv() with MSG_NOSIGNAL */
     S_DRAINED = 0x2,    /* the last receive emptied the socket */
-    S_EOF_SENT = 0x4
+    S_EOF_SENT = 0x4,
+    S_FILE = 0x8        /* a regular file: always ready, never drained */
 };
 
 #ifndef MSG_NOSIGNAL
@@ -60,6 +64,7 @@ static void adopt(ptrio_stream *s, int fd, int is_sock, int is_tcp)
 int ptrio_stream_open(ptrio_stream *s, int fd)
 {
     struct sockaddr_storage ss;
+    struct stat st;
     socklen_t len = sizeof ss;
     int type = 0, rc, is_sock, is_tcp = 0;
     socklen_t tlen = sizeof type;
@@ -75,6 +80,8 @@ int ptrio_stream_open(ptrio_stream *s, int fd)
         getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
         is_tcp = ss.ss_family == AF_INET || ss.ss_family == AF_INET6;
     adopt(s, fd, is_sock, is_tcp);
+    if (!is_sock && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+        s->flags |= S_FILE;
     return 0;
 }
 
@@ -137,7 +144,7 @@ static int rx_step(ptrio_frame *fr)
             n = do_recv(s, op->buf.in, op->len);
             if (n >= 0) {
                 op->done = (size_t)n;
-                if ((size_t)n < op->len)
+                if ((size_t)n < op->len && !(s->flags & S_FILE))
                     s->flags |= S_DRAINED;
                 else
                     s->flags &= ~(unsigned)S_DRAINED;
@@ -145,14 +152,17 @@ static int rx_step(ptrio_frame *fr)
             }
             if (errno == EINTR)
                 continue;
-            if (!again(errno))
-                PTRIO_CHECK(op, -errno);
+            if (!again(errno)) {
+                op->err = -errno;
+                break;
+            }
         }
         op->waited = 1;
         PTRIO_AWAIT(op, ptrio_wait_readable(op, fd_of(s)));
     }
     if (!op->waited)
         PTRIO_YIELD(op);
+    PTRIO_CHECK(op, op->err);
     PTRIO_RETURN(op, (int)op->done);
     PTRIO_END(op);
 }
@@ -170,7 +180,7 @@ int ptrio_stream_receive_some(void *self, ptrio_stream *s, void *buf,
     s->rx.buf.in = buf;
     s->rx.len = max > INT_MAX ? INT_MAX : max;
     s->rx.done = 0;
-    s->rx.waited = 0;
+    s->rx.waited = s->rx.err = 0;
     return ptrio_call(self, &s->rx, rx_step);
 }
 
@@ -195,13 +205,16 @@ static int tx_step(ptrio_frame *fr)
         }
         if (errno == EINTR)
             continue;
-        if (!again(errno))
-            PTRIO_CHECK(op, -errno);
+        if (!again(errno)) {
+            op->err = -errno;
+            break;
+        }
         op->waited = 1;
         PTRIO_AWAIT(op, ptrio_wait_writable(op, fd_of(s)));
     }
     if (!op->waited)
         PTRIO_YIELD(op);
+    PTRIO_CHECK(op, op->err);
     PTRIO_END(op);
 }
 
@@ -210,15 +223,15 @@ int ptrio_stream_send_all(void *self, ptrio_stream *s, const void *buf,
 {
     if (!s || (!buf && len))
         return -PTRIO_EINVAL;
-    if (!s->fdp1)
-        return -PTRIO_ECLOSED;
+    if (!s->fdp1 || (s->flags & S_EOF_SENT))
+        return -PTRIO_ECLOSED;  /* Trio: no sending after send_eof */
     if (!ptrio_frame_idle(&s->tx))
         return -PTRIO_EBUSY;
     s->tx.s = s;
     s->tx.buf.out = buf;
     s->tx.len = len;
     s->tx.done = 0;
-    s->tx.waited = 0;
+    s->tx.waited = s->tx.err = 0;
     return ptrio_call(self, &s->tx, tx_step);
 }
 
@@ -377,13 +390,16 @@ static int accept_step(ptrio_frame *fr)
         }
         if (errno == EINTR || ignorable(errno))
             continue;
-        if (!again(errno))
-            PTRIO_CHECK(op, -errno);
+        if (!again(errno)) {
+            op->err = -errno;
+            break;
+        }
         op->waited = 1;
         PTRIO_AWAIT(op, ptrio_wait_readable(op, ls->fdp1 - 1));
     }
     if (!op->waited)
         PTRIO_YIELD(op);
+    PTRIO_CHECK(op, op->err);
     PTRIO_END(op);
 }
 
@@ -396,7 +412,7 @@ int ptrio_listener_accept(void *self, ptrio_listener *ls, ptrio_stream *out)
     if (out->fdp1 > 0 || !ptrio_frame_idle(&ls->acc))
         return -PTRIO_EBUSY;
     ls->acc.buf.in = out;
-    ls->acc.waited = 0;
+    ls->acc.waited = ls->acc.err = 0;
     return ptrio_call(self, &ls->acc, accept_step);
 }
 

@@ -14,7 +14,8 @@
  *     mutex, a queued job leaves the queue, a running one is detached from
  *     its worker (slot->job = NULL); from then on the worker touches only
  *     its own slot, and its result goes to discard. A job already done is
- *     not undone: its result is delivered (Trio does the same).
+ *     not undone: its result is delivered (Trio, with abandon_on_cancel,
+ *     would raise Cancelled and drop it; here nobody would free it).
  *
  * The loop learns of a done job through the job's ptrio_source, polled
  * after each backend wait; the poll takes the mutex once, so the worker's
