@@ -1,7 +1,9 @@
-/* tests/check_port.c: the Cortex-M port's counter clock, on QEMU (a port
- * build only). A fake 32-bit counter at 1 MHz (1 count = 1000 ns) stands
- * in for the part's: the 64-bit extension across many wraps, and the beat
- * that keeps the clock read at least every 2^31 counts. */
+/* tests/check_port.c: the Cortex-M port's clocks, on QEMU (a port build
+ * only). SysTick: its 24-bit wraps counted once each, by whichever of a
+ * reader and the handler notices first. A fake 32-bit counter at 1 MHz
+ * (1 count = 1000 ns) stands in for the part's: the 64-bit extension
+ * across many wraps, and the beat that keeps the clock read at least every
+ * 2^31 counts. */
 #include <stdlib.h>
 
 #include <check.h>
@@ -15,6 +17,7 @@
 
 static uint32_t fake, step, alarm_at;
 static int alarms, late;
+static volatile int fires;
 
 /* Each read advances the counter by `step` first (0: it stands still). */
 static uint32_t fake_read(void)
@@ -23,7 +26,11 @@ static uint32_t fake_read(void)
     return fake;
 }
 
-/* With `late` set, the next arming takes so long that its time passes. */
+#define ICSR (*(volatile uint32_t *)0xE000ED04u)
+#define ICSR_PENDSVSET (1u << 28)
+
+/* With `late` set, the next arming takes so long that its time passes.
+ * With `fires` set, the alarm fires: PendSV stands for its interrupt. */
 static void fake_alarm(uint32_t at)
 {
     alarm_at = at;
@@ -32,7 +39,114 @@ static void fake_alarm(uint32_t at)
         late = 0;
         fake = at + 10u;
     }
+    if (fires)
+        ICSR = ICSR_PENDSVSET;
 }
+
+/* The alarm's interrupt: the counter has reached the alarm. */
+void PendSV_Handler(void);
+__attribute__((__weak__)) void PendSV_Handler(void)
+{
+    fake = alarm_at;
+    fires--;
+    ptrio_cortex_m_alarm_isr();
+}
+
+/* ---- SysTick ------------------------------------------------------------ */
+
+#define CPU_HZ 16000000u
+#define TICK_NS 1000000         /* 1 kHz */
+
+/* The microbit board clocks the port from TIMER0 and leaves SysTick's
+ * vector alone; the mps2-an385 board's own handler overrides this one. */
+void SysTick_Handler(void);
+__attribute__((__weak__)) void SysTick_Handler(void)
+{
+    ptrio_cortex_m_systick_isr();
+}
+
+/* Back-to-back reads across many ticks: never backwards, never a jump of
+ * a whole tick (a wrap counted twice, or a value from before a wrap read
+ * with the count after it). */
+START_TEST(test_systick_reads_are_monotonic)
+{
+    int64_t first, prev, now;
+    long reads = 0;
+
+    ck_assert_int_eq(ptrio_cortex_m_use_systick(CPU_HZ, 1000u), 0);
+    first = prev = ptrio_cortex_m_now();
+    do {
+        now = ptrio_cortex_m_now();
+        ck_assert_msg(now >= prev, "back by %ld ns after %ld reads",
+                      (long)(prev - now), reads);
+        ck_assert_msg(now - prev < TICK_NS / 2, "a jump of %ld ns",
+                      (long)(now - prev));
+        prev = now;
+        reads++;
+    } while (now - first < 20 * (int64_t)TICK_NS && reads < 10000000L);
+    ck_assert(now - first >= 20 * (int64_t)TICK_NS);
+}
+END_TEST
+
+/* A reader with interrupts masked across a wrap counts it (COUNTFLAG);
+ * the handler that then runs finds nothing left to count. */
+START_TEST(test_systick_masked_reader_counts_the_wrap)
+{
+    ptrio_irqstate st;
+    int64_t start, now, after;
+
+    ck_assert_int_eq(ptrio_cortex_m_use_systick(CPU_HZ, 1000u), 0);
+    st = ptrio_port_critical_enter();
+    start = ptrio_cortex_m_now();
+    do {
+        now = ptrio_cortex_m_now();
+    } while (now - start < TICK_NS / 2 * 3);
+    ptrio_port_critical_exit(st);     /* the SysTick handler runs */
+    after = ptrio_cortex_m_now();
+    ck_assert(after >= now);
+    ck_assert_msg(after - now < TICK_NS / 4, "the wrap counted twice: %ld ns",
+                  (long)(after - now));
+}
+END_TEST
+
+/* The wait restores the interrupt mask it found: called with interrupts
+ * masked (a caller's critical section) it polls, sleeps until a deadline
+ * (WFI still wakes on the pending tick, and the clock counts the wraps the
+ * masked handler cannot) and returns with them still masked. A wake that
+ * came before the wait began ends it at once. */
+START_TEST(test_wait_keeps_the_mask)
+{
+    static ptrio_loop loop;
+    const ptrio_backend *be = &ptrio_backend_cortex_m;
+    ptrio_irqstate st, inner;
+    ptrio_time deadline, end;
+    int rc0, rc1;
+
+    ck_assert_int_eq(ptrio_cortex_m_use_systick(CPU_HZ, 1000u), 0);
+    ptrio_loop_init(&loop);
+    ck_assert_int_eq(be->open(&loop), 0);
+    st = ptrio_port_critical_enter();
+    rc0 = be->wait(&loop, PTRIO_TIME_NINF);
+    deadline = be->now(&loop) + 3 * TICK_NS;
+    rc1 = be->wait(&loop, deadline);
+    end = be->now(&loop);
+    inner = ptrio_port_critical_enter();        /* still masked? */
+    ptrio_port_critical_exit(inner);
+    ptrio_port_critical_exit(st);
+    ck_assert_int_eq(rc0, 0);
+    ck_assert_int_eq(rc1, 0);
+    ck_assert_uint_ne(inner, 0);
+    ck_assert(end >= deadline);
+    ck_assert(end - deadline < 2 * TICK_NS);
+
+    be->wake(&loop);
+    deadline = be->now(&loop) + PTRIO_SEC(1);
+    ck_assert_int_eq(be->wait(&loop, deadline), 0);
+    ck_assert(be->now(&loop) < deadline - PTRIO_MS(900));
+}
+END_TEST
+
+/* ---- a counter of the part's ---------------------------------------------- */
 
 static const ptrio_cortex_m_counter tickless = {1000000u, fake_read,
                                                 fake_alarm};
@@ -131,6 +245,24 @@ START_TEST(test_passed_alarm_rearms_the_beat)
 }
 END_TEST
 
+/* A sleep across the counter's wrap, tickless: its alarm is armed past
+ * the wrap (at 0 exactly: 1 ms is 1000 counts from 2^32 - 1000), not
+ * taken for one already reached, fires, and the clock, read after it, has
+ * counted the wrap. */
+START_TEST(test_sleep_across_the_wrap)
+{
+    static struct nap f;
+    use(&tickless, 0u - 1000u);
+    fires = 1;                          /* the sleep's alarm fires, */
+    ck_assert_int_eq(ptrio_run(nap, &f), 0);
+    fires = 0;                          /* the next beat does not */
+    ck_assert_int_eq(alarms, 3);        /* the first beat, the sleep's, a beat */
+    ck_assert_uint_eq(fake, 0u);        /* the sleep's alarm, at 0 */
+    ck_assert_uint_eq(alarm_at, BEAT);
+    ck_assert(ptrio_cortex_m_now() == WRAP * 1000);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("port");
@@ -138,10 +270,14 @@ int main(void)
     SRunner *sr;
     int failed;
 
+    tcase_add_test(tc, test_systick_reads_are_monotonic);
+    tcase_add_test(tc, test_systick_masked_reader_counts_the_wrap);
+    tcase_add_test(tc, test_wait_keeps_the_mask);
     tcase_add_test(tc, test_counter_wraps);
     tcase_add_test(tc, test_beat_keeps_the_clock);
     tcase_add_test(tc, test_alarm_isr_without_alarm);
     tcase_add_test(tc, test_passed_alarm_rearms_the_beat);
+    tcase_add_test(tc, test_sleep_across_the_wrap);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

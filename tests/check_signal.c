@@ -1,8 +1,10 @@
 /* tests/check_signal.c: ptrio_signal. On the virtual clock: coalescing,
- * the count, cancellation, one waiter, bad input. Raised from outside the
- * loop: on a host by a thread and by a POSIX signal handler (poll
- * backend); on QEMU (TEST_QEMU) by a timer interrupt of the board (the
- * port's backend). */
+ * the count, cancellation, one waiter, bad input. On the default backend
+ * (poll, or the port's): a raise between the last poll and the wait.
+ * Raised from outside the loop: on a host by a thread and by a POSIX
+ * signal handler (poll backend), and by a thread while two loops on two
+ * threads take turns waiting; on QEMU (TEST_QEMU) by a timer interrupt of
+ * the board (the port's backend). */
 #ifndef TEST_QEMU
 #define _POSIX_C_SOURCE 200809L
 #endif
@@ -328,6 +330,48 @@ static int run_collect(struct collect *f)
     return ptrio_loop_run(&loop, collect_main, f);
 }
 
+/* A raise that lands after the loop polled its sources for the last time
+ * and before the backend's wait sleeps (an interrupt there, simulated by
+ * the before_io_wait hook) ends that wait at once: the wake is not lost
+ * until the wait's deadline. */
+static int late_raises;
+
+static void raise_before_wait(void *ctx, ptrio_time deadline)
+{
+    (void)ctx;
+    if (deadline != PTRIO_TIME_NINF && late_raises > 0) {
+        late_raises--;
+        ptrio_signal_raise(&S);
+    }
+}
+
+static const ptrio_hooks late_hooks = {.before_io_wait = raise_before_wait};
+
+static void no_start(void) {}
+
+START_TEST(test_raise_just_before_the_wait)
+{
+    static struct collect f;
+    ptrio_loop loop;
+    ptrio_time t0;
+    int i;
+
+    for (i = 1; i <= 3; i++) {
+        reset();
+        late_raises = i;
+        f = (struct collect){.want = i, .limit = PTRIO_SEC(5),
+                             .start = no_start};
+        loop_setup(&loop, ptrio_default_backend(), NULL);
+        ptrio_loop_set_hooks(&loop, &late_hooks, NULL);
+        t0 = ptrio_default_backend()->now(&loop);
+        ck_assert_int_eq(ptrio_loop_run(&loop, collect_main, &f), 0);
+        ck_assert_int_eq(f.got, i);
+        ck_assert_int_eq(f.wakes, i);
+        ck_assert(ptrio_default_backend()->now(&loop) - t0 < PTRIO_SEC(1));
+    }
+}
+END_TEST
+
 #ifdef TEST_QEMU
 
 /* The board's alarm interrupt raises: once, then a storm of raises from
@@ -497,8 +541,6 @@ static void *outlive_thread(void *arg)
     return NULL;
 }
 
-static void no_start(void) {}
-
 START_TEST(test_raiser_outlives_the_loop)
 {
     static struct collect f;
@@ -520,6 +562,103 @@ START_TEST(test_raiser_outlives_the_loop)
 }
 END_TEST
 
+/* Two loops, each on a thread of its own, wait on one signal in turn
+ * (short waits, each ended by a deadline) while a third thread raises:
+ * one waits at a time and the other gets -EBUSY, the end of one's wait
+ * never tangles with the other's start, and every raise is counted by
+ * exactly one of them. */
+static int share_stop;
+static int share_raises;
+
+struct sharer {
+    ptrio_frame fr;
+    ptrio_scope sc;
+    int rc, got, busy;
+    int waits;                      /* waits that got the slot (atomic) */
+    ptrio_loop loop;
+};
+
+static int sharer_main(ptrio_frame *fr)
+{
+    struct sharer *f = PTRIO_SELF(fr, struct sharer);
+    PTRIO_BEGIN(f);
+    while (!__atomic_load_n(&share_stop, __ATOMIC_ACQUIRE)) {
+        f->rc = 0;
+        PTRIO_MOVE_ON_AFTER(f, &f->sc, PTRIO_US(50)) {
+            PTRIO_TRY(f, f->rc, ptrio_signal_wait(f, &S));
+            if (f->rc > 0)
+                f->got += f->rc;
+            else if (f->rc == -PTRIO_EBUSY)
+                f->busy++;
+            else if (f->rc != -PTRIO_ECANCELED)     /* the deadline came */
+                ck_abort_msg("wait: %d", f->rc);
+        }
+        if (f->rc == -PTRIO_EBUSY)
+            PTRIO_CHECKPOINT(f);
+        else
+            __atomic_add_fetch(&f->waits, 1, __ATOMIC_RELAXED);
+    }
+    PTRIO_END(f);
+}
+
+static void *share_thread(void *arg)
+{
+    struct sharer *f = arg;
+
+    ptrio_loop_init(&f->loop);      /* reports to stderr */
+    if (ptrio_loop_use_backend(&f->loop, ptrio_default_backend()) == 0)
+        f->rc = ptrio_loop_run(&f->loop, sharer_main, &f->fr);
+    return NULL;
+}
+
+static void *share_raiser(void *arg)
+{
+    int i;
+    (void)arg;
+    for (i = 0; i < share_raises; i++) {
+        ptrio_signal_raise(&S);
+        if (i % 8 == 0)
+            sched_yield();
+    }
+    return NULL;
+}
+
+START_TEST(test_two_loops_share_a_signal)
+{
+    static struct sharer f[2];
+    struct timespec t0, t1;
+    pthread_t t[2];
+    int i;
+
+    reset();
+    share_stop = 0;
+    share_raises = 50000;
+    for (i = 0; i < 2; i++) {
+        memset(&f[i], 0, sizeof f[i]);
+        f[i].rc = -1;
+        ck_assert_int_eq(pthread_create(&t[i], NULL, share_thread, &f[i]), 0);
+    }
+    ck_assert_int_eq(pthread_create(&thread, NULL, share_raiser, NULL), 0);
+    pthread_join(thread, NULL);
+    /* then waits that end by their deadline, handed from loop to loop,
+     * for 2 s at most (the loops spin: a loaded host runs this late) */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        pause_ms(1);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+    } while ((__atomic_load_n(&f[0].waits, __ATOMIC_RELAXED) < 500 ||
+              __atomic_load_n(&f[1].waits, __ATOMIC_RELAXED) < 500) &&
+             t1.tv_sec - t0.tv_sec < 2);
+    __atomic_store_n(&share_stop, 1, __ATOMIC_RELEASE);
+    for (i = 0; i < 2; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_int_eq(f[i].rc, 0);
+    }
+    ck_assert_int_eq(f[0].got + f[1].got + ptrio_signal_take(&S),
+                     share_raises);
+}
+END_TEST
+
 #endif
 
 int main(void)
@@ -537,6 +676,7 @@ int main(void)
     tcase_add_test(tc, test_one_waiter);
     tcase_add_test(tc, test_take);
     tcase_add_misuse_test(tc, test_bad_input);
+    tcase_add_test(tc, test_raise_just_before_the_wait);
 #ifdef TEST_QEMU
     tcase_add_test(tc, test_timer_interrupt_raises);
     tcase_add_test(tc, test_interrupt_storm_counts_every_raise);
@@ -545,6 +685,7 @@ int main(void)
     tcase_add_test(tc, test_thread_storm_counts_every_raise);
     tcase_add_test(tc, test_signal_handler_raises);
     tcase_add_test(tc, test_raiser_outlives_the_loop);
+    tcase_add_test(tc, test_two_loops_share_a_signal);
 #endif
     suite_add_tcase(s, tc);
     sr = srunner_create(s);

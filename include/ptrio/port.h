@@ -74,7 +74,9 @@ void ptrio_cortex_m_systick_isr(void);
  * long as interrupts are never masked for 2^31 counts. Without set_alarm
  * (NULL), call ptrio_cortex_m_now from an interrupt of your own at least
  * once per 2^31 counts; not from the counter's overflow interrupt alone,
- * whose reads are a whole wrap apart and see none. */
+ * whose reads are a whole wrap apart and see none. Nothing then wakes a
+ * sleep at its deadline: it ends at the first interrupt after it, so an
+ * interrupt of yours is the sleeps' tick (its period, their resolution). */
 typedef struct ptrio_cortex_m_counter {
     uint32_t hz;                        /* counts per second, <= 1 GHz */
     uint32_t (*read)(void);

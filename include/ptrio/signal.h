@@ -12,9 +12,10 @@
  * ptrio/port.h for the critical-section hook used elsewhere): a counter
  * increment, then a wake of the waiting task's loop. Raises that
  * come before the task runs coalesce: the wait returns once, with their
- * count. One task waits at a time (as for an fd). The wait is a
- * checkpoint and cancellable like every wait; a cancelled wait leaves the
- * count for the next one.
+ * count. One task waits at a time (as for an fd), whichever loop it runs
+ * on: a task of another loop, on another thread, gets -PTRIO_EBUSY. The
+ * wait is a checkpoint and cancellable like every wait; a cancelled wait
+ * leaves the count for the next one.
  *
  * Raise a signal only while it is zeroed, idle or awaited in a running
  * loop, and keep the signal alive as long as something may raise it. The

@@ -21,6 +21,12 @@
  * NULL, it knows a claimer exists and waits for its `woke` (a few
  * instructions and one wake, whatever other raisers do meanwhile).
  *
+ * One task waits at a time, and loops on other threads may try too: a
+ * wait takes the `waiter` slot before it parks (an atomic compare-exchange
+ * where raisers claim), and its end gives the slot back only after its
+ * loop and its source are done with the signal, so the next waiter, on any
+ * loop, starts on a signal the last one has left.
+ *
  * On a port the raiser is an interrupt of the loop's own core (ptrio/port.h:
  * one core), which sees the loop's stores in program order and runs whole
  * between two of its instructions: keeping that order needs only the
@@ -209,6 +215,48 @@ static inline void loop_set(ptrio_signal *s, ptrio_loop *l)
 static inline ptrio_loop *loop_claim(ptrio_signal *s) { return loop_get(s); }
 static inline void raise_done(ptrio_signal *s) { (void)s; }
 static inline void loop_clear(ptrio_signal *s) { loop_set(s, NULL); }
+
+/* One loop runs at a time (the raisers are interrupts): the waiter slot
+ * is the loop's alone, tested before the task parks and set after. */
+static inline int waiter_claim(ptrio_signal *s, ptrio_task **t)
+{
+    (void)t;
+    return s->waiter == NULL;
+}
+
+static inline ptrio_task *waiter_get(ptrio_signal *s) { return s->waiter; }
+static inline void waiter_release(ptrio_signal *s) { s->waiter = NULL; }
+#else
+/* Loops on other threads may wait on the signal too: one takes the waiter
+ * slot for its running task (one compare-exchange; the others get
+ * -PTRIO_EBUSY) before it parks, and its wait's end gives it back last,
+ * once its loop and its source are done with the signal (release: the
+ * next waiter's acquire sees them done). No task: nothing is taken, and
+ * the park fails. */
+static inline int waiter_claim(ptrio_signal *s, ptrio_task **t)
+{
+    ptrio_task *none = NULL;
+    int taken = 1;
+
+    *t = ptrio_current_task();
+    if ((*t != NULL) &&
+        !__atomic_compare_exchange_n(&s->waiter, &none, *t, 0,
+                                     __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+        taken = 0;
+    }
+    return taken;
+}
+
+/* The holder's own read: atomic only because the others' attempts are. */
+static inline ptrio_task *waiter_get(ptrio_signal *s)
+{
+    return __atomic_load_n(&s->waiter, __ATOMIC_RELAXED);
+}
+
+static inline void waiter_release(ptrio_signal *s)
+{
+    __atomic_store_n(&s->waiter, NULL, __ATOMIC_RELEASE);
+}
 #endif
 
 /* ---- raising ------------------------------------------------------------ */
@@ -246,14 +294,15 @@ int ptrio_signal_take(ptrio_signal *s)
     return (s != NULL) ? clamp(count_take(s)) : 0;
 }
 
-/* The wait ends (taken, or aborted): later raises only count. */
+/* The wait ends (taken, or aborted): later raises only count. The slot
+ * is given back last (see waiter_claim). */
 static ptrio_task *unwait(ptrio_signal *s)
 {
-    ptrio_task *t = s->waiter;
+    ptrio_task *t = waiter_get(s);
 
     loop_clear(s);
-    s->waiter = NULL;
     ptrio_source_remove(&s->src);
+    waiter_release(s);
     return t;
 }
 
@@ -265,7 +314,7 @@ static void sig_poll(ptrio_source *src)
 {
     ptrio_signal *s = (ptrio_signal *)(void *)src;  /* src is the first member */
     uint32_t n = count_take(s);
-    ptrio_task *t = s->waiter;
+    ptrio_task *t = waiter_get(s);
 
     if (n != 0u) {
         ptrio_loop *l = ptrio__loop;
@@ -273,8 +322,8 @@ static void sig_poll(ptrio_source *src)
                       (t->wait == W_HOOK),
                   "a signal's waiter that does not wait on it");
         loop_clear(s);
-        s->waiter = NULL;
         ptrio__source_unlink(l, src);
+        waiter_release(s);
         ptrio__wake_now(l, t, clamp(n));
     }
 }
@@ -293,16 +342,22 @@ int ptrio_signal_wait(void *self, ptrio_signal *s)
     uint32_t n;
     int rc;
 
+    t = NULL;
     if (s == NULL) {
         rc = -PTRIO_EINVAL;
-    } else if (s->waiter != NULL) {
+    } else if (waiter_claim(s, &t) == 0) {
         rc = -PTRIO_EBUSY;
     } else {
         rc = ptrio_park_hook(self, sig_abort, s);
+        if ((rc != PTRIO_PENDING) && (t != NULL)) {
+            waiter_release(s);      /* taken by waiter_claim */
+        }
     }
     if (rc == PTRIO_PENDING) {
+#if !SIGNAL_CLAIMS
         t = ptrio_current_task();
         s->waiter = t;
+#endif
         loop_set(s, ptrio_current_loop());
         n = count_take(s);
         if (n != 0u) {
