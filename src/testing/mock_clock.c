@@ -12,7 +12,8 @@
 /* x * mul / div for x >= 0, without overflowing: LATEST when it would. */
 static ptrio_time scaled(ptrio_time x, ptrio_time mul, ptrio_time div)
 {
-    ptrio_time q = x / div, part = x % div * mul / div;
+    ptrio_time q = x / div;
+    ptrio_time part = x % div * mul / div;
 
     if (mul && q > (LATEST - part) / mul)
         return LATEST;
