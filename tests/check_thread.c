@@ -506,6 +506,68 @@ START_TEST(test_virtual_clock_unsupported)
 }
 END_TEST
 
+/* ---- a loop closing while another thread's loop calls ---------------- */
+
+struct one_call {
+    ptrio_frame fr;
+    ptrio_thread_job job;
+    void *res;
+    int n;
+};
+
+/* `n` calls, one after another (n < 0: until `other_stop`). */
+static int other_stop;
+
+static int calls_in_turn(ptrio_frame *fr)
+{
+    struct one_call *c = PTRIO_SELF(fr, struct one_call);
+    PTRIO_BEGIN(c);
+    while (c->n < 0 ? !__atomic_load_n(&other_stop, __ATOMIC_SEQ_CST)
+                    : c->n-- > 0)
+        PTRIO_AWAIT(c, ptrio_run_in_thread(c, &c->job, twice,
+                                           (void *)(intptr_t)1, &c->res));
+    PTRIO_END(c);
+}
+
+static void *other_loop(void *arg)
+{
+    static struct one_call c;
+    (void)arg;
+    c = (struct one_call){.n = -1};
+    return (void *)(intptr_t)ptrio_run(calls_in_turn, &c);
+}
+
+/* A loop that closes with no call in flight stops the idle workers and
+ * waits for them to end. A call of another loop (on another thread) that
+ * comes meanwhile keeps the pool alive: the close must stop waiting then,
+ * not until the idle workers' 10 s timeout. Each run below makes one call
+ * and closes; none may take a second. */
+START_TEST(test_close_while_another_loop_calls)
+{
+    static struct one_call c;
+    pthread_t th;
+    long long t0, longest = 0;
+    void *orc;
+    int i;
+
+    __atomic_store_n(&other_stop, 0, __ATOMIC_SEQ_CST);
+    ck_assert_int_eq(pthread_create(&th, NULL, other_loop, NULL), 0);
+    for (i = 0; i < 300; i++) {
+        c = (struct one_call){.n = 1};
+        t0 = mono_ms();
+        ck_assert_int_eq(ptrio_run(calls_in_turn, &c), 0);
+        if (mono_ms() - t0 > longest)
+            longest = mono_ms() - t0;
+        if (longest > 1000)
+            break;
+    }
+    __atomic_store_n(&other_stop, 1, __ATOMIC_SEQ_CST);
+    ck_assert_int_eq(pthread_join(th, &orc), 0);
+    ck_assert_int_eq((int)(intptr_t)orc, 0);
+    ck_assert_msg(longest <= 1000, "a run took %lld ms to close", longest);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("thread/" TEST_BACKEND_NAME);
@@ -521,6 +583,7 @@ int main(void)
     tcase_add_test(tc, test_cancelled_before_entry);
     tcase_add_misuse_test(tc, test_job_in_use);
     tcase_add_test(tc, test_virtual_clock_unsupported);
+    tcase_add_test(tc, test_close_while_another_loop_calls);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

@@ -231,7 +231,10 @@ void ptrio__thread_quiesce(void)
     pool.stop = 1;      /* also for the busy ones, when they are done */
     pool.quiescing = 1;
     pthread_cond_broadcast(&pool.work);
-    while (pool.alive > pool.busy)      /* idle, or just started */
+    /* Until the idle ones (or those just started) are gone, or a call of
+     * another loop came meanwhile (it reset `stop`): idle workers then
+     * stay, and would keep this loop's close for their 10 s timeout. */
+    while (pool.alive > pool.busy && pool.stop)
         pthread_cond_wait(&pool.gone, &pool.mu);
     pool.quiescing = 0;
     for (i = 0; i < PTRIO_CONF_THREADS; i++)
@@ -352,6 +355,8 @@ int ptrio_run_in_thread(void *self, ptrio_thread_job *job, ptrio_thread_fn fn,
 
     pthread_mutex_lock(&pool.mu);
     store_state(job, J_QUEUED);
+    if (pool.quiescing)
+        pthread_cond_broadcast(&pool.gone);     /* the close waits no more */
     pool.stop = 0;
     pool.attached++;
     if (pool.tail)
