@@ -2085,6 +2085,22 @@ static int cond_wait_dropped(struct mis_main *f)
     return rc;
 }
 
+/* Rebinding a condition whose lock is held (a notified waiter may be
+ * queued for that lock, and would take the new one instead) is refused;
+ * binding it again to the same lock is not a rebind. */
+static int cond_rebind_held(struct mis_main *f)
+{
+    static ptrio_lock other;
+    int rc;
+    EXPECT(ptrio_condition_acquire_nowait(&f->c) == 0);
+    rc = ptrio_condition_init(&f->c, &other);
+    EXPECT(f->c.lock == &f->lk);
+    EXPECT(ptrio_condition_init(&f->c, &f->lk) == 0);
+    EXPECT(ptrio_condition_release(&f->c) == 0);
+    EXPECT(ptrio_condition_init(&f->c, &other) == 0);   /* unused now */
+    return rc;
+}
+
 START_TEST(test_lock_reacquire_nowait)
 {
     reset();
@@ -2260,6 +2276,14 @@ START_TEST(test_cond_wait_dropped)
 }
 END_TEST
 
+START_TEST(test_cond_rebind_held)
+{
+    reset();
+    ck_assert_int_eq(misuse(cond_rebind_held), -PTRIO_EBUSY);
+    ck_expect_ok();
+}
+END_TEST
+
 /* Outside a task, there is no caller to hold or release anything. */
 START_TEST(test_sync_outside_task)
 {
@@ -2320,6 +2344,7 @@ int main(void)
     tcase_add_misuse_test(tc, test_cond_notify_unheld);
     tcase_add_misuse_test(tc, test_cond_uninit);
     tcase_add_misuse_test(tc, test_cond_wait_dropped);
+    tcase_add_misuse_test(tc, test_cond_rebind_held);
     tcase_add_test(tc, test_sync_outside_task);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);

@@ -234,7 +234,8 @@ typedef struct ptrio_condition {
 #define PTRIO_CONDITION_INIT(lock) {{NULL}, (lock)}
 
 /* Binds the condition to `lock`. Returns 0, or -PTRIO_EINVAL (NULL),
- * -PTRIO_EBUSY while tasks wait. */
+ * -PTRIO_EBUSY while tasks wait, or while the lock it had is held or
+ * awaited (a notified waiter takes that one again). */
 int ptrio_condition_init(ptrio_condition *c, ptrio_lock *lock);
 
 /* The lock's operations, through the condition. */

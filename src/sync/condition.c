@@ -14,6 +14,15 @@ static int holds(const ptrio_condition *c)
     return c->lock->lot.owner && c->lock->lot.owner == ptrio_current_task();
 }
 
+/* Held or awaited: a notified waiter may be queued for it, or hold it. */
+static int lock_in_use(const ptrio_lock *lk)
+{
+    ptrio_lock_stats st;
+
+    ptrio_lock_statistics(lk, &st);
+    return st.locked || st.waiting > 0;
+}
+
 int ptrio_condition_init(ptrio_condition *c, ptrio_lock *lock)
 {
     if (!c || !lock) {
@@ -22,6 +31,11 @@ int ptrio_condition_init(ptrio_condition *c, ptrio_lock *lock)
     }
     if (!ptrio_lot_empty(&c->waiters)) {
         SYNC_MISUSE("initialising a condition that tasks wait on");
+        return -PTRIO_EBUSY;
+    }
+    if (c->lock && c->lock != lock && lock_in_use(c->lock)) {
+        SYNC_MISUSE("binding a condition to another lock while its lock "
+                    "is in use");
         return -PTRIO_EBUSY;
     }
     c->lock = lock;
