@@ -1535,6 +1535,138 @@ START_TEST(test_listen_port_in_use_and_rebind)
 }
 END_TEST
 
+/* ---- accept errors that are skipped ----------------------------------- */
+
+/* The next `fake_aborts` accepts fail with ECONNABORTED, as when a client
+ * resets a connection before it is accepted; the rest go to the system.
+ * (The library's accept4, or accept, binds to this one.) */
+static int fake_aborts;
+
+#ifdef HAVE_ACCEPT4
+#include <sys/syscall.h>
+/* Declared with glibc's transparent union under _GNU_SOURCE, a type that
+ * no definition can repeat: ISO C calls the two incompatible, the ABI does
+ * not (the union is passed as its pointer). */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpedantic"
+int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+    if (fake_aborts > 0) {
+        fake_aborts--;
+        errno = ECONNABORTED;
+        return -1;
+    }
+    return (int)syscall(SYS_accept4, fd, addr, len, flags);
+}
+#pragma GCC diagnostic pop
+#endif
+
+struct aborts {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[2];
+    ptrio_scope sc;
+    ptrio_listener ls;
+    ptrio_stream s;
+    int client, rc, ticks, done, cancel_at, accepted, aborted;
+};
+
+struct aborts_child {
+    ptrio_frame fr;
+    struct aborts *a;
+};
+
+static int aborts_accept(ptrio_frame *fr)
+{
+    struct aborts_child *c = PTRIO_SELF(fr, struct aborts_child);
+    struct aborts *a = c->a;
+    PTRIO_BEGIN(c);
+    PTRIO_CANCEL_SCOPE(c, &a->sc) {
+        PTRIO_TRY(c, a->rc, ptrio_listener_accept(c, &a->ls, &a->s));
+    }
+    a->accepted = ptrio_stream_fd(&a->s) >= 0;
+    a->aborted = a->cancel_at ? 1000000 - fake_aborts : 3 - fake_aborts;
+    a->done = 1;
+    PTRIO_END(c);
+}
+
+/* Counts the batches the accept spans; cancels it at tick `cancel_at`. */
+static int aborts_tick(ptrio_frame *fr)
+{
+    struct aborts_child *c = PTRIO_SELF(fr, struct aborts_child);
+    struct aborts *a = c->a;
+    PTRIO_BEGIN(c);
+    while (!a->done) {
+        if (++a->ticks == a->cancel_at)
+            ptrio_cancel(&a->sc);
+        PTRIO_YIELD(c);
+    }
+    PTRIO_END(c);
+}
+
+struct aborts_main {
+    ptrio_frame fr;
+    struct aborts a;
+    struct aborts_child c[2];
+};
+
+static int aborts_main(ptrio_frame *fr)
+{
+    struct aborts_main *m = PTRIO_SELF(fr, struct aborts_main);
+    PTRIO_BEGIN(m);
+    PTRIO_CHECK(m, ptrio_tcp_listen(&m->a.ls, "127.0.0.1", 0, 0));
+    m->a.client = dial("127.0.0.1", ptrio_listener_port(&m->a.ls));
+    ck_assert_int_ge(m->a.client, 0);
+    m->c[0].a = m->c[1].a = &m->a;
+    PTRIO_NURSERY(m, &m->a.n) {
+        PTRIO_CHECK(m, ptrio_start_soon(&m->a.n, &m->a.t[0], aborts_accept,
+                                        &m->c[0]));
+        PTRIO_CHECK(m, ptrio_start_soon(&m->a.n, &m->a.t[1], aborts_tick,
+                                        &m->c[1]));
+    }
+    PTRIO_FINALLY(m);
+    fake_aborts = 0;
+    ptrio_stream_close(&m->a.s);
+    ptrio_listener_close(&m->a.ls);
+    if (m->a.client >= 0)
+        close(m->a.client);
+    PTRIO_END(m);
+}
+
+/* Trio: SocketListener.accept skips the errors of a connection that died
+ * before it was accepted (test_highlevel_socket.py::
+ * test_SocketListener_accept_errors), and each attempt is a checkpoint of
+ * its own. Three aborted connections, then a real one: the accept spans
+ * four batches (a schedule point per failed attempt, and the one of the
+ * accept that succeeded at once); endless aborts end when the accept is
+ * cancelled, at the next attempt. */
+START_TEST(test_accept_skips_aborted_connections)
+{
+#ifdef HAVE_ACCEPT4
+    static struct aborts_main m;
+    memset(&m, 0, sizeof m);
+    m.a.client = -1;
+    fake_aborts = 3;
+    ck_assert_int_eq(run_io(aborts_main, &m), 0);
+    ck_assert_int_eq(m.a.rc, 0);
+    ck_assert(m.a.accepted);
+    ck_assert_int_eq(m.a.aborted, 3);
+    ck_assert_int_eq(m.a.ticks, 4);
+
+    memset(&m, 0, sizeof m);
+    m.a.client = -1;
+    m.a.cancel_at = 3;
+    fake_aborts = 1000000;
+    ck_assert_int_eq(run_io(aborts_main, &m), 0);
+    ck_assert_int_eq(m.a.rc, -PTRIO_ECANCELED);
+    ck_assert(ptrio_cancel_called(&m.a.sc));
+    ck_assert(!m.a.accepted);
+    ck_assert_int_eq(m.a.aborted, 3);   /* the 4th attempt was cancelled */
+    ck_assert_int_eq(m.a.ticks, 3);
+#endif
+}
+END_TEST
+
 struct busy_server {
     ptrio_frame fr;
     ptrio_nursery n;
@@ -1821,6 +1953,7 @@ int main(void)
     tcase_add_test(tc, test_failure_at_once_is_a_schedule_point);
     tcase_add_test(tc, test_send_after_send_eof_is_closed);
     tcase_add_test(tc, test_listen_port_in_use_and_rebind);
+    tcase_add_test(tc, test_accept_skips_aborted_connections);
     tcase_add_test(tc, test_serve_port_in_use);
     tcase_add_test(tc, test_serve_accept_error_stops_server);
     tcase_add_test(tc, test_serve_shutdown_closes_everything);

@@ -388,8 +388,19 @@ static int accept_step(ptrio_frame *fr)
             adopt(op->buf.in, fd, 1, 1);
             break;
         }
-        if (errno == EINTR || ignorable(errno))
+        if (errno == EINTR)
             continue;
+        if (ignorable(errno)) {
+            /* As Trio's listener: the failed accept's schedule point (if
+             * it never waited), then the next accept's cancel point, so
+             * a flood of aborted connections can neither starve the
+             * other tasks nor outlast a cancellation. */
+            if (!op->waited)
+                PTRIO_YIELD(op);
+            op->waited = 0;
+            PTRIO_CHECK(op, ptrio_checkpoint_if_cancelled(op));
+            continue;
+        }
         if (!again(errno)) {
             op->err = -errno;
             break;
