@@ -34,6 +34,7 @@
 extern "C" {
 #endif
 
+/* Directions of an fd wait (masks; ptrio_wait_readable's status). */
 #define PTRIO_READABLE 0x1u
 #define PTRIO_WRITABLE 0x4u
 

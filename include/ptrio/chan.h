@@ -81,7 +81,8 @@ int ptrio_chan_open(ptrio_chan *ch, ptrio_chan_tx *tx, ptrio_chan_rx *rx,
  * checkpoint. Hands it to the first blocked receiver, or buffers it, or
  * waits for either. Errors: -PTRIO_ECANCELED (nothing sent),
  * -PTRIO_EBROKEN (no receive end is open), -PTRIO_ECLOSED (this end is
- * closed, maybe while waiting), -PTRIO_EINVAL, -PTRIO_ENOTASK. */
+ * closed, maybe while waiting), -PTRIO_EINVAL (NULL or never-opened end,
+ * NULL value with a nonzero size), -PTRIO_ENOTASK. */
 PTRIO_NODISCARD int ptrio_chan_send(void *self, ptrio_chan_tx *tx,
                                     const void *value);
 
@@ -94,7 +95,7 @@ int ptrio_chan_send_nowait(ptrio_chan_tx *tx, const void *value);
  * checkpoint. Errors: -PTRIO_ECANCELED (nothing taken),
  * -PTRIO_EENDOFCHANNEL (every send end is closed and nothing is left),
  * -PTRIO_ECLOSED (this end is closed, maybe while waiting),
- * -PTRIO_EINVAL, -PTRIO_ENOTASK. */
+ * -PTRIO_EINVAL (NULL or never-opened end), -PTRIO_ENOTASK. */
 PTRIO_NODISCARD int ptrio_chan_recv(void *self, ptrio_chan_rx *rx,
                                     void *dst);
 
@@ -128,6 +129,7 @@ typedef struct ptrio_chan_stats {
     unsigned waiting_recv;      /* tasks blocked in recv, every clone */
 } ptrio_chan_stats;
 
+/* Fills `out` with the channel's statistics. */
 void ptrio_chan_statistics(const ptrio_chan *ch, ptrio_chan_stats *out);
 
 /* Receives into `dst` until every send end is closed and the buffer is

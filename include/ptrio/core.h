@@ -209,8 +209,8 @@ struct ptrio_loop {
  * and the default report sink (stderr on hosts, none when freestanding). */
 void ptrio_loop_init(ptrio_loop *loop);
 
-/* Selects the backend. Returns 0, -PTRIO_EINVAL for NULL, -PTRIO_EBUSY
- * while the loop runs. */
+/* Selects the backend. Returns 0, -PTRIO_EINVAL (NULL, or a backend
+ * without now or wait), -PTRIO_EBUSY while the loop runs. */
 int ptrio_loop_use_backend(ptrio_loop *loop, const ptrio_backend *backend);
 
 /* Replaces the sink of failure reports and misuse messages (NULL: none). */
@@ -233,9 +233,12 @@ void ptrio_loop_set_hooks(ptrio_loop *loop, const ptrio_hooks *hooks,
 
 /* Runs `fn` over `frame` as the main task until it and every task under it
  * finished. Returns its status (>= 0), or its failure after reporting it.
- * Errors: -PTRIO_EINVAL (NULL), -PTRIO_EBUSY (loop already running),
- * -PTRIO_ENOBACKEND, a backend's open error, -PTRIO_EDEADLK when the
- * virtual clock finds every task blocked forever. */
+ * Errors: -PTRIO_EINVAL (NULL), -PTRIO_EBUSY (the loop runs or still holds
+ * tasks, a loop already runs on this thread, or `frame` is running),
+ * -PTRIO_ENOBACKEND, a backend's open error; and, when main succeeded or
+ * was cancelled, the failure that ended the run: -PTRIO_EDEADLK (every
+ * task waits and nothing can wake one, on any backend) or a backend's
+ * wait error. */
 int ptrio_loop_run_named(ptrio_loop *loop, ptrio_fn fn, void *frame,
                          const char *name);
 #define ptrio_loop_run(loop, fn, frame)                                     \
@@ -287,11 +290,20 @@ int ptrio_dump(ptrio_report_fn fn, void *ctx);
 
 /* ---- tasks and calls ---------------------------------------------- */
 
+/* Every awaitable (a call taking `void *self` that may return
+ * PTRIO_PENDING: use it with PTRIO_AWAIT or PTRIO_TRY) also fails with
+ * -PTRIO_ENOTASK when `self` is not the running task's innermost frame,
+ * and with -PTRIO_EMISUSE when the task already waits (an earlier
+ * awaitable's PTRIO_PENDING was dropped; that wait is undone). The error
+ * lists of the headers may leave these two out. */
+
 /* Awaits the coroutine `fn` over the frame `sub` (usually embedded in the
- * caller's frame). Returns its status, or PTRIO_PENDING. Errors:
- * -PTRIO_ENOTASK (self is not the running frame), -PTRIO_EINVAL (NULL),
- * -PTRIO_EBUSY (sub is still running). */
+ * caller's frame). Returns its status, or PTRIO_PENDING. Errors: those
+ * `fn` returns, -PTRIO_ENOTASK (self is not the running frame),
+ * -PTRIO_EINVAL (NULL sub or fn), -PTRIO_EBUSY (sub is still running, or
+ * is self), -PTRIO_EMISUSE (the task already waits). */
 PTRIO_NODISCARD int ptrio_call(void *self, void *sub, ptrio_fn fn);
+/* PTRIO_AWAIT of ptrio_call (note the order: fn, then sub). */
 #define PTRIO_CALL(f, fn, sub) PTRIO_AWAIT(f, ptrio_call((f), (sub), (fn)))
 
 /* The running task, or NULL. */
@@ -314,8 +326,10 @@ PTRIO_NODISCARD int ptrio_start_soon_named(ptrio_nursery *n, ptrio_task *t,
 /* Starts a task and waits until it calls ptrio_started: awaitable. Until
  * then the child runs under the caller's cancel scopes, and its failure is
  * the caller's; then it moves into the nursery. `*value` (may be NULL)
- * receives started()'s value. Errors: those of start_soon,
- * -PTRIO_ENOSTART (child returned without calling started), the child's. */
+ * receives started()'s value. Errors: those of start_soon (-PTRIO_EBUSY
+ * also when `t` is the caller's task), -PTRIO_ENOSTART (child returned
+ * without calling started), the child's failure, -PTRIO_ECANCELED (the
+ * caller was cancelled before the child called started). */
 PTRIO_NODISCARD int ptrio_start_named(void *self, ptrio_nursery *n,
                                       ptrio_task *t, ptrio_fn fn, void *frame,
                                       void **value, const char *name);
@@ -330,16 +344,18 @@ int ptrio_started(void *self, void *value);
 /* ---- checkpoints and time ----------------------------------------- */
 
 /* A checkpoint: fails with -PTRIO_ECANCELED if cancelled, else lets the
- * other ready tasks run. Awaitable. */
+ * other ready tasks run; the status is 0. Awaitable. Errors:
+ * -PTRIO_ECANCELED, -PTRIO_ENOTASK, -PTRIO_EMISUSE. */
 PTRIO_NODISCARD int ptrio_checkpoint(void *self);
 #define PTRIO_CHECKPOINT(f) PTRIO_AWAIT(f, ptrio_checkpoint(f))
 
-/* A schedule point that ignores cancellation. Awaitable. */
+/* A schedule point that ignores cancellation; the status is 0.
+ * Awaitable. Errors: -PTRIO_ENOTASK, -PTRIO_EMISUSE. */
 PTRIO_NODISCARD int ptrio_yield(void *self);
 #define PTRIO_YIELD(f) PTRIO_AWAIT(f, ptrio_yield(f))
 
-/* Returns -PTRIO_ECANCELED if the caller is cancelled, else 0 (no yield).
- * Errors: -PTRIO_ENOTASK. */
+/* Returns -PTRIO_ECANCELED if the caller is cancelled, else 0 (no yield:
+ * never PTRIO_PENDING). Errors: -PTRIO_ENOTASK, -PTRIO_EMISUSE. */
 PTRIO_NODISCARD int ptrio_checkpoint_if_cancelled(void *self);
 
 /* The loop's clock (0 outside a loop). */
@@ -352,10 +368,13 @@ ptrio_time ptrio_now(void);
  * waits). */
 PTRIO_NODISCARD int ptrio_sleep(void *self, ptrio_time d);
 
-/* Sleeps until the clock reads `deadline`. Awaitable checkpoint. */
+/* Sleeps until the clock reads `deadline` (passed already: a checkpoint
+ * that yields; PTRIO_TIME_INF: forever). Awaitable checkpoint; the status
+ * is 0. Errors: -PTRIO_ECANCELED, -PTRIO_ENOTASK, -PTRIO_EMISUSE. */
 PTRIO_NODISCARD int ptrio_sleep_until(void *self, ptrio_time deadline);
 
-/* Sleeps until cancelled. Awaitable checkpoint. */
+/* Sleeps until cancelled. Awaitable checkpoint. Errors: -PTRIO_ECANCELED
+ * (how it ends), -PTRIO_ENOTASK, -PTRIO_EMISUSE. */
 PTRIO_NODISCARD int ptrio_sleep_forever(void *self);
 
 /* Waits until every other task has been blocked for `cushion` (in the
@@ -427,7 +446,7 @@ typedef int (*ptrio_try_fn)(ptrio_task *t, void *obj, void *data);
  * its status after a cancel-shielded schedule point; an error is returned
  * at once (no schedule point); -PTRIO_EWOULDBLOCK parks the task at the
  * end of `lot` with `data`, until an unpark. Awaitable. Errors: those of
- * `attempt`, and of ptrio_park. */
+ * `attempt`, and of ptrio_park (-PTRIO_EINVAL also for a NULL attempt). */
 PTRIO_NODISCARD int ptrio_park_unless(void *self, ptrio_lot *lot,
                                       ptrio_try_fn attempt, void *obj,
                                       void *data);
@@ -599,6 +618,7 @@ static inline bool ptrio_source_added(const ptrio_source *src)
                                           catches if the failure it came
                                           with reaches it */
 
+/* Internal: what the block macros below expand to (not API). */
 PTRIO_NODISCARD int ptrio__scope_open(ptrio_frame *fr, ptrio_scope *sc,
                                       uintptr_t exit, ptrio_time deadline,
                                       unsigned flags);
@@ -606,6 +626,13 @@ PTRIO_NODISCARD int ptrio__scope_open_after(ptrio_frame *fr, ptrio_scope *sc,
                                             uintptr_t exit, ptrio_time d,
                                             unsigned flags);
 PTRIO_NODISCARD int ptrio__scope_close(ptrio_frame *fr, ptrio_scope *sc);
+
+/* Entering a scope block (re)initialises the scope: a deadline, shield or
+ * cancellation set on it before the block opens is dropped (enter with
+ * MOVE_ON_AT, FAIL_AT or SHIELD, or set them inside). Entering raises
+ * -PTRIO_ENOTASK (outside the running frame), -PTRIO_EINVAL (NULL scope),
+ * -PTRIO_EBUSY (the scope is open already); the *_AFTER forms also
+ * -PTRIO_EINVAL (d < 0) and -PTRIO_EOVERFLOW (d beyond 2^62 ns). */
 
 /* A cancel scope block, without deadline or shield at entry. */
 #define PTRIO_CANCEL_SCOPE(f, sc)                                           \
@@ -640,8 +667,11 @@ PTRIO_NODISCARD int ptrio__scope_close(ptrio_frame *fr, ptrio_scope *sc);
         PTRIO__POINT(__LINE__), (d), PTRIO__SCOPE_FAIL),                    \
         ptrio__scope_close(ptrio__fr, (sc)))
 
-/* Catches any error raised in the block (a try/except in one frame):
- * execution continues after it; ptrio_scope_error(sc) tells what it was. */
+/* Catches any error raised in the block but an outer cancellation (a
+ * try/except in one frame): execution continues after it;
+ * ptrio_scope_error(sc) tells what it was. -PTRIO_ECANCELED from an
+ * enclosing scope is not caught: it goes on to the scope that produced
+ * it (cancelling `sc` itself is caught, as by any cancel scope). */
 #define PTRIO_TRY_BLOCK(f, sc)                                              \
     PTRIO__BLOCK((sc), ptrio__scope_open(&(f)->fr, (sc),                    \
         PTRIO__POINT(__LINE__), PTRIO_TIME_INF, PTRIO__SCOPE_CATCH),        \
@@ -649,7 +679,11 @@ PTRIO_NODISCARD int ptrio__scope_close(ptrio_frame *fr, ptrio_scope *sc);
 
 /* Cancels a scope: every task inside it fails its next checkpoint, and a
  * task parked inside it is woken now. Idempotent (the first reason
- * stays); no effect once closed. */
+ * stays). On a closed scope it only marks cancel_called; on a scope whose
+ * block has not opened yet it is dropped when the block opens. Call it on
+ * the scope's loop's thread: from a thread with no loop an open scope is
+ * left as it is (a trap in debug builds); raise a ptrio_signal instead.
+ * The same holds for the deadline and shield setters below. */
 void ptrio_cancel(ptrio_scope *sc);
 
 /* ptrio_cancel with a reason, a static text that ptrio_cancel_source and
@@ -694,19 +728,24 @@ int ptrio_cancel_text(const ptrio_cancel_info *info, char *buf, int n);
 int ptrio_task_cancel(ptrio_task *t);
 
 /* Moves the deadline (absolute). Earlier fires at the new time (now, if
- * passed), later postpones, PTRIO_TIME_INF clears. Returns 0. */
+ * passed), later postpones, PTRIO_TIME_INF clears. Returns 0, or
+ * -PTRIO_EINVAL (NULL), -PTRIO_ENOTASK (an open scope, from a thread with
+ * no loop). */
 int ptrio_scope_set_deadline(ptrio_scope *sc, ptrio_time deadline);
 
 /* Sets the deadline to now + d (saturating; PTRIO_TIME_INF clears it).
- * Errors: -PTRIO_EINVAL (d < 0), -PTRIO_EOVERFLOW (d beyond 2^62 ns). */
+ * Returns 0. Errors: -PTRIO_EINVAL (d < 0, NULL), -PTRIO_EOVERFLOW (d
+ * beyond 2^62 ns). */
 int ptrio_scope_set_timeout(ptrio_scope *sc, ptrio_time d);
 
-/* The scope's deadline (PTRIO_TIME_INF: none). */
+/* The scope's deadline (PTRIO_TIME_INF: none; also for an open relative
+ * deadline not armed yet, read from a thread with no loop). */
 ptrio_time ptrio_scope_deadline(const ptrio_scope *sc);
 
 /* Shields (or unshields) the scope from outer cancellation, also while
  * inside; unshielding delivers a pending outer cancellation. */
 void ptrio_scope_set_shield(ptrio_scope *sc, bool shield);
+/* Whether the scope is shielded. */
 bool ptrio_scope_shield(const ptrio_scope *sc);
 
 /* Whether the scope was cancelled (by ptrio_cancel or its deadline). An
@@ -732,6 +771,7 @@ ptrio_time ptrio_current_effective_deadline(void);
 
 /* ---- nurseries ---------------------------------------------------- */
 
+/* Internal: what PTRIO_NURSERY expands to (not API). */
 PTRIO_NODISCARD int ptrio__nursery_open(ptrio_frame *fr, ptrio_nursery *n,
                                         uintptr_t exit, const char *file,
                                         int line);
@@ -739,7 +779,9 @@ PTRIO_NODISCARD int ptrio__nursery_close(ptrio_frame *fr, ptrio_nursery *n);
 
 /* Opens a nursery for the block; the block's end joins every child. When
  * a child or the body fails, the nursery cancels itself, joins, and raises:
- * the one failure as itself, several as -PTRIO_EGROUP. */
+ * the one failure as itself, several as -PTRIO_EGROUP. Entering raises
+ * -PTRIO_ENOTASK, -PTRIO_EMISUSE (the task already waits), -PTRIO_EINVAL
+ * (NULL), -PTRIO_EBUSY (the nursery is open already). */
 #define PTRIO_NURSERY(f, n)                                                 \
     PTRIO__BLOCK(&(n)->scope, ptrio__nursery_open(&(f)->fr, (n),            \
         PTRIO__POINT(__LINE__), __FILE__, __LINE__),                        \

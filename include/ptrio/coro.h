@@ -92,7 +92,8 @@ typedef struct ptrio_site {
 #define PTRIO__SPECIAL  ((uintptr_t)6)        /* values below are not labels */
 
 /* Whether a frame runs no step now: never started, or finished. A frame
- * that is not idle must not be re-initialised (set its fields instead). */
+ * that is not idle must not be re-initialised (set its fields instead).
+ * Public API, though it sits among the internals (it uses their values). */
 static inline int ptrio_frame_idle(const void *frame)
 {
     return ((const ptrio_frame *)frame)->resume <= PTRIO__DONE;
@@ -127,6 +128,9 @@ static inline int ptrio__end(ptrio_frame *fr)
 #define PTRIO__CAT2(a, b) a##b
 #define PTRIO__CAT(a, b) PTRIO__CAT2(a, b)
 
+/* PTRIO_NODISCARD (public): marks an awaitable, whose result must not be
+ * dropped (PTRIO_PENDING must reach the scheduler); GCC and Clang warn.
+ * Mark your own awaitables with it too. */
 #if defined(__GNUC__) || defined(__clang__)
 #define PTRIO__FALLTHROUGH __attribute__((__fallthrough__))
 #define PTRIO_NODISCARD __attribute__((__warn_unused_result__))
@@ -199,7 +203,7 @@ static inline int ptrio__end(ptrio_frame *fr)
  * default case is none of this frame's: an await inside a switch of the
  * user's (switch resume points), or a frame zeroed while it ran. The frame
  * then fails as if it raised -PTRIO_EMISUSE there: its blocks close and
- * FINALLY runs (ptrio__stray says where to go on; 0: wait first). */
+ * FINALLY runs. */
 #define PTRIO_END(f)                                                        \
         break;                                                              \
     default: /* END, FINALLY in a frame without one, DESCRIBE, strays */    \
@@ -257,7 +261,10 @@ static inline int ptrio__end(ptrio_frame *fr)
 /* The status of the last await (or block entry) in this frame. */
 #define PTRIO_RESULT(f) ((f)->fr.result)
 
-/* Raises `code` (negative) with a static message, recording file:line. */
+/* Raises `code` (negative) with a static message, recording file:line.
+ * Misuse raises instead: a code >= 0 -PTRIO_EINVAL, PTRIO_PENDING
+ * -PTRIO_EMISUSE, -PTRIO_ECANCELED outside a cancelled scope
+ * -PTRIO_EMISUSE (only the scheduler cancels). */
 #define PTRIO_RAISE(f, code, message)                                       \
     do {                                                                    \
         static const ptrio_site ptrio__site = {__FILE__, __LINE__, message};\

@@ -75,11 +75,12 @@ extern "C" {
                                                error: Python's gaierror) */
 
 /* The symbolic name of a code ("ETIMEDOUT", "PTRIO_EGROUP"); sign ignored.
- * Never NULL: unknown codes give "E?". */
+ * Never NULL: 0 gives "OK", unknown codes "E?". */
 const char *ptrio_errname(int code);
 
-/* A short description of a code ("timed out"); sign ignored. Never NULL.
- * A library built with --disable-error-text gives the name instead. */
+/* A short description of a code ("timed out"); sign ignored. Never NULL:
+ * 0 gives "success", unknown codes "unknown error". A library built with
+ * --disable-error-text gives the name instead. */
 const char *ptrio_strerror(int code);
 
 struct ptrio_nursery;
@@ -109,13 +110,13 @@ const void *ptrio_failure_frames(const ptrio_failure *f, const void *cursor,
 
 /* Describes the error the calling frame carries in its FINALLY section
  * (PTRIO_FINALLY_ERROR): its record, whatever the cleanup raised or
- * caught meanwhile. Returns 0, -PTRIO_EINVAL when it carries none,
- * -PTRIO_ENOTASK outside the running frame. */
+ * caught meanwhile. Returns 0, -PTRIO_EINVAL when it carries none (or
+ * `out` is NULL), -PTRIO_ENOTASK outside the running frame. */
 int ptrio_failure_pending(void *self, ptrio_failure *out);
 
 /* Describes the error the calling task raised or caught last, whose code
  * is `code`. Returns 0, or -PTRIO_ENOTASK outside a task, -PTRIO_EINVAL if
- * `code` is not that error. */
+ * `code` is not that error (or `out` is NULL). */
 int ptrio_failure_last(int code, ptrio_failure *out);
 
 /* Walks a group: pass cursor NULL first, then what it returned. Returns the
@@ -123,7 +124,7 @@ int ptrio_failure_last(int code, ptrio_failure *out);
 const void *ptrio_group_next(const struct ptrio_nursery *group,
                              const void *cursor, ptrio_failure *out);
 
-/* Number of members of a group. */
+/* Number of members of a group (0 for NULL). */
 int ptrio_group_size(const struct ptrio_nursery *group);
 
 #ifdef __cplusplus

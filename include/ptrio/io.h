@@ -80,7 +80,8 @@ typedef struct ptrio_thread_job {
  * still awaited); a cancelled call never touches `arg` again. discard (may
  * be NULL): called on the worker, with fn's argument and result, when a
  * cancelled call's fn returns. Returns 0, -PTRIO_EMSGSIZE (copy_size over
- * PTRIO_THREAD_COPY_MAX), -PTRIO_EBUSY (the job is in a call). */
+ * PTRIO_THREAD_COPY_MAX), -PTRIO_EBUSY (the job is in a call),
+ * -PTRIO_EINVAL (NULL job). */
 int ptrio_thread_job_init(ptrio_thread_job *job, unsigned copy_size,
                           void (*discard)(void *arg, void *result));
 
@@ -94,7 +95,8 @@ PTRIO_NODISCARD int ptrio_run_in_thread(void *self, ptrio_thread_job *job,
                                         ptrio_thread_fn fn, void *arg,
                                         void **result);
 
-/* Workers alive now, and those waiting for work (tests, debugging). */
+/* Returns the workers alive now, and stores in `*idle` (may be NULL)
+ * those waiting for work (tests, debugging). */
 unsigned ptrio_thread_workers(unsigned *idle);
 
 #ifdef __cplusplus

@@ -53,8 +53,9 @@ struct ptrio_stream {
 /* Wraps a connected fd: sets it non-blocking and close-on-exec, and
  * TCP_NODELAY on a TCP socket (as Trio does); a regular file (stdin from
  * a file) is read and written without readiness waits. The stream owns fd
- * from now on. Returns 0, -PTRIO_EBADF, -PTRIO_EBUSY (the stream has an
- * fd). */
+ * from now on. Returns 0, -PTRIO_EBADF (fd < 0, or NULL stream),
+ * -PTRIO_EBUSY (the stream has an fd), or fcntl's error (-PTRIO_EBADF for
+ * an fd that is not open). */
 int ptrio_stream_open(ptrio_stream *s, int fd);
 
 /* The stream's fd, or -1. */
@@ -62,22 +63,28 @@ int ptrio_stream_fd(const ptrio_stream *s);
 
 /* Receives at most `max` (>= 1) bytes into `buf`: awaitable checkpoint.
  * Returns how many (> 0), or 0 at end of stream. Errors: -PTRIO_EINVAL
- * (max 0), -PTRIO_ECLOSED (closed, also while waiting), -PTRIO_EBUSY,
- * the socket's (-PTRIO_ECONNRESET...), -PTRIO_ECANCELED. */
+ * (max 0, NULL stream or buf), -PTRIO_ECLOSED (closed, also while
+ * waiting), -PTRIO_EBUSY, the socket's (-PTRIO_ECONNRESET...), those of
+ * ptrio_wait_readable (-PTRIO_EFDLIMIT...), -PTRIO_ECANCELED,
+ * -PTRIO_ENOTASK. */
 PTRIO_NODISCARD int ptrio_stream_receive_some(void *self, ptrio_stream *s,
                                               void *buf, size_t max);
 
 /* Sends all `len` bytes: awaitable checkpoint. Returns 0. Never raises
  * SIGPIPE. Errors: -PTRIO_EPIPE / -PTRIO_ECONNRESET (the peer is gone),
  * -PTRIO_ECLOSED (closed, or after ptrio_stream_send_eof: at once, as
- * Trio), -PTRIO_EBUSY, -PTRIO_ECANCELED (then an unknown part was sent:
- * the stream is only good for closing, as in Trio). */
+ * Trio), -PTRIO_EBUSY, -PTRIO_EINVAL (NULL stream, or NULL buf with len
+ * > 0), those of ptrio_wait_writable, -PTRIO_ENOTASK, -PTRIO_ECANCELED
+ * (then an unknown part was sent: the stream is only good for closing,
+ * as in Trio). */
 PTRIO_NODISCARD int ptrio_stream_send_all(void *self, ptrio_stream *s,
                                           const void *buf, size_t len);
 
 /* Half-close: the peer's receive gets end of stream, receiving here goes
- * on. Awaitable checkpoint; idempotent. Errors: -PTRIO_EBUSY (a send is in
- * progress), -PTRIO_ECLOSED, -PTRIO_ENOTSOCK (not a socket). */
+ * on. Awaitable checkpoint; idempotent; returns 0. Errors: -PTRIO_EBUSY (a
+ * send is in progress), -PTRIO_ECLOSED, -PTRIO_ENOTSOCK (not a socket),
+ * -PTRIO_EINVAL (NULL), shutdown's error, -PTRIO_ECANCELED,
+ * -PTRIO_ENOTASK. */
 PTRIO_NODISCARD int ptrio_stream_send_eof(void *self, ptrio_stream *s);
 
 /* Closes the stream (not an await: it always closes, also in a cancelled
@@ -111,8 +118,9 @@ int ptrio_listener_fd(const ptrio_listener *ls);
  * awaitable checkpoint. Transient failures of a connection that died in
  * the queue are skipped, as Trio does. Returns 0. Errors: -PTRIO_EMFILE /
  * -PTRIO_ENFILE / -PTRIO_ENOBUFS / -PTRIO_ENOMEM (out of resources:
- * ptrio_serve_tcp backs off and retries), -PTRIO_ECLOSED, -PTRIO_EBUSY,
- * -PTRIO_ECANCELED. */
+ * ptrio_serve_tcp backs off and retries), other accept errors,
+ * -PTRIO_ECLOSED, -PTRIO_EBUSY (`out` has an fd, or another task
+ * accepts), -PTRIO_EINVAL (NULL), -PTRIO_ECANCELED, -PTRIO_ENOTASK. */
 PTRIO_NODISCARD int ptrio_listener_accept(void *self, ptrio_listener *ls,
                                           ptrio_stream *out);
 
@@ -194,8 +202,9 @@ int ptrio_server_init(ptrio_server *srv, const char *host, int port,
 /* The server's step function: listens, calls ptrio_started(srv) (so
  * ptrio_start returns once it listens, with the port known), then serves
  * until cancelled. Start it as a task over &srv, or PTRIO_CALL it. Fails
- * with the listen error, or an accept error other than running out of
- * resources. */
+ * with the listen error, an accept error other than running out of
+ * resources, -PTRIO_EINVAL (ptrio_server_init not called), or
+ * -PTRIO_ECANCELED when cancelled. */
 int ptrio_serve_tcp(ptrio_frame *srv);
 
 /* The port the server listens on (-1 before). */
@@ -251,8 +260,10 @@ void ptrio_resolve_set_resolver(ptrio_resolve *r, ptrio_resolver_fn resolve,
  * (AI_PASSIVE...) are the hints. On success `*res` holds the list: free it
  * with ptrio_freeaddrinfo(r, *res). Cancellable at once (the thread's
  * result is freed when it comes). Errors: -PTRIO_ERESOLVE (see
- * ptrio_resolve_strerror), -PTRIO_ENOMEM, -PTRIO_EINVAL (host too long),
- * those of ptrio_run_in_thread. */
+ * ptrio_resolve_strerror), -PTRIO_ENOMEM, the system's (EAI_SYSTEM's
+ * errno), -PTRIO_EINVAL (NULL r or res, neither host nor service, host or
+ * service too long), -PTRIO_EBUSY (`r` is in use), those of
+ * ptrio_run_in_thread. */
 PTRIO_NODISCARD int ptrio_getaddrinfo(void *self, ptrio_resolve *r,
                                       const char *host, const char *service,
                                       int family, int socktype, int flags,
@@ -298,7 +309,8 @@ struct ptrio_tcp_connect {
 };
 
 /* Uses `delay` between attempts instead of RFC 8305's 250 ms (Trio's
- * happy_eyeballs_delay; PTRIO_TIME_INF: one address at a time). */
+ * happy_eyeballs_delay; PTRIO_TIME_INF: one address at a time; <= 0:
+ * back to 250 ms). */
 void ptrio_tcp_connect_set_delay(ptrio_tcp_connect *c, ptrio_time delay);
 
 /* Connects to `host` (a name or a numeric address) on `port`, into `out`:
@@ -310,8 +322,8 @@ void ptrio_tcp_connect_set_delay(ptrio_tcp_connect *c, ptrio_time delay);
  * connect to an address that never answers takes the system's timeout.
  * Errors: those of ptrio_getaddrinfo (-PTRIO_ERESOLVE also for a name
  * with no address); when every attempt failed, the first attempt's
- * (-PTRIO_ECONNREFUSED...); -PTRIO_EINVAL (port); -PTRIO_EBUSY (`out` has
- * an fd); -PTRIO_ECANCELED. */
+ * (-PTRIO_ECONNREFUSED...); -PTRIO_EINVAL (NULL, port not in 1..65535);
+ * -PTRIO_EBUSY (`out` has an fd, or `c` is in use); -PTRIO_ECANCELED. */
 PTRIO_NODISCARD int ptrio_open_tcp_stream(void *self, ptrio_tcp_connect *c,
                                           ptrio_stream *out, const char *host,
                                           int port);

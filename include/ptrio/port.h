@@ -6,7 +6,8 @@
  * --with-port=cortex-m or --with-port=riscv, it is the build's default
  * backend: ptrio_run works unchanged. Its state is the hardware's: one
  * clock per core, set up once by the board's start-up code (the
- * ptrio_*_use_* calls below) before the first loop runs.
+ * ptrio_*_use_* calls below) before the first loop runs; a loop run
+ * before that fails with -PTRIO_ENOBACKEND (the backend's open).
  */
 #ifndef PTRIO_PORT_H
 #define PTRIO_PORT_H

@@ -48,7 +48,8 @@ static inline bool ptrio_event_is_set(const ptrio_event *e)
 void ptrio_event_set(ptrio_event *e);
 
 /* Waits until the event is set: awaitable checkpoint (also when it is set
- * already). Errors: -PTRIO_ECANCELED, -PTRIO_ENOTASK. */
+ * already). Errors: -PTRIO_ECANCELED, -PTRIO_EINVAL (NULL),
+ * -PTRIO_ENOTASK. */
 PTRIO_NODISCARD int ptrio_event_wait(void *self, ptrio_event *e);
 
 /* Tasks waiting (Trio's statistics().tasks_waiting). */
@@ -66,15 +67,17 @@ typedef struct ptrio_lock {
 
 /* Acquires the lock: awaitable checkpoint. Errors: -PTRIO_ECANCELED,
  * -PTRIO_EBROKEN (the holder exited holding it), -PTRIO_EDEADLK (the
- * caller holds it already), -PTRIO_ENOTASK. */
+ * caller holds it already), -PTRIO_EINVAL (NULL), -PTRIO_ENOTASK. */
 PTRIO_NODISCARD int ptrio_lock_acquire(void *self, ptrio_lock *lk);
 
 /* Acquires the lock if it is free and nobody waits. Returns 0, or
- * -PTRIO_EWOULDBLOCK, -PTRIO_EBROKEN, -PTRIO_EDEADLK, -PTRIO_ENOTASK. */
+ * -PTRIO_EWOULDBLOCK, -PTRIO_EBROKEN, -PTRIO_EDEADLK, -PTRIO_EINVAL
+ * (NULL), -PTRIO_ENOTASK. */
 int ptrio_lock_acquire_nowait(ptrio_lock *lk);
 
 /* Releases the lock: the first waiter, if any, holds it now. Returns 0, or
- * -PTRIO_EPERM when the caller does not hold it, -PTRIO_ENOTASK. */
+ * -PTRIO_EPERM when the caller does not hold it, -PTRIO_EINVAL (NULL),
+ * -PTRIO_ENOTASK. */
 int ptrio_lock_release(ptrio_lock *lk);
 
 /* Whether the lock is held (a broken lock counts as held: it can never be
@@ -107,24 +110,28 @@ typedef struct ptrio_semaphore {
     unsigned max;
 } ptrio_semaphore;
 
+/* A static initialiser: `value` tokens, maximum `max` (0: none). */
 #define PTRIO_SEMAPHORE_INIT(value, max) {{NULL}, (value), (max)}
 
 /* Sets the initial value and the maximum (0: none). Returns 0, or
- * -PTRIO_EINVAL when value > max > 0, -PTRIO_EBUSY while tasks wait. */
+ * -PTRIO_EINVAL when value > max > 0 (or NULL), -PTRIO_EBUSY while tasks
+ * wait. */
 int ptrio_semaphore_init(ptrio_semaphore *s, unsigned value, unsigned max);
 
 /* Decrements the value, waiting while it is 0: awaitable checkpoint.
- * Errors: -PTRIO_ECANCELED, -PTRIO_ENOTASK. */
+ * Errors: -PTRIO_ECANCELED, -PTRIO_EINVAL (NULL), -PTRIO_ENOTASK. */
 PTRIO_NODISCARD int ptrio_semaphore_acquire(void *self, ptrio_semaphore *s);
 
-/* Decrements the value if it is not 0. Returns 0 or -PTRIO_EWOULDBLOCK. */
+/* Decrements the value if it is not 0. Returns 0, -PTRIO_EWOULDBLOCK, or
+ * -PTRIO_EINVAL (NULL). */
 int ptrio_semaphore_acquire_nowait(ptrio_semaphore *s);
 
 /* Wakes the first waiter, or increments the value. Returns 0, or
  * -PTRIO_EOVERFLOW when the value is at its maximum (Trio's "released too
- * many times"), or at UINT_MAX. */
+ * many times"), or at UINT_MAX; -PTRIO_EINVAL (NULL). */
 int ptrio_semaphore_release(ptrio_semaphore *s);
 
+/* The current value, and the maximum (0: none). */
 static inline unsigned ptrio_semaphore_value(const ptrio_semaphore *s)
 {
     return s->value;
@@ -162,6 +169,7 @@ struct ptrio_limiter {
     unsigned total, borrowed;
 };
 
+/* A static initialiser: `total` tokens (PTRIO_LIMITER_INF: no limit). */
 #define PTRIO_LIMITER_INIT(total) {{NULL}, NULL, (total), 0}
 
 /* Prepares a limiter with `total` tokens (PTRIO_LIMITER_INF: no limit). */
@@ -169,7 +177,8 @@ void ptrio_limiter_init(ptrio_limiter *lim, unsigned total);
 
 /* Borrows a token for the calling task, recorded in `tok`: awaitable
  * checkpoint. Errors: -PTRIO_ECANCELED, -PTRIO_EDEADLK (the task borrows
- * one already), -PTRIO_EBUSY (`tok` is in use), -PTRIO_ENOTASK. */
+ * one already), -PTRIO_EBUSY (`tok` is in use), -PTRIO_EINVAL (a NULL
+ * limiter or token), -PTRIO_ENOTASK. */
 PTRIO_NODISCARD int ptrio_limiter_acquire(void *self, ptrio_limiter *lim,
                                           ptrio_limiter_token *tok);
 
@@ -181,7 +190,8 @@ PTRIO_NODISCARD int ptrio_limiter_acquire_on_behalf_of(
 
 /* Borrows a token if one is free and nobody waits. Returns 0, or
  * -PTRIO_EWOULDBLOCK, -PTRIO_EDEADLK, -PTRIO_EBUSY, -PTRIO_ENOTASK (no
- * task to borrow for), -PTRIO_EINVAL (a NULL limiter, token or borrower). */
+ * task to borrow for: not the _on_behalf_of form), -PTRIO_EINVAL (a NULL
+ * limiter, token or borrower). */
 int ptrio_limiter_acquire_nowait(ptrio_limiter *lim,
                                  ptrio_limiter_token *tok);
 int ptrio_limiter_acquire_on_behalf_of_nowait(ptrio_limiter *lim,
@@ -196,6 +206,7 @@ int ptrio_limiter_release(ptrio_limiter *lim, ptrio_limiter_token *tok);
  * smaller one lets the current borrowers finish. Not a checkpoint. */
 void ptrio_limiter_set_total(ptrio_limiter *lim, unsigned total);
 
+/* The total, and the tokens borrowed now. */
 static inline unsigned ptrio_limiter_total(const ptrio_limiter *lim)
 {
     return lim->total;
@@ -217,6 +228,7 @@ unsigned ptrio_limiter_waiting(const ptrio_limiter *lim);
 ptrio_limiter_token *ptrio_limiter_next(const ptrio_limiter *lim,
                                         const ptrio_limiter_token *tok);
 
+/* Who holds `tok`: the task, or acquire_on_behalf_of's borrower. */
 static inline const void *ptrio_limiter_borrower(
     const ptrio_limiter_token *tok)
 {
@@ -231,6 +243,7 @@ typedef struct ptrio_condition {
     ptrio_lock *lock;
 } ptrio_condition;
 
+/* A static initialiser: the condition bound to `lock` (a ptrio_lock *). */
 #define PTRIO_CONDITION_INIT(lock) {{NULL}, (lock)}
 
 /* Binds the condition to `lock`. Returns 0, or -PTRIO_EINVAL (NULL),
@@ -238,7 +251,9 @@ typedef struct ptrio_condition {
  * awaited (a notified waiter takes that one again). */
 int ptrio_condition_init(ptrio_condition *c, ptrio_lock *lock);
 
-/* The lock's operations, through the condition. */
+/* The lock's operations, through the condition: as ptrio_lock_acquire,
+ * _acquire_nowait, _release and _locked, with their errors, and
+ * -PTRIO_EINVAL for a condition without a lock (NULL, or never bound). */
 PTRIO_NODISCARD int ptrio_condition_acquire(void *self, ptrio_condition *c);
 int ptrio_condition_acquire_nowait(ptrio_condition *c);
 int ptrio_condition_release(ptrio_condition *c);
@@ -258,7 +273,8 @@ typedef struct ptrio_condition_waiter {
  * returns, also when it fails (Trio: cancellation waits for the lock).
  * Awaitable checkpoint. Errors: -PTRIO_EPERM (the caller does not hold
  * the lock; nothing done), -PTRIO_ECANCELED, -PTRIO_EBROKEN (the lock
- * broke meanwhile: then it is not held), -PTRIO_EINVAL, -PTRIO_EBUSY (`w`
+ * broke meanwhile: then it is not held), -PTRIO_EINVAL (NULL `w`, or a
+ * condition without a lock), -PTRIO_EBUSY (`w`
  * is in use), -PTRIO_ENOTASK, -PTRIO_EMISUSE (an earlier await's
  * PTRIO_PENDING was dropped); refused so, it does nothing. */
 PTRIO_NODISCARD int ptrio_condition_wait(void *self, ptrio_condition *c,
@@ -266,7 +282,8 @@ PTRIO_NODISCARD int ptrio_condition_wait(void *self, ptrio_condition *c,
 
 /* Wakes up to `n` waiters (all: notify_all), in order; each then waits for
  * the lock. The caller must hold the lock. Returns how many it woke, or
- * -PTRIO_EPERM. Not a checkpoint. */
+ * -PTRIO_EPERM (the caller does not hold it), -PTRIO_EINVAL (a condition
+ * without a lock). Not a checkpoint. */
 int ptrio_condition_notify(ptrio_condition *c, unsigned n);
 int ptrio_condition_notify_all(ptrio_condition *c);
 

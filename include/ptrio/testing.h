@@ -44,7 +44,8 @@ int ptrio_mock_clock_jump(ptrio_mock_clock *c, ptrio_time d);
 
 /* Autojump: once every task has been blocked for `threshold` of the
  * backend's (real) time, the clock jumps to the next deadline; 0 jumps at
- * once, PTRIO_TIME_INF never (the default). Trio's autojump_threshold;
+ * once (as does a negative one), PTRIO_TIME_INF never (the default).
+ * Trio's autojump_threshold;
  * unlike Trio, with no deadline at all the loop simply waits (for I/O, a
  * source or a deadlock) instead of spinning. */
 void ptrio_mock_clock_set_autojump(ptrio_mock_clock *c, ptrio_time threshold);
