@@ -568,6 +568,53 @@ START_TEST(test_close_while_another_loop_calls)
 }
 END_TEST
 
+/* ---- a scope changed from a thread with no loop --------------------- */
+
+struct offloop {
+    ptrio_frame fr;
+    ptrio_scope sc;
+    int rc_deadline, slept_rc, shielded;
+};
+
+static void *change_scope(void *arg)
+{
+    struct offloop *o = arg;
+    ptrio_cancel(&o->sc);
+    o->rc_deadline = ptrio_scope_set_deadline(&o->sc, 0);
+    ptrio_scope_set_shield(&o->sc, true);
+    return NULL;
+}
+
+static int offloop(ptrio_frame *fr)
+{
+    struct offloop *o = PTRIO_SELF(fr, struct offloop);
+    pthread_t th;
+    PTRIO_BEGIN(o);
+    PTRIO_MOVE_ON_AFTER(o, &o->sc, PTRIO_MS(200)) {
+        ck_assert_int_eq(pthread_create(&th, NULL, change_scope, o), 0);
+        ck_assert_int_eq(pthread_join(th, NULL), 0);
+        o->shielded = ptrio_scope_shield(&o->sc);
+        PTRIO_TRY(o, o->slept_rc, ptrio_sleep(o, PTRIO_MS(5)));
+    }
+    PTRIO_END(o);
+}
+
+/* An open scope belongs to its loop's thread: cancelling it, moving its
+ * deadline or shielding it from a thread with no loop is refused (the
+ * scope is unchanged, the deadline call says -PTRIO_ENOTASK; a trap in
+ * debug builds), where it used to race the loop and lose the cancel. */
+START_TEST(test_scope_changed_off_the_loop_thread)
+{
+    static struct offloop o;
+    memset(&o, 0, sizeof o);
+    ck_assert_int_eq(run_io(offloop, &o), 0);
+    ck_assert_int_eq(o.rc_deadline, -PTRIO_ENOTASK);
+    ck_assert(!o.shielded);
+    ck_assert_int_eq(o.slept_rc, 0);            /* not cancelled */
+    ck_assert(!ptrio_cancel_called(&o.sc));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("thread/" TEST_BACKEND_NAME);
@@ -584,6 +631,7 @@ int main(void)
     tcase_add_misuse_test(tc, test_job_in_use);
     tcase_add_test(tc, test_virtual_clock_unsupported);
     tcase_add_test(tc, test_close_while_another_loop_calls);
+    tcase_add_misuse_test(tc, test_scope_changed_off_the_loop_thread);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

@@ -283,12 +283,24 @@ static void set_why(ptrio_scope *sc, unsigned kind, const void *why)
  * inside a region already cancelled takes that region's reason, as Trio's
  * inner scopes inherit theirs: the cancellation its tasks see came first
  * from there. */
+/* An open scope belongs to the loop running on its thread: changed from
+ * a thread with no loop (a worker, a signal handler's raiser thread), it
+ * would race the loop's own writes and lose the change. Refused there. */
+static int off_loop(const ptrio_scope *sc)
+{
+    if (!(sc->flags & PTRIO__SCOPE_OPEN) || ptrio__loop)
+        return 0;
+    MISUSE("changing an open scope off its loop's thread (wake the loop "
+           "with a ptrio_signal and change it there)");
+    return 1;
+}
+
 void ptrio__cancel_why(ptrio_scope *sc, unsigned kind, const void *why)
 {
     const ptrio_scope *from;
     const ptrio_task *task;
 
-    if (!sc || (sc->flags & PTRIO__SCOPE_CALLED))
+    if (!sc || (sc->flags & PTRIO__SCOPE_CALLED) || off_loop(sc))
         return;
     sc->flags |= PTRIO__SCOPE_CALLED;
     set_why(sc, kind, why);
@@ -426,6 +438,8 @@ int ptrio_scope_set_deadline(ptrio_scope *sc, ptrio_time deadline)
 {
     if (!sc)
         return -PTRIO_EINVAL;
+    if (off_loop(sc))
+        return -PTRIO_ENOTASK;
     if (sc->flags & PTRIO__SCOPE_LAZY)
         lazy_forget(ptrio__loop, sc, 0);
     sc->flags &= (uint32_t)~PTRIO__SCOPE_RELATIVE;
@@ -452,8 +466,11 @@ ptrio_time ptrio_scope_deadline(const ptrio_scope *sc)
 
     if (!sc || !(sc->flags & PTRIO__SCOPE_DEADLINE))
         return PTRIO_TIME_INF;
-    if (sc->flags & PTRIO__SCOPE_LAZY)
+    if (sc->flags & PTRIO__SCOPE_LAZY) {
+        if (off_loop(sc))
+            return PTRIO_TIME_INF;      /* only its loop can arm it */
         ptrio__arm_lazy(ptrio__loop);
+    }
     if (sc->flags & PTRIO__SCOPE_RELATIVE)
         relative_to_absolute((ptrio_scope *)sc);    /* not a visible change */
     return ptrio__timer_when(&sc->timer);
@@ -461,7 +478,7 @@ ptrio_time ptrio_scope_deadline(const ptrio_scope *sc)
 
 void ptrio_scope_set_shield(ptrio_scope *sc, bool shield)
 {
-    if (!sc)
+    if (!sc || off_loop(sc))
         return;
     if (shield) {
         sc->flags |= PTRIO__SCOPE_SHIELD;
