@@ -1565,6 +1565,13 @@ START_TEST(test_raise_ecanceled_inside)
 }
 END_TEST
 
+/* A report sink for no loop: nothing done, no crash. */
+START_TEST(test_report_for_null_loop)
+{
+    ptrio_loop_set_report(NULL, NULL, NULL);
+}
+END_TEST
+
 /* ---- 9. misuse messages name the user's line (debug builds) ---------- */
 
 #ifdef PTRIO_DEBUG
@@ -1683,6 +1690,7 @@ int main(void)
     tcase_add_misuse_test(tc, test_check_around_start);
     tcase_add_misuse_test(tc, test_dropped_start_in_closed_scope);
     tcase_add_misuse_test(tc, test_raise_return_pending);
+    tcase_add_misuse_test(tc, test_report_for_null_loop);
     tcase_add_misuse_test(tc, test_c_return_in_nursery);
     tcase_add_misuse_test(tc, test_c_return_in_scope);
     tcase_add_misuse_test(tc, test_goto_out_of_inner_scope);

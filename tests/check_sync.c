@@ -2249,6 +2249,19 @@ START_TEST(test_lim_null_borrower)
 }
 END_TEST
 
+/* NULL objects to the calls that return nothing: no crash, nothing done
+ * (a trap in debug builds). */
+START_TEST(test_null_setters)
+{
+    ptrio_chan_stats st = {0};
+    static ptrio_chan ch;
+    ptrio_limiter_set_total(NULL, 3);
+    ptrio_chan_statistics(NULL, &st);
+    ck_assert_uint_eq(st.capacity, 0);
+    ptrio_chan_statistics(&ch, NULL);
+}
+END_TEST
+
 /* Trio: RuntimeError "must hold the lock to wait" / "to notify". */
 START_TEST(test_cond_wait_unheld)
 {
@@ -2345,6 +2358,7 @@ int main(void)
     tcase_add_misuse_test(tc, test_cond_uninit);
     tcase_add_misuse_test(tc, test_cond_wait_dropped);
     tcase_add_misuse_test(tc, test_cond_rebind_held);
+    tcase_add_misuse_test(tc, test_null_setters);
     tcase_add_test(tc, test_sync_outside_task);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);

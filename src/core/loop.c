@@ -105,6 +105,10 @@ int ptrio_loop_use_backend(ptrio_loop *loop, const ptrio_backend *backend)
 
 void ptrio_loop_set_report(ptrio_loop *loop, ptrio_report_fn fn, void *ctx)
 {
+    if (!loop) {
+        MISUSE("a report sink for a NULL loop");
+        return;
+    }
     loop->report = fn;
     loop->report_ctx = ctx;
     loop->reporter = fn ? &ptrio__reporting : NULL;

@@ -352,6 +352,10 @@ int ptrio_chan_rx_close(ptrio_chan_rx *end)
 
 void ptrio_chan_statistics(const ptrio_chan *ch, ptrio_chan_stats *out)
 {
+    if (!ch || !out) {
+        SYNC_MISUSE("channel statistics of NULL, or into NULL");
+        return;
+    }
     out->used = ch->count;
     out->capacity = ch->cap;
     out->peak = ch->peak;

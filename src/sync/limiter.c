@@ -188,6 +188,10 @@ int ptrio_limiter_release(ptrio_limiter *lim, ptrio_limiter_token *tok)
 
 void ptrio_limiter_set_total(ptrio_limiter *lim, unsigned total)
 {
+    if (!lim) {
+        SYNC_MISUSE("a NULL limiter");
+        return;
+    }
     lim->total = total;
     wake_waiters(lim);
 }
