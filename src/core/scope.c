@@ -279,10 +279,6 @@ static void set_why(ptrio_scope *sc, unsigned kind, const void *why)
     sc->why = why;
 }
 
-/* Cancels `sc` for a reason: the first one stays. A scope cancelled
- * inside a region already cancelled takes that region's reason, as Trio's
- * inner scopes inherit theirs: the cancellation its tasks see came first
- * from there. */
 /* An open scope belongs to the loop running on its thread: changed from
  * a thread with no loop (a worker, a signal handler's raiser thread), it
  * would race the loop's own writes and lose the change. Refused there. */
@@ -295,6 +291,10 @@ static int off_loop(const ptrio_scope *sc)
     return 1;
 }
 
+/* Cancels `sc` for a reason: the first one stays. A scope cancelled
+ * inside a region already cancelled takes that region's reason, as Trio's
+ * inner scopes inherit theirs: the cancellation its tasks see came first
+ * from there. */
 void ptrio__cancel_why(ptrio_scope *sc, unsigned kind, const void *why)
 {
     const ptrio_scope *from;
