@@ -47,8 +47,8 @@
 enum { J_IDLE = 0, J_QUEUED, J_RUNNING, J_DONE };
 
 /* A worker slot's life: NONE (free), LIVE, EXITED (ended, to be joined
- * by the quiesce that stopped it). */
-enum { W_FREE = 0, W_LIVE, W_EXITED };
+ * by a quiesce), JOINING (one quiesce joins it: no other may). */
+enum { W_FREE = 0, W_LIVE, W_EXITED, W_JOINING };
 
 typedef struct worker {
     ptrio_thread_job *job;      /* attached job; NULL once detached */
@@ -68,7 +68,8 @@ static struct {
     ptrio_thread_job *head, *tail;  /* queued jobs */
     unsigned queued, alive, idle, busy;
     unsigned attached;              /* calls queued or running, awaited */
-    int stop, quiescing;            /* idle workers: end now */
+    int stop;                       /* idle workers: end now */
+    unsigned quiescing;             /* closes waiting for them to end */
     worker slot[PTRIO_CONF_THREADS];
 } pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER,
           .gone = PTHREAD_COND_INITIALIZER};
@@ -220,7 +221,7 @@ static int maybe_spawn(void)
  * it returns). */
 void ptrio__thread_quiesce(void)
 {
-    pthread_t th[PTRIO_CONF_THREADS];
+    unsigned taken[PTRIO_CONF_THREADS];
     unsigned i, n = 0;
 
     pthread_mutex_lock(&pool.mu);
@@ -229,24 +230,27 @@ void ptrio__thread_quiesce(void)
         return;
     }
     pool.stop = 1;      /* also for the busy ones, when they are done */
-    pool.quiescing = 1;
+    pool.quiescing++;
     pthread_cond_broadcast(&pool.work);
     /* Until the idle ones (or those just started) are gone, or a call of
      * another loop came meanwhile (it reset `stop`): idle workers then
      * stay, and would keep this loop's close for their 10 s timeout. */
     while (pool.alive > pool.busy && pool.stop)
         pthread_cond_wait(&pool.gone, &pool.mu);
-    pool.quiescing = 0;
+    pool.quiescing--;
+    /* Loops closing at once each join the workers they take here, so no
+     * thread is joined twice. */
     for (i = 0; i < PTRIO_CONF_THREADS; i++)
-        if (pool.slot[i].life == W_EXITED)
-            th[n++] = pool.slot[i].th;
+        if (pool.slot[i].life == W_EXITED) {
+            pool.slot[i].life = W_JOINING;
+            taken[n++] = i;
+        }
     pthread_mutex_unlock(&pool.mu);
     for (i = 0; i < n; i++)
-        pthread_join(th[i], NULL);
+        pthread_join(pool.slot[taken[i]].th, NULL);
     pthread_mutex_lock(&pool.mu);
-    for (i = 0; i < PTRIO_CONF_THREADS; i++)
-        if (pool.slot[i].life == W_EXITED)
-            pool.slot[i].life = W_FREE;
+    for (i = 0; i < n; i++)
+        pool.slot[taken[i]].life = W_FREE;
     pthread_mutex_unlock(&pool.mu);
 }
 
