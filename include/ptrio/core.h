@@ -683,7 +683,9 @@ PTRIO_NODISCARD int ptrio__scope_close(ptrio_frame *fr, ptrio_scope *sc);
  * block has not opened yet it is dropped when the block opens. Call it on
  * the scope's loop's thread: from a thread with no loop an open scope is
  * left as it is (a trap in debug builds); raise a ptrio_signal instead.
- * The same holds for the deadline and shield setters below. */
+ * The same holds for the deadline and shield setters below. (A task of
+ * another loop, on another thread, is not detected: a scope does not know
+ * its loop.) */
 void ptrio_cancel(ptrio_scope *sc);
 
 /* ptrio_cancel with a reason, a static text that ptrio_cancel_source and
@@ -735,7 +737,7 @@ int ptrio_scope_set_deadline(ptrio_scope *sc, ptrio_time deadline);
 
 /* Sets the deadline to now + d (saturating; PTRIO_TIME_INF clears it).
  * Returns 0. Errors: -PTRIO_EINVAL (d < 0, NULL), -PTRIO_EOVERFLOW (d
- * beyond 2^62 ns). */
+ * beyond 2^62 ns), -PTRIO_ENOTASK (as ptrio_scope_set_deadline). */
 int ptrio_scope_set_timeout(ptrio_scope *sc, ptrio_time d);
 
 /* The scope's deadline (PTRIO_TIME_INF: none; also for an open relative
@@ -748,9 +750,10 @@ void ptrio_scope_set_shield(ptrio_scope *sc, bool shield);
 /* Whether the scope is shielded. */
 bool ptrio_scope_shield(const ptrio_scope *sc);
 
-/* Whether the scope was cancelled (by ptrio_cancel or its deadline). An
- * open scope whose deadline the clock has passed is cancelled by the call,
- * as in Trio, before the loop would fire the deadline. */
+/* Whether the scope was cancelled (by ptrio_cancel or its deadline). Asked
+ * by the task that opened it, an open scope whose deadline the clock has
+ * passed is cancelled by the call, as in Trio, before the loop would fire
+ * the deadline. */
 bool ptrio_cancel_called(const ptrio_scope *sc);
 
 /* Whether the scope's block caught the cancellation it produced. */

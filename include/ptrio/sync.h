@@ -248,7 +248,9 @@ typedef struct ptrio_condition {
 
 /* Binds the condition to `lock`. Returns 0, or -PTRIO_EINVAL (NULL),
  * -PTRIO_EBUSY while tasks wait, or while the lock it had is held or
- * awaited (a notified waiter takes that one again). */
+ * awaited (a notified waiter takes that one again). Rebind only a
+ * condition no wait is in: a waiter cancelled but not yet resumed is in
+ * neither queue, and would take the new lock. */
 int ptrio_condition_init(ptrio_condition *c, ptrio_lock *lock);
 
 /* The lock's operations, through the condition: as ptrio_lock_acquire,

@@ -194,8 +194,8 @@ void ptrio__abort_all(ptrio_loop *l)
  * step spent before its first checkpoint. Until armed, the scope holds the
  * duration as its key and the loop counts such scopes; they all belong to
  * the running task (the end of its step arms them), so arming walks its
- * scope stack. A loop with a clock of the program's own (a mock clock,
- * which can jump inside a step) arms at entry instead.
+ * scope stack. A loop with a clock of the program's own
+ * (ptrio_loop_use_clock, which can jump inside a step) arms at entry.
  */
 
 /* `sc` stops waiting to be armed: LAZY gives way to `now` (TIMER,
@@ -287,7 +287,7 @@ static int off_loop(const ptrio_scope *sc)
     if (!(sc->flags & PTRIO__SCOPE_OPEN) || ptrio__loop)
         return 0;
     MISUSE("changing an open scope off its loop's thread (wake the loop "
-           "with a ptrio_signal and change it there)");
+           "and change it from one of its tasks)");
     return 1;
 }
 
@@ -500,8 +500,8 @@ bool ptrio_scope_shield(const ptrio_scope *sc)
 }
 
 /* An open scope whose deadline the clock has passed is cancelled when
- * asked, as in Trio, before the loop's next pass fires it: code that
- * polls cancel_called between checkpoints sees its deadline. */
+ * its task asks, as in Trio, before the loop's next pass fires it: code
+ * that polls cancel_called between checkpoints sees its deadline. */
 static NOINLINE void deadline_passed(ptrio_scope *sc)
 {
     if (ptrio_scope_deadline(sc) <= ptrio__now(ptrio__loop))
@@ -512,10 +512,12 @@ bool ptrio_cancel_called(const ptrio_scope *sc)
 {
     if (!sc)
         return false;
+    /* Only the task that opened it asks its own loop's clock: a scope of
+     * another loop (another thread's) must not be cancelled from here. */
     if ((sc->flags & (PTRIO__SCOPE_OPEN | PTRIO__SCOPE_DEADLINE |
                       PTRIO__SCOPE_CALLED)) ==
             (PTRIO__SCOPE_OPEN | PTRIO__SCOPE_DEADLINE) &&
-        ptrio__loop)
+        ptrio__loop && sc->task == ptrio__loop->current)
         deadline_passed((ptrio_scope *)sc);
     return (sc->flags & PTRIO__SCOPE_CALLED) != 0;
 }
@@ -642,9 +644,9 @@ static NOINLINE int open_after_slow(ptrio_frame *fr, ptrio_scope *sc,
         return rc;
     if (d == 0 || d == PTRIO_TIME_INF)
         return ptrio__scope_open(fr, sc, exit, d ? d : ptrio_now(), flags);
-    /* A clock of the program's own (a mock clock) may move inside a step,
-     * where arming at the first suspension would count from a later
-     * time: the deadline is fixed at entry, as in Trio. */
+    /* A clock of the program's own (ptrio_loop_use_clock) may move
+     * inside a step, where arming at the first suspension would count
+     * from a later time: the deadline is fixed at entry, as in Trio. */
     if (ptrio__loop->clock)
         return ptrio__scope_open(fr, sc, exit,
                                  ptrio__add_time(ptrio_now(), d), flags);
