@@ -1,7 +1,7 @@
 """samples/happy_eyeballs: open_tcp_stream to a name with three addresses
 where the first two never answer. The Python twin of happy_eyeballs.c:
-both print the same lines (but for the measured times: tests/twins:
-measured seconds).
+both print the same lines, but for the measured times
+(tests/twins: measured seconds).
 """
 import socket as stdsocket
 import time
