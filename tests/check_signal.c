@@ -666,13 +666,7 @@ START_TEST(test_two_loops_share_a_signal)
     }
     ck_assert_int_eq(f[0].got + f[1].got + ptrio_signal_take(&S),
                      share_raises);
-    /* and the two did compete for the one wait (not under valgrind, which
-     * runs one thread at a time and may leave a loop no turn at all) */
-    if (!RUNNING_ON_VALGRIND) {
-        ck_assert_int_gt(__atomic_load_n(&f[0].waits, __ATOMIC_RELAXED), 0);
-        ck_assert_int_gt(__atomic_load_n(&f[1].waits, __ATOMIC_RELAXED), 0);
-        ck_assert_int_gt(f[0].busy + f[1].busy, 0);
-    }
+
 }
 END_TEST
 
