@@ -326,10 +326,12 @@ PTRIO_NODISCARD int ptrio_start_soon_named(ptrio_nursery *n, ptrio_task *t,
 /* Starts a task and waits until it calls ptrio_started: awaitable. Until
  * then the child runs under the caller's cancel scopes, and its failure is
  * the caller's; then it moves into the nursery. `*value` (may be NULL)
- * receives started()'s value. Errors: those of start_soon (-PTRIO_EBUSY
- * also when `t` is the caller's task), -PTRIO_ENOSTART (child returned
- * without calling started), the child's failure, -PTRIO_ECANCELED (the
- * caller was cancelled before the child called started). */
+ * receives started()'s value as the child calls it, also when the start
+ * then fails (its starter cancelled meanwhile). Errors: those of
+ * start_soon (-PTRIO_EBUSY also when `t` is the caller's task),
+ * -PTRIO_ENOSTART (child returned without calling started), the child's
+ * failure, -PTRIO_ECANCELED (the caller was cancelled before the child
+ * called started). */
 PTRIO_NODISCARD int ptrio_start_named(void *self, ptrio_nursery *n,
                                       ptrio_task *t, ptrio_fn fn, void *frame,
                                       void **value, const char *name);
