@@ -5,9 +5,10 @@
  * where RV32 reads mtime and writes mtimecmp in two halves. They never
  * move it back: the other tests' clocks stay monotonic.
  *
- * Time here is QEMU's, which follows the host's: every upper bound is
- * loose (a second), there to catch a wait that sleeps for a whole wrap of
- * the low word (429 s) or forever, not to time the port. */
+ * Time here is QEMU's virtual time (-icount: it follows the instructions
+ * run and warps over a WFI). Every upper bound is loose (a second), there
+ * to catch a wait that sleeps a whole wrap of the low word (429 s) or
+ * forever, not to time the port. */
 #include <stdlib.h>
 
 #include <check.h>
