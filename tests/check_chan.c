@@ -160,6 +160,7 @@ static int t553_main(ptrio_frame *fr)
         PTRIO_AWAIT(f, ptrio_chan_recv(f, &f->rx, &f->v));
     }
     EXPECT(ptrio_cancelled_caught(&f->sc));
+    ev("timeout", "");
     f->v = 553;
     PTRIO_AWAIT(f, ptrio_chan_send(f, &f->tx, &f->v));
     f->v = 0;
@@ -173,6 +174,7 @@ START_TEST(test_553)
 {
     static struct chan_main m;
     RUN_MAIN(t553_main, m, 0);
+    ck_assert_str_eq(L.buf, "timeout@10000");
 }
 END_TEST
 

@@ -672,6 +672,128 @@ START_TEST(test_owned_lot_break_itself)
 }
 END_TEST
 
+struct breaker_main {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[1];
+    struct owner o;
+    ptrio_owned_lot ol;
+    int rc;
+};
+
+static int registration_main(ptrio_frame *fr)
+{
+    struct breaker_main *f = PTRIO_SELF(fr, struct breaker_main);
+    PTRIO_BEGIN(f);
+    /* Giving up a lot nobody owns does nothing (Trio: RuntimeError). */
+    EXPECT(ptrio_lot_set_owner(&f->ol, NULL) == 0);
+    EXPECT(ptrio_lot_owner(&f->ol) == NULL);
+    EXPECT(ptrio_current_loop()->lot_owners == NULL);
+    /* Owning it twice is owning it once: one give-up ends it. */
+    EXPECT(ptrio_lot_set_owner(&f->ol, ptrio_current_task()) == 0);
+    EXPECT(ptrio_lot_set_owner(&f->ol, ptrio_current_task()) == 0);
+    EXPECT(ptrio_current_loop()->lot_owners == &f->ol);
+    EXPECT(f->ol.next == NULL);
+    EXPECT(ptrio_lot_set_owner(&f->ol, NULL) == 0);
+    EXPECT(ptrio_lot_owner(&f->ol) == NULL);
+    EXPECT(ptrio_current_loop()->lot_owners == NULL);
+    EXPECT(ptrio_lot_set_owner(&f->ol, NULL) == 0);
+    EXPECT(!ptrio_lot_broken(&f->ol.lot));
+    /* A broken lot may take an owner; the owner's exit leaves it broken,
+     * with no owner. */
+    ptrio_lot_break(&f->ol.lot);
+    PTRIO_NURSERY(f, &f->n) {
+        f->o = (struct owner){.name = "o", .nlots = 1, .lots = {&f->ol},
+                              .d = PTRIO_TIME_INF};
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[0], owner, &f->o));
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+        EXPECT(ptrio_lot_owner(&f->ol) == &f->t[0]);
+        EXPECT(ptrio_current_loop()->lot_owners == &f->ol);
+        EXPECT(ptrio_lot_broken(&f->ol.lot));
+        ptrio_nursery_cancel(&f->n);
+    }
+    EXPECT(ptrio_lot_broken(&f->ol.lot));
+    EXPECT(ptrio_lot_owner(&f->ol) == NULL);
+    EXPECT(ptrio_current_loop()->lot_owners == NULL);
+    PTRIO_TRY(f, f->rc, ptrio_park(f, &f->ol.lot, NULL));
+    EXPECT(f->rc == -PTRIO_EBROKEN);
+    PTRIO_END(f);
+}
+
+/* Trio test_parking_lot.py: test_parking_lot_breaker_registration (one
+ * owner per lot, and no error for giving up a lot one does not own; Trio's
+ * break_lot(task) of an exited task has no twin: ptrio_lot_break names no
+ * task) */
+START_TEST(test_parking_lot_breaker_registration)
+{
+    static struct breaker_main m;
+    reset();
+    memset(&m, 0, sizeof m);
+    ck_assert_int_eq(run_virtual(registration_main, &m, NULL), 0);
+    ck_expect_ok();
+    ck_assert_str_eq(L.buf, "o+@0");
+}
+END_TEST
+
+/* Breaks `lot` from a task of its own, and logs. */
+struct rebreaker {
+    ptrio_frame fr;
+    ptrio_lot *lot;
+};
+
+static int rebreaker(ptrio_frame *fr)
+{
+    struct rebreaker *f = PTRIO_SELF(fr, struct rebreaker);
+    PTRIO_BEGIN(f);
+    ptrio_lot_break(f->lot);
+    ev("rebreak", "");
+    PTRIO_END(f);
+}
+
+struct rebreak_main {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[2];
+    struct rebreaker b;
+    struct parker p;
+    ptrio_lot lot;
+};
+
+static int rebreak_main(ptrio_frame *fr)
+{
+    struct rebreak_main *f = PTRIO_SELF(fr, struct rebreak_main);
+    PTRIO_BEGIN(f);
+    ptrio_lot_break(&f->lot);
+    /* Another task breaks the broken lot again: allowed, still broken. */
+    PTRIO_NURSERY(f, &f->n) {
+        f->b = (struct rebreaker){.lot = &f->lot};
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[0], rebreaker, &f->b));
+    }
+    EXPECT(ptrio_lot_broken(&f->lot));
+    EXPECT(ptrio_lot_empty(&f->lot));
+    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+    /* ...and parking in it fails at once. */
+    PTRIO_NURSERY(f, &f->n) {
+        f->p = (struct parker){.name = "p", .lot = &f->lot};
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[1], parker, &f->p));
+    }
+    EXPECT(ptrio_lot_broken(&f->lot));
+    PTRIO_END(f);
+}
+
+/* Trio test_parking_lot.py: test_parking_lot_breaker_rebreak (no
+ * broken_by list: breaking again changes nothing) */
+START_TEST(test_parking_lot_breaker_rebreak)
+{
+    static struct rebreak_main m;
+    reset();
+    memset(&m, 0, sizeof m);
+    ck_assert_int_eq(run_virtual(rebreak_main, &m, NULL), 0);
+    ck_expect_ok();
+    ck_assert_str_eq(L.buf, "rebreak@0 p+@1 p!PTRIO_EBROKEN@1");
+}
+END_TEST
+
 /* ---- abort hooks -------------------------------------------------------- */
 
 /* The hook's owner records what the hook saw; `refuse` makes it say the
@@ -1236,6 +1358,8 @@ int main(void)
     tcase_add_test(tc, test_break_lot);
     tcase_add_test(tc, test_owned_lots);
     tcase_add_test(tc, test_owned_lot_break_itself);
+    tcase_add_test(tc, test_parking_lot_breaker_registration);
+    tcase_add_test(tc, test_parking_lot_breaker_rebreak);
     tcase_add_test(tc, test_park_hook);
     tcase_add_test(tc, test_slow_abort_edge_cases);
     tcase_add_test(tc, test_source_wake);

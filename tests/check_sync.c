@@ -706,7 +706,7 @@ static int lim_main(ptrio_frame *fr)
     /* No limit. */
     ptrio_limiter_init(&f->c, PTRIO_LIMITER_INF);
     EXPECT(ptrio_limiter_acquire_nowait(&f->c, &f->tok) == 0);
-    EXPECT(ptrio_limiter_available(&f->c) == PTRIO_LIMITER_INF - 1);
+    EXPECT(ptrio_limiter_available(&f->c) == PTRIO_LIMITER_INF);
     EXPECT(ptrio_limiter_release(&f->c, &f->tok) == 0);
     PTRIO_END(f);
 }
@@ -834,6 +834,93 @@ START_TEST(test_limiter_zero_under_borrower)
     struct lim_main *m = FIXTURE(struct lim_main);
     RUN_MAIN(lim_zero_main, *m, 0);
     ck_assert_str_eq(L.buf, "p1+@0 p1=0@2 p2+@3 p2!PTRIO_ECANCELED@4");
+}
+END_TEST
+
+static int lim_zero_raised_main(ptrio_frame *fr)
+{
+    struct lim_main *f = PTRIO_SELF(fr, struct lim_main);
+    PTRIO_BEGIN(f);
+    ptrio_limiter_init(&f->c, 5);
+    EXPECT(ptrio_limiter_total(&f->c) == 5);
+    PTRIO_NURSERY(f, &f->n) {
+        /* No tokens: five borrowers queue, none gets through. */
+        ptrio_limiter_set_total(&f->c, 0);
+        for (f->i = 0; f->i < 5; f->i++) {
+            start_borrower(f, f->i);
+            PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+        }
+        EXPECT(borrowers_are(&f->c, 0));
+        EXPECT(ptrio_limiter_waiting(&f->c) == 5);
+        /* Five tokens again: all five hold one at once (a hand-off). */
+        ptrio_limiter_set_total(&f->c, 5);
+        EXPECT(borrowers_are(&f->c, 0x1f));
+        EXPECT(ptrio_limiter_waiting(&f->c) == 0);
+        /* A sixth waits, and gets the first token given back. */
+        start_borrower(f, 5);
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+        EXPECT(ptrio_limiter_waiting(&f->c) == 1);
+        for (f->i = 0; f->i < 5; f->i++)
+            EXPECT(ptrio_limiter_release(&f->c, &f->b[f->i].tok) == 0);
+        EXPECT(ptrio_limiter_waiting(&f->c) == 0);
+        EXPECT(borrowers_are(&f->c, 1u << 5));
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+        EXPECT(ptrio_limiter_release(&f->c, &f->b[5].tok) == 0);
+    }
+    EXPECT(ptrio_limiter_borrowed(&f->c) == 0);
+    PTRIO_END(f);
+}
+
+/* Trio test_sync.py: test_CapacityLimiter_zero_limit_tokens (its first
+ * part: waiters queued at 0 tokens, then the total raised) */
+START_TEST(test_limiter_zero_limit_tokens)
+{
+    struct lim_main *m = FIXTURE(struct lim_main);
+    RUN_MAIN(lim_zero_raised_main, *m, 0);
+    ck_assert_str_eq(L.buf,
+        "p0+@0 p1+@1 p2+@2 p3+@3 p4+@4 p0=0@5 p1=0@5 p2=0@5 p3=0@5 p4=0@5 "
+        "p5+@5 p5=0@6");
+}
+END_TEST
+
+static int lim_inf_main(ptrio_frame *fr)
+{
+    struct lim_main *f = PTRIO_SELF(fr, struct lim_main);
+    PTRIO_BEGIN(f);
+    f->c = (ptrio_limiter)PTRIO_LIMITER_INIT(PTRIO_LIMITER_INF);
+    EXPECT(ptrio_limiter_total(&f->c) == PTRIO_LIMITER_INF);
+    EXPECT(ptrio_limiter_borrowed(&f->c) == 0);
+    EXPECT(ptrio_limiter_available(&f->c) == PTRIO_LIMITER_INF);
+    EXPECT(ptrio_limiter_acquire_nowait(&f->c, &f->tok) == 0);
+    EXPECT(ptrio_limiter_borrowed(&f->c) == 1);
+    /* No limit: as many stay available after a borrow (Trio: inf - 1 is
+     * inf). */
+    EXPECT(ptrio_limiter_available(&f->c) == PTRIO_LIMITER_INF);
+    /* Nobody ever waits. */
+    PTRIO_NURSERY(f, &f->n) {
+        for (f->i = 0; f->i < 8; f->i++)
+            start_borrower(f, f->i);
+    }
+    EXPECT(ptrio_limiter_borrowed(&f->c) == 9);
+    EXPECT(ptrio_limiter_available(&f->c) == PTRIO_LIMITER_INF);
+    EXPECT(ptrio_limiter_release(&f->c, &f->tok) == 0);
+    EXPECT(borrowers_are(&f->c, 0xff));
+    for (f->i = 0; f->i < 8; f->i++)
+        EXPECT(ptrio_limiter_release(&f->c, &f->b[f->i].tok) == 0);
+    EXPECT(ptrio_limiter_borrowed(&f->c) == 0);
+    EXPECT(ptrio_limiter_available(&f->c) == PTRIO_LIMITER_INF);
+    PTRIO_END(f);
+}
+
+/* Trio test_sync.py: test_CapacityLimiter_inf (the release of a token
+ * never borrowed is in test_lim_release_unborrowed) */
+START_TEST(test_limiter_inf)
+{
+    struct lim_main *m = FIXTURE(struct lim_main);
+    RUN_MAIN(lim_inf_main, *m, 0);
+    ck_assert_str_eq(L.buf,
+        "p0+@0 p1+@0 p2+@0 p3+@0 p4+@0 p5+@0 p6+@0 p7+@0 "
+        "p0=0@0 p1=0@0 p2=0@0 p3=0@0 p4=0@0 p5=0@0 p6=0@0 p7=0@0");
 }
 END_TEST
 
@@ -2027,6 +2114,11 @@ static int lim_twice(struct mis_main *f)
     return ptrio_limiter_acquire(f, &f->lim, &f->tok2);
 }
 
+static int lim_twice_nowait(struct mis_main *f)
+{
+    EXPECT(ptrio_limiter_acquire_nowait(&f->lim, &f->tok) == 0);
+    return ptrio_limiter_acquire_nowait(&f->lim, &f->tok2);
+}
 static int lim_token_in_use(struct mis_main *f)
 {
     static const int other;
@@ -2060,6 +2152,17 @@ static int cond_wait_unheld(struct mis_main *f)
 static int cond_notify_unheld(struct mis_main *f)
 {
     return ptrio_condition_notify_all(&f->c);
+}
+
+static int cond_notify_one_unheld(struct mis_main *f)
+{
+    return ptrio_condition_notify(&f->c, 1);
+}
+
+static int cond_reacquire_nowait(struct mis_main *f)
+{
+    EXPECT(ptrio_condition_acquire_nowait(&f->c) == 0);
+    return ptrio_condition_acquire_nowait(&f->c);
 }
 
 static int cond_uninit(struct mis_main *f)
@@ -2181,6 +2284,16 @@ START_TEST(test_lim_borrow_twice)
 }
 END_TEST
 
+/* Trio test_sync.py: test_CapacityLimiter (acquire_nowait by a task that
+ * holds a token already: RuntimeError) */
+START_TEST(test_lim_borrow_twice_nowait)
+{
+    reset();
+    ck_assert_int_eq(misuse(lim_twice_nowait), -PTRIO_EDEADLK);
+    ck_expect_ok();
+}
+END_TEST
+
 START_TEST(test_lim_token_in_use)
 {
     reset();
@@ -2275,6 +2388,24 @@ START_TEST(test_cond_notify_unheld)
 }
 END_TEST
 
+/* Trio test_sync.py: test_Condition (notify() and notify_all() without
+ * the lock: RuntimeError) */
+START_TEST(test_cond_notify_one_unheld)
+{
+    ck_assert_int_eq(misuse(cond_notify_one_unheld), -PTRIO_EPERM);
+}
+END_TEST
+
+/* Trio test_sync.py: test_Condition (acquire_nowait of a condition whose
+ * lock the task holds: RuntimeError) */
+START_TEST(test_cond_reacquire_nowait)
+{
+    reset();
+    ck_assert_int_eq(misuse(cond_reacquire_nowait), -PTRIO_EDEADLK);
+    ck_expect_ok();
+}
+END_TEST
+
 START_TEST(test_cond_uninit)
 {
     ck_assert_int_eq(misuse(cond_uninit), -PTRIO_EINVAL);
@@ -2328,6 +2459,8 @@ int main(void)
     tcase_add_test(tc, test_limiter);
     tcase_add_test(tc, test_limiter_total_tokens);
     tcase_add_test(tc, test_limiter_zero_under_borrower);
+    tcase_add_test(tc, test_limiter_zero_limit_tokens);
+    tcase_add_test(tc, test_limiter_inf);
     tcase_add_test(tc, test_condition);
     tcase_add_test(tc, test_condition_waiter_reused);
     tcase_add_test(tc, test_condition_waiter_reused_after_failure);
@@ -2349,12 +2482,15 @@ int main(void)
     tcase_add_misuse_test(tc, test_sem_released_too_many_times);
     tcase_add_misuse_test(tc, test_sem_bad_init);
     tcase_add_misuse_test(tc, test_lim_borrow_twice);
+    tcase_add_misuse_test(tc, test_lim_borrow_twice_nowait);
     tcase_add_misuse_test(tc, test_lim_token_in_use);
     tcase_add_misuse_test(tc, test_lim_awaited_token_in_use);
     tcase_add_misuse_test(tc, test_lim_release_unborrowed);
     tcase_add_misuse_test(tc, test_lim_null_borrower);
     tcase_add_misuse_test(tc, test_cond_wait_unheld);
     tcase_add_misuse_test(tc, test_cond_notify_unheld);
+    tcase_add_misuse_test(tc, test_cond_notify_one_unheld);
+    tcase_add_misuse_test(tc, test_cond_reacquire_nowait);
     tcase_add_misuse_test(tc, test_cond_uninit);
     tcase_add_misuse_test(tc, test_cond_wait_dropped);
     tcase_add_misuse_test(tc, test_cond_rebind_held);

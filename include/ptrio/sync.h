@@ -217,7 +217,8 @@ static inline unsigned ptrio_limiter_borrowed(const ptrio_limiter *lim)
     return lim->borrowed;
 }
 
-/* Tokens free now (0 while more are borrowed than the total). */
+/* Tokens free now (0 while more are borrowed than the total;
+ * PTRIO_LIMITER_INF for a limiter without limit, however many borrow). */
 unsigned ptrio_limiter_available(const ptrio_limiter *lim);
 
 /* Tasks blocked in acquire. */

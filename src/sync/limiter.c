@@ -198,6 +198,8 @@ void ptrio_limiter_set_total(ptrio_limiter *lim, unsigned total)
 
 unsigned ptrio_limiter_available(const ptrio_limiter *lim)
 {
+    if (lim->total == PTRIO_LIMITER_INF)     /* Trio: inf - n is inf */
+        return PTRIO_LIMITER_INF;
     return lim->total > lim->borrowed ? lim->total - lim->borrowed : 0;
 }
 
