@@ -224,6 +224,76 @@ START_TEST(test_mock_clock_far_times)
 }
 END_TEST
 
+/* The tick backend, giving up after 100 waits: a loop that waits again
+ * and again without its clock reaching the deadline fails, not hangs. */
+static int tick_wait_bounded(ptrio_loop *l, ptrio_time deadline)
+{
+    if (tick_waits >= 100)
+        return -PTRIO_EIO;
+    return tick_wait(l, deadline);
+}
+
+static const ptrio_backend tick_bounded_backend = {
+    "tick-bounded", NULL, NULL, tick_now, tick_wait_bounded, NULL, NULL,
+    tick_wake
+};
+
+struct mc_round {
+    ptrio_frame fr;
+    ptrio_mock_clock *c;
+    ptrio_time d, woke;
+};
+
+static int mc_round(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct mc_round, f);
+    PTRIO_AWAIT(f, ptrio_sleep(f, f->d));
+    f->woke = ptrio_now();
+    PTRIO_END(f);
+}
+
+/* A sleep time is rounded up: once the backend waited that long, the
+ * clock has reached the deadline. At twice real time, 1 ns of the clock
+ * is half a nanosecond of real time: rounded down to 0, the loop would
+ * wait 0 ns again and again (a busy loop; for ever on the virtual
+ * backend, whose time moves only by waits). Trio's
+ * deadline_to_sleep_time is exact (floats); here it is never short. */
+START_TEST(test_mock_clock_sleep_time_rounds_up)
+{
+    static const struct { uint32_t rate; ptrio_time d, real, woke; } cases[] = {
+        {2000, 1001, 501, 1002},    /* 500.5 ns of real time: 501 */
+        {2000, 1, 1, 2},
+        {3000, 2, 1, 3},            /* 0.67 ns: 1 */
+        {3, 1, 334, 1},             /* 333.3 ns: 334, not two waits */
+        {1000, PTRIO_MS(7), PTRIO_MS(7), PTRIO_MS(7)},
+    };
+    static struct mc_round f;
+    static ptrio_mock_clock c;
+    size_t i;
+
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tick_reset();
+        ptrio_mock_clock_init(&c, 0);
+        ptrio_mock_clock_set_rate(&c, cases[i].rate);
+        f = (struct mc_round){.c = &c, .d = cases[i].d};
+        ck_assert_int_eq(run_clocked(&tick_bounded_backend, &c.clock,
+                                     mc_round, &f, NULL), 0);
+        ck_assert_int_eq(tick_waits, 1);
+        ck_assert_int_eq(REAL, cases[i].real);
+        ck_assert_int_eq(f.woke, cases[i].woke);
+    }
+    /* The same contract, asked directly (the virtual backend's case). */
+    ptrio_mock_clock_init(&c, 0);
+    ptrio_mock_clock_set_rate(&c, 2000);
+    ck_assert_int_eq(sleep_time(&c, 1), 1);
+    ck_assert_int_eq(sleep_time(&c, 1001), 501);
+    ptrio_mock_clock_set_rate(&c, 4000000000u);
+    ck_assert_int_eq(sleep_time(&c, 1), 1);
+    ck_assert_int_eq(sleep_time(&c, PTRIO_MS(4)), 1);     /* 4e6 times */
+    ck_assert_int_eq(sleep_time(&c, PTRIO_MS(4) + 1), 2);
+}
+END_TEST
+
 /* Outside a run: a clock reads, jumps and refuses to go back without a
  * loop (no real time: rate 0 is all it can do). */
 START_TEST(test_mock_clock_outside_run)
@@ -3383,6 +3453,7 @@ int main(void)
     tcase_add_test(tc, test_mock_clock);
     tcase_add_test(tc, test_mock_clock_outside_run);
     tcase_add_test(tc, test_mock_clock_far_times);
+    tcase_add_test(tc, test_mock_clock_sleep_time_rounds_up);
     tcase_add_test(tc, test_mock_clock_autojump);
     tcase_add_test(tc, test_mock_clock_autojump_interference);
     tcase_add_test(tc, test_mock_clock_autojump_preset);

@@ -20,6 +20,17 @@ static ptrio_time scaled(ptrio_time x, ptrio_time mul, ptrio_time div)
     return q * mul + part;
 }
 
+/* The same, rounded up: a sleep time is never short of the deadline. */
+static ptrio_time scaled_up(ptrio_time x, ptrio_time mul, ptrio_time div)
+{
+    ptrio_time q = x / div;
+    ptrio_time part = (x % div * mul + div - 1) / div;
+
+    if (mul && q > (LATEST - part) / mul)
+        return LATEST;
+    return q * mul + part;
+}
+
 static ptrio_time add_capped(ptrio_time a, ptrio_time b)
 {
     return a > LATEST - b ? LATEST : a + b;
@@ -86,7 +97,10 @@ static ptrio_time mock_sleep_time(ptrio_clock *c, ptrio_time deadline)
         return 0;
     if (!m->rate)
         return PTRIO_TIME_INF;
-    return scaled(ahead, 1000, (ptrio_time)m->rate);
+    /* Rounded up: once that much real time passed, the clock (rounded
+     * down) reads the deadline. Rounded down, a remainder shorter than a
+     * real nanosecond (rate > 1000) would ask for waits of 0, for ever. */
+    return scaled_up(ahead, 1000, (ptrio_time)m->rate);
 }
 
 static void mock_jump_to(ptrio_clock *c, ptrio_time deadline)
