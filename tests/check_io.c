@@ -252,6 +252,108 @@ START_TEST(test_reader_and_writer_on_one_fd)
 }
 END_TEST
 
+static void drain_socket(int fd)
+{
+    static char junk[65536];
+    set_nonblock(fd);
+    while (read(fd, junk, sizeof junk) > 0)
+        ;
+}
+
+static void fill_socket(int fd);
+
+struct simul {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[2];
+    struct simul_wait {
+        ptrio_frame fr;
+        int fd, rc;
+        unsigned dir;
+    } w[2];
+    int mode, closed;
+    unsigned waiting[3];
+};
+
+static int simul_wait(ptrio_frame *fr)
+{
+    struct simul_wait *w = PTRIO_SELF(fr, struct simul_wait);
+    PTRIO_BEGIN(w);
+    if (w->dir == PTRIO_READABLE)
+        PTRIO_TRY(w, w->rc, ptrio_wait_readable(w, w->fd));
+    else
+        PTRIO_TRY(w, w->rc, ptrio_wait_writable(w, w->fd));
+    tlog_add(&L, w->dir == PTRIO_READABLE ? "r_task" : "w_task");
+    tlog_add(&L, what(w->rc));
+    PTRIO_END(w);
+}
+
+static int simul(ptrio_frame *fr)
+{
+    struct simul *m = PTRIO_SELF(fr, struct simul);
+    PTRIO_BEGIN(m);
+    fill_socket(sp[0]);
+    m->w[0] = (struct simul_wait){.fd = sp[0], .dir = PTRIO_READABLE};
+    m->w[1] = (struct simul_wait){.fd = sp[0], .dir = PTRIO_WRITABLE};
+    PTRIO_NURSERY(m, &m->n) {
+        PTRIO_CHECK(m, ptrio_start_soon(&m->n, &m->t[0], simul_wait, &m->w[0]));
+        PTRIO_CHECK(m, ptrio_start_soon(&m->n, &m->t[1], simul_wait, &m->w[1]));
+        PTRIO_AWAIT(m, ptrio_wait_all_tasks_blocked(m, 0));
+        m->waiting[0] = ptrio_fd_waiters();
+        if (m->mode == 1) {
+            m->closed = ptrio_notify_closing(sp[0]);
+        } else {
+            ck_assert_int_eq(write(sp[1], "x", 1), 1);
+            PTRIO_AWAIT(m, ptrio_wait_all_tasks_blocked(m, PTRIO_MS(5)));
+            m->waiting[1] = ptrio_fd_waiters();
+            tlog_add(&L, "drain");
+            drain_socket(sp[1]);
+            PTRIO_AWAIT(m, ptrio_wait_all_tasks_blocked(m, PTRIO_MS(5)));
+        }
+        m->waiting[2] = ptrio_fd_waiters();
+    }
+    PTRIO_END(m);
+}
+
+/* Trio: test_io.py::test_socket_simultaneous_read_write: a reader and a
+ * writer on one full socket; data wakes the reader alone (epoll re-arms
+ * the fd for the writer), draining the peer then wakes the writer. */
+START_TEST(test_socket_simultaneous_read_write)
+{
+    static struct simul M;
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+    memset(&M, 0, sizeof M);
+    ck_assert_int_eq(run_io(simul, &M), 0);
+    ck_assert_str_eq(L.buf, "r_task readable drain w_task writable");
+    ck_assert_uint_eq(M.waiting[0], 2);
+    ck_assert_uint_eq(M.waiting[1], 1);
+    ck_assert_uint_eq(M.waiting[2], 0);
+    ck_assert_uint_eq(io_loop.nfd, 0);
+    close(sp[0]);
+    close(sp[1]);
+}
+END_TEST
+
+/* Trio: test_io.py::test_interrupted_by_close: notify_closing wakes a
+ * reader and a writer on one fd, both with -PTRIO_ECLOSED
+ * (ClosedResourceError), and forgets the fd. */
+START_TEST(test_interrupted_by_close)
+{
+    static struct simul M;
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+    memset(&M, 0, sizeof M);
+    M.mode = 1;
+    ck_assert_int_eq(run_io(simul, &M), 0);
+    ck_assert_str_eq(L.buf, "r_task closed w_task closed");
+    ck_assert_int_eq(M.closed, 2);
+    ck_assert_uint_eq(M.waiting[0], 2);
+    ck_assert_uint_eq(M.waiting[2], 0);
+    ck_assert_uint_eq(io_loop.nfd, 0);
+    close(sp[0]);
+    close(sp[1]);
+}
+END_TEST
+
 /* ---- hang-up, closed fds -------------------------------------------- */
 
 struct hup {
@@ -478,6 +580,52 @@ START_TEST(test_wait_on_invalid_object)
 }
 END_TEST
 
+struct regular {
+    ptrio_frame fr;
+    ptrio_scope sc;
+    int fd, rc[2];
+    unsigned nfd;
+};
+
+static int regular(ptrio_frame *fr)
+{
+    struct regular *g = PTRIO_SELF(fr, struct regular);
+    PTRIO_BEGIN(g);
+    PTRIO_FAIL_AFTER(g, &g->sc, PTRIO_SEC(5)) {
+        PTRIO_TRY(g, g->rc[0], ptrio_wait_readable(g, g->fd));
+        PTRIO_TRY(g, g->rc[1], ptrio_wait_writable(g, g->fd));
+    }
+    g->nfd = io_loop.nfd;
+    PTRIO_END(g);
+}
+
+/* A regular file (io.h): epoll refuses it with -EPERM and registers
+ * nothing; poll and select find it ready at once, both ways (Trio's
+ * backends alike: EPERM from epoll_ctl, ready from poll/select). */
+START_TEST(test_regular_file)
+{
+    static struct regular G;
+    memset(&G, 0, sizeof G);
+    {
+        char path[] = "/tmp/ptrio-check-io-XXXXXX";
+        G.fd = mkstemp(path);
+        ck_assert_int_ge(G.fd, 0);
+        unlink(path);
+    }
+    ck_assert_int_eq(run_io(regular, &G), 0);
+    if (IO_EPOLL) {
+        ck_assert_int_eq(G.rc[0], -PTRIO_EPERM);
+        ck_assert_int_eq(G.rc[1], -PTRIO_EPERM);
+    } else {
+        ck_assert_int_eq(G.rc[0], (int)PTRIO_READABLE);
+        ck_assert_int_eq(G.rc[1], (int)PTRIO_WRITABLE);
+    }
+    ck_assert_uint_eq(G.nfd, 0);
+    ck_assert_uint_eq(io_loop.nwatch, 0);
+    close(G.fd);
+}
+END_TEST
+
 /* ---- deadlines ---------------------------------------------------- */
 
 struct timed {
@@ -509,6 +657,67 @@ START_TEST(test_wait_with_deadline)
     ck_assert_int_lt(mono_ms() - t0, 1000);
     ck_assert_uint_eq(io_loop.nwatch, 0);
     ck_assert_uint_eq(io_loop.nfd, 0);
+}
+END_TEST
+
+/* Counts the backend's waits and what they were asked to block for. */
+static int nwaits, nblocking;
+
+static void count_wait(void *ctx, ptrio_time deadline)
+{
+    (void)ctx;
+    nwaits++;
+    nblocking += deadline != PTRIO_TIME_NINF;
+}
+
+static const ptrio_hooks wait_counter = {.before_io_wait = count_wait};
+
+struct short_sleeps {
+    ptrio_frame fr;
+    ptrio_time d[3], took[3];
+    int waits[3], i;
+};
+
+static int short_sleeps(ptrio_frame *fr)
+{
+    struct short_sleeps *s = PTRIO_SELF(fr, struct short_sleeps);
+    ptrio_time t0;
+    PTRIO_BEGIN(s);
+    for (s->i = 0; s->i < 3; s->i++) {
+        nwaits = nblocking = 0;
+        s->took[s->i] = ptrio_now();
+        PTRIO_AWAIT(s, ptrio_sleep(s, s->d[s->i]));
+        t0 = s->took[s->i];
+        s->took[s->i] = ptrio_now() - t0;
+        s->waits[s->i] = nblocking;
+    }
+    PTRIO_END(s);
+}
+
+/* Deadlines closer than the backends' millisecond timeouts: 1 ns away,
+ * and 1.5 ms (a fraction of a ms) away. The timeout is rounded up, so
+ * one wait reaches the deadline: never a wait of 0 ms again and again
+ * (a busy loop), never an early return (a wait too short, then another).
+ * Nothing else wakes the loop here, so the count is exact. */
+START_TEST(test_sub_ms_deadlines_wait_once)
+{
+    static struct short_sleeps S;
+    static ptrio_instrument inst;
+    int i;
+
+    memset(&S, 0, sizeof S);
+    S.d[0] = PTRIO_NS(1);
+    S.d[1] = PTRIO_US(1500);
+    S.d[2] = PTRIO_NS(999999);
+    loop_setup(&io_loop, &TEST_BACKEND_OPS, &io_rep);
+    ck_assert_int_eq(ptrio_loop_add_instrument(&io_loop, &inst, &wait_counter,
+                                               NULL), 0);
+    ck_assert_int_eq(ptrio_loop_run(&io_loop, short_sleeps, &S), 0);
+    for (i = 0; i < 3; i++) {
+        ck_assert_msg(S.waits[i] == 1, "sleep %d: %d waits", i, S.waits[i]);
+        ck_assert_int_ge(S.took[i], S.d[i]);
+        ck_assert_int_lt(S.took[i], PTRIO_SEC(1));
+    }
 }
 END_TEST
 
@@ -635,6 +844,39 @@ START_TEST(test_many_fds_and_fd_setsize)
     ck_assert_int_eq(over + woke, MANY);
     if (IO_SELECT)
         ck_assert_int_gt(over, 0);
+}
+END_TEST
+
+/* select with every fd below FD_SETSIZE taken before the run: its own
+ * wake fd would be out of the set, so the run fails at once with
+ * -PTRIO_EFDLIMIT (no main task runs) and leaks nothing; once fds are
+ * free again, a run works. */
+START_TEST(test_select_wake_fd_over_setsize)
+{
+    int *held, n = 0, i, next = -1, first_out;
+
+    if (!IO_SELECT)
+        return;
+    want_fds(FD_SETSIZE + 64);
+    held = calloc(FD_SETSIZE, sizeof *held);
+    ck_assert_ptr_nonnull(held);
+    while (n < FD_SETSIZE && (next = dup(fds[0])) >= 0 && next < FD_SETSIZE)
+        held[n++] = next;
+    ck_assert_int_ge(next, FD_SETSIZE);     /* the first one out of it */
+    first_out = next;
+    close(next);
+    P = (struct pair){.mode = 0};
+    ck_assert_int_eq(run_io(pair, &P), -PTRIO_EFDLIMIT);
+    ck_assert_str_eq(L.buf, "");            /* main never ran */
+    next = dup(fds[0]);                     /* the same number: no leak */
+    ck_assert_int_eq(next, first_out);
+    close(next);
+    for (i = 0; i < n; i++)
+        close(held[i]);
+    free(held);
+    P = (struct pair){.mode = 0};
+    ck_assert_int_eq(run_io(pair, &P), 0);
+    ck_assert_str_eq(L.buf, "wait write readable");
 }
 END_TEST
 
@@ -958,14 +1200,19 @@ int main(void)
     tcase_add_test(tc, test_second_waiter_and_bad_fd);
     tcase_add_misuse_test(tc, test_virtual_has_no_fd_waits);
     tcase_add_test(tc, test_reader_and_writer_on_one_fd);
+    tcase_add_test(tc, test_socket_simultaneous_read_write);
+    tcase_add_test(tc, test_interrupted_by_close);
     tcase_add_test(tc, test_hangup_wakes_reader);
     tcase_add_test(tc, test_fd_closed_under_waiter);
     tcase_add_test(tc, test_can_survive_unnotified_close);
     tcase_add_test(tc, test_wait_on_invalid_object);
+    tcase_add_test(tc, test_regular_file);
     tcase_add_test(tc, test_wait_with_deadline);
+    tcase_add_test(tc, test_sub_ms_deadlines_wait_once);
     tcase_add_test(tc, test_eintr_is_retried);
     tcase_add_test(tc, test_many_fds_and_fd_setsize);
     tcase_add_test(tc, test_poll_cap);
+    tcase_add_test(tc, test_select_wake_fd_over_setsize);
     tcase_add_test(tc, test_wake_outside_run_is_noop);
     tcase_add_test(tc, test_wake_from_thread);
     tcase_add_test(tc, test_wake_from_signal_handler);
