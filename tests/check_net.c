@@ -1,20 +1,24 @@
 /* tests/check_net.c: streams, listeners, serve_tcp, name resolution and
- * open_tcp_stream with happy eyeballs, over loopback (127.0.0.x) only.
- * Built once per backend. Ports are always 0 (the kernel picks one, read
- * back), so parallel runs never collide. Every test runs under a 20 s
- * FAIL_AFTER; the real-time waits are tens of ms, but for the SYN
- * retransmit of the "accepts late" case (1 s). Clients that need many fds
- * or their own fd limit run in a forked child with plain blocking
- * sockets, which also makes them independent of the code under test. */
+ * open_tcp_stream with happy eyeballs, over loopback (127.0.0.x, ::1)
+ * only. Built once per backend. Ports are always picked by the kernel
+ * (0, read back), so parallel runs never collide. Every test runs under a
+ * 20 s FAIL_AFTER; the real-time waits are tens of ms, but for the
+ * default happy-eyeballs delay (250 ms) and the SYN retransmits that
+ * three cases wait for (about 1 s each: accepts late, custom delay, slow
+ * fail). Clients that need many fds or their own fd limit run in a forked
+ * child with plain blocking sockets, which also makes them independent of
+ * the code under test. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "iotest.h"
@@ -1541,9 +1545,9 @@ END_TEST
  * resets a connection before it is accepted; the rest go to the system.
  * (The library's accept4, or accept, binds to this one.) */
 static int fake_aborts;
+static const int *fake_script;  /* test_accept_errors' */
 
 #ifdef HAVE_ACCEPT4
-#include <sys/syscall.h>
 /* Declared with glibc's transparent union under _GNU_SOURCE, a type that
  * no definition can repeat: ISO C calls the two incompatible, the ABI does
  * not (the union is passed as its pointer). */
@@ -1554,6 +1558,10 @@ int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
     if (fake_aborts > 0) {
         fake_aborts--;
         errno = ECONNABORTED;
+        return -1;
+    }
+    if (fake_script && *fake_script && *fake_script++ > 0) {
+        errno = fake_script[-1];
         return -1;
     }
     return (int)syscall(SYS_accept4, fd, addr, len, flags);
@@ -1924,6 +1932,969 @@ START_TEST(test_send_after_send_eof_is_closed)
 }
 END_TEST
 
+/* ---- more of Trio's open_tcp_stream scenarios ------------------------ */
+
+/* Trio's fake network gives each address a time to connect or fail, on a
+ * mock clock. Here an address is a listener (connects at once), a closed
+ * port (refused at once) or a dead listener (never answers); delays are
+ * scaled down and times are real, so bounds are [expected, 1 s). */
+
+static struct sockaddr_in6 fake_sa6[MAXADDR];
+
+/* An IPv6 entry for the fake resolver, after the IPv4 ones of fake_add. */
+static void fake_add6(const char *ip, int p)
+{
+    struct sockaddr_in6 *a = &fake_sa6[fake_n];
+    struct addrinfo *ai = &fake_ai[fake_n];
+    memset(a, 0, sizeof *a);
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons((uint16_t)p);
+    ck_assert_int_eq(inet_pton(AF_INET6, ip, &a->sin6_addr), 1);
+    memset(ai, 0, sizeof *ai);
+    ai->ai_family = AF_INET6;
+    ai->ai_socktype = SOCK_STREAM;
+    ai->ai_addr = (struct sockaddr *)a;
+    ai->ai_addrlen = sizeof *a;
+    if (fake_n)
+        fake_ai[fake_n - 1].ai_next = ai;
+    fake_n++;
+}
+
+/* The one address stops listening while the connect hangs: the
+ * retransmitted SYN (about 1 s after the first) is refused. */
+struct slow_fail {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[2];
+    struct he h;
+    struct unlisten {
+        ptrio_frame fr;
+        struct dead *d;
+    } u;
+};
+
+static int unlisten(ptrio_frame *fr)
+{
+    struct unlisten *u = PTRIO_SELF(fr, struct unlisten);
+    PTRIO_BEGIN(u);
+    PTRIO_AWAIT(u, ptrio_sleep(u, PTRIO_MS(100)));
+    dead_close(u->d);
+    PTRIO_END(u);
+}
+
+static int slow_fail(ptrio_frame *fr)
+{
+    struct slow_fail *s = PTRIO_SELF(fr, struct slow_fail);
+    PTRIO_BEGIN(s);
+    PTRIO_NURSERY(s, &s->n) {
+        PTRIO_CHECK(s, ptrio_start_soon(&s->n, &s->t[0], unlisten, &s->u));
+        PTRIO_CHECK(s, ptrio_start_soon(&s->n, &s->t[1], he, &s->h));
+    }
+    PTRIO_END(s);
+}
+
+/* Trio: test_highlevel_open_tcp_stream.py::test_one_host_slow_fail: the
+ * one attempt fails late; its error is the connect's, when it comes. */
+START_TEST(test_happy_eyeballs_one_host_slow_fail)
+{
+    static struct slow_fail S;
+    static struct dead D;
+    int fds0;
+    dead_open(&D, "127.0.0.2");
+    fake_n = 0;
+    fake_add("127.0.0.2", ptrio_listener_port(&D.ls));
+    memset(&S, 0, sizeof S);
+    S.u.d = &D;
+    S.h.limit = PTRIO_SEC(10);
+    fds0 = count_fds() - 3;     /* the dead listener's, closed meanwhile */
+    ck_assert_int_eq(run_io(slow_fail, &S), 0);
+    ck_assert_int_eq(S.h.rc, -PTRIO_ECONNREFUSED);
+    ck_assert_int_eq(ptrio_tcp_connect_attempts(&S.h.c), 1);
+    ck_assert_int_eq(S.h.c.failures, 1);
+    ck_assert_int_ge(S.h.ms, 100);
+    ck_assert_int_lt(S.h.ms, 4000);
+    ck_assert_int_eq(count_fds(), fds0);
+}
+END_TEST
+
+/* Trio: test_highlevel_open_tcp_stream.py::test_early_success: the
+ * second address connects while the first still hangs; it wins, and the
+ * third address is never tried. */
+START_TEST(test_happy_eyeballs_early_success)
+{
+    static struct he H;
+    static struct dead D;
+    ptrio_listener l[2];
+    int fds0;
+
+    memset(l, 0, sizeof l);
+    dead_open(&D, "127.0.0.2");
+    ck_assert_int_eq(ptrio_tcp_listen(&l[0], "127.0.0.1", 0, 0), 0);
+    ck_assert_int_eq(ptrio_tcp_listen(&l[1], "127.0.0.3", 0, 0), 0);
+    fake_n = 0;
+    fake_add("127.0.0.2", ptrio_listener_port(&D.ls));
+    fake_add("127.0.0.1", ptrio_listener_port(&l[0]));
+    fake_add("127.0.0.3", ptrio_listener_port(&l[1]));
+    fds0 = count_fds();
+    memset(&H, 0, sizeof H);
+    H.delay = PTRIO_MS(50);
+    ck_assert_int_eq(run_io(he, &H), 0);
+    ck_assert_int_eq(H.rc, 0);
+    ck_assert_int_eq(H.winner_port, ptrio_listener_port(&l[0]));
+    ck_assert_int_eq(ptrio_tcp_connect_attempts(&H.c), 2);
+    ck_assert_int_ge(H.ms, 50);
+    ck_assert_int_lt(H.ms, 1000);
+    ck_assert_int_eq(count_fds(), fds0);
+    ptrio_listener_close(&l[0]);
+    ptrio_listener_close(&l[1]);
+    dead_close(&D);
+}
+END_TEST
+
+/* Trio: test_highlevel_open_tcp_stream.py::test_none_default (and
+ * test_basic_fallthrough's default delay): a delay of 0 (Trio: None)
+ * means the default 250 ms, also after another delay was set. */
+START_TEST(test_happy_eyeballs_default_delay)
+{
+    static struct he H;
+    static struct dead D;
+    ptrio_listener l;
+
+    memset(&l, 0, sizeof l);
+    dead_open(&D, "127.0.0.2");
+    ck_assert_int_eq(ptrio_tcp_listen(&l, "127.0.0.1", 0, 0), 0);
+    fake_n = 0;
+    fake_add("127.0.0.2", ptrio_listener_port(&D.ls));
+    fake_add("127.0.0.1", ptrio_listener_port(&l));
+    memset(&H, 0, sizeof H);
+    ptrio_tcp_connect_set_delay(&H.c, PTRIO_SEC(5));
+    ptrio_tcp_connect_set_delay(&H.c, 0);
+    ck_assert_int_eq(run_io(he, &H), 0);
+    ck_assert_int_eq(H.rc, 0);
+    ck_assert_int_eq(H.winner_port, ptrio_listener_port(&l));
+    ck_assert_int_eq(ptrio_tcp_connect_attempts(&H.c), 2);
+    ck_assert_int_ge(H.ms, 250);
+    ck_assert_int_lt(H.ms, 1000);
+    ptrio_listener_close(&l);
+    dead_close(&D);
+}
+END_TEST
+
+/* Trio: test_highlevel_open_tcp_stream.py::test_custom_errors_expedite:
+ * two refused addresses each start the next attempt at once; the third
+ * hangs, so the fourth starts one delay (100 ms) later, and wins. */
+START_TEST(test_happy_eyeballs_errors_expedite)
+{
+    static struct he H;
+    static struct dead D;
+    ptrio_listener l;
+    int fds0;
+
+    memset(&l, 0, sizeof l);
+    dead_open(&D, "127.0.0.2");
+    ck_assert_int_eq(ptrio_tcp_listen(&l, "127.0.0.1", 0, 0), 0);
+    fake_n = 0;
+    fake_add("127.0.0.1", closed_port("127.0.0.1"));
+    fake_add("127.0.0.3", closed_port("127.0.0.3"));
+    fake_add("127.0.0.2", ptrio_listener_port(&D.ls));
+    fake_add("127.0.0.1", ptrio_listener_port(&l));
+    fds0 = count_fds();
+    memset(&H, 0, sizeof H);
+    H.delay = PTRIO_MS(100);
+    ck_assert_int_eq(run_io(he, &H), 0);
+    ck_assert_int_eq(H.rc, 0);
+    ck_assert_int_eq(H.winner_port, ptrio_listener_port(&l));
+    ck_assert_int_eq(ptrio_tcp_connect_attempts(&H.c), 4);
+    ck_assert_int_eq(H.c.failures, 2);
+    ck_assert_int_ge(H.ms, 100);
+    ck_assert_int_lt(H.ms, 1000);
+    ck_assert_int_eq(count_fds(), fds0);
+    ptrio_listener_close(&l);
+    dead_close(&D);
+}
+END_TEST
+
+/* Trio: test_highlevel_open_tcp_stream.py::test_custom_delay: with a
+ * delay longer than the first address takes to connect (it accepts late:
+ * about 1 s, the SYN retransmit), the first one wins and the second is
+ * never tried. */
+START_TEST(test_happy_eyeballs_custom_delay)
+{
+    static struct late_accept A;
+    static struct dead D;
+    ptrio_listener l;
+
+    memset(&l, 0, sizeof l);
+    dead_open(&D, "127.0.0.2");
+    ck_assert_int_eq(ptrio_tcp_listen(&l, "127.0.0.1", 0, 0), 0);
+    fake_n = 0;
+    fake_add("127.0.0.2", ptrio_listener_port(&D.ls));
+    fake_add("127.0.0.1", ptrio_listener_port(&l));
+    memset(&A, 0, sizeof A);
+    A.a.d = &D;
+    A.h.limit = PTRIO_SEC(10);
+    A.h.delay = PTRIO_SEC(4);
+    ck_assert_int_eq(run_io(late_accept, &A), 0);
+    ck_assert_int_eq(A.h.rc, 0);
+    ck_assert_int_eq(A.h.winner_port, ptrio_listener_port(&D.ls));
+    ck_assert_int_eq(ptrio_tcp_connect_attempts(&A.h.c), 1);
+    ck_assert_int_ge(A.h.ms, 100);
+    ck_assert_int_lt(A.h.ms, 4000);
+    ptrio_listener_close(&l);
+    dead_close(&D);
+}
+END_TEST
+
+/* Trio: test_highlevel_open_tcp_stream.py::test_does_reorder and
+ * test_reorder_for_rfc_6555_section_5_4: the first address of the other
+ * family is tried second (so ::1 wins over the IPv4 listener listed
+ * before it); a list whose first two already differ is left alone. */
+START_TEST(test_happy_eyeballs_does_reorder)
+{
+    static struct he H;
+    static struct dead D;
+    ptrio_listener l4, l6;
+    int round;
+
+    memset(&l4, 0, sizeof l4);
+    memset(&l6, 0, sizeof l6);
+    dead_open(&D, "127.0.0.2");
+    ck_assert_int_eq(ptrio_tcp_listen(&l4, "127.0.0.1", 0, 0), 0);
+    ck_assert_int_eq(ptrio_tcp_listen(&l6, "::1", 0, 0), 0);
+    for (round = 0; round < 2; round++) {
+        fake_n = 0;
+        fake_add("127.0.0.2", ptrio_listener_port(&D.ls));
+        if (round == 0) {           /* 4 4 6: the 6 moves up */
+            fake_add("127.0.0.1", ptrio_listener_port(&l4));
+            fake_add6("::1", ptrio_listener_port(&l6));
+        } else {                    /* 4 6 4: as it is */
+            fake_add6("::1", ptrio_listener_port(&l6));
+            fake_add("127.0.0.1", ptrio_listener_port(&l4));
+        }
+        memset(&H, 0, sizeof H);
+        H.delay = PTRIO_MS(50);
+        ck_assert_int_eq(run_io(he, &H), 0);
+        ck_assert_int_eq(H.rc, 0);
+        ck_assert_int_eq(H.peer.sin_family, AF_INET6);
+        ck_assert_int_eq(H.winner_port, ptrio_listener_port(&l6));
+        ck_assert_int_eq(ptrio_tcp_connect_attempts(&H.c), 2);
+        ck_assert_int_ge(H.ms, 50);
+        ck_assert_int_lt(H.ms, 1000);
+    }
+    ptrio_listener_close(&l4);
+    ptrio_listener_close(&l6);
+    dead_close(&D);
+}
+END_TEST
+
+/* Trio: test_highlevel_open_tcp_stream.py::test_cancel: four addresses
+ * that never answer, all started (20 ms apart), then the caller's
+ * deadline: -ECANCELED, every socket is closed and
+ * no wait is left. */
+START_TEST(test_happy_eyeballs_cancel)
+{
+    static struct he H;
+    static struct dead D[2];
+    int fds0, i;
+
+    dead_open(&D[0], "127.0.0.2");
+    dead_open(&D[1], "127.0.0.3");
+    fake_n = 0;
+    for (i = 0; i < 4; i++)
+        fake_add(i & 1 ? "127.0.0.3" : "127.0.0.2",
+                 ptrio_listener_port(&D[i & 1].ls));
+    fds0 = count_fds();
+    memset(&H, 0, sizeof H);
+    H.delay = PTRIO_MS(20);
+    H.limit = PTRIO_MS(200);
+    ck_assert_int_eq(run_io(he, &H), 0);
+    ck_assert_int_eq(H.rc, -PTRIO_ECANCELED);
+    ck_assert(ptrio_cancel_called(&H.sc));
+    ck_assert_int_eq(ptrio_tcp_connect_attempts(&H.c), 4);
+    ck_assert_int_eq(H.c.failures, 0);
+    ck_assert_int_ge(H.ms, 200);
+    ck_assert_int_lt(H.ms, 1000);
+    ck_assert_int_eq(count_fds(), fds0);
+    dead_close(&D[0]);
+    dead_close(&D[1]);
+}
+END_TEST
+
+struct bad_args {
+    ptrio_frame fr;
+    ptrio_tcp_connect c;
+    ptrio_stream s;
+    ptrio_listener ls;
+    int rc[6];
+};
+
+static int bad_args(ptrio_frame *fr)
+{
+    struct bad_args *b = PTRIO_SELF(fr, struct bad_args);
+    PTRIO_BEGIN(b);
+    PTRIO_TRY(b, b->rc[0], ptrio_open_tcp_stream(b, &b->c, &b->s, NULL, 80));
+    PTRIO_TRY(b, b->rc[1], ptrio_open_tcp_stream(b, &b->c, &b->s,
+                                                 "127.0.0.1", 0));
+    PTRIO_TRY(b, b->rc[2], ptrio_open_tcp_stream(b, &b->c, &b->s,
+                                                 "127.0.0.1", -1));
+    PTRIO_TRY(b, b->rc[3], ptrio_open_tcp_stream(b, &b->c, &b->s,
+                                                 "127.0.0.1", 65536));
+    b->rc[4] = ptrio_tcp_listen(&b->ls, "127.0.0.1", -1, 0);
+    b->rc[5] = ptrio_tcp_listen(&b->ls, "127.0.0.1", 65536, 0);
+    PTRIO_END(b);
+}
+
+/* Trio: test_highlevel_open_tcp_stream.py::test_open_tcp_stream_input_
+ * validation and test_highlevel_open_tcp_listeners.py::test_open_tcp_
+ * listeners_port_checking: no host, or a port out of range, is
+ * -PTRIO_EINVAL (ValueError / TypeError), with no attempt and no fd. */
+START_TEST(test_connect_and_listen_input_validation)
+{
+    static struct bad_args B;
+    int fds0 = count_fds(), i;
+    memset(&B, 0, sizeof B);
+    ck_assert_int_eq(run_io(bad_args, &B), 0);
+    for (i = 0; i < 6; i++)
+        ck_assert_msg(B.rc[i] == -PTRIO_EINVAL, "case %d: %s", i,
+                      ptrio_errname(B.rc[i]));
+    ck_assert_int_eq(ptrio_tcp_connect_attempts(&B.c), 0);
+    ck_assert_int_eq(ptrio_stream_fd(&B.s), -1);
+    ck_assert_int_eq(ptrio_listener_fd(&B.ls), -1);
+    ck_assert_int_eq(count_fds(), fds0);
+}
+END_TEST
+
+/* ---- listeners: names, closed listeners, backlog, IPv6 ----------------- */
+
+static int same_addr(const struct sockaddr_storage *a,
+                     const struct sockaddr_storage *b)
+{
+    const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+    return x->sin_family == AF_INET && y->sin_family == AF_INET &&
+           x->sin_port == y->sin_port &&
+           x->sin_addr.s_addr == y->sin_addr.s_addr;
+}
+
+struct names {
+    ptrio_frame fr;
+    ptrio_listener ls;
+    ptrio_tcp_connect c;
+    ptrio_stream in, out, tcp;
+    int client, nodelay[3], rc_dgram, dgram;
+    struct sockaddr_storage lname, sname, speer, cname;
+};
+
+static int nodelay_of(int fd)
+{
+    int v = -1;
+    socklen_t len = sizeof v;
+    ck_assert_int_eq(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &len), 0);
+    return v != 0;
+}
+
+static int names(ptrio_frame *fr)
+{
+    struct names *n = PTRIO_SELF(fr, struct names);
+    socklen_t len;
+    PTRIO_BEGIN(n);
+    PTRIO_CHECK(n, ptrio_tcp_listen(&n->ls, "127.0.0.1", 0, 0));
+    n->client = dial("127.0.0.1", ptrio_listener_port(&n->ls));
+    ck_assert_int_ge(n->client, 0);
+    PTRIO_AWAIT(n, ptrio_listener_accept(n, &n->ls, &n->in));
+    len = sizeof n->lname;
+    getsockname(ptrio_listener_fd(&n->ls), (struct sockaddr *)&n->lname, &len);
+    len = sizeof n->sname;
+    getsockname(ptrio_stream_fd(&n->in), (struct sockaddr *)&n->sname, &len);
+    len = sizeof n->speer;
+    getpeername(ptrio_stream_fd(&n->in), (struct sockaddr *)&n->speer, &len);
+    len = sizeof n->cname;
+    getsockname(n->client, (struct sockaddr *)&n->cname, &len);
+    n->nodelay[0] = nodelay_of(ptrio_stream_fd(&n->in));
+    /* A TCP fd wrapped by hand, and a connect's stream. */
+    PTRIO_CHECK(n, ptrio_stream_open(&n->tcp, n->client));
+    n->client = -1;
+    n->nodelay[1] = nodelay_of(ptrio_stream_fd(&n->tcp));
+    PTRIO_AWAIT(n, ptrio_open_tcp_stream(n, &n->c, &n->out, "127.0.0.1",
+                                         ptrio_listener_port(&n->ls)));
+    n->nodelay[2] = nodelay_of(ptrio_stream_fd(&n->out));
+    /* Not a stream socket. */
+    n->dgram = socket(AF_INET, SOCK_DGRAM, 0);
+    ck_assert_int_ge(n->dgram, 0);
+    ptrio_stream_close(&n->tcp);
+    n->rc_dgram = ptrio_stream_open(&n->tcp, n->dgram);
+    PTRIO_FINALLY(n);
+    ptrio_stream_close(&n->in);
+    ptrio_stream_close(&n->out);
+    if (n->rc_dgram < 0 && n->dgram >= 0)
+        close(n->dgram);        /* not taken */
+    ptrio_stream_close(&n->tcp);
+    ptrio_listener_close(&n->ls);
+    if (n->client >= 0)
+        close(n->client);
+    PTRIO_END(n);
+}
+
+/* Trio: test_highlevel_socket.py::test_SocketListener (the accepted
+ * stream's names: the listener's address, the client's as peer) and
+ * test_SocketStream_basics: TCP_NODELAY is on for every TCP stream
+ * (accepted, connected, wrapped by hand); a socket that is not
+ * SOCK_STREAM is refused (-PTRIO_EINVAL: ValueError), and left to the
+ * caller. */
+START_TEST(test_listener_names_and_stream_options)
+{
+    static struct names N;
+    int fds0 = count_fds();
+    memset(&N, 0, sizeof N);
+    N.client = N.dgram = -1;
+    ck_assert_int_eq(run_io(names, &N), 0);
+    ck_assert(same_addr(&N.sname, &N.lname));
+    ck_assert(same_addr(&N.speer, &N.cname));
+    ck_assert_int_eq(N.nodelay[0], 1);
+    ck_assert_int_eq(N.nodelay[1], 1);
+    ck_assert_int_eq(N.nodelay[2], 1);
+    ck_assert_int_eq(N.rc_dgram, -PTRIO_EINVAL);
+    ck_assert_int_eq(count_fds(), fds0);
+}
+END_TEST
+
+enum { A_CLOSED, A_UNDERFOOT, A_N };
+
+struct closed_accept {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t;
+    struct bystander b;
+    ptrio_scope sc;
+    ptrio_listener ls;
+    ptrio_stream s;
+    int mode, rc, rc_cancelled;
+};
+
+static int closed_accept(ptrio_frame *fr)
+{
+    struct closed_accept *c = PTRIO_SELF(fr, struct closed_accept);
+    PTRIO_BEGIN(c);
+    PTRIO_CHECK(c, ptrio_tcp_listen(&c->ls, "127.0.0.1", 0, 0));
+    if (c->mode == A_CLOSED)
+        ptrio_listener_close(&c->ls);
+    else
+        close(ptrio_listener_fd(&c->ls));   /* behind the listener's back */
+    PTRIO_NURSERY(c, &c->n) {
+        PTRIO_CHECK(c, ptrio_start_soon(&c->n, &c->t, bystander, &c->b));
+        PTRIO_TRY(c, c->rc, ptrio_listener_accept(c, &c->ls, &c->s));
+        tlog_add(&L, "failed");
+    }
+    /* A cancel point too: in a cancelled scope it is the cancellation. */
+    PTRIO_CANCEL_SCOPE(c, &c->sc) {
+        ptrio_cancel(&c->sc);
+        PTRIO_TRY(c, c->rc_cancelled, ptrio_listener_accept(c, &c->ls, &c->s));
+    }
+    PTRIO_FINALLY(c);
+    if (c->mode == A_UNDERFOOT)
+        c->ls.fdp1 = 0;             /* its fd is closed already */
+    ptrio_listener_close(&c->ls);
+    ptrio_stream_close(&c->s);
+    PTRIO_END(c);
+}
+
+/* Trio: test_highlevel_socket.py::test_SocketListener (accept after
+ * aclose) and test_SocketListener_socket_closed_underfoot: accepting on
+ * a closed listener, or on one whose socket was closed under it (EBADF),
+ * fails with -PTRIO_ECLOSED (ClosedResourceError), and the call is a
+ * checkpoint: a schedule point (the other task runs first) and a cancel
+ * point (-PTRIO_ECANCELED in a cancelled scope). */
+START_TEST(test_accept_on_closed_listener)
+{
+    static struct closed_accept C;
+    int mode;
+    for (mode = 0; mode < A_N; mode++) {
+        tlog_clear(&L);
+        memset(&C, 0, sizeof C);
+        C.mode = mode;
+        ck_assert_int_eq(run_io(closed_accept, &C), 0);
+        ck_assert_msg(C.rc == -PTRIO_ECLOSED, "mode %d: %s", mode,
+                      ptrio_errname(C.rc));
+        ck_assert_msg(strcmp(L.buf, "other failed") == 0, "mode %d: %s",
+                      mode, L.buf);
+        ck_assert_msg(C.rc_cancelled == -PTRIO_ECANCELED, "mode %d: %s",
+                      mode, ptrio_errname(C.rc_cancelled));
+        ck_assert(ptrio_cancel_called(&C.sc));
+    }
+}
+END_TEST
+
+/* The backlog each listen() got (the library's listen binds to this). */
+static int last_backlog = -2;
+
+#ifdef SYS_listen
+int listen(int fd, int backlog)
+{
+    last_backlog = backlog;
+    return (int)syscall(SYS_listen, fd, backlog);
+}
+
+/* Trio: test_highlevel_open_tcp_listeners.py::test_open_tcp_listeners_
+ * backlog: no backlog (here <= 0) asks for 0xFFFF, which the kernel caps
+ * at its own maximum (a SOMAXCONN from a header may be below it); larger
+ * ones are capped at 0xFFFF (systems that keep it in 16 bits would wrap);
+ * others are passed as they are. */
+START_TEST(test_listen_backlog)
+{
+    static const int in[] = {0, -1, 99999999, 10, 1, 0xFFFF};
+    static const int want[] = {0xFFFF, 0xFFFF, 0xFFFF, 10, 1, 0xFFFF};
+    ptrio_listener ls;
+    unsigned i;
+
+    for (i = 0; i < sizeof in / sizeof in[0]; i++) {
+        memset(&ls, 0, sizeof ls);
+        last_backlog = -2;
+        ck_assert_int_eq(ptrio_tcp_listen(&ls, "127.0.0.1", 0, in[i]), 0);
+        ck_assert_msg(last_backlog == want[i], "backlog %d: listen got %d",
+                      in[i], last_backlog);
+        ptrio_listener_close(&ls);
+    }
+}
+END_TEST
+#endif
+
+struct v6only {
+    ptrio_frame fr;
+    ptrio_listener l6, l4;
+    struct he h;
+    struct sockaddr_in6 a6;
+    struct sockaddr_in a4;
+    int p;
+};
+
+static int v6only(ptrio_frame *fr)
+{
+    struct v6only *v = PTRIO_SELF(fr, struct v6only);
+    socklen_t len;
+    PTRIO_BEGIN(v);
+    PTRIO_CHECK(v, ptrio_tcp_listen(&v->l6, "::1", 0, 0));
+    len = sizeof v->a6;
+    ck_assert_int_eq(getsockname(ptrio_listener_fd(&v->l6),
+                                 (struct sockaddr *)&v->a6, &len), 0);
+    v->h.host = "127.0.0.1";
+    v->h.p = ptrio_listener_port(&v->l6);
+    PTRIO_CALL(v, he, &v->h);
+    /* A port picked, closed, then asked for by number on 127.0.0.1. */
+    PTRIO_CHECK(v, ptrio_tcp_listen(&v->l4, "127.0.0.1", 0, 0));
+    v->p = ptrio_listener_port(&v->l4);
+    ptrio_listener_close(&v->l4);
+    PTRIO_CHECK(v, ptrio_tcp_listen(&v->l4, "127.0.0.1", v->p, 0));
+    len = sizeof v->a4;
+    ck_assert_int_eq(getsockname(ptrio_listener_fd(&v->l4),
+                                 (struct sockaddr *)&v->a4, &len), 0);
+    PTRIO_FINALLY(v);
+    ptrio_listener_close(&v->l6);
+    ptrio_listener_close(&v->l4);
+    PTRIO_END(v);
+}
+
+/* Trio: test_highlevel_open_tcp_listeners.py::test_open_tcp_listeners_
+ * ipv6_v6only (a listener on ::1 is IPv6 only: a connect to 127.0.0.1 on
+ * its port is refused) and test_open_tcp_listeners_specific_port_
+ * specific_host (the listener has the address and port asked for). */
+START_TEST(test_listen_v6only_and_specific_port)
+{
+    static struct v6only V;
+    struct in6_addr lo6 = IN6ADDR_LOOPBACK_INIT;
+    memset(&V, 0, sizeof V);
+    ck_assert_int_eq(run_io(v6only, &V), 0);
+    ck_assert_int_eq(V.a6.sin6_family, AF_INET6);
+    ck_assert_int_eq(memcmp(&V.a6.sin6_addr, &lo6, sizeof lo6), 0);
+    ck_assert_int_eq(V.h.rc, -PTRIO_ECONNREFUSED);
+    ck_assert_int_eq(ntohs(V.a4.sin_port), V.p);
+    ck_assert_uint_eq(ntohl(V.a4.sin_addr.s_addr), INADDR_LOOPBACK);
+}
+END_TEST
+
+/* ---- Trio's generic stream checks (testing/_check_streams.py) ---------- */
+
+struct peer_closed {
+    ptrio_frame fr;
+    ptrio_listener ls;
+    ptrio_stream s;
+    int sv, rc[3], kind;
+    char buf[4];
+};
+
+static int peer_closed(ptrio_frame *fr)
+{
+    struct peer_closed *p = PTRIO_SELF(fr, struct peer_closed);
+    int sp[2], cl = -1;
+    PTRIO_BEGIN(p);
+    if (p->kind == 0) {
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+        cl = sp[0];
+        p->sv = sp[1];
+    } else {
+        PTRIO_CHECK(p, ptrio_tcp_listen(&p->ls, "127.0.0.1", 0, 0));
+        cl = dial("127.0.0.1", ptrio_listener_port(&p->ls));
+        ck_assert_int_ge(cl, 0);
+        p->sv = accept(ptrio_listener_fd(&p->ls), NULL, NULL);
+        ck_assert_int_ge(p->sv, 0);
+    }
+    ck_assert_int_eq(write(p->sv, "x", 1), 1);
+    close(p->sv);
+    usleep(10000);      /* the FIN is in */
+    p->rc[0] = ptrio_stream_open(&p->s, cl);
+    if (p->rc[0] < 0)
+        close(cl);
+    PTRIO_TRY(p, p->rc[1], ptrio_stream_receive_some(p, &p->s, p->buf, 1));
+    PTRIO_TRY(p, p->rc[2], ptrio_stream_receive_some(p, &p->s, p->buf + 1,
+                                                     1));
+    PTRIO_FINALLY(p);
+    ptrio_stream_close(&p->s);
+    ptrio_listener_close(&p->ls);
+    PTRIO_END(p);
+}
+
+/* Trio: test_highlevel_socket.py::test_socket_stream_works_when_peer_
+ * has_already_closed: wrapping a socket whose peer sent "x" and closed
+ * works (setting TCP options on it must not fail the wrap); the stream
+ * reads "x", then end of stream. Over a socket pair and over TCP. */
+START_TEST(test_stream_peer_already_closed)
+{
+    static struct peer_closed P;
+    int kind;
+    for (kind = 0; kind < 2; kind++) {
+        memset(&P, 0, sizeof P);
+        P.kind = kind;
+        ck_assert_int_eq(run_io(peer_closed, &P), 0);
+        ck_assert_int_eq(P.rc[0], 0);
+        ck_assert_int_eq(P.rc[1], 1);
+        ck_assert_int_eq(P.buf[0], 'x');
+        ck_assert_int_eq(P.rc[2], 0);
+    }
+}
+END_TEST
+
+struct one_way {
+    ptrio_frame fr;
+    ptrio_scope sc;
+    ptrio_stream s, r;
+    int sp[2], rc[12], sends;
+    char buf[128], junk[100], y;
+};
+
+static void one_way_pair(struct one_way *o)
+{
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, o->sp), 0);
+    ck_assert_int_eq(ptrio_stream_open(&o->s, o->sp[0]), 0);
+    ck_assert_int_eq(ptrio_stream_open(&o->r, o->sp[1]), 0);
+}
+
+static int one_way(ptrio_frame *fr)
+{
+    struct one_way *o = PTRIO_SELF(fr, struct one_way);
+    PTRIO_BEGIN(o);
+    one_way_pair(o);
+    /* An empty send means nothing: the next receive gets "y". */
+    PTRIO_AWAIT(o, ptrio_stream_send_all(o, &o->s, o->buf, 0));
+    PTRIO_AWAIT(o, ptrio_stream_send_all(o, &o->s, "y", 1));
+    PTRIO_AWAIT(o, ptrio_stream_receive_some(o, &o->r, o->buf, sizeof o->buf));
+    o->rc[0] = PTRIO_RESULT(o);
+    o->y = o->buf[0];
+    /* The receiver closes: sending fails, and keeps failing. */
+    ptrio_stream_close(&o->r);
+    for (o->rc[1] = 0; o->rc[1] == 0 && o->sends < 100000; o->sends++)
+        PTRIO_TRY(o, o->rc[1], ptrio_stream_send_all(o, &o->s, o->junk,
+                                                     sizeof o->junk));
+    PTRIO_TRY(o, o->rc[2], ptrio_stream_send_all(o, &o->s, o->junk,
+                                                 sizeof o->junk));
+    PTRIO_TRY(o, o->rc[3], ptrio_stream_receive_some(o, &o->r, o->buf, 4096));
+    o->rc[4] = ptrio_stream_close(&o->r) | ptrio_stream_close(&o->r);
+    /* The sender closes: sending fails as closed, even an empty send. */
+    ptrio_stream_close(&o->s);
+    PTRIO_TRY(o, o->rc[5], ptrio_stream_send_all(o, &o->s, o->junk,
+                                                 sizeof o->junk));
+    PTRIO_TRY(o, o->rc[6], ptrio_stream_send_all(o, &o->s, o->junk, 0));
+
+    /* Send, then close: the receiver gets the data, then end of stream. */
+    one_way_pair(o);
+    PTRIO_AWAIT(o, ptrio_stream_send_all(o, &o->s, "z", 1));
+    ptrio_stream_close(&o->s);
+    PTRIO_TRY(o, o->rc[7], ptrio_stream_receive_some(o, &o->r, o->buf, 1));
+    PTRIO_TRY(o, o->rc[8], ptrio_stream_receive_some(o, &o->r, o->buf + 1, 1));
+    ptrio_stream_close(&o->r);
+
+    /* In a cancelled scope both fail with the cancellation; nothing was
+     * sent, and closing afterwards is fine. */
+    one_way_pair(o);
+    PTRIO_CANCEL_SCOPE(o, &o->sc) {
+        ptrio_cancel(&o->sc);
+        PTRIO_TRY(o, o->rc[9], ptrio_stream_send_all(o, &o->s, "w", 1));
+        PTRIO_TRY(o, o->rc[10], ptrio_stream_receive_some(o, &o->r, o->buf,
+                                                          1));
+    }
+    o->rc[11] = (int)recv(o->sp[1], o->buf, 1, MSG_DONTWAIT) < 0 &&
+                (errno == EAGAIN || errno == EWOULDBLOCK);
+    PTRIO_FINALLY(o);
+    ptrio_stream_close(&o->s);
+    ptrio_stream_close(&o->r);
+    PTRIO_END(o);
+}
+
+/* Trio: testing/_check_streams.py::check_one_way_stream, over a socket
+ * pair as in test_highlevel_socket.py::test_SocketStream_generic: an
+ * empty send_all has no meaning; once the receiver closed, send_all fails
+ * (-EPIPE: BrokenResourceError) and stays failed, and the closed side's
+ * receive is -PTRIO_ECLOSED; closing twice is fine; after closing the
+ * sender, send_all is -PTRIO_ECLOSED even when empty; data sent before a
+ * close arrives, then end of stream; in a cancelled scope send_all and
+ * receive_some are cancelled and send nothing. */
+START_TEST(test_stream_check_one_way)
+{
+    static struct one_way O;
+    int fds0 = count_fds();
+    memset(&O, 0, sizeof O);
+    ck_assert_int_eq(run_io(one_way, &O), 0);
+    ck_assert_int_eq(O.rc[0], 1);
+    ck_assert_int_eq(O.y, 'y');
+    ck_assert_int_eq(O.rc[1], -PTRIO_EPIPE);
+    ck_assert_int_eq(O.rc[2], -PTRIO_EPIPE);
+    ck_assert_int_eq(O.rc[3], -PTRIO_ECLOSED);
+    ck_assert_int_eq(O.rc[4], 0);
+    ck_assert_int_eq(O.rc[5], -PTRIO_ECLOSED);
+    ck_assert_int_eq(O.rc[6], -PTRIO_ECLOSED);
+    ck_assert_int_eq(O.rc[7], 1);
+    ck_assert_int_eq(O.rc[8], 0);
+    ck_assert_int_eq(O.rc[9], -PTRIO_ECANCELED);
+    ck_assert_int_eq(O.rc[10], -PTRIO_ECANCELED);
+    ck_assert_int_eq(O.rc[11], 1);
+    ck_assert(ptrio_cancel_called(&O.sc));
+    ck_assert_int_eq(count_fds(), fds0);
+}
+END_TEST
+
+struct clogged {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t;
+    struct clog_sender {
+        ptrio_frame fr;
+        ptrio_stream *s;
+        int rc;
+    } snd;
+    struct bystander b;
+    ptrio_stream s, r;
+    int sp[2], rc_send, rc_eof, rc_eof2, i;
+    char junk[4096];
+};
+
+static int clog_sender(ptrio_frame *fr)
+{
+    struct clog_sender *c = PTRIO_SELF(fr, struct clog_sender);
+    PTRIO_BEGIN(c);
+    PTRIO_TRY(c, c->rc, ptrio_stream_send_all(c, c->s, "123", 3));
+    PTRIO_END(c);
+}
+
+static int clogged(ptrio_frame *fr)
+{
+    struct clogged *c = PTRIO_SELF(fr, struct clogged);
+    int small = 4096;
+    PTRIO_BEGIN(c);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, c->sp), 0);
+    ck_assert_int_eq(setsockopt(c->sp[0], SOL_SOCKET, SO_SNDBUF, &small,
+                                sizeof small), 0);
+    PTRIO_CHECK(c, ptrio_stream_open(&c->s, c->sp[0]));
+    PTRIO_CHECK(c, ptrio_stream_open(&c->r, c->sp[1]));
+    while (write(c->sp[0], c->junk, sizeof c->junk) > 0)
+        ;   /* full: the next send blocks */
+    c->snd.s = &c->s;
+    PTRIO_NURSERY(c, &c->n) {
+        PTRIO_CHECK(c, ptrio_start_soon(&c->n, &c->t, clog_sender, &c->snd));
+        for (c->i = 0; c->i < 5000 && ptrio_fd_waiters() == 0; c->i++)
+            PTRIO_AWAIT(c, ptrio_sleep(c, PTRIO_MS(1)));
+        ck_assert_uint_eq(ptrio_fd_waiters(), 1);
+        /* A second sender, or a half-close, while one is blocked. */
+        PTRIO_TRY(c, c->rc_send, ptrio_stream_send_all(c, &c->s, "456", 3));
+        PTRIO_TRY(c, c->rc_eof, ptrio_stream_send_eof(c, &c->s));
+        /* Closing wakes the blocked sender. */
+        ptrio_stream_close(&c->s);
+    }
+    PTRIO_FINALLY(c);
+    ptrio_stream_close(&c->s);
+    ptrio_stream_close(&c->r);
+    PTRIO_END(c);
+}
+
+/* Trio: testing/_check_streams.py, the clogged-stream cases of
+ * check_one_way_stream and check_half_closeable_stream: while a send_all
+ * is blocked, another send_all and a send_eof are -PTRIO_EBUSY
+ * (BusyResourceError), and closing the stream wakes the blocked sender
+ * with -PTRIO_ECLOSED (ClosedResourceError). */
+START_TEST(test_stream_check_clogged)
+{
+    static struct clogged C;
+    memset(&C, 0, sizeof C);
+    ck_assert_int_eq(run_io(clogged, &C), 0);
+    ck_assert_int_eq(C.rc_send, -PTRIO_EBUSY);
+    ck_assert_int_eq(C.rc_eof, -PTRIO_EBUSY);
+    ck_assert_int_eq(C.snd.rc, -PTRIO_ECLOSED);
+    ck_assert_uint_eq(io_loop.nwatch, 0);
+}
+END_TEST
+
+struct half {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[2];
+    struct bystander b[2];
+    ptrio_stream s1, s2;
+    int sp[2], rc[8];
+    char buf[8];
+};
+
+static int half(ptrio_frame *fr)
+{
+    struct half *h = PTRIO_SELF(fr, struct half);
+    PTRIO_BEGIN(h);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, h->sp), 0);
+    PTRIO_CHECK(h, ptrio_stream_open(&h->s1, h->sp[0]));
+    PTRIO_CHECK(h, ptrio_stream_open(&h->s2, h->sp[1]));
+    PTRIO_AWAIT(h, ptrio_stream_send_all(h, &h->s1, "x", 1));
+    /* send_eof is a schedule point, the first time and again. */
+    PTRIO_NURSERY(h, &h->n) {
+        PTRIO_CHECK(h, ptrio_start_soon(&h->n, &h->t[0], bystander, &h->b[0]));
+        PTRIO_TRY(h, h->rc[0], ptrio_stream_send_eof(h, &h->s1));
+        tlog_add(&L, "eof");
+    }
+    PTRIO_TRY(h, h->rc[1], ptrio_stream_receive_some(h, &h->s2, h->buf, 8));
+    PTRIO_TRY(h, h->rc[2], ptrio_stream_receive_some(h, &h->s2, h->buf + 1,
+                                                     8));
+    PTRIO_TRY(h, h->rc[3], ptrio_stream_send_all(h, &h->s1, "y", 1));
+    PTRIO_NURSERY(h, &h->n) {
+        PTRIO_CHECK(h, ptrio_start_soon(&h->n, &h->t[1], bystander, &h->b[1]));
+        PTRIO_TRY(h, h->rc[4], ptrio_stream_send_eof(h, &h->s1));
+        tlog_add(&L, "eof");
+    }
+    /* The other way still works, to its own end of stream. */
+    PTRIO_AWAIT(h, ptrio_stream_send_all(h, &h->s2, "x", 1));
+    PTRIO_AWAIT(h, ptrio_stream_send_eof(h, &h->s2));
+    PTRIO_TRY(h, h->rc[5], ptrio_stream_receive_some(h, &h->s1, h->buf + 2,
+                                                     8));
+    PTRIO_TRY(h, h->rc[6], ptrio_stream_receive_some(h, &h->s1, h->buf + 3,
+                                                     8));
+    PTRIO_FINALLY(h);
+    ptrio_stream_close(&h->s1);
+    ptrio_stream_close(&h->s2);
+    PTRIO_END(h);
+}
+
+/* Trio: testing/_check_streams.py::check_half_closeable_stream: "x" then
+ * send_eof (a checkpoint) gives the peer "x" then end of stream; sending
+ * is then -PTRIO_ECLOSED, send_eof again is fine (and a checkpoint), and
+ * the other direction works on to its own end of stream. */
+START_TEST(test_stream_check_half_closeable)
+{
+    static struct half H;
+    memset(&H, 0, sizeof H);
+    ck_assert_int_eq(run_io(half, &H), 0);
+    ck_assert_str_eq(L.buf, "other eof other eof");
+    ck_assert_int_eq(H.rc[0], 0);
+    ck_assert_int_eq(H.rc[1], 1);
+    ck_assert_int_eq(H.buf[0], 'x');
+    ck_assert_int_eq(H.rc[2], 0);
+    ck_assert_int_eq(H.rc[3], -PTRIO_ECLOSED);
+    ck_assert_int_eq(H.rc[4], 0);
+    ck_assert_int_eq(H.rc[5], 1);
+    ck_assert_int_eq(H.buf[2], 'x');
+    ck_assert_int_eq(H.rc[6], 0);
+}
+END_TEST
+
+/* The accept4 script of test_accept_errors: errnos to fail with, in
+ * order; FAKE_REAL lets one call through; 0 ends it. */
+#define FAKE_REAL (-1)
+
+struct accept_errors {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t;
+    struct ticker2 {
+        ptrio_frame fr;
+        int ticks, *done;
+    } tk;
+    ptrio_listener ls;
+    ptrio_stream s[2];
+    int client[2], rc[5], ticked[5], done, i;
+};
+
+static int ticker2(ptrio_frame *fr)
+{
+    struct ticker2 *t = PTRIO_SELF(fr, struct ticker2);
+    PTRIO_BEGIN(t);
+    while (!*t->done) {
+        t->ticks++;
+        PTRIO_YIELD(t);
+    }
+    PTRIO_END(t);
+}
+
+static int accept_errors(ptrio_frame *fr)
+{
+    struct accept_errors *a = PTRIO_SELF(fr, struct accept_errors);
+    int before;
+    PTRIO_BEGIN(a);
+    PTRIO_CHECK(a, ptrio_tcp_listen(&a->ls, "127.0.0.1", 0, 0));
+    a->client[0] = dial("127.0.0.1", ptrio_listener_port(&a->ls));
+    a->client[1] = dial("127.0.0.1", ptrio_listener_port(&a->ls));
+    ck_assert(a->client[0] >= 0 && a->client[1] >= 0);
+    a->tk.done = &a->done;
+    PTRIO_NURSERY(a, &a->n) {
+        PTRIO_CHECK(a, ptrio_start_soon(&a->n, &a->t, ticker2, &a->tk));
+        for (a->i = 0; a->i < 5; a->i++) {
+            a->ticked[a->i] = a->tk.ticks;
+            PTRIO_TRY(a, a->rc[a->i],
+                      ptrio_listener_accept(a, &a->ls,
+                                            &a->s[a->i == 0 ? 0 : 1]));
+            before = a->ticked[a->i];
+            a->ticked[a->i] = a->tk.ticks > before;
+        }
+        a->done = 1;
+    }
+    PTRIO_FINALLY(a);
+    fake_script = NULL;
+    ptrio_stream_close(&a->s[0]);
+    ptrio_stream_close(&a->s[1]);
+    ptrio_listener_close(&a->ls);
+    if (a->client[0] >= 0)
+        close(a->client[0]);
+    if (a->client[1] >= 0)
+        close(a->client[1]);
+    PTRIO_END(a);
+}
+
+/* Trio: test_highlevel_socket.py::test_SocketListener_accept_errors, its
+ * sequence: ECONNABORTED, EPERM and EPROTO are skipped and the next
+ * connection accepted; EMFILE, EFAULT and ENOBUFS are each the error of
+ * one accept; then a connection again. Every call is a schedule point. */
+START_TEST(test_accept_errors)
+{
+#ifdef HAVE_ACCEPT4
+    static const int script[] = {ECONNABORTED, EPERM, EPROTO, FAKE_REAL,
+                                 EMFILE, EFAULT, ENOBUFS, FAKE_REAL, 0};
+    static const int want[] = {0, -PTRIO_EMFILE, -PTRIO_EFAULT,
+                               -PTRIO_ENOBUFS, 0};
+    static struct accept_errors A;
+    int i;
+    memset(&A, 0, sizeof A);
+    A.client[0] = A.client[1] = -1;
+    fake_script = script;
+    ck_assert_int_eq(run_io(accept_errors, &A), 0);
+    for (i = 0; i < 5; i++) {
+        ck_assert_msg(A.rc[i] == want[i], "accept %d: %s", i,
+                      ptrio_errname(A.rc[i]));
+        ck_assert_msg(A.ticked[i], "accept %d: no schedule point", i);
+    }
+#endif
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("net/" TEST_BACKEND_NAME);
@@ -1962,6 +2933,27 @@ int main(void)
     tcase_add_test(tc, test_stream_over_regular_file);
     tcase_add_test(tc, test_streaming_both_ways);
     tcase_add_test(tc, test_ready_and_cancelled_in_one_batch);
+    tcase_add_test(tc, test_happy_eyeballs_one_host_slow_fail);
+    tcase_add_test(tc, test_happy_eyeballs_early_success);
+    tcase_add_test(tc, test_happy_eyeballs_default_delay);
+    tcase_add_test(tc, test_happy_eyeballs_errors_expedite);
+    tcase_add_test(tc, test_happy_eyeballs_custom_delay);
+    tcase_add_test(tc, test_happy_eyeballs_does_reorder);
+    tcase_add_test(tc, test_happy_eyeballs_cancel);
+    tcase_add_test(tc, test_connect_and_listen_input_validation);
+    tcase_add_test(tc, test_listener_names_and_stream_options);
+    tcase_add_test(tc, test_accept_on_closed_listener);
+#ifdef SYS_listen                   /* the test's fake listen */
+    tcase_add_test(tc, test_listen_backlog);
+#endif
+    tcase_add_test(tc, test_listen_v6only_and_specific_port);
+    tcase_add_test(tc, test_stream_peer_already_closed);
+    tcase_add_test(tc, test_stream_check_one_way);
+    tcase_add_test(tc, test_stream_check_clogged);
+    tcase_add_test(tc, test_stream_check_half_closeable);
+#ifdef HAVE_ACCEPT4                 /* the test's fake accept4 */
+    tcase_add_test(tc, test_accept_errors);
+#endif
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

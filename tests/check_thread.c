@@ -2,6 +2,7 @@
  * built once per backend. Workers block on pipes the tests control, so
  * nothing depends on timing but the short bounds on real time. */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stddef.h>
@@ -647,6 +648,181 @@ START_TEST(test_scope_changed_off_the_loop_thread)
 }
 END_TEST
 
+/* ---- the pool's limit ---------------------------------------------------- */
+
+#define NLIMIT 16       /* twice the pool's 8 workers */
+
+static int running, high_water;
+
+/* Counts the calls inside at once, then blocks at the gate. */
+static void *counted(void *arg)
+{
+    int now = __atomic_add_fetch(&running, 1, __ATOMIC_SEQ_CST), hw;
+    __atomic_add_fetch(&calls, 1, __ATOMIC_SEQ_CST);
+    hw = __atomic_load_n(&high_water, __ATOMIC_SEQ_CST);
+    while (now > hw && !__atomic_compare_exchange_n(&high_water, &hw, now, 0,
+                                                    __ATOMIC_SEQ_CST,
+                                                    __ATOMIC_SEQ_CST))
+        ;
+    gate_wait();
+    __atomic_sub_fetch(&running, 1, __ATOMIC_SEQ_CST);
+    return arg;
+}
+
+struct limited {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[NLIMIT];
+    struct lcaller {
+        ptrio_frame fr;
+        ptrio_scope sc;
+        ptrio_thread_job job;
+        void *out;
+        int rc;
+    } c[NLIMIT];
+    int cancel, i, polls, in_after_wait;
+};
+
+static int lcaller(ptrio_frame *fr)
+{
+    struct lcaller *c = PTRIO_SELF(fr, struct lcaller);
+    PTRIO_BEGIN(c);
+    PTRIO_CANCEL_SCOPE(c, &c->sc) {
+        PTRIO_TRY(c, c->rc, ptrio_run_in_thread(c, &c->job, counted,
+                                                (void *)c, &c->out));
+    }
+    PTRIO_END(c);
+}
+
+static int limited(ptrio_frame *fr)
+{
+    struct limited *l = PTRIO_SELF(fr, struct limited);
+    PTRIO_BEGIN(l);
+    PTRIO_NURSERY(l, &l->n) {
+        for (l->i = 0; l->i < NLIMIT; l->i++)
+            PTRIO_CHECK(l, ptrio_start_soon(&l->n, &l->t[l->i], lcaller,
+                                            &l->c[l->i]));
+        /* Until the pool's 8 are inside (at most about 5 s). */
+        while (__atomic_load_n(&calls, __ATOMIC_SEQ_CST) < 8) {
+            if (++l->polls > 5000)
+                PTRIO_RAISE(l, -PTRIO_ETIMEDOUT, "the workers never started");
+            PTRIO_AWAIT(l, ptrio_sleep(l, PTRIO_MS(1)));
+        }
+        if (l->cancel) {
+            /* The 8 running calls (the first 8: the queue is FIFO) are
+             * abandoned; their workers still run them. */
+            for (l->i = 0; l->i < 8; l->i++)
+                ptrio_cancel(&l->c[l->i].sc);
+        }
+        PTRIO_AWAIT(l, ptrio_sleep(l, PTRIO_MS(20)));
+        /* No one got past the limit meanwhile. */
+        l->in_after_wait = __atomic_load_n(&calls, __ATOMIC_SEQ_CST);
+        for (l->i = 0; l->i < NLIMIT; l->i++)
+            gate_open();
+    }
+    PTRIO_END(l);
+}
+
+/* Trio: test_threads.py::test_run_in_worker_thread_limiter (the default
+ * limiter, here the pool's fixed 8, with and without cancel): of 16
+ * calls, 8 run at once and the others wait; calls cancelled while they
+ * run keep their worker until fn returns (Trio: they keep their token),
+ * so none of the waiting ones starts early; in the end all 16 ran, never
+ * more than 8 at once. */
+START_TEST(test_pool_limits_concurrency)
+{
+    static struct limited Lm;
+    int cancel, i;
+
+    for (cancel = 0; cancel < 2; cancel++) {
+        memset(&Lm, 0, sizeof Lm);
+        Lm.cancel = cancel;
+        __atomic_store_n(&calls, 0, __ATOMIC_SEQ_CST);
+        __atomic_store_n(&high_water, 0, __ATOMIC_SEQ_CST);
+        ck_assert_int_eq(run_io(limited, &Lm), 0);
+        ck_assert_int_eq(Lm.in_after_wait, 8);
+        for (i = 0; i < 2000 && __atomic_load_n(&calls, __ATOMIC_SEQ_CST)
+                                    < NLIMIT; i++)
+            usleep(1000);   /* abandoned calls: the queued ones run late */
+        for (i = 0; i < 2000 && __atomic_load_n(&running, __ATOMIC_SEQ_CST);
+             i++)
+            usleep(1000);
+        ck_assert_int_eq(calls, NLIMIT);
+        ck_assert_int_eq(running, 0);
+        ck_assert_int_eq(high_water, 8);
+        for (i = 0; i < NLIMIT; i++) {
+            int want = cancel && i < 8 ? -PTRIO_ECANCELED : 0;
+            ck_assert_msg(Lm.c[i].rc == want, "cancel %d, call %d: %s",
+                          cancel, i, ptrio_errname(Lm.c[i].rc));
+            if (!want)
+                ck_assert_ptr_eq(Lm.c[i].out, &Lm.c[i]);
+        }
+    }
+    for (i = 0; i < 2000 && ptrio_thread_workers(NULL); i++)
+        usleep(1000);
+    ck_assert_uint_eq(ptrio_thread_workers(NULL), 0);
+    usleep(20000);  /* their last instructions (a detached thread's exit) */
+}
+END_TEST
+
+/* ---- no thread can be started ----------------------------------------- */
+
+static int fail_spawn;
+
+/* The library's pthread_create binds to this one: fails with EAGAIN while
+ * fail_spawn is set, else calls the real one. */
+int pthread_create(pthread_t *th, const pthread_attr_t *attr,
+                   void *(*fn)(void *), void *arg)
+{
+    static int (*real)(pthread_t *, const pthread_attr_t *,
+                       void *(*)(void *), void *);
+    if (__atomic_load_n(&fail_spawn, __ATOMIC_SEQ_CST))
+        return EAGAIN;
+    if (!real)
+        *(void **)&real = dlsym(RTLD_NEXT, "pthread_create");
+    return real(th, attr, fn, arg);
+}
+
+struct nospawn {
+    ptrio_frame fr;
+    ptrio_thread_job job;
+    void *res;
+    int rc[2];
+};
+
+static int nospawn(ptrio_frame *fr)
+{
+    struct nospawn *s = PTRIO_SELF(fr, struct nospawn);
+    PTRIO_BEGIN(s);
+    __atomic_store_n(&fail_spawn, 1, __ATOMIC_SEQ_CST);
+    s->res = (void *)&s->res;
+    PTRIO_TRY(s, s->rc[0], ptrio_run_in_thread(s, &s->job, twice,
+                                               (void *)(intptr_t)4, &s->res));
+    __atomic_store_n(&fail_spawn, 0, __ATOMIC_SEQ_CST);
+    tlog_add(&L, s->res == (void *)&s->res ? "untouched" : "written");
+    /* The job is free again, and the pool works once threads start. */
+    PTRIO_TRY(s, s->rc[1], ptrio_run_in_thread(s, &s->job, twice,
+                                               (void *)(intptr_t)4, &s->res));
+    PTRIO_END(s);
+}
+
+/* Trio: test_threads.py::test_run_in_worker_thread_fail_to_spawn: when
+ * no worker can be started, the call fails (-PTRIO_EAGAIN), fn never
+ * ran, and nothing is left held: the same job's next call runs. */
+START_TEST(test_fail_to_spawn)
+{
+    static struct nospawn S;
+    memset(&S, 0, sizeof S);
+    ck_assert_uint_eq(ptrio_thread_workers(NULL), 0);
+    ck_assert_int_eq(run_io(nospawn, &S), 0);
+    ck_assert_int_eq(S.rc[0], -PTRIO_EAGAIN);
+    ck_assert_str_eq(L.buf, "untouched");
+    ck_assert_int_eq(S.rc[1], 0);
+    ck_assert_ptr_eq(S.res, (void *)(intptr_t)8);
+    ck_assert_int_eq(calls, 1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("thread/" TEST_BACKEND_NAME);
@@ -665,6 +841,8 @@ int main(void)
     tcase_add_test(tc, test_close_while_another_loop_calls);
     tcase_add_test(tc, test_two_loops_close_at_once);
     tcase_add_misuse_test(tc, test_scope_changed_off_the_loop_thread);
+    tcase_add_test(tc, test_pool_limits_concurrency);
+    tcase_add_test(tc, test_fail_to_spawn);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

@@ -54,8 +54,10 @@ struct ptrio_stream {
  * TCP_NODELAY on a TCP socket (as Trio does); a regular file (stdin from
  * a file) is read and written without readiness waits. The stream owns fd
  * from now on. Returns 0, -PTRIO_EBADF (fd < 0, or NULL stream),
- * -PTRIO_EBUSY (the stream has an fd), or fcntl's error (-PTRIO_EBADF for
- * an fd that is not open). */
+ * -PTRIO_EBUSY (the stream has an fd), -PTRIO_EINVAL (a socket that is not
+ * SOCK_STREAM: a datagram socket is no byte stream, as Trio's
+ * SocketStream says), or fcntl's error (-PTRIO_EBADF for an fd that is not
+ * open). On failure the fd is left as it was, the caller's. */
 int ptrio_stream_open(ptrio_stream *s, int fd);
 
 /* The stream's fd, or -1. */
@@ -102,7 +104,8 @@ typedef struct ptrio_listener {
 
 /* Binds `host` (a numeric IPv4 or IPv6 address; NULL: every IPv4
  * address) and `port` (0: the system picks, see ptrio_listener_port) with
- * SO_REUSEADDR, and listens (backlog <= 0: the system's maximum). Not an
+ * SO_REUSEADDR, and listens (backlog <= 0: the system's maximum, asking
+ * for 0xFFFF as Trio does; larger ones are capped at 0xFFFF). Not an
  * await: nothing here blocks. Errors: -PTRIO_EINVAL (bad address or port),
  * -PTRIO_EBUSY (already listening), the system's (-PTRIO_EADDRINUSE...). */
 int ptrio_tcp_listen(ptrio_listener *ls, const char *host, int port,
@@ -119,8 +122,10 @@ int ptrio_listener_fd(const ptrio_listener *ls);
  * the queue are skipped, as Trio does. Returns 0. Errors: -PTRIO_EMFILE /
  * -PTRIO_ENFILE / -PTRIO_ENOBUFS / -PTRIO_ENOMEM (out of resources:
  * ptrio_serve_tcp backs off and retries), other accept errors,
- * -PTRIO_ECLOSED, -PTRIO_EBUSY (`out` has an fd, or another task
- * accepts), -PTRIO_EINVAL (NULL), -PTRIO_ECANCELED, -PTRIO_ENOTASK. */
+ * -PTRIO_ECLOSED (closed, also before the call: still a checkpoint, as
+ * in Trio; or its fd closed behind its back: EBADF), -PTRIO_EBUSY (`out`
+ * has an fd, or another task accepts), -PTRIO_EINVAL (NULL),
+ * -PTRIO_ECANCELED, -PTRIO_ENOTASK. */
 PTRIO_NODISCARD int ptrio_listener_accept(void *self, ptrio_listener *ls,
                                           ptrio_stream *out);
 

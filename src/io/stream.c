@@ -73,9 +73,13 @@ int ptrio_stream_open(ptrio_stream *s, int fd)
         return -PTRIO_EBADF;
     if (s->fdp1 > 0)
         return -PTRIO_EBUSY;
+    is_sock = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0;
+    /* Datagrams are no byte stream (Trio's SocketStream refuses them):
+     * refused before the fd is touched, so it stays the caller's. */
+    if (is_sock && type != SOCK_STREAM)
+        return -PTRIO_EINVAL;
     if ((rc = ptrio__host_set_flags(fd)) < 0)
         return rc;
-    is_sock = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0;
     if (is_sock && type == SOCK_STREAM &&
         getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
         is_tcp = ss.ss_family == AF_INET || ss.ss_family == AF_INET6;
@@ -278,6 +282,11 @@ int ptrio_stream_close(ptrio_stream *s)
 
 /* ---- listeners ------------------------------------------------------- */
 
+/* The most a listen() asks for, as Trio: the kernel caps it at its own
+ * maximum (somaxconn, which may be above the headers' SOMAXCONN), and
+ * systems that keep the backlog in 16 bits would wrap a larger one. */
+#define BACKLOG_MAX 0xFFFF
+
 int ptrio_tcp_listen(ptrio_listener *ls, const char *host, int port,
                      int backlog)
 {
@@ -312,7 +321,8 @@ int ptrio_tcp_listen(ptrio_listener *ls, const char *host, int port,
     if (ss.ss_family == AF_INET6)
         (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (bind(fd, (struct sockaddr *)&ss, len) < 0 ||
-        listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0) {
+        listen(fd, backlog > 0 && backlog < BACKLOG_MAX ? backlog
+                                                         : BACKLOG_MAX) < 0) {
         rc = -errno;
         close(fd);
         return rc;
@@ -381,8 +391,13 @@ static int accept_step(ptrio_frame *fr)
     PTRIO_BEGIN(op);
     PTRIO_CHECK(op, ptrio_checkpoint_if_cancelled(op));
     for (;;) {
-        if (!ls->fdp1)
-            PTRIO_RAISE(op, -PTRIO_ECLOSED, "listener closed");
+        if (!ls->fdp1) {
+            /* Closed before the call, or while it slept: as any failure
+             * that did not wait, a schedule point first (Trio's accept
+             * on a closed listener is a checkpoint). */
+            op->err = -PTRIO_ECLOSED;
+            break;
+        }
         fd = accept_one(ls->fdp1 - 1);
         if (fd >= 0) {
             adopt(op->buf.in, fd, 1, 1);
@@ -390,6 +405,12 @@ static int accept_step(ptrio_frame *fr)
         }
         if (errno == EINTR)
             continue;
+        if (errno == EBADF || errno == ENOTSOCK) {
+            /* Its fd was closed behind its back: Trio's listener says
+             * ClosedResourceError for these too. */
+            op->err = -PTRIO_ECLOSED;
+            break;
+        }
         if (ignorable(errno)) {
             /* As Trio's listener: the failed accept's schedule point (if
              * it never waited), then the next accept's cancel point, so
@@ -418,8 +439,6 @@ int ptrio_listener_accept(void *self, ptrio_listener *ls, ptrio_stream *out)
 {
     if (!ls || !out)
         return -PTRIO_EINVAL;
-    if (!ls->fdp1)
-        return -PTRIO_ECLOSED;
     if (out->fdp1 > 0 || !ptrio_frame_idle(&ls->acc))
         return -PTRIO_EBUSY;
     ls->acc.buf.in = out;
