@@ -1889,6 +1889,86 @@ START_TEST(test_failure_at_once_is_a_schedule_point)
 }
 END_TEST
 
+enum { C_RECV, C_SEND, C_EOF, C_SEND_EMPTY, C_N };
+
+struct closed_ops {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t;
+    struct bystander b;
+    ptrio_scope sc;
+    ptrio_stream s;
+    int mode, rc, rc_cancelled, sp[2];
+    char buf[8];
+};
+
+static int closed_op(struct closed_ops *c)
+{
+    switch (c->mode) {
+    case C_RECV:
+        return ptrio_stream_receive_some(c, &c->s, c->buf, sizeof c->buf);
+    case C_SEND:
+        return ptrio_stream_send_all(c, &c->s, "x", 1);
+    case C_EOF:
+        return ptrio_stream_send_eof(c, &c->s);
+    default:
+        return ptrio_stream_send_all(c, &c->s, "", 0);
+    }
+}
+
+/* Starts a bystander, then calls one stream operation on a stream closed
+ * before it; then the same in a cancelled scope. */
+static int closed_ops(ptrio_frame *fr)
+{
+    struct closed_ops *c = PTRIO_SELF(fr, struct closed_ops);
+    PTRIO_BEGIN(c);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, c->sp), 0);
+    PTRIO_CHECK(c, ptrio_stream_open(&c->s, c->sp[0]));
+    ptrio_stream_close(&c->s);
+    close(c->sp[1]);
+    PTRIO_NURSERY(c, &c->n) {
+        PTRIO_CHECK(c, ptrio_start_soon(&c->n, &c->t, bystander, &c->b));
+        PTRIO_TRY(c, c->rc, closed_op(c));
+        tlog_add(&L, "failed");
+    }
+    PTRIO_CANCEL_SCOPE(c, &c->sc) {
+        ptrio_cancel(&c->sc);
+        PTRIO_TRY(c, c->rc_cancelled, closed_op(c));
+    }
+    PTRIO_END(c);
+}
+
+/* Trio: SocketStream's receive_some, send_all and send_eof on a stream
+ * closed before the call: ClosedResourceError, after a checkpoint, as
+ * every call of the socket layer (_try_sync: a cancel point, the failed
+ * system call, then a schedule point; send_eof: a checkpoint first). So
+ * the other task runs first, and in a cancelled scope the call is the
+ * cancellation. Only send_all of nothing fails at once (Trio checks the
+ * socket before its checkpoint there). */
+START_TEST(test_closed_stream_ops_are_checkpoints)
+{
+    static struct closed_ops C;
+    static const char *const order[C_N] = {"other failed", "other failed",
+                                           "other failed", "failed other"};
+    static const int cancelled[C_N] = {-PTRIO_ECANCELED, -PTRIO_ECANCELED,
+                                       -PTRIO_ECANCELED, -PTRIO_ECLOSED};
+    int mode;
+
+    for (mode = 0; mode < C_N; mode++) {
+        tlog_clear(&L);
+        memset(&C, 0, sizeof C);
+        C.mode = mode;
+        ck_assert_int_eq(run_io(closed_ops, &C), 0);
+        ck_assert_msg(C.rc == -PTRIO_ECLOSED, "mode %d: %s", mode,
+                      ptrio_errname(C.rc));
+        ck_assert_msg(strcmp(L.buf, order[mode]) == 0, "mode %d: %s", mode,
+                      L.buf);
+        ck_assert_msg(C.rc_cancelled == cancelled[mode], "mode %d: %s", mode,
+                      ptrio_errname(C.rc_cancelled));
+    }
+}
+END_TEST
+
 struct after_eof {
     ptrio_frame fr;
     ptrio_stream s;
@@ -2943,6 +3023,7 @@ int main(void)
     tcase_add_test(tc, test_connect_and_listen_input_validation);
     tcase_add_test(tc, test_listener_names_and_stream_options);
     tcase_add_test(tc, test_accept_on_closed_listener);
+    tcase_add_test(tc, test_closed_stream_ops_are_checkpoints);
 #ifdef SYS_listen                   /* the test's fake listen */
     tcase_add_test(tc, test_listen_backlog);
 #endif

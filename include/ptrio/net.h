@@ -65,8 +65,8 @@ int ptrio_stream_fd(const ptrio_stream *s);
 
 /* Receives at most `max` (>= 1) bytes into `buf`: awaitable checkpoint.
  * Returns how many (> 0), or 0 at end of stream. Errors: -PTRIO_EINVAL
- * (max 0, NULL stream or buf), -PTRIO_ECLOSED (closed, also while
- * waiting), -PTRIO_EBUSY, the socket's (-PTRIO_ECONNRESET...), those of
+ * (max 0, NULL stream or buf), -PTRIO_ECLOSED (closed before the call,
+ * after the checkpoint as in Trio, or while waiting), -PTRIO_EBUSY, the socket's (-PTRIO_ECONNRESET...), those of
  * ptrio_wait_readable (-PTRIO_EFDLIMIT...), -PTRIO_ECANCELED,
  * -PTRIO_ENOTASK. */
 PTRIO_NODISCARD int ptrio_stream_receive_some(void *self, ptrio_stream *s,
@@ -74,8 +74,9 @@ PTRIO_NODISCARD int ptrio_stream_receive_some(void *self, ptrio_stream *s,
 
 /* Sends all `len` bytes: awaitable checkpoint. Returns 0. Never raises
  * SIGPIPE. Errors: -PTRIO_EPIPE / -PTRIO_ECONNRESET (the peer is gone),
- * -PTRIO_ECLOSED (closed, or after ptrio_stream_send_eof: at once, as
- * Trio), -PTRIO_EBUSY, -PTRIO_EINVAL (NULL stream, or NULL buf with len
+ * -PTRIO_ECLOSED (closed: after the checkpoint; after
+ * ptrio_stream_send_eof, or nothing to send on a closed stream: at once,
+ * as Trio), -PTRIO_EBUSY, -PTRIO_EINVAL (NULL stream, or NULL buf with len
  * > 0), those of ptrio_wait_writable, -PTRIO_ENOTASK, -PTRIO_ECANCELED
  * (then an unknown part was sent: the stream is only good for closing,
  * as in Trio). */
@@ -84,7 +85,8 @@ PTRIO_NODISCARD int ptrio_stream_send_all(void *self, ptrio_stream *s,
 
 /* Half-close: the peer's receive gets end of stream, receiving here goes
  * on. Awaitable checkpoint; idempotent; returns 0. Errors: -PTRIO_EBUSY (a
- * send is in progress), -PTRIO_ECLOSED, -PTRIO_ENOTSOCK (not a socket),
+ * send is in progress), -PTRIO_ECLOSED (after the checkpoint),
+ * -PTRIO_ENOTSOCK (not a socket),
  * -PTRIO_EINVAL (NULL), shutdown's error, -PTRIO_ECANCELED,
  * -PTRIO_ENOTASK. */
 PTRIO_NODISCARD int ptrio_stream_send_eof(void *self, ptrio_stream *s);

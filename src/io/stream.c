@@ -142,8 +142,12 @@ static int rx_step(ptrio_frame *fr)
     PTRIO_BEGIN(op);
     PTRIO_CHECK(op, ptrio_checkpoint_if_cancelled(op));
     for (;;) {
-        if (!s->fdp1)
-            PTRIO_RAISE(op, -PTRIO_ECLOSED, "stream closed");
+        if (!s->fdp1) {
+            /* Closed before the call (then, as any failure that did not
+             * wait, after a schedule point), or while it waited. */
+            op->err = -PTRIO_ECLOSED;
+            break;
+        }
         if (op->waited || !(s->flags & S_DRAINED)) {
             n = do_recv(s, op->buf.in, op->len);
             if (n >= 0) {
@@ -176,8 +180,6 @@ int ptrio_stream_receive_some(void *self, ptrio_stream *s, void *buf,
 {
     if (!s || !buf || max == 0)
         return -PTRIO_EINVAL;
-    if (!s->fdp1)
-        return -PTRIO_ECLOSED;
     if (!ptrio_frame_idle(&s->rx))
         return -PTRIO_EBUSY;    /* another task receives: Trio's Busy... */
     s->rx.s = s;
@@ -198,9 +200,15 @@ static int tx_step(ptrio_frame *fr)
 
     PTRIO_BEGIN(op);
     PTRIO_CHECK(op, ptrio_checkpoint_if_cancelled(op));
-    while (op->done < op->len) {
-        if (!s->fdp1)
-            PTRIO_RAISE(op, -PTRIO_ECLOSED, "stream closed");
+    /* Closed before the call (send_eof's case too: its length is 0), or
+     * while it waited: as in rx_step. */
+    if (!s->fdp1)
+        op->err = -PTRIO_ECLOSED;
+    while (!op->err && op->done < op->len) {
+        if (!s->fdp1) {
+            op->err = -PTRIO_ECLOSED;
+            break;
+        }
         n = do_send(s, (const char *)op->buf.out + op->done,
                     op->len - op->done);
         if (n >= 0) {
@@ -222,15 +230,9 @@ static int tx_step(ptrio_frame *fr)
     PTRIO_END(op);
 }
 
-int ptrio_stream_send_all(void *self, ptrio_stream *s, const void *buf,
-                          size_t len)
+static int send_call(void *self, ptrio_stream *s, const void *buf,
+                     size_t len)
 {
-    if (!s || (!buf && len))
-        return -PTRIO_EINVAL;
-    if (!s->fdp1 || (s->flags & S_EOF_SENT))
-        return -PTRIO_ECLOSED;  /* Trio: no sending after send_eof */
-    if (!ptrio_frame_idle(&s->tx))
-        return -PTRIO_EBUSY;
     s->tx.s = s;
     s->tx.buf.out = buf;
     s->tx.len = len;
@@ -239,18 +241,32 @@ int ptrio_stream_send_all(void *self, ptrio_stream *s, const void *buf,
     return ptrio_call(self, &s->tx, tx_step);
 }
 
-int ptrio_stream_send_eof(void *self, ptrio_stream *s)
+int ptrio_stream_send_all(void *self, ptrio_stream *s, const void *buf,
+                          size_t len)
 {
-    int rc = ptrio_checkpoint_if_cancelled(self);
-
-    if (rc < 0)
-        return rc;
-    if (!s)
+    if (!s || (!buf && len))
         return -PTRIO_EINVAL;
-    if (!s->fdp1)
+    /* Trio: no sending after send_eof, and nothing to send on a closed
+     * stream, fail at once; a send on a closed stream is a checkpoint. */
+    if ((s->flags & S_EOF_SENT) || (!s->fdp1 && !len))
         return -PTRIO_ECLOSED;
     if (!ptrio_frame_idle(&s->tx))
         return -PTRIO_EBUSY;
+    return send_call(self, s, buf, len);
+}
+
+int ptrio_stream_send_eof(void *self, ptrio_stream *s)
+{
+    int rc;
+
+    if (!s)
+        return -PTRIO_EINVAL;
+    if (!ptrio_frame_idle(&s->tx))
+        return -PTRIO_EBUSY;
+    if (!s->fdp1)   /* Trio: a checkpoint, then ClosedResourceError */
+        return send_call(self, s, NULL, 0);
+    if ((rc = ptrio_checkpoint_if_cancelled(self)) < 0)
+        return rc;
     if (!(s->flags & S_SOCKET))
         return -PTRIO_ENOTSOCK;
     if (!(s->flags & S_EOF_SENT)) {
