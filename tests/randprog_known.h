@@ -1,8 +1,9 @@
 /* tests/randprog_known.h: the known programs of tests/check_random, in the
  * printed form (check_random --print). Each was found by the random
  * programs (the seed of the first one is given) and minimized, and
- * agrees with current Trio (check_random --file-python); the model
- * predicts what ptrio must do. Included into an array of {name, text}. */
+ * agrees with current Trio (check_random --file-python) except where its
+ * name cites a documented difference; the model predicts what ptrio must
+ * do. Included into an array of {name, text}. */
 {"nursery exit is not a cancel point: nothing raised, nothing caught (seed 275; Trio test_trivial_yields)",
  "f0 (main) {\n"
  "  f0.0 nursery {\n"
@@ -249,7 +250,7 @@
  "    [1] sleep 22\n"
  "  }\n"
  "}\n"},
-{"a failure that travels with a Cancelled escapes TRY (except Exception) (seeds 794, 3685)",
+{"a failure that travels with a Cancelled is caught by TRY; Trio's except Exception misses the group (README, Differences from Trio) (seeds 794, 3685)",
  "f0 (main) {\n"
  "  f0.0 cancel_scope {\n"
  "    f0.1 try {\n"
