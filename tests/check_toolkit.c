@@ -531,6 +531,72 @@ START_TEST(test_dump_times)
 }
 END_TEST
 
+/* The tick backend with a coarse timer, as poll's: a wait ends at the
+ * next whole millisecond after its deadline. */
+static int tick_wait_coarse(ptrio_loop *l, ptrio_time deadline)
+{
+    if (deadline != PTRIO_TIME_INF && deadline > REAL)
+        deadline = (deadline + PTRIO_MS(1) - 1) / PTRIO_MS(1) * PTRIO_MS(1);
+    return tick_wait(l, deadline);
+}
+
+static const ptrio_backend tick_coarse_backend = {
+    "tick-coarse", NULL, NULL, tick_now, tick_wait_coarse, NULL, NULL,
+    tick_wake
+};
+
+struct overshoot {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[2];
+    struct os_sleeper { ptrio_frame fr; } s;
+    struct os_waiter { ptrio_frame fr; } w;
+};
+
+static int os_sleeper(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct os_sleeper, f);
+    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_US(1700)));
+    ev_real("sleeper");
+    PTRIO_END(f);
+}
+
+static int os_waiter(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct os_waiter, f);
+    PTRIO_AWAIT(f, ptrio_wait_all_tasks_blocked(f, PTRIO_US(1500)));
+    ev_real("idle");
+    PTRIO_END(f);
+}
+
+static int overshoot(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct overshoot, f);
+    PTRIO_NURSERY(f, &f->n) {
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[0], os_sleeper, &f->s));
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[1], os_waiter, &f->w));
+    }
+    PTRIO_END(f);
+}
+
+/* Trio's run loop: a wait primed for an idle cushion that ends with a
+ * deadline passed is no idle time (a deadline expired: idle_primed =
+ * None). Waiting 1.5 ms on a millisecond timer ends at 2 ms, past the
+ * sleeper's 1.7 ms: the sleeper wakes alone, and the idle waiter after
+ * a whole cushion more (at 4 ms on that timer), not with it. */
+START_TEST(test_idle_cushion_yields_to_a_passed_deadline)
+{
+    static struct overshoot f;
+
+    tick_reset();
+    tlog_clear(&L);
+    memset(&f, 0, sizeof f);
+    ck_assert_int_eq(run_clocked(&tick_coarse_backend, NULL, overshoot, &f,
+                                 NULL), 0);
+    ck_assert_str_eq(L.buf, "sleeper@2/2 idle@4/4");
+}
+END_TEST
+
 /* The sleeper and the waiter of the two autojump-0 tests. */
 struct aj_sleeper { ptrio_frame fr; };
 
@@ -3457,6 +3523,7 @@ int main(void)
     tcase_add_test(tc, test_mock_clock_autojump);
     tcase_add_test(tc, test_mock_clock_autojump_interference);
     tcase_add_test(tc, test_mock_clock_autojump_preset);
+    tcase_add_test(tc, test_idle_cushion_yields_to_a_passed_deadline);
     tcase_add_test(tc, test_mock_clock_autojump_0_and_wait_all_tasks_blocked_0);
     tcase_add_test(tc,
         test_mock_clock_autojump_0_and_wait_all_tasks_blocked_nonzero);

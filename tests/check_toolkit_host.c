@@ -546,6 +546,42 @@ static int thread_prog(ptrio_frame *fr)
     PTRIO_END(f);
 }
 
+struct stamps { ptrio_frame fr; ptrio_time start, end; };
+
+static int stamps(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct stamps, f);
+    f->start = ptrio_now();
+    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(20)));
+    f->end = ptrio_now();
+    PTRIO_END(f);
+}
+
+/* A mock clock at real time stands still between runs, also when the
+ * same loop runs again (Trio's clock starts with each run: start_clock):
+ * the second run's first reading is the first run's last, give or take
+ * the little real time inside the runs, not 500 ms later. */
+START_TEST(test_mock_clock_stands_still_between_runs)
+{
+    static ptrio_loop loop;
+    static ptrio_mock_clock c;
+    static struct stamps a, b;
+
+    mock_loop(&loop, &c, PTRIO_TIME_INF, NULL);
+    ptrio_mock_clock_set_rate(&c, 1000);
+    memset(&a, 0, sizeof a);
+    ck_assert_int_eq(ptrio_loop_run(&loop, stamps, &a), 0);
+    ck_assert(a.end - a.start >= PTRIO_MS(20));
+    sleep_ms(500);
+    ck_assert(ptrio_mock_clock_now(&c) - a.end < PTRIO_MS(250));
+    memset(&b, 0, sizeof b);
+    ck_assert_int_eq(ptrio_loop_run(&loop, stamps, &b), 0);
+    ck_assert(b.start >= a.end);
+    ck_assert_msg(b.start - a.end < PTRIO_MS(250), "%ld ms between runs",
+                  (long)((b.start - a.end) / 1000000));
+}
+END_TEST
+
 struct thread_run {
     pthread_t th;
     ptrio_loop loop;
@@ -611,6 +647,7 @@ int main(void)
     tcase_add_test(tc, test_autojump_nothing_to_jump_to);
     tcase_add_test(tc, test_fd_wait_not_deadlock);
     tcase_add_test(tc, test_deadlock_on_poll);
+    tcase_add_test(tc, test_mock_clock_stands_still_between_runs);
     tcase_add_test(tc, test_two_threads);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);

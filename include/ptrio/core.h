@@ -273,6 +273,9 @@ struct ptrio_clock {
      * loop calls jump_to with the next deadline (PTRIO_TIME_INF: never). */
     ptrio_time autojump;
     void (*jump_to)(ptrio_clock *c, ptrio_time deadline);
+    /* Called as each run of the loop starts, before its first reading
+     * (may be NULL): Trio's start_clock. */
+    void (*start)(ptrio_clock *c);
 };
 
 /* Makes `clock` the loop's (NULL: back to the backend's). Returns 0,

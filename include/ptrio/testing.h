@@ -53,7 +53,8 @@ void ptrio_mock_clock_set_autojump(ptrio_mock_clock *c, ptrio_time threshold);
 /* The clock runs at `per_mille`/1000 of the backend's time (0: frozen, the
  * default; 1000: real time). Trio's rate. Real time is read from the
  * backend of the loop running where the clock is read: between runs it
- * stands still, so a clock carries on from one run to the next. */
+ * stands still (also between two runs of one loop: its start hook), so
+ * a clock carries on from one run to the next. */
 void ptrio_mock_clock_set_rate(ptrio_mock_clock *c, uint32_t per_mille);
 
 /* The clock's reading (also ptrio_now() inside its loop's run). */

@@ -824,6 +824,11 @@ static int wait_full(ptrio_loop *l)
                                            : ptrio__add_time(now, sleep);
     }
     rc = backend_wait(l, deadline, primed && SIMULATED(l));
+    /* A deadline passed meanwhile (a coarse timer overshoots) is news:
+     * nothing was idle, and there is nothing to jump to (Trio's
+     * idle_primed = None when deadlines expire). */
+    if (rc == 0 && primed && next != PTRIO_TIME_INF && next <= ptrio__now(l))
+        primed = PRIMED_NONE;
     if (rc == 0 && primed && !l->runq) {
         if (l->sources)
             poll_sources(l);
@@ -962,6 +967,8 @@ int ptrio_loop_run_named(ptrio_loop *loop, ptrio_fn fn, void *frame,
     loop->lot_owners = NULL;
     ptrio__loop = loop;
     ptrio__awaiter = NOBODY;
+    if (loop->clock && loop->clock->start)
+        loop->clock->start(loop->clock);
 
     /* The system nursery: an open nursery with no owner task. */
     sys = &loop->system;
