@@ -1458,6 +1458,260 @@ START_TEST(test_start_then_cancel_target)
 }
 END_TEST
 
+/* Raises `code` ("fail") at once, with no checkpoint. */
+struct failer {
+    ptrio_frame fr;
+    int code;
+};
+
+static int failer(ptrio_frame *fr)
+{
+    struct failer *f = PTRIO_SELF(fr, struct failer);
+    PTRIO_BEGIN(f);
+    PTRIO_RAISE(f, f->code, "fail");
+    PTRIO_END(f);
+}
+
+/* For ptrio_start: calls started() first if `after`; with `group`, a
+ * nursery of two failing children (-EGROUP) fails it, else it raises
+ * -EIO; never a checkpoint before the failure. */
+struct sraiser {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[2];
+    struct failer k[2];
+    int after, group;
+};
+
+static int sraiser(ptrio_frame *fr)
+{
+    struct sraiser *f = PTRIO_SELF(fr, struct sraiser);
+    PTRIO_BEGIN(f);
+    if (f->after)
+        PTRIO_CHECK(f, ptrio_started(f, NULL));
+    if (f->group) {
+        PTRIO_NURSERY(f, &f->n) {
+            f->k[0].code = -PTRIO_ENOENT;
+            f->k[1].code = -PTRIO_EINVAL;
+            PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[0], failer,
+                                            &f->k[0]));
+            PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[1], failer,
+                                            &f->k[1]));
+        }
+    }
+    PTRIO_RAISE(f, -PTRIO_EIO, "raiser");
+    PTRIO_END(f);
+}
+
+struct start_raiser {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t;
+    struct sraiser k;
+};
+
+static int start_raiser(ptrio_frame *fr)
+{
+    struct start_raiser *f = PTRIO_SELF(fr, struct start_raiser);
+    PTRIO_BEGIN(f);
+    PTRIO_NURSERY(f, &f->n) {
+        PTRIO_AWAIT(f, ptrio_start(f, &f->n, &f->t, sraiser, &f->k, NULL));
+        ev("started", "");
+    }
+    ev("not-reached", "");
+    PTRIO_END(f);
+}
+
+/* A child failing before or after started(), with one error or with a
+ * group of its own: the failure comes out of the start (before) or of
+ * the nursery (after) as itself, never wrapped in a group, and ends the
+ * run. After started() the start returns although the child failed in
+ * the same step (Trio logs "started" too). */
+/* Trio test_run.py: test_trio_run_strict_before_started (non-strict) */
+START_TEST(test_start_raiser_not_wrapped)
+{
+    static struct start_raiser m;
+    static const char *const logs[] = {"", "", "started@0", "started@0"};
+    int i;
+    for (i = 0; i < 4; i++) {
+        tlog_clear(&L);
+        memset(&m, 0, sizeof m);
+        m.k.after = i >= 2;
+        m.k.group = i & 1;
+        ck_assert_int_eq(run_virtual(start_raiser, &m, NULL),
+                         m.k.group ? -PTRIO_EGROUP : -PTRIO_EIO);
+        ck_assert_str_eq(L.buf, logs[i]);
+    }
+}
+END_TEST
+
+/* For ptrio_start: reads its effective deadline, sleeps 500 ms, calls
+ * started(), reads it again and sleeps 2 s. */
+struct dl_kid {
+    ptrio_frame fr;
+    ptrio_time before, after;
+};
+
+static int dl_kid(ptrio_frame *fr)
+{
+    struct dl_kid *f = PTRIO_SELF(fr, struct dl_kid);
+    PTRIO_BEGIN(f);
+    f->before = ptrio_current_effective_deadline();
+    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(500)));
+    PTRIO_CHECK(f, ptrio_started(f, NULL));
+    f->after = ptrio_current_effective_deadline();
+    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_SEC(2)));
+    ev("kid", "");
+    PTRIO_FINALLY(f);
+    if (PTRIO_FINALLY_ERROR(f))
+        ev_err("kid", PTRIO_FINALLY_ERROR(f));
+    PTRIO_END(f);
+}
+
+struct dlmove_main {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_scope sc;
+    ptrio_task t;
+    struct dl_kid k;
+    ptrio_time nd;
+};
+
+static int dlmove_main(ptrio_frame *fr)
+{
+    struct dlmove_main *f = PTRIO_SELF(fr, struct dlmove_main);
+    PTRIO_BEGIN(f);
+    PTRIO_NURSERY(f, &f->n) {
+        f->nd = PTRIO_SEC(4);
+        ptrio_scope_set_deadline(ptrio_nursery_scope(&f->n), f->nd);
+        PTRIO_MOVE_ON_AFTER(f, &f->sc, PTRIO_SEC(1)) {
+            PTRIO_AWAIT(f, ptrio_start(f, &f->n, &f->t, dl_kid, &f->k, NULL));
+            ev("started", "");
+            PTRIO_AWAIT(f, ptrio_sleep_forever(f));
+        }
+        ev("moved-on", "");
+    }
+    ev("closed", "");
+    PTRIO_END(f);
+}
+
+/* Until started() the child runs under its starter's scopes (their
+ * deadline); then under the target nursery's only: the starter's
+ * deadline, firing later, no longer reaches it. */
+/* Trio: test_nursery_start (the child runs under start() until started) */
+START_TEST(test_start_child_deadline_moves)
+{
+    static struct dlmove_main m;
+    tlog_clear(&L);
+    ck_assert_int_eq(run_virtual(dlmove_main, &m, NULL), 0);
+    ck_assert(m.k.before == PTRIO_SEC(1));
+    ck_assert(m.k.after == PTRIO_SEC(4));
+    ck_assert(ptrio_cancelled_caught(&m.sc));
+    ck_assert(!ptrio_cancel_called(ptrio_nursery_scope(&m.n)));
+    ck_assert_str_eq(L.buf, "started@500 moved-on@1000 kid@2500 "
+                            "closed@2500");
+}
+END_TEST
+
+/* The run's tree as "<depth>:<what>" words: a task's name ("*" while it
+ * is being started), a scope as "n" (the nursery `n`), "cs" or "s". */
+static void put(char *out, size_t cap, size_t *len, const char *s)
+{
+    while (*s && *len + 1 < cap)
+        out[(*len)++] = *s++;
+    out[*len] = '\0';
+}
+
+static void walk_tree(char *out, size_t cap, ptrio_nursery *n,
+                      const ptrio_scope *cs)
+{
+    ptrio_tree_node node;
+    ptrio_task_info ti;
+    size_t len = 0;
+    char depth[2] = {0, 0};
+    out[0] = '\0';
+    if (ptrio_tree_first(&node) != 0)
+        return;
+    do {
+        const char *what = "s";
+        if (node.task) {
+            ptrio_task_info_get(node.task, &ti);
+            what = ti.name;
+        } else if (node.scope == cs) {
+            what = "cs";
+        } else if (node.scope == ptrio_nursery_scope(n)) {
+            what = "n";
+        }
+        if (len)
+            put(out, cap, &len, " ");
+        depth[0] = (char)('0' + node.depth % 10);
+        put(out, cap, &len, depth);
+        put(out, cap, &len, ":");
+        put(out, cap, &len, what);
+        if (node.task && ti.being_started)
+            put(out, cap, &len, "*");
+    } while (ptrio_tree_next(&node) == 1);
+}
+
+struct intro_main;
+
+/* Walks the tree before and after its started(). */
+struct intro_kid {
+    ptrio_frame fr;
+    struct intro_main *m;
+};
+
+struct intro_main {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_scope cs;
+    ptrio_task t;
+    struct intro_kid k;
+    char before[48], after[48], done[48];
+};
+
+static int intro_kid(ptrio_frame *fr)
+{
+    struct intro_kid *f = PTRIO_SELF(fr, struct intro_kid);
+    PTRIO_BEGIN(f);
+    walk_tree(f->m->before, sizeof f->m->before, &f->m->n, &f->m->cs);
+    PTRIO_CHECK(f, ptrio_started(f, NULL));
+    walk_tree(f->m->after, sizeof f->m->after, &f->m->n, &f->m->cs);
+    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_SEC(1)));
+    PTRIO_END(f);
+}
+
+static int intro_main(ptrio_frame *fr)
+{
+    struct intro_main *f = PTRIO_SELF(fr, struct intro_main);
+    PTRIO_BEGIN(f);
+    PTRIO_NURSERY(f, &f->n) {
+        PTRIO_CANCEL_SCOPE(f, &f->cs) {
+            f->k.m = f;
+            PTRIO_AWAIT(f, ptrio_start(f, &f->n, &f->t, intro_kid, &f->k,
+                                       NULL));
+            walk_tree(f->done, sizeof f->done, &f->n, &f->cs);
+        }
+    }
+    PTRIO_END(f);
+}
+
+/* Until started() the child hangs under its starter's innermost scope,
+ * flagged as being started (Trio: parent_nursery is start()'s own,
+ * eventual_parent_nursery the target); then it is a child of the target
+ * nursery, and stays there once the start returned. */
+/* Trio test_run.py: test_task_tree_introspection */
+START_TEST(test_task_tree_introspection)
+{
+    static struct intro_main m;
+    memset(&m, 0, sizeof m);
+    ck_assert_int_eq(run_virtual(intro_main, &m, NULL), 0);
+    ck_assert_str_eq(m.before, "0:s 1:intro_main 2:n 3:cs 4:intro_kid*");
+    ck_assert_str_eq(m.after, "0:s 1:intro_main 2:n 3:cs 3:intro_kid");
+    ck_assert_str_eq(m.done, "0:s 1:intro_main 2:n 3:cs 3:intro_kid");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("nursery");
@@ -1498,6 +1752,9 @@ int main(void)
     tcase_add_test(tc, test_start_nursery_cancel_reaches_started);
     tcase_add_test(tc, test_start_into_cancelled_nursery);
     tcase_add_test(tc, test_start_then_cancel_target);
+    tcase_add_test(tc, test_start_raiser_not_wrapped);
+    tcase_add_test(tc, test_start_child_deadline_moves);
+    tcase_add_test(tc, test_task_tree_introspection);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

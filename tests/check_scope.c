@@ -1594,6 +1594,122 @@ START_TEST(test_error_passes_through_scope)
 }
 END_TEST
 
+/* ---- abort hooks: a wait that cannot be undone at once --------------- */
+
+/* Parks in its own scope with an abort hook; `wake_self`: the hook wakes
+ * it with -ECANCELED itself, else the hook refuses (the wait goes on).
+ * Then checkpoint_if_cancelled, both statuses kept; `pre`: cancels its
+ * scope before parking. */
+struct stubborn {
+    ptrio_frame fr;
+    ptrio_scope sc;
+    int wake_self, pre, calls, rc, rc2;
+};
+
+static int stubborn_abort(ptrio_task *t, void *data)
+{
+    struct stubborn *f = data;
+    f->calls++;
+    if (f->wake_self)
+        ptrio_wake(t, -PTRIO_ECANCELED);
+    return 1;                   /* not undone here */
+}
+
+static int stubborn(ptrio_frame *fr)
+{
+    struct stubborn *f = PTRIO_SELF(fr, struct stubborn);
+    PTRIO_BEGIN(f);
+    PTRIO_CANCEL_SCOPE(f, &f->sc) {
+        if (f->pre)
+            ptrio_cancel(&f->sc);
+        ev("sleep", "");
+        PTRIO_TRY(f, f->rc, ptrio_park_hook(f, stubborn_abort, f));
+        ev("woke", "");
+        PTRIO_TRY(f, f->rc2, ptrio_checkpoint_if_cancelled(f));
+        ev("checked", "");
+    }
+    PTRIO_END(f);
+}
+
+struct hook_abort_main {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t;
+    struct stubborn k;
+    int calls_after_cancel, wake_rc;
+};
+
+static int hook_abort_main(ptrio_frame *fr)
+{
+    struct hook_abort_main *f = PTRIO_SELF(fr, struct hook_abort_main);
+    PTRIO_BEGIN(f);
+    PTRIO_NURSERY(f, &f->n) {
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t, stubborn, &f->k));
+        PTRIO_AWAIT(f, ptrio_wait_all_tasks_blocked(f, 0));
+        ev("blocked", "");
+        ptrio_cancel(&f->k.sc);
+        f->calls_after_cancel = f->k.calls;
+        PTRIO_AWAIT(f, ptrio_wait_all_tasks_blocked(f, 0));
+        ev("still", "");
+        if (!f->k.wake_self && !f->k.pre)
+            f->wake_rc = ptrio_wake(&f->t, 1);  /* by hand */
+    }
+    PTRIO_END(f);
+}
+
+/* A hook that refuses: the cancellation does not wake the task, which
+ * waits on until its owner wakes it with a value; its next cancel point
+ * then sees the cancellation. */
+/* Trio test_run.py: test_failed_abort */
+START_TEST(test_failed_abort)
+{
+    static struct hook_abort_main m;
+    tlog_clear(&L);
+    memset(&m, 0, sizeof m);
+    ck_assert_int_eq(run_virtual(hook_abort_main, &m, NULL), 0);
+    ck_assert_int_eq(m.calls_after_cancel, 1);
+    ck_assert_int_eq(m.k.calls, 1);
+    ck_assert_int_eq(m.wake_rc, 0);
+    ck_assert_int_eq(m.k.rc, 1);
+    ck_assert_int_eq(m.k.rc2, -PTRIO_ECANCELED);
+    ck_assert(ptrio_cancel_called(&m.k.sc));
+    ck_assert(!ptrio_cancelled_caught(&m.k.sc));
+    ck_assert_str_eq(L.buf, "sleep@0 blocked@0 still@0 woke@0 checked@0");
+}
+END_TEST
+
+/* A hook that does not undo the wait but wakes the task itself with the
+ * cancellation: the wait fails with -ECANCELED. Trio's test parks in an
+ * already-cancelled scope, where its hook runs at once; ptrio's park is a
+ * cancel point that fails first, never calling the hook (README,
+ * "Differences from Trio": a checkpoint in a cancelled scope fails at
+ * once). */
+/* Trio test_run.py: test_slow_abort_basic */
+START_TEST(test_slow_abort_basic)
+{
+    static struct hook_abort_main m;
+    tlog_clear(&L);
+    memset(&m, 0, sizeof m);
+    m.k.wake_self = 1;
+    ck_assert_int_eq(run_virtual(hook_abort_main, &m, NULL), 0);
+    ck_assert_int_eq(m.calls_after_cancel, 1);
+    ck_assert_int_eq(m.k.calls, 1);
+    ck_assert_int_eq(m.k.rc, -PTRIO_ECANCELED);
+    ck_assert_int_eq(m.k.rc2, -PTRIO_ECANCELED);
+    ck_assert(!ptrio_cancelled_caught(&m.k.sc));
+    ck_assert_str_eq(L.buf, "sleep@0 blocked@0 woke@0 checked@0 still@0");
+
+    tlog_clear(&L);
+    memset(&m, 0, sizeof m);
+    m.k.pre = 1;
+    ck_assert_int_eq(run_virtual(hook_abort_main, &m, NULL), 0);
+    ck_assert_int_eq(m.k.calls, 0);
+    ck_assert_int_eq(m.k.rc, -PTRIO_ECANCELED);
+    ck_assert_int_eq(m.k.rc2, -PTRIO_ECANCELED);
+    ck_assert_str_eq(L.buf, "sleep@0 woke@0 checked@0 blocked@0 still@0");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("scope");
@@ -1638,6 +1754,8 @@ int main(void)
     tcase_add_test(tc, test_cpu_loop_checkpoints);
     tcase_add_test(tc, test_cancel_outside_block);
     tcase_add_test(tc, test_error_passes_through_scope);
+    tcase_add_test(tc, test_failed_abort);
+    tcase_add_test(tc, test_slow_abort_basic);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1540,6 +1540,100 @@ START_TEST(test_effective_deadline_task_cancelled)
 }
 END_TEST
 
+/* For ptrio_start: sleeps `pre` then calls started(), then sleeps `post`;
+ * logs "<name>-pre", "<name>-post" or "<name>-post!<ERR>". */
+struct pstart_kid {
+    ptrio_frame fr;
+    const char *name;
+    ptrio_time pre, post;
+};
+
+static int pstart_kid(ptrio_frame *fr)
+{
+    struct pstart_kid *f = PTRIO_SELF(fr, struct pstart_kid);
+    PTRIO_BEGIN(f);
+    PTRIO_AWAIT(f, ptrio_sleep(f, f->pre));
+    ev(f->name, "-pre");
+    PTRIO_CHECK(f, ptrio_started(f, NULL));
+    PTRIO_AWAIT(f, ptrio_sleep(f, f->post));
+    ev(f->name, "-post");
+    PTRIO_FINALLY(f);
+    if (PTRIO_FINALLY_ERROR(f))
+        ev_err(f->name, PTRIO_FINALLY_ERROR(f));
+    PTRIO_END(f);
+}
+
+/* Starts `k` into `target` and logs how the start ended. */
+struct pstarter {
+    ptrio_frame fr;
+    ptrio_nursery *target;
+    ptrio_task t;
+    struct pstart_kid k;
+    int rc;
+};
+
+static int pstarter(ptrio_frame *fr)
+{
+    struct pstarter *f = PTRIO_SELF(fr, struct pstarter);
+    PTRIO_BEGIN(f);
+    PTRIO_TRY(f, f->rc, ptrio_start(f, f->target, &f->t, pstart_kid, &f->k,
+                                    NULL));
+    ev_err("start", f->rc);
+    PTRIO_END(f);
+}
+
+struct pending_main {
+    ptrio_frame fr;
+    ptrio_nursery outer, n;
+    ptrio_scope tb;
+    ptrio_task t;
+    struct pstarter s;
+};
+
+static int pending_main(ptrio_frame *fr)
+{
+    struct pending_main *f = PTRIO_SELF(fr, struct pending_main);
+    PTRIO_BEGIN(f);
+    PTRIO_NURSERY(f, &f->outer) {
+        PTRIO_TRY_BLOCK(f, &f->tb) {
+            PTRIO_NURSERY(f, &f->n) {
+                f->s.target = &f->n;
+                f->s.k = (struct pstart_kid){.name = "kid",
+                    .pre = PTRIO_SEC(2), .post = PTRIO_SEC(5)};
+                PTRIO_CHECK(f, ptrio_start_soon(&f->outer, &f->t, pstarter,
+                                                &f->s));
+                PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_SEC(1)));
+                ev("body", ":raise");
+                PTRIO_RAISE(f, -PTRIO_EIO, "body");
+            }
+        }
+        ev_err("n", ptrio_scope_error(&f->tb));
+    }
+    PTRIO_END(f);
+}
+
+/* The body of a nursery fails while another task's start into it is
+ * pending: the nursery's cancellation does not reach the child (it still
+ * runs under its starter), and the pending start keeps the failed nursery
+ * open. started() then moves the child into the cancelled nursery, where
+ * its next checkpoint fails at once; the start itself succeeds, and the
+ * nursery raises the body's failure once the child is gone. Checked
+ * against Trio git main. */
+/* Trio: test_nursery_start_keeps_nursery_open, with a failing body */
+START_TEST(test_start_pending_into_failed_nursery)
+{
+    static struct pending_main m;
+    tlog_clear(&L);
+    ck_assert_int_eq(run_virtual(pending_main, &m, NULL), 0);
+    ck_assert_int_eq(m.s.rc, 0);
+    ck_assert(ptrio_cancel_called(ptrio_nursery_scope(&m.n)));
+    ck_assert(!ptrio_cancel_called(ptrio_nursery_scope(&m.outer)));
+    ck_assert_str_eq(L.buf, "body:raise@1000 kid-pre@2000 "
+                            "kid!PTRIO_ECANCELED@2000 start-ok@2000 "
+                            "n!EIO@2000");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("semantics");
@@ -1569,6 +1663,7 @@ int main(void)
     tcase_add_test(tc, test_move_on_after_even_if_shielded);
     tcase_add_test(tc, test_fail_after_even_if_shielded);
     tcase_add_test(tc, test_cancel_scope_deadline_duplicates);
+    tcase_add_test(tc, test_start_pending_into_failed_nursery);
     tcase_add_test(tc, test_very_deep_cancel_scope_nesting);
     tcase_add_test(tc, test_checkpoint_after_jump_past_deadline);
     tcase_add_test(tc, test_timeout_deadline_on_entry);

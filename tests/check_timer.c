@@ -582,6 +582,51 @@ START_TEST(test_sleep_errors)
 }
 END_TEST
 
+/* Four times: a scope whose deadline is set inside to now + 1 s, around
+ * sleep_forever; the time each took, and the caught flags. */
+struct keeping {
+    ptrio_frame fr;
+    ptrio_scope sc;
+    ptrio_time start, took[4];
+    int i, caught;
+};
+
+static int keeping(ptrio_frame *fr)
+{
+    struct keeping *f = PTRIO_SELF(fr, struct keeping);
+    PTRIO_BEGIN(f);
+    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_US(250)));  /* an uneven start */
+    for (f->i = 0; f->i < 4; f->i++) {
+        f->start = ptrio_now();
+        PTRIO_CANCEL_SCOPE(f, &f->sc) {
+            PTRIO_CHECK(f, ptrio_scope_set_deadline(&f->sc,
+                                                    ptrio_now() + PTRIO_SEC(1)));
+            PTRIO_AWAIT(f, ptrio_sleep_forever(f));
+        }
+        f->took[f->i] = ptrio_now() - f->start;
+        f->caught += ptrio_cancelled_caught(&f->sc);
+    }
+    PTRIO_END(f);
+}
+
+/* A deadline ends the wait exactly when due, never before: the loop waits
+ * for it and nothing else (Trio checks 1.0 <= real/target < 2 on the real
+ * clock; on the virtual clock the ratio is exactly 1). */
+/* Trio test_run.py: test_timekeeping */
+START_TEST(test_timekeeping)
+{
+    static struct keeping f;
+    int i;
+    f = (struct keeping){0};
+    tlog_clear(&WL);
+    ck_assert_int_eq(run_watched(keeping, &f, "keeping"), 0);
+    for (i = 0; i < 4; i++)
+        ck_assert(f.took[i] == PTRIO_SEC(1));
+    ck_assert_int_eq(f.caught, 4);
+    ck_assert_str_eq(WL.buf, "0 1000 2000 3000 4000");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("timer");
@@ -602,6 +647,7 @@ int main(void)
     tcase_add_test(tc, test_scope_deadline_ends_sleep);
     tcase_add_test(tc, test_sleep_forever_until_cancelled);
     tcase_add_test(tc, test_sleep_errors);
+    tcase_add_test(tc, test_timekeeping);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
