@@ -66,9 +66,9 @@ int ptrio_stream_fd(const ptrio_stream *s);
 /* Receives at most `max` (>= 1) bytes into `buf`: awaitable checkpoint.
  * Returns how many (> 0), or 0 at end of stream. Errors: -PTRIO_EINVAL
  * (max 0, NULL stream or buf), -PTRIO_ECLOSED (closed before the call,
- * after the checkpoint as in Trio, or while waiting), -PTRIO_EBUSY, the socket's (-PTRIO_ECONNRESET...), those of
- * ptrio_wait_readable (-PTRIO_EFDLIMIT...), -PTRIO_ECANCELED,
- * -PTRIO_ENOTASK. */
+ * after the checkpoint as in Trio, or while waiting), -PTRIO_EBUSY, the
+ * socket's (-PTRIO_ECONNRESET...), those of ptrio_wait_readable
+ * (-PTRIO_EFDLIMIT...), -PTRIO_ECANCELED, -PTRIO_ENOTASK. */
 PTRIO_NODISCARD int ptrio_stream_receive_some(void *self, ptrio_stream *s,
                                               void *buf, size_t max);
 
@@ -86,9 +86,8 @@ PTRIO_NODISCARD int ptrio_stream_send_all(void *self, ptrio_stream *s,
 /* Half-close: the peer's receive gets end of stream, receiving here goes
  * on. Awaitable checkpoint; idempotent; returns 0. Errors: -PTRIO_EBUSY (a
  * send is in progress), -PTRIO_ECLOSED (after the checkpoint),
- * -PTRIO_ENOTSOCK (not a socket),
- * -PTRIO_EINVAL (NULL), shutdown's error, -PTRIO_ECANCELED,
- * -PTRIO_ENOTASK. */
+ * -PTRIO_ENOTSOCK (not a socket), -PTRIO_EINVAL (NULL), shutdown's error,
+ * -PTRIO_ECANCELED, -PTRIO_ENOTASK. */
 PTRIO_NODISCARD int ptrio_stream_send_eof(void *self, ptrio_stream *s);
 
 /* Closes the stream (not an await: it always closes, also in a cancelled

@@ -51,8 +51,9 @@ void ptrio_signal_raise(ptrio_signal *s);
 /* Waits until the signal is raised. Awaitable checkpoint: the status is
  * the number of raises taken (>= 1; INT_MAX when more), which resets the
  * count to 0. The count has 32 bits: 2^32 raises between two takes wrap
- * it (take at least once per 2^31 raises for an exact INT_MAX). Errors: -PTRIO_ECANCELED (the count stays), -PTRIO_EBUSY
- * (another task awaits it), -PTRIO_EINVAL (NULL), -PTRIO_ENOTASK. */
+ * it (take at least once per 2^31 raises for an exact INT_MAX). Errors:
+ * -PTRIO_ECANCELED (the count stays), -PTRIO_EBUSY (another task awaits
+ * it), -PTRIO_EINVAL (NULL), -PTRIO_ENOTASK. */
 PTRIO_NODISCARD int ptrio_signal_wait(void *self, ptrio_signal *s);
 
 /* Takes the raises counted so far without waiting: returns their number
