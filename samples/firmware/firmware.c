@@ -27,9 +27,9 @@ static ptrio_time last_reading = -1;    /* the watchdog's kick */
 /* ---- the button interrupt --------------------------------------------- */
 
 /* Presses at 135, 145 and 155 ms (a bounce), then one at 715 ms: each
- * event of the sample is 25 ms or more from the next, so that a host that
- * runs QEMU late (its clock follows real time while the board sleeps)
- * cannot reorder the output. */
+ * event of the sample is 25 ms or more from the next, so that on a real
+ * board, whose alarm timer and clock drift apart, the output keeps its
+ * order. (Under QEMU with -icount sleep=off the run is exact.) */
 static const uint32_t press_gap_us[] = {10000, 10000, 560000};
 static volatile unsigned presses;
 

@@ -3,7 +3,7 @@
  * files to start a real one: the vector table or trap vector, the reset
  * code, the linker script, the clock set-up and a console.
  *
- *   src/port/cortex-m/qemu/  mps2-an385 (Cortex-M3, SysTick clock) and
+ *   src/port/cortex-m/qemu/  mps2-an385 (Cortex-M3, dual timer tickless) and
  *                            microbit (Cortex-M0, nRF51 TIMER0, tickless)
  *   src/port/riscv/qemu/     virt (RV32/RV64, CLINT, tickless)
  *

@@ -1,6 +1,19 @@
 /* src/port/cortex-m/qemu/mps2-an385.c: QEMU's mps2-an385 (ARM's MPS2 FPGA
- * board with a Cortex-M3 at 25 MHz). The port's clock is SysTick at 1 kHz;
- * CMSDK APB timer 0 (IRQ 8) is the alarm interrupt of qemu_alarm.
+ * board with a Cortex-M3 at 25 MHz). The port's clock is the CMSDK dual
+ * timer, tickless: its timer 1 runs free as the 32-bit counter (it counts
+ * down, so the port reads its complement), and one-shot timer 2 is the
+ * alarm (the combined interrupt, IRQ 10). The counter wraps every 171 s,
+ * which the port extends to 64 bits. CMSDK APB timer 0 (IRQ 8) is the
+ * alarm interrupt of qemu_alarm. SysTick is left to the program: its
+ * handler is here, for a program that switches the port to it with
+ * ptrio_cortex_m_use_systick (the port's tests, the latency figure).
+ *
+ * Why not SysTick as the board's clock: QEMU (7.2) delivers one SysTick
+ * interrupt when its virtual clock jumps over several ticks (over a WFI,
+ * under -icount), and SysTick has no count of them, so the clock fell
+ * behind the CMSDK timers; the firmware sample then printed a button press
+ * before a reading that came first. A free-running counter loses nothing,
+ * and with -icount sleep=off a run is the same at any host load.
  *
  *   qemu-system-arm -M mps2-an385 -nographic \
  *       -semihosting-config enable=on,target=native -kernel prog.elf
@@ -10,11 +23,11 @@
 #include "../../qemu/board.h"
 
 #define CPU_HZ 25000000u
-#define TICK_HZ 1000u
 
 #define REG(a) (*(volatile uint32_t *)(uintptr_t)(a))
 #define NVIC_ISER REG(0xE000E100u)
-#define TIMER0 0x40000000u
+
+#define TIMER0 0x40000000u          /* CMSDK APB timer: qemu_alarm */
 #define TIMER_CTRL(t) REG((t) + 0x00u)
 #define TIMER_VALUE(t) REG((t) + 0x04u)
 #define TIMER_RELOAD(t) REG((t) + 0x08u)
@@ -23,14 +36,51 @@
 #define CTRL_IRQEN 0x8u
 #define TIMER0_IRQ 8
 
+#define DUAL1 0x40002000u           /* CMSDK dual timer: the port's clock */
+#define DUAL2 0x40002020u
+#define DUAL_LOAD(t) REG((t) + 0x00u)
+#define DUAL_VALUE(t) REG((t) + 0x04u)
+#define DUAL_CTRL(t) REG((t) + 0x08u)
+#define DUAL_INTCLR(t) REG((t) + 0x0Cu)
+#define DUAL_ONESHOT 0x01u
+#define DUAL_32BIT 0x02u
+#define DUAL_INTEN 0x20u
+#define DUAL_EN 0x80u               /* mode bit 6 clear: free-running */
+#define DUAL_IRQ 10
+
 const char qemu_board_name[] = "mps2-an385";
 
-static void (*volatile alarm_fn)(void);
+static uint32_t counter_read(void)
+{
+    return ~DUAL_VALUE(DUAL1);
+}
+
+/* A compare match at `at`, from a one-shot down-counter: it fires after
+ * at - now counts (a whole wrap when `at` is now, as a compare would). */
+static void counter_alarm(uint32_t at)
+{
+    uint32_t ahead = at - counter_read();
+
+    DUAL_CTRL(DUAL2) = 0u;
+    DUAL_INTCLR(DUAL2) = 1u;
+    DUAL_LOAD(DUAL2) = (ahead != 0u) ? ahead : 0xFFFFFFFFu;
+    DUAL_CTRL(DUAL2) = DUAL_EN | DUAL_32BIT | DUAL_ONESHOT | DUAL_INTEN;
+}
+
+/* The alarm ends the WFI, and keeps the port's beat (its clock read at
+ * least every 2^31 counts, a run going on or not). */
+void IRQ10_Handler(void)
+{
+    DUAL_INTCLR(DUAL2) = 1u;
+    ptrio_cortex_m_alarm_isr();
+}
 
 void SysTick_Handler(void)
 {
     ptrio_cortex_m_systick_isr();
 }
+
+static void (*volatile alarm_fn)(void);
 
 void IRQ8_Handler(void)
 {
@@ -58,6 +108,14 @@ int qemu_alarm(uint32_t us, void (*fn)(void))
 
 void qemu_board_init(void)
 {
-    (void)ptrio_cortex_m_use_systick(CPU_HZ, TICK_HZ);
-    NVIC_ISER = 1u << TIMER0_IRQ;
+    static const ptrio_cortex_m_counter counter = {
+        CPU_HZ, counter_read, counter_alarm
+    };
+
+    DUAL_CTRL(DUAL1) = 0u;
+    DUAL_LOAD(DUAL1) = 0xFFFFFFFFu;
+    DUAL_CTRL(DUAL1) = DUAL_EN | DUAL_32BIT;
+    DUAL_CTRL(DUAL2) = 0u;
+    NVIC_ISER = (1u << TIMER0_IRQ) | (1u << DUAL_IRQ);
+    (void)ptrio_cortex_m_use_counter(&counter);
 }
