@@ -9,22 +9,14 @@
 /* The latest time a mock clock reads: the type's limit, short of "never". */
 #define LATEST (PTRIO_TIME_INF - 1)
 
-/* x * mul / div for x >= 0, without overflowing: LATEST when it would. */
-static ptrio_time scaled(ptrio_time x, ptrio_time mul, ptrio_time div)
+/* x * mul / div for x >= 0, without overflowing: LATEST when it would.
+ * Rounded down, or up with `up` set (a sleep time never short of its
+ * deadline). */
+static ptrio_time scaled(ptrio_time x, ptrio_time mul, ptrio_time div,
+                         int up)
 {
     ptrio_time q = x / div;
-    ptrio_time part = x % div * mul / div;
-
-    if (mul && q > (LATEST - part) / mul)
-        return LATEST;
-    return q * mul + part;
-}
-
-/* The same, rounded up: a sleep time is never short of the deadline. */
-static ptrio_time scaled_up(ptrio_time x, ptrio_time mul, ptrio_time div)
-{
-    ptrio_time q = x / div;
-    ptrio_time part = (x % div * mul + div - 1) / div;
+    ptrio_time part = (x % div * mul + (up ? div - 1 : 0)) / div;
 
     if (mul && q > (LATEST - part) / mul)
         return LATEST;
@@ -40,7 +32,7 @@ static ptrio_time add_capped(ptrio_time a, ptrio_time b)
 static ptrio_time reading_at(const ptrio_mock_clock *m, ptrio_time real)
 {
     return add_capped(m->base, scaled(real - m->real_base,
-                                      (ptrio_time)m->rate, 1000));
+                                      (ptrio_time)m->rate, 1000, 0));
 }
 
 /* Real time is the backend's of the loop running where the clock is read;
@@ -100,7 +92,7 @@ static ptrio_time mock_sleep_time(ptrio_clock *c, ptrio_time deadline)
     /* Rounded up: once that much real time passed, the clock (rounded
      * down) reads the deadline. Rounded down, a remainder shorter than a
      * real nanosecond (rate > 1000) would ask for waits of 0, for ever. */
-    return scaled_up(ahead, 1000, (ptrio_time)m->rate);
+    return scaled(ahead, 1000, (ptrio_time)m->rate, 1);
 }
 
 static void mock_jump_to(ptrio_clock *c, ptrio_time deadline)
