@@ -2294,6 +2294,46 @@ START_TEST(test_lim_borrow_twice_nowait)
 }
 END_TEST
 
+/* Two borrows for one borrower, the first still waiting: the second is
+ * borrowing twice as well, and fails at once, nowait or not (Trio lets it
+ * wait; when both are granted its set of borrowers holds that borrower
+ * once, for two tokens, and the second release raises). The waiter then
+ * gets its one token. */
+static int lim_awaited_twice_main(ptrio_frame *fr)
+{
+    struct lim_main *f = PTRIO_SELF(fr, struct lim_main);
+    PTRIO_BEGIN(f);
+    ptrio_limiter_init(&f->c, 0);
+    PTRIO_NURSERY(f, &f->n) {
+        start_borrower(f, 3);
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+        EXPECT(ptrio_limiter_acquire_on_behalf_of_nowait(
+                   &f->c, &f->tok, &vals[3]) == -PTRIO_EDEADLK);
+        PTRIO_TRY(f, f->i, ptrio_limiter_acquire_on_behalf_of(
+                               f, &f->c, &f->tok2, &vals[3]));
+        EXPECT(f->i == -PTRIO_EDEADLK);
+        EXPECT(ptrio_limiter_waiting(&f->c) == 1);
+        ptrio_limiter_set_total(&f->c, 2);
+        EXPECT(borrowers_are(&f->c, 1u << 3));
+        EXPECT(ptrio_limiter_borrowed(&f->c) == 1);
+        /* another borrower still borrows beside it */
+        EXPECT(ptrio_limiter_acquire_on_behalf_of_nowait(
+                   &f->c, &f->tok3, &vals[4]) == 0);
+    }
+    EXPECT(ptrio_limiter_release(&f->c, &f->b[3].tok) == 0);
+    EXPECT(ptrio_limiter_release(&f->c, &f->tok3) == 0);
+    EXPECT(ptrio_limiter_borrowed(&f->c) == 0);
+    PTRIO_END(f);
+}
+
+START_TEST(test_lim_awaited_twice)
+{
+    struct lim_main *m = FIXTURE(struct lim_main);
+    RUN_MAIN(lim_awaited_twice_main, *m, 0);
+    ck_assert_str_eq(L.buf, "p3+@0 p3=0@1");
+}
+END_TEST
+
 START_TEST(test_lim_token_in_use)
 {
     reset();
@@ -2484,6 +2524,7 @@ int main(void)
     tcase_add_misuse_test(tc, test_lim_borrow_twice);
     tcase_add_misuse_test(tc, test_lim_borrow_twice_nowait);
     tcase_add_misuse_test(tc, test_lim_token_in_use);
+    tcase_add_misuse_test(tc, test_lim_awaited_twice);
     tcase_add_misuse_test(tc, test_lim_awaited_token_in_use);
     tcase_add_misuse_test(tc, test_lim_release_unborrowed);
     tcase_add_misuse_test(tc, test_lim_null_borrower);

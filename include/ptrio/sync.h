@@ -183,7 +183,9 @@ PTRIO_NODISCARD int ptrio_limiter_acquire(void *self, ptrio_limiter *lim,
                                           ptrio_limiter_token *tok);
 
 /* The same for `borrower`, any object that stands for who holds it
- * (Trio's acquire_on_behalf_of); NULL is refused with -PTRIO_EINVAL. */
+ * (Trio's acquire_on_behalf_of); NULL is refused with -PTRIO_EINVAL, and
+ * a borrower that holds a token or waits for one already with
+ * -PTRIO_EDEADLK (finding a waiter walks the limiter's waiters). */
 PTRIO_NODISCARD int ptrio_limiter_acquire_on_behalf_of(
     void *self, ptrio_limiter *lim, ptrio_limiter_token *tok,
     const void *borrower);

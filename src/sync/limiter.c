@@ -22,6 +22,24 @@ static int borrows(const ptrio_limiter *lim, const void *who)
     return 0;
 }
 
+/* Whether `who` waits for a token. Only a borrow on behalf of another
+ * borrower can find one: a task borrowing for itself is running, so it is
+ * not parked. A walk of the waiters, for those borrows only. */
+static int awaits(const ptrio_limiter *lim, const void *who)
+{
+    ptrio_task *t;
+
+    if (who == ptrio_current_task())
+        return 0;
+    for (t = ptrio_lot_first(&lim->waiters); t;
+         t = ptrio_lot_next(&lim->waiters, t)) {
+        const ptrio_limiter_token *k = ptrio_wait_data(t);
+        if (k->borrower == who)
+            return 1;
+    }
+    return 0;
+}
+
 static void link_token(ptrio_limiter *lim, ptrio_limiter_token *tok)
 {
     ptrio_limiter_token *head = lim->borrowers;
@@ -104,8 +122,9 @@ static int take(ptrio_limiter *lim, ptrio_limiter_token *tok,
 
     if (rc < 0)
         return rc;
-    if (borrows(lim, who)) {
-        SYNC_MISUSE("this borrower holds one of the limiter's tokens already");
+    if (borrows(lim, who) || awaits(lim, who)) {
+        SYNC_MISUSE("this borrower holds or awaits one of the limiter's "
+                    "tokens already");
         return -PTRIO_EDEADLK;
     }
     if (lim->borrowed >= lim->total || !ptrio_lot_empty(&lim->waiters))
