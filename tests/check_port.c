@@ -5,6 +5,7 @@
  * across many wraps, and the beat that keeps the clock read at least every
  * 2^31 counts. */
 #include <stdlib.h>
+#include <string.h>
 
 #include <check.h>
 
@@ -146,6 +147,72 @@ START_TEST(test_wait_keeps_the_mask)
 }
 END_TEST
 
+/* Sleeping tasks on the ticking clock (the QEMU boards clock the port
+ * from a counter, tickless): each wakes in deadline order, never before
+ * its deadline, and by the tick after it. */
+struct ticker {
+    ptrio_frame fr;
+    int ms;
+    ptrio_time deadline;
+};
+
+static int order[3], woken;
+static ptrio_time late_by[3];
+
+static int ticker(ptrio_frame *fr)
+{
+    struct ticker *f = PTRIO_SELF(fr, struct ticker);
+    PTRIO_BEGIN(f);
+    f->deadline = ptrio_now() + PTRIO_MS(f->ms);
+    PTRIO_AWAIT(f, ptrio_sleep_until(f, f->deadline));
+    late_by[woken] = ptrio_now() - f->deadline;
+    order[woken++] = f->ms;
+    PTRIO_END(f);
+}
+
+struct tickers {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[3];
+    struct ticker k[3];
+};
+
+static int tickers(ptrio_frame *fr)
+{
+    struct tickers *f = PTRIO_SELF(fr, struct tickers);
+    PTRIO_BEGIN(f);
+    PTRIO_NURSERY(f, &f->n) {
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[0], ticker, &f->k[0]));
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[1], ticker, &f->k[1]));
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[2], ticker, &f->k[2]));
+    }
+    PTRIO_END(f);
+}
+
+START_TEST(test_systick_sleeps)
+{
+    static struct tickers f;
+    int i;
+
+    ck_assert_int_eq(ptrio_cortex_m_use_systick(CPU_HZ, 1000u), 0);
+    memset(&f, 0, sizeof f);
+    f.k[0].ms = 5;
+    f.k[1].ms = 1;
+    f.k[2].ms = 3;
+    woken = 0;
+    ck_assert_int_eq(ptrio_run(tickers, &f), 0);
+    ck_assert_int_eq(woken, 3);
+    ck_assert_int_eq(order[0], 1);
+    ck_assert_int_eq(order[1], 3);
+    ck_assert_int_eq(order[2], 5);
+    for (i = 0; i < 3; i++) {
+        ck_assert(late_by[i] >= 0);
+        ck_assert_msg(late_by[i] < 2 * TICK_NS, "%d ms sleep woke %ld ns late",
+                      order[i], (long)late_by[i]);
+    }
+}
+END_TEST
+
 /* ---- a counter of the part's ---------------------------------------------- */
 
 static const ptrio_cortex_m_counter tickless = {1000000u, fake_read,
@@ -273,6 +340,7 @@ int main(void)
     tcase_add_test(tc, test_systick_reads_are_monotonic);
     tcase_add_test(tc, test_systick_masked_reader_counts_the_wrap);
     tcase_add_test(tc, test_wait_keeps_the_mask);
+    tcase_add_test(tc, test_systick_sleeps);
     tcase_add_test(tc, test_counter_wraps);
     tcase_add_test(tc, test_beat_keeps_the_clock);
     tcase_add_test(tc, test_alarm_isr_without_alarm);
