@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include "iotest.h"
@@ -414,6 +415,66 @@ START_TEST(test_fd_closed_under_waiter)
         ck_assert_int_lt(H.ms, 250);
     }
     fds[0] = open("/dev/null", O_RDONLY);
+}
+END_TEST
+
+/* The loop's wake fd (an eventfd), found by its /proc link: -1 if none. */
+static int find_wake_fd(void)
+{
+    char path[64], link[64];
+    ssize_t n;
+    int fd;
+
+    for (fd = 3; fd < 1024; fd++) {
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        n = readlink(path, link, sizeof link - 1);
+        if (n < 0)
+            continue;
+        link[n] = '\0';
+        if (strcmp(link, "anon_inode:[eventfd]") == 0)
+            return fd;
+    }
+    return -1;
+}
+
+struct wake_closed {
+    ptrio_frame fr;
+    int fd;
+    long long t0, ms;
+};
+
+static int wake_closed(ptrio_frame *fr)
+{
+    struct wake_closed *w = PTRIO_SELF(fr, struct wake_closed);
+    PTRIO_BEGIN(w);
+    w->fd = find_wake_fd();
+    ck_assert_int_ge(w->fd, 0);
+    ck_assert_int_eq(close(w->fd), 0);
+    w->t0 = mono_ms();
+    PTRIO_AWAIT(w, ptrio_sleep(w, PTRIO_MS(200)));
+    PTRIO_FINALLY(w);
+    w->ms = mono_ms() - w->t0;
+    PTRIO_END(w);
+}
+
+/* The loop's wake fd closed behind its back: poll and select see it at
+ * the next wait (POLLNVAL, EBADF) and fail the run with -EBADF, where they
+ * would spin until the deadline, and every later wake would be lost; epoll
+ * cannot see it (the kernel drops the fd from its set), so the run goes on. */
+START_TEST(test_wake_fd_closed)
+{
+    static struct wake_closed W;
+    int rc;
+
+    memset(&W, 0, sizeof W);
+    rc = run_io(wake_closed, &W);
+    if (IO_EPOLL) {
+        ck_assert_int_eq(rc, 0);
+        ck_assert_int_ge(W.ms, 190);
+    } else {
+        ck_assert_int_eq(rc, -PTRIO_EBADF);
+        ck_assert_int_lt(W.ms, 150);
+    }
 }
 END_TEST
 
@@ -1204,6 +1265,7 @@ int main(void)
     tcase_add_test(tc, test_interrupted_by_close);
     tcase_add_test(tc, test_hangup_wakes_reader);
     tcase_add_test(tc, test_fd_closed_under_waiter);
+    tcase_add_test(tc, test_wake_fd_closed);
     tcase_add_test(tc, test_can_survive_unnotified_close);
     tcase_add_test(tc, test_wait_on_invalid_object);
     tcase_add_test(tc, test_regular_file);

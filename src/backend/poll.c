@@ -39,6 +39,9 @@ static int pwait(ptrio_loop *l, ptrio_time deadline)
     rc = poll(pfd, n, ptrio__host_timeout_ms(l, deadline));
     if (rc < 0)
         return errno == EINTR ? 0 : -errno;
+    if (pfd[0].revents & POLLNVAL)
+        return -PTRIO_EBADF;    /* the wake fd was closed under the loop:
+                                   wakes are lost, and poll would spin */
     if (pfd[0].revents)
         ptrio__host_wake_drain(l);
     for (i = 1; i < n && rc > 0; i++) {

@@ -67,6 +67,8 @@ static int swait(ptrio_loop *l, ptrio_time deadline)
     }
     rc = select(maxfd + 1, &rd, &wr, NULL, tvp);
     if (rc < 0) {
+        if (errno == EBADF && fcntl(wake, F_GETFD) < 0 && errno == EBADF)
+            return -PTRIO_EBADF;    /* the wake fd was closed: as in poll.c */
         if (errno == EBADF)
             fail_closed_fds(l);
         else if (errno != EINTR)
