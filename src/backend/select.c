@@ -67,12 +67,14 @@ static int swait(ptrio_loop *l, ptrio_time deadline)
     }
     rc = select(maxfd + 1, &rd, &wr, NULL, tvp);
     if (rc < 0) {
-        if (errno == EBADF && fcntl(wake, F_GETFD) < 0 && errno == EBADF)
-            return -PTRIO_EBADF;    /* the wake fd was closed: as in poll.c */
-        if (errno == EBADF)
+        if (errno == EBADF) {
+            if (fcntl(wake, F_GETFD) < 0)
+                return -PTRIO_EBADF;    /* the wake fd was closed: as in
+                                           poll.c */
             fail_closed_fds(l);
-        else if (errno != EINTR)
+        } else if (errno != EINTR) {
             return -errno;
+        }
         return 0;
     }
     if (rc == 0)
