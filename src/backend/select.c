@@ -67,14 +67,13 @@ static int swait(ptrio_loop *l, ptrio_time deadline)
     }
     rc = select(maxfd + 1, &rd, &wr, NULL, tvp);
     if (rc < 0) {
-        if (errno == EBADF) {
-            if (fcntl(wake, F_GETFD) < 0)
-                return -PTRIO_EBADF;    /* the wake fd was closed: as in
-                                           poll.c */
-            fail_closed_fds(l);
-        } else if (errno != EINTR) {
+        if (errno == EINTR)
+            return 0;
+        if (errno != EBADF)
             return -errno;
-        }
+        if (fcntl(wake, F_GETFD) < 0)
+            return -PTRIO_EBADF;    /* the wake fd was closed: as in poll.c */
+        fail_closed_fds(l);
         return 0;
     }
     if (rc == 0)
