@@ -214,6 +214,46 @@ START_TEST(test_parking_lot_repark)
 }
 END_TEST
 
+/* Reparking a lot onto itself moves its first n to its end, as Trio's
+ * repark does (it pops them, then appends them): a rotation. All of them,
+ * or more, keep the order. */
+static int repark_self_main(ptrio_frame *fr)
+{
+    struct lots_main *f = PTRIO_SELF(fr, struct lots_main);
+    PTRIO_BEGIN(f);
+    PTRIO_NURSERY(f, &f->n) {
+        for (f->i = 0; f->i < 3; f->i++) {
+            PTRIO_CHECK(f, start_parker(f, f->i, &f->lot));
+            PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+        }
+        EXPECT(ptrio_lot_repark(&f->lot, &f->lot, 1) == 1);
+        EXPECT(ptrio_lot_first(&f->lot) == &f->t[1]);
+        EXPECT(ptrio_lot_repark(&f->lot, &f->lot, 5) == 3);
+        EXPECT(ptrio_lot_count(&f->lot) == 3);
+        EXPECT(ptrio_lot_first(&f->lot) == &f->t[1]);
+        while (!ptrio_lot_empty(&f->lot)) {
+            ptrio_lot_unpark(&f->lot, 0);
+            PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+        }
+        ptrio_lot_break(&f->lot);
+        EXPECT(ptrio_lot_repark(&f->lot, &f->lot, 5) == 0);
+    }
+    PTRIO_END(f);
+}
+
+/* Trio test_parking_lot.py: test_parking_lot_repark (repark with
+ * new_lot the lot itself: Trio pops, then appends) */
+START_TEST(test_lot_repark_onto_itself)
+{
+    static struct lots_main m;
+    reset();
+    memset(&m, 0, sizeof m);
+    ck_assert_int_eq(run_virtual(repark_self_main, &m, NULL), 0);
+    ck_expect_ok();
+    ck_assert_str_eq(L.buf, "p0+@0 p1+@1 p2+@2 p1=0@3 p2=0@4 p0=0@5");
+}
+END_TEST
+
 /* ---- values, data, checkpoints ---------------------------------------- */
 
 static int values_main(ptrio_frame *fr)
@@ -1350,6 +1390,7 @@ int main(void)
     tcase_add_test(tc, test_parking_lot_basic);
     tcase_add_test(tc, test_parking_lot_cancel);
     tcase_add_test(tc, test_parking_lot_repark);
+    tcase_add_test(tc, test_lot_repark_onto_itself);
     tcase_add_test(tc, test_unpark_values_and_data);
     tcase_add_test(tc, test_park_is_a_cancel_point);
     tcase_add_test(tc, test_park_key);

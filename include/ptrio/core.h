@@ -509,7 +509,8 @@ int ptrio_lot_unpark_task(ptrio_lot *lot, ptrio_task *t, int value);
 /* Moves the first `n` tasks of `from` to the end of `to`, in order, still
  * parked (Trio's repark; a condition hands its waiters to its lock). A
  * moved task forgets its key. Into a broken lot, they wake with
- * -PTRIO_EBROKEN instead. Returns how many moved. */
+ * -PTRIO_EBROKEN instead; onto `from` itself, they go to its end (a
+ * rotation, as in Trio). Returns how many moved. */
 unsigned ptrio_lot_repark(ptrio_lot *from, ptrio_lot *to, unsigned n);
 
 /* How many tasks are parked in `lot` (walks it: O(n)). */

@@ -388,13 +388,32 @@ int ptrio_lot_unpark_task(ptrio_lot *lot, ptrio_task *t, int value)
     return 0;
 }
 
+/* Repark onto the same lot, as Trio's (which pops the first n, then
+ * appends them): the first n move to the end, a turn of the ring. */
+static unsigned rotate(ptrio_lot *lot, unsigned n)
+{
+    unsigned k, count = ptrio_lot_count(lot);
+    ptrio_task *t;
+
+    if (n > count)
+        n = count;
+    for (k = 0; k < n; k++) {
+        t = lot->head;
+        t->w.park.on.lot = lot;             /* moved: forgets its key */
+        lot->head = t->w.park.next;
+    }
+    return n;
+}
+
 unsigned ptrio_lot_repark(ptrio_lot *from, ptrio_lot *to, unsigned n)
 {
     unsigned k = 0;
     ptrio_task *t;
 
-    if (!from || !to || from == to)
+    if (!from || !to)
         return 0;
+    if (from == to)
+        return rotate(from, n);
     if (ptrio_lot_broken(to))
         return ptrio_lot_unpark_n(from, n, -PTRIO_EBROKEN);
     while (k < n && (t = ptrio_lot_first(from))) {
