@@ -2127,6 +2127,20 @@ static int lim_token_in_use(struct mis_main *f)
                                                      &other);
 }
 
+static int lim_init_borrowed(struct mis_main *f)
+{
+    int rc;
+
+    EXPECT(ptrio_limiter_acquire_nowait(&f->lim, &f->tok) == 0);
+    rc = ptrio_limiter_init(&f->lim, 3);
+    EXPECT(ptrio_limiter_total(&f->lim) == 5);
+    EXPECT(ptrio_limiter_borrowed(&f->lim) == 1);
+    EXPECT(ptrio_limiter_release(&f->lim, &f->tok) == 0);
+    EXPECT(ptrio_limiter_init(&f->lim, 3) == 0);
+    EXPECT(ptrio_limiter_total(&f->lim) == 3);
+    return rc;
+}
+
 static int lim_release_unborrowed(struct mis_main *f)
 {
     return ptrio_limiter_release(&f->lim, &f->tok);
@@ -2334,6 +2348,99 @@ START_TEST(test_lim_awaited_twice)
 }
 END_TEST
 
+/* `who` holds the one token `lim` lends. */
+static int only_borrower_is(const ptrio_limiter *lim, const void *who)
+{
+    ptrio_limiter_token *k = ptrio_limiter_next(lim, NULL);
+    return k && ptrio_limiter_borrower(k) == who &&
+           !ptrio_limiter_next(lim, k);
+}
+
+/* The same, the other way round: a task waits for a token on behalf of
+ * the main task, which then borrows for itself. It is that waiter's
+ * borrower already, so it fails at once, nowait or not, and is granted
+ * one token (its own borrow used to be let through: two tokens for one
+ * borrower). */
+static int lim_self_awaited_main(ptrio_frame *fr)
+{
+    struct lim_main *f = PTRIO_SELF(fr, struct lim_main);
+    PTRIO_BEGIN(f);
+    ptrio_limiter_init(&f->c, 0);
+    PTRIO_NURSERY(f, &f->n) {
+        f->b[2] = (struct borrower){.name = names[2], .lim = &f->c,
+                                    .who = ptrio_current_task()};
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[2], borrower, &f->b[2]));
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+        EXPECT(ptrio_limiter_acquire_nowait(&f->c, &f->tok) ==
+               -PTRIO_EDEADLK);
+        PTRIO_TRY(f, f->i, ptrio_limiter_acquire(f, &f->c, &f->tok2));
+        EXPECT(f->i == -PTRIO_EDEADLK);
+        EXPECT(ptrio_limiter_waiting(&f->c) == 1);
+        ptrio_limiter_set_total(&f->c, 2);
+        EXPECT(ptrio_limiter_borrowed(&f->c) == 1);
+        EXPECT(only_borrower_is(&f->c, ptrio_current_task()));
+    }
+    EXPECT(ptrio_limiter_release(&f->c, &f->b[2].tok) == 0);
+    EXPECT(ptrio_limiter_borrowed(&f->c) == 0);
+    PTRIO_END(f);
+}
+
+START_TEST(test_lim_self_awaited)
+{
+    struct lim_main *m = FIXTURE(struct lim_main);
+    RUN_MAIN(lim_self_awaited_main, *m, 0);
+    ck_assert_str_eq(L.buf, "p2+@0 p2=0@1");
+}
+END_TEST
+
+/* A wait on behalf of the main task is cancelled: the main task is
+ * nobody's borrower then, and borrows for itself (the limiter's count of
+ * such waits is one too many until a borrow looks). */
+static int lim_proxy_cancelled_main(ptrio_frame *fr)
+{
+    struct lim_main *f = PTRIO_SELF(fr, struct lim_main);
+    PTRIO_BEGIN(f);
+    ptrio_limiter_init(&f->c, 0);
+    PTRIO_NURSERY(f, &f->n) {
+        f->b[2] = (struct borrower){.name = names[2], .lim = &f->c,
+                                    .who = ptrio_current_task()};
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[2], borrower, &f->b[2]));
+        start_borrower(f, 3);
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+        EXPECT(ptrio_task_cancel(&f->t[2]) == 0);
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+        EXPECT(ptrio_limiter_waiting(&f->c) == 1);
+        EXPECT(ptrio_limiter_acquire_nowait(&f->c, &f->tok) ==
+               -PTRIO_EWOULDBLOCK);
+        ptrio_limiter_set_total(&f->c, 1);
+        EXPECT(ptrio_limiter_acquire_nowait(&f->c, &f->tok) ==
+               -PTRIO_EWOULDBLOCK);
+        ptrio_limiter_set_total(&f->c, 2);
+        EXPECT(ptrio_limiter_acquire_nowait(&f->c, &f->tok) == 0);
+        EXPECT(ptrio_limiter_release(&f->c, &f->tok) == 0);
+        EXPECT(ptrio_limiter_release(&f->c, &f->b[3].tok) == 0);
+    }
+    PTRIO_END(f);
+}
+
+START_TEST(test_lim_proxy_cancelled)
+{
+    struct lim_main *m = FIXTURE(struct lim_main);
+    RUN_MAIN(lim_proxy_cancelled_main, *m, 0);
+    ck_assert_str_eq(L.buf, "p2+@0 p3+@0 p2!PTRIO_ECANCELED@1 p3=0@2");
+}
+END_TEST
+
+/* Re-initialising a limiter that lends a token is refused, as for a
+ * semaphore that tasks wait on: it would forget the borrow. */
+START_TEST(test_lim_init_borrowed)
+{
+    reset();
+    ck_assert_int_eq(misuse(lim_init_borrowed), -PTRIO_EBUSY);
+    ck_expect_ok();
+}
+END_TEST
+
 START_TEST(test_lim_token_in_use)
 {
     reset();
@@ -2524,7 +2631,10 @@ int main(void)
     tcase_add_misuse_test(tc, test_lim_borrow_twice);
     tcase_add_misuse_test(tc, test_lim_borrow_twice_nowait);
     tcase_add_misuse_test(tc, test_lim_token_in_use);
+    tcase_add_misuse_test(tc, test_lim_init_borrowed);
+    tcase_add_test(tc, test_lim_proxy_cancelled);
     tcase_add_misuse_test(tc, test_lim_awaited_twice);
+    tcase_add_misuse_test(tc, test_lim_self_awaited);
     tcase_add_misuse_test(tc, test_lim_awaited_token_in_use);
     tcase_add_misuse_test(tc, test_lim_release_unborrowed);
     tcase_add_misuse_test(tc, test_lim_null_borrower);

@@ -167,18 +167,23 @@ struct ptrio_limiter {
     ptrio_lot waiters;              /* data: their token */
     ptrio_limiter_token *borrowers; /* circular list, oldest first */
     unsigned total, borrowed;
+    unsigned proxies;               /* waits on behalf of another borrower,
+                                       at least (internal) */
 };
 
 /* A static initialiser: `total` tokens (PTRIO_LIMITER_INF: no limit). */
-#define PTRIO_LIMITER_INIT(total) {{NULL}, NULL, (total), 0}
+#define PTRIO_LIMITER_INIT(total) {{NULL}, NULL, (total), 0, 0}
 
-/* Prepares a limiter with `total` tokens (PTRIO_LIMITER_INF: no limit). */
-void ptrio_limiter_init(ptrio_limiter *lim, unsigned total);
+/* Prepares a limiter with `total` tokens (PTRIO_LIMITER_INF: no limit).
+ * Returns 0, or -PTRIO_EINVAL (NULL), -PTRIO_EBUSY while it lends a token
+ * or tasks wait on it (ptrio_limiter_set_total changes a busy one). */
+int ptrio_limiter_init(ptrio_limiter *lim, unsigned total);
 
 /* Borrows a token for the calling task, recorded in `tok`: awaitable
  * checkpoint. Errors: -PTRIO_ECANCELED, -PTRIO_EDEADLK (the task borrows
- * one already), -PTRIO_EBUSY (`tok` is in use), -PTRIO_EINVAL (a NULL
- * limiter or token), -PTRIO_ENOTASK. */
+ * one already, or another task waits for one on its behalf),
+ * -PTRIO_EBUSY (`tok` is in use), -PTRIO_EINVAL (a NULL limiter or
+ * token), -PTRIO_ENOTASK. */
 PTRIO_NODISCARD int ptrio_limiter_acquire(void *self, ptrio_limiter *lim,
                                           ptrio_limiter_token *tok);
 

@@ -22,22 +22,34 @@ static int borrows(const ptrio_limiter *lim, const void *who)
     return 0;
 }
 
-/* Whether `who` waits for a token. Only a borrow on behalf of another
- * borrower can find one: a task borrowing for itself is running, so it is
- * not parked. A walk of the waiters, for those borrows only. */
-static int awaits(const ptrio_limiter *lim, const void *who)
+/* Whether a parked task waits on behalf of another borrower. */
+static int by_proxy(ptrio_task *t, const ptrio_limiter_token *k)
+{
+    return k->borrower != (const void *)t;
+}
+
+/* Whether `who` waits for a token: a walk of the waiters. A task
+ * borrowing for itself is running, so only a wait on behalf of it (by
+ * proxy) can name it: while the limiter counts none, it walks nothing.
+ * A cancelled wait stays counted until a walk counts again. */
+static int awaits(ptrio_limiter *lim, const void *who)
 {
     ptrio_task *t;
+    unsigned proxies = 0;
+    int found = 0;
 
-    if (who == ptrio_current_task())
+    if (who == ptrio_current_task() && !lim->proxies)
         return 0;
     for (t = ptrio_lot_first(&lim->waiters); t;
          t = ptrio_lot_next(&lim->waiters, t)) {
         const ptrio_limiter_token *k = ptrio_wait_data(t);
         if (k->borrower == who)
-            return 1;
+            found = 1;
+        if (by_proxy(t, k))
+            proxies++;
     }
-    return 0;
+    lim->proxies = proxies;
+    return found;
 }
 
 static void link_token(ptrio_limiter *lim, ptrio_limiter_token *tok)
@@ -80,14 +92,29 @@ static void wake_waiters(ptrio_limiter *lim)
 
     while (lim->borrowed < lim->total &&
            (t = ptrio_lot_first(&lim->waiters))) {
-        link_token(lim, ptrio_wait_data(t));
+        ptrio_limiter_token *k = ptrio_wait_data(t);
+        if (by_proxy(t, k) && lim->proxies)
+            lim->proxies--;
+        link_token(lim, k);
         ptrio_lot_unpark(&lim->waiters, 0);
     }
 }
 
-void ptrio_limiter_init(ptrio_limiter *lim, unsigned total)
+int ptrio_limiter_init(ptrio_limiter *lim, unsigned total)
 {
-    ptrio_limiter_set_total(lim, total);
+    if (!lim) {
+        SYNC_MISUSE("initialising a NULL limiter");
+        return -PTRIO_EINVAL;
+    }
+    if (lim->borrowers || !ptrio_lot_empty(&lim->waiters)) {
+        SYNC_MISUSE("initialising a limiter that lends tokens or that "
+                    "tasks wait on");
+        return -PTRIO_EBUSY;
+    }
+    lim->total = total;
+    lim->borrowed = 0;
+    lim->proxies = 0;
+    return 0;
 }
 
 /* Whether `tok` rides with a wait, of this limiter or another: a token
@@ -171,8 +198,11 @@ static int acquire(void *self, ptrio_limiter *lim, ptrio_limiter_token *tok,
         return rc;
     tok->borrower = who;
     rc = ptrio_park_unless(self, &lim->waiters, try_take, lim, tok);
-    if (rc == PTRIO_PENDING && !tok->limiter)
+    if (rc == PTRIO_PENDING && !tok->limiter) {
         tok->waiter = ptrio_current_task();     /* parked, not granted */
+        if (by_proxy(tok->waiter, tok))
+            lim->proxies++;
+    }
     return rc;
 }
 
