@@ -380,6 +380,67 @@ START_TEST(test_raise_just_before_the_wait)
 }
 END_TEST
 
+#ifndef TEST_QEMU
+/* A raiser on another thread counts its raise, then is preempted before
+ * it claims the wait's loop; the wait takes the count and ends, and the
+ * next wait begins. The raiser then claims the new wait's loop and wakes
+ * it, with nothing left to count. That wait must publish its loop again:
+ * the next raise (from the hook, before the following backend wait) ends
+ * it at once, not at its 2 s deadline. The raiser's two halves are
+ * simulated on the loop's thread: the count before the first wait, the
+ * claim (take `loop`, wake, done) in the hook before the second wait's
+ * first sleep. */
+static int stale_step;
+
+static void stale_claim_then_raise(void *ctx, ptrio_time deadline)
+{
+    ptrio_loop *l;
+
+    (void)ctx;
+    if (deadline == PTRIO_TIME_NINF)
+        return;
+    if (stale_step == 0 && S.waiter && S.count == 0u) {
+        stale_step = 1;
+        l = __atomic_exchange_n(&S.loop, NULL, __ATOMIC_SEQ_CST);
+        ck_assert_ptr_nonnull(l);
+        ptrio_loop_wake(l);
+        __atomic_store_n(&S.woke, 1u, __ATOMIC_RELEASE);
+    } else if (stale_step == 1) {
+        stale_step = 2;
+        ptrio_signal_raise(&S);
+    }
+}
+
+static const ptrio_hooks stale_hooks = {
+    .before_io_wait = stale_claim_then_raise};
+
+static void count_half_of_a_raise(void)
+{
+    __atomic_fetch_add(&S.count, 1u, __ATOMIC_SEQ_CST);
+}
+
+START_TEST(test_stale_raiser_claims_the_next_wait)
+{
+    static struct collect f;
+    ptrio_loop loop;
+    ptrio_time t0;
+
+    reset();
+    stale_step = 0;
+    f = (struct collect){.want = 2, .limit = PTRIO_SEC(2),
+                         .start = count_half_of_a_raise};
+    loop_setup(&loop, ptrio_default_backend(), NULL);
+    ptrio_loop_set_hooks(&loop, &stale_hooks, NULL);
+    t0 = ptrio_default_backend()->now(&loop);
+    ck_assert_int_eq(ptrio_loop_run(&loop, collect_main, &f), 0);
+    ck_assert_int_eq(stale_step, 2);
+    ck_assert_int_eq(f.got, 2);
+    ck_assert_int_eq(f.wakes, 2);
+    ck_assert(ptrio_default_backend()->now(&loop) - t0 < PTRIO_SEC(1));
+}
+END_TEST
+#endif
+
 #ifdef TEST_QEMU
 
 /* The board's alarm interrupt raises: once, then a storm of raises from
@@ -697,6 +758,7 @@ int main(void)
     tcase_add_test(tc, test_signal_handler_raises);
     tcase_add_test(tc, test_raiser_outlives_the_loop);
     tcase_add_test(tc, test_two_loops_share_a_signal);
+    tcase_add_test(tc, test_stale_raiser_claims_the_next_wait);
 #endif
     suite_add_tcase(s, tc);
     sr = srunner_create(s);

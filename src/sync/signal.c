@@ -19,7 +19,11 @@
  * the loop, later ones only count, and the claimer sets `woke` once its
  * wake has returned. The wait's end takes `loop` the same way: getting
  * NULL, it knows a claimer exists and waits for its `woke` (a few
- * instructions and one wake, whatever other raisers do meanwhile).
+ * instructions and one wake, whatever other raisers do meanwhile). A
+ * raiser preempted between its count and its claim may claim a later wait
+ * than the one its count ended: that wait's poll, finding no count and
+ * `loop` taken, publishes its loop again (loop_reclaim), or the raises
+ * after it would only count.
  *
  * One task waits at a time, and loops on other threads may try too: a
  * wait takes the `waiter` slot before it parks (an atomic compare-exchange
@@ -133,21 +137,42 @@ static inline void raise_done(ptrio_signal *s)
  * before this resumes). On a host the spin yields the processor now and
  * then, for a claimer that was preempted mid-raise. Loop's thread, only
  * while `loop` was set. */
-static void loop_clear(ptrio_signal *s)
+static void claimer_wait(ptrio_signal *s)
 {
     unsigned spins = 0;
 
-    if (__atomic_exchange_n(&s->loop, NULL, __ATOMIC_SEQ_CST) == NULL) {
-        while (__atomic_load_n(&s->woke, __ATOMIC_ACQUIRE) == 0u) {
-            if (++spins == 64u) {
-                spins = 0;
+    while (__atomic_load_n(&s->woke, __ATOMIC_ACQUIRE) == 0u) {
+        if (++spins == 64u) {
+            spins = 0;
 #ifdef PTRIO_CONF_HOSTED
-                (void)sched_yield();
+            (void)sched_yield();
 #endif
-            }
         }
-        __atomic_store_n(&s->woke, 0u, __ATOMIC_RELAXED);
     }
+    __atomic_store_n(&s->woke, 0u, __ATOMIC_RELAXED);
+}
+
+static void loop_clear(ptrio_signal *s)
+{
+    if (__atomic_exchange_n(&s->loop, NULL, __ATOMIC_SEQ_CST) == NULL) {
+        claimer_wait(s);
+    }
+}
+
+/* The poll of a wait found no count, yet a raiser may have claimed the
+ * wait's loop: one preempted between its count and its claim, whose count
+ * an earlier wait took. Left so, every later raise would find `loop` NULL
+ * and only count. So the wait publishes its loop again, once that raiser
+ * is done, and takes the count again (a raise that found NULL meanwhile
+ * only counted). Returns what it took. Loop's thread, while waiting. */
+static uint32_t loop_reclaim(ptrio_signal *s, ptrio_loop *l)
+{
+    if (__atomic_load_n(&s->loop, __ATOMIC_SEQ_CST) != NULL) {
+        return 0u;
+    }
+    claimer_wait(s);
+    loop_set(s, l);
+    return count_take(s);
 }
 
 #else
@@ -215,6 +240,12 @@ static inline void loop_set(ptrio_signal *s, ptrio_loop *l)
 static inline ptrio_loop *loop_claim(ptrio_signal *s) { return loop_get(s); }
 static inline void raise_done(ptrio_signal *s) { (void)s; }
 static inline void loop_clear(ptrio_signal *s) { loop_set(s, NULL); }
+static inline uint32_t loop_reclaim(ptrio_signal *s, ptrio_loop *l)
+{
+    (void)s;
+    (void)l;
+    return 0u;          /* a claim is a read: `loop` stays set */
+}
 
 /* One loop runs at a time (the raisers are interrupts): the waiter slot
  * is the loop's alone, tested before the task parks and set after. */
@@ -316,6 +347,9 @@ static void sig_poll(ptrio_source *src)
     uint32_t n = count_take(s);
     ptrio_task *t = waiter_get(s);
 
+    if (n == 0u) {
+        n = loop_reclaim(s, ptrio__loop);
+    }
     if (n != 0u) {
         ptrio_loop *l = ptrio__loop;
         INVARIANT((t != NULL) && (TSTATE(t) == T_PARKED) &&
