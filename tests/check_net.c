@@ -861,6 +861,64 @@ START_TEST(test_resolve_failure)
 }
 END_TEST
 
+/* With a custom resolver, a numeric host's list is getaddrinfo's (the
+ * resolver is not asked, as in Trio): ptrio_freeaddrinfo gives it to
+ * freeaddrinfo, never to the resolver's freeres, which gets only the
+ * resolver's own lists, in whatever order the two are freed. It used to
+ * get both. */
+static struct addrinfo *freed_by_freeres[4];
+static int freeres_calls;
+
+static void fake_freeres(struct addrinfo *res)
+{
+    if (freeres_calls < 4)
+        freed_by_freeres[freeres_calls] = res;
+    freeres_calls++;
+}
+
+struct two_lists {
+    ptrio_frame fr;
+    ptrio_resolve r;
+    struct addrinfo *numeric, *named;
+    int rc[2];
+};
+
+static int two_lists(ptrio_frame *fr)
+{
+    struct two_lists *f = PTRIO_SELF(fr, struct two_lists);
+    PTRIO_BEGIN(f);
+    ptrio_resolve_set_resolver(&f->r, fake_resolve, fake_freeres);
+    PTRIO_TRY(f, f->rc[0], ptrio_getaddrinfo(f, &f->r, "127.0.0.1", "80",
+                                             AF_INET, SOCK_STREAM, 0,
+                                             &f->numeric));
+    PTRIO_TRY(f, f->rc[1], ptrio_getaddrinfo(f, &f->r, "eyeballs.test",
+                                             "80", 0, 0, 0, &f->named));
+    ptrio_freeaddrinfo(&f->r, f->named);
+    ptrio_freeaddrinfo(&f->r, f->numeric);
+    PTRIO_TRY(f, f->rc[0], ptrio_getaddrinfo(f, &f->r, "127.0.0.1", "80",
+                                             AF_INET, SOCK_STREAM, 0,
+                                             &f->numeric));
+    ptrio_freeaddrinfo(&f->r, f->numeric);
+    PTRIO_END(f);
+}
+
+START_TEST(test_numeric_list_is_not_the_resolvers)
+{
+    static struct two_lists F;
+    memset(&F, 0, sizeof F);
+    fake_n = 0;
+    fake_add("127.0.0.9", 80);
+    resolver_calls = freeres_calls = 0;
+    ck_assert_int_eq(run_io(two_lists, &F), 0);
+    ck_assert_int_eq(F.rc[0], 0);
+    ck_assert_int_eq(F.rc[1], 0);
+    ck_assert_ptr_eq(F.named, &fake_ai[0]);
+    ck_assert_int_eq(resolver_calls, 1);
+    ck_assert_int_eq(freeres_calls, 1);
+    ck_assert_ptr_eq(freed_by_freeres[0], &fake_ai[0]);
+}
+END_TEST
+
 /* The caller is cancelled just after an attempt failed, while the
  * connector is ready to start the next one. */
 struct he_cancel {
@@ -2996,6 +3054,7 @@ int main(void)
     tcase_add_test(tc, test_happy_eyeballs_all_fail);
     tcase_add_test(tc, test_happy_eyeballs_family_unsupported);
     tcase_add_test(tc, test_resolve_failure);
+    tcase_add_test(tc, test_numeric_list_is_not_the_resolvers);
     tcase_add_test(tc, test_happy_eyeballs_cancelled_attempt_never_connects);
     tcase_add_test(tc, test_happy_eyeballs_no_hosts);
     tcase_add_test(tc, test_cancel_in_each_call);

@@ -242,6 +242,7 @@ typedef struct ptrio__gai_req {
     ptrio_resolver_fn resolve;
     ptrio_freeres_fn freeres;
     struct addrinfo *res;
+    struct addrinfo *numeric;   /* the last numeric host's list */
     int rc, err;
 } ptrio__gai_req;
 
@@ -264,7 +265,9 @@ void ptrio_resolve_set_resolver(ptrio_resolve *r, ptrio_resolver_fn resolve,
  * resolver). `family` (0: any,
  * or AF_INET, AF_INET6), `socktype` (0, SOCK_STREAM...), `flags`
  * (AI_PASSIVE...) are the hints. On success `*res` holds the list: free it
- * with ptrio_freeaddrinfo(r, *res). Cancellable at once (the thread's
+ * with ptrio_freeaddrinfo(r, *res) (with a custom resolver, a numeric
+ * host's list is getaddrinfo's: free it before r resolves the next
+ * numeric host, which takes its place). Cancellable at once (the thread's
  * result is freed when it comes). Errors: -PTRIO_ERESOLVE (see
  * ptrio_resolve_strerror), -PTRIO_ENOMEM, the system's (EAI_SYSTEM's
  * errno), -PTRIO_EINVAL (NULL r or res, neither host nor service, host or

@@ -50,14 +50,21 @@ static void *gai_thread(void *arg)
     return NULL;
 }
 
+/* getaddrinfo's lists go to freeaddrinfo, a custom resolver's to its
+ * freeres: with a custom resolver, only a numeric host's list, the last
+ * one (`numeric`), is getaddrinfo's. */
 static void free_res(ptrio__gai_req *q, struct addrinfo *res)
 {
     if (!res)
         return;
-    if (q->resolve)
-        q->freeres ? q->freeres(res) : (void)0;
-    else
-        freeaddrinfo(res);
+    if (q->resolve && res != q->numeric) {
+        if (q->freeres)
+            q->freeres(res);
+        return;
+    }
+    if (res == q->numeric)
+        q->numeric = NULL;
+    freeaddrinfo(res);
 }
 
 /* A cancelled lookup finished: free what it found. */
@@ -94,6 +101,8 @@ static int gai_step(ptrio_frame *fr)
         r->req.resolve = NULL;
         r->req.rc = lookup(&r->req, AI_NUMERICHOST);
         r->req.resolve = custom;
+        if (r->req.rc == 0)
+            r->req.numeric = r->req.res;
     }
     if (r->req.rc == EAI_NONAME) {
         PTRIO_CHECK(r, ptrio_thread_job_init(&r->job, sizeof r->req,
@@ -141,7 +150,9 @@ void ptrio_freeaddrinfo(ptrio_resolve *r, struct addrinfo *res)
         return;
     q.resolve = r->req.resolve;
     q.freeres = r->req.freeres;
+    q.numeric = r->req.numeric;
     free_res(&q, res);
+    r->req.numeric = q.numeric;
 }
 
 const char *ptrio_resolve_strerror(const ptrio_resolve *r)
