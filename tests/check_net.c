@@ -1256,6 +1256,62 @@ START_TEST(test_closed_under_waiter_and_busy)
 }
 END_TEST
 
+/* Closed under a waiter, a stream or listener is not free until that
+ * waiter's call has returned: opening the stream again, accepting into
+ * it or listening again is refused (-PTRIO_EBUSY), and the woken calls
+ * end with -PTRIO_ECLOSED. Reopening used to clear the call's frame under
+ * it, and the run failed with -PTRIO_EMISUSE. */
+struct reopener {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[2];
+    struct victim v[2];
+    ptrio_listener ls;
+    int sp[2], open_busy, listen_busy, accept_busy, open_after;
+};
+
+static int reopener(ptrio_frame *fr)
+{
+    struct reopener *c = PTRIO_SELF(fr, struct reopener);
+    PTRIO_BEGIN(c);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, c->sp), 0);
+    PTRIO_CHECK(c, ptrio_tcp_listen(&c->ls, "127.0.0.1", 0, 0));
+    c->v[0].mode = V_RECV;
+    c->v[1].mode = V_ACCEPT;
+    PTRIO_NURSERY(c, &c->n) {
+        PTRIO_CHECK(c, ptrio_start_soon(&c->n, &c->t[0], victim, &c->v[0]));
+        PTRIO_CHECK(c, ptrio_start_soon(&c->n, &c->t[1], victim, &c->v[1]));
+        PTRIO_AWAIT(c, ptrio_sleep(c, PTRIO_MS(20)));
+        ptrio_stream_close(&c->v[0].s);
+        ptrio_listener_close(&c->v[1].ls);
+        c->open_busy = ptrio_stream_open(&c->v[0].s, c->sp[0]);
+        c->listen_busy = ptrio_tcp_listen(&c->v[1].ls, "127.0.0.1", 0, 0);
+        PTRIO_TRY(c, c->accept_busy,
+                  ptrio_listener_accept(c, &c->ls, &c->v[0].s));
+    }
+    c->open_after = ptrio_stream_open(&c->v[0].s, c->sp[0]);
+    ptrio_stream_close(&c->v[0].s);
+    close(c->sp[1]);
+    ptrio_listener_close(&c->ls);
+    PTRIO_END(c);
+}
+
+START_TEST(test_reopen_while_a_call_ends)
+{
+    static struct reopener C;
+    int fds0 = count_fds();
+    memset(&C, 0, sizeof C);
+    ck_assert_int_eq(run_io(reopener, &C), 0);
+    ck_assert_int_eq(C.v[0].rc, -PTRIO_ECLOSED);
+    ck_assert_int_eq(C.v[1].rc, -PTRIO_ECLOSED);
+    ck_assert_int_eq(C.open_busy, -PTRIO_EBUSY);
+    ck_assert_int_eq(C.listen_busy, -PTRIO_EBUSY);
+    ck_assert_int_eq(C.accept_busy, -PTRIO_EBUSY);
+    ck_assert_int_eq(C.open_after, 0);
+    ck_assert_int_eq(count_fds(), fds0);
+}
+END_TEST
+
 /* Sync calls: bad arguments, stream_open on non-socket fds, pipes
  * without SIGPIPE. */
 struct piper {
@@ -1873,7 +1929,7 @@ static int bystander(ptrio_frame *fr)
     PTRIO_END(b);
 }
 
-enum { F_SEND, F_RECV, F_ACCEPT, F_N };
+enum { F_SEND, F_RECV, F_ACCEPT, F_EOF, F_N };
 
 struct fails_at_once {
     ptrio_frame fr;
@@ -1889,7 +1945,7 @@ struct fails_at_once {
 /* Starts a bystander, then makes one call that fails without waiting:
  * send_all to a closed peer (EPIPE), receive_some on a socket that was
  * never connected (ENOTCONN), accept on a socket that is not listening
- * (EINVAL). */
+ * (EINVAL), send_eof on a pipe (ENOTSOCK). */
 static int fails_at_once(ptrio_frame *fr)
 {
     struct fails_at_once *f = PTRIO_SELF(fr, struct fails_at_once);
@@ -1899,6 +1955,10 @@ static int fails_at_once(ptrio_frame *fr)
         ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, f->sp), 0);
         close(f->sp[1]);
         PTRIO_CHECK(f, ptrio_stream_open(&f->s, f->sp[0]));
+    } else if (f->mode == F_EOF) {
+        ck_assert_int_eq(pipe(f->sp), 0);
+        close(f->sp[0]);
+        PTRIO_CHECK(f, ptrio_stream_open(&f->s, f->sp[1]));
     } else {
         fd = socket(AF_INET, SOCK_STREAM, 0);
         ck_assert_int_ge(fd, 0);
@@ -1914,6 +1974,8 @@ static int fails_at_once(ptrio_frame *fr)
         else if (f->mode == F_RECV)
             PTRIO_TRY(f, f->rc, ptrio_stream_receive_some(f, &f->s, f->buf,
                                                           sizeof f->buf));
+        else if (f->mode == F_EOF)
+            PTRIO_TRY(f, f->rc, ptrio_stream_send_eof(f, &f->s));
         else
             PTRIO_TRY(f, f->rc, ptrio_listener_accept(f, &f->ls, &f->s));
         tlog_add(&L, "failed");
@@ -1931,7 +1993,7 @@ START_TEST(test_failure_at_once_is_a_schedule_point)
 {
     static struct fails_at_once F;
     static const int want[F_N] = {-PTRIO_EPIPE, -PTRIO_ENOTCONN,
-                                  -PTRIO_EINVAL};
+                                  -PTRIO_EINVAL, -PTRIO_ENOTSOCK};
     int mode;
 
     for (mode = 0; mode < F_N; mode++) {
@@ -3059,6 +3121,7 @@ int main(void)
     tcase_add_test(tc, test_happy_eyeballs_no_hosts);
     tcase_add_test(tc, test_cancel_in_each_call);
     tcase_add_test(tc, test_closed_under_waiter_and_busy);
+    tcase_add_test(tc, test_reopen_while_a_call_ends);
     tcase_add_test(tc, test_pipes_and_bad_arguments);
     tcase_add_test(tc, test_failure_at_once_is_a_schedule_point);
     tcase_add_test(tc, test_send_after_send_eof_is_closed);

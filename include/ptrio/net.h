@@ -54,7 +54,8 @@ struct ptrio_stream {
  * TCP_NODELAY on a TCP socket (as Trio does); a regular file (stdin from
  * a file) is read and written without readiness waits. The stream owns fd
  * from now on. Returns 0, -PTRIO_EBADF (fd < 0, or NULL stream),
- * -PTRIO_EBUSY (the stream has an fd), -PTRIO_EINVAL (a socket that is not
+ * -PTRIO_EBUSY (the stream has an fd, or a call on it has not returned
+ * yet: one woken by a close), -PTRIO_EINVAL (a socket that is not
  * SOCK_STREAM: a datagram socket is no byte stream, as Trio's
  * SocketStream says), or fcntl's error (-PTRIO_EBADF for an fd that is not
  * open). On failure the fd is left as it was, the caller's. */
@@ -108,7 +109,8 @@ typedef struct ptrio_listener {
  * SO_REUSEADDR, and listens (backlog <= 0: the system's maximum, asking
  * for 0xFFFF as Trio does; larger ones are capped at 0xFFFF). Not an
  * await: nothing here blocks. Errors: -PTRIO_EINVAL (bad address or port),
- * -PTRIO_EBUSY (already listening), the system's (-PTRIO_EADDRINUSE...). */
+ * -PTRIO_EBUSY (already listening, or an accept woken by a close has not
+ * returned yet), the system's (-PTRIO_EADDRINUSE...). */
 int ptrio_tcp_listen(ptrio_listener *ls, const char *host, int port,
                      int backlog);
 
@@ -125,7 +127,8 @@ int ptrio_listener_fd(const ptrio_listener *ls);
  * ptrio_serve_tcp backs off and retries), other accept errors,
  * -PTRIO_ECLOSED (closed, also before the call: still a checkpoint, as
  * in Trio; or its fd closed behind its back: EBADF), -PTRIO_EBUSY (`out`
- * has an fd, or another task accepts), -PTRIO_EINVAL (NULL),
+ * is in use as for ptrio_stream_open, also when it was opened while the
+ * accept waited; or another task accepts), -PTRIO_EINVAL (NULL),
  * -PTRIO_ECANCELED, -PTRIO_ENOTASK. */
 PTRIO_NODISCARD int ptrio_listener_accept(void *self, ptrio_listener *ls,
                                           ptrio_stream *out);
@@ -330,9 +333,10 @@ void ptrio_tcp_connect_set_delay(ptrio_tcp_connect *c, ptrio_time delay);
  * the others are cancelled and closed. Bound it with a cancel scope: a
  * connect to an address that never answers takes the system's timeout.
  * Errors: those of ptrio_getaddrinfo (-PTRIO_ERESOLVE also for a name
- * with no address); when every attempt failed, the first attempt's
- * (-PTRIO_ECONNREFUSED...); -PTRIO_EINVAL (NULL, port not in 1..65535);
- * -PTRIO_EBUSY (`out` has an fd, or `c` is in use); -PTRIO_ECANCELED. */
+ * with no address); when every attempt failed, the error of the first
+ * attempt to fail (-PTRIO_ECONNREFUSED...); -PTRIO_EINVAL (NULL, port not
+ * in 1..65535); -PTRIO_EBUSY (`out` is in use as for ptrio_stream_open,
+ * or `c` is); -PTRIO_ECANCELED. */
 PTRIO_NODISCARD int ptrio_open_tcp_stream(void *self, ptrio_tcp_connect *c,
                                           ptrio_stream *out, const char *host,
                                           int port);

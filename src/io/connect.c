@@ -178,7 +178,7 @@ int ptrio_open_tcp_stream(void *self, ptrio_tcp_connect *c, ptrio_stream *out,
         return -PTRIO_EINVAL;
     if (port <= 0 || port > 65535)
         return -PTRIO_EINVAL;
-    if (out->fdp1 > 0 || !ptrio_frame_idle(c))
+    if (ptrio__stream_in_use(out) || !ptrio_frame_idle(c))
         return -PTRIO_EBUSY;
     c->out = out;
     c->host = host;

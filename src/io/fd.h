@@ -28,4 +28,8 @@ static inline unsigned ptrio__fd_events(const ptrio_task *t)
     return (unsigned)((uintptr_t)t->w.park.data & ((1u << FD_EVBITS) - 1));
 }
 
+/* Whether a stream has an fd or a call still ending (stream.c). */
+struct ptrio_stream;
+int ptrio__stream_in_use(const struct ptrio_stream *s);
+
 #endif /* PTRIO_IO_FD_H */

@@ -61,6 +61,15 @@ static void adopt(ptrio_stream *s, int fd, int is_sock, int is_tcp)
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+/* Whether `s` has an fd, or a call that has not returned yet (woken by a
+ * close, say, and not yet resumed): clearing it would pull that call's
+ * frame from under it. */
+int ptrio__stream_in_use(const ptrio_stream *s)
+{
+    return s->fdp1 > 0 || !ptrio_frame_idle(&s->rx) ||
+           !ptrio_frame_idle(&s->tx);
+}
+
 int ptrio_stream_open(ptrio_stream *s, int fd)
 {
     struct sockaddr_storage ss;
@@ -71,7 +80,7 @@ int ptrio_stream_open(ptrio_stream *s, int fd)
 
     if (!s || fd < 0)
         return -PTRIO_EBADF;
-    if (s->fdp1 > 0)
+    if (ptrio__stream_in_use(s))
         return -PTRIO_EBUSY;
     is_sock = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0;
     /* Datagrams are no byte stream (Trio's SocketStream refuses them):
@@ -267,15 +276,19 @@ int ptrio_stream_send_eof(void *self, ptrio_stream *s)
         return send_call(self, s, NULL, 0);
     if ((rc = ptrio_checkpoint_if_cancelled(self)) < 0)
         return rc;
-    if (!(s->flags & S_SOCKET))
-        return -PTRIO_ENOTSOCK;
-    if (!(s->flags & S_EOF_SENT)) {
+    if (!(s->flags & S_SOCKET)) {
+        rc = -PTRIO_ENOTSOCK;
+    } else if (!(s->flags & S_EOF_SENT)) {
         /* ENOTCONN: the peer is gone already; its end has seen EOF. */
         if (shutdown(fd_of(s), SHUT_WR) < 0 && errno != ENOTCONN)
-            return -errno;
-        s->flags |= S_EOF_SENT;
+            rc = -errno;
+        else
+            s->flags |= S_EOF_SENT;
     }
-    return ptrio_yield(self);
+    /* A schedule point, failed or not, as every stream call that did not
+     * wait (Trio's send_eof checkpoints first); the checkpoint above has
+     * checked the caller. */
+    return ptrio__done_yield(ptrio__loop, ptrio__self(self), rc);
 }
 
 void ptrio__close_fdp1(int *fdp1)
@@ -314,8 +327,8 @@ int ptrio_tcp_listen(ptrio_listener *ls, const char *host, int port,
 
     if (!ls || port < 0 || port > 65535)
         return -PTRIO_EINVAL;
-    if (ls->fdp1 > 0)
-        return -PTRIO_EBUSY;
+    if (ls->fdp1 > 0 || !ptrio_frame_idle(&ls->acc))
+        return -PTRIO_EBUSY;        /* listening, or an accept ends */
     memset(&ss, 0, sizeof ss);
     if (!host || inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
         a4->sin_family = AF_INET;
@@ -414,6 +427,11 @@ static int accept_step(ptrio_frame *fr)
             op->err = -PTRIO_ECLOSED;
             break;
         }
+        if (ptrio__stream_in_use(op->buf.in)) {
+            /* Opened by someone else while this accept waited. */
+            op->err = -PTRIO_EBUSY;
+            break;
+        }
         fd = accept_one(ls->fdp1 - 1);
         if (fd >= 0) {
             adopt(op->buf.in, fd, 1, 1);
@@ -455,7 +473,7 @@ int ptrio_listener_accept(void *self, ptrio_listener *ls, ptrio_stream *out)
 {
     if (!ls || !out)
         return -PTRIO_EINVAL;
-    if (out->fdp1 > 0 || !ptrio_frame_idle(&ls->acc))
+    if (ptrio__stream_in_use(out) || !ptrio_frame_idle(&ls->acc))
         return -PTRIO_EBUSY;
     ls->acc.buf.in = out;
     ls->acc.waited = ls->acc.err = 0;
