@@ -2,7 +2,7 @@
  * limit (bench/hand.h), in ns and in instructions (see bench/bench.h).
  *
  * checkpoint_roundtrip  one task awaiting PTRIO_CHECKPOINT in a loop on a
- *                       default loop (poll backend, no fds, no timers): per
+ *                       default loop (epoll on Linux, no fds, no timers): per
  *                       checkpoint. Baseline: a hand-written protothread
  *                       yielding in the same loop, requeued on an
  *                       intrusive FIFO run queue (queue it, pop it, call

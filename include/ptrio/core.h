@@ -205,8 +205,9 @@ struct ptrio_loop {
     uint8_t running;
 };
 
-/* Prepares a loop with the build's default backend (poll on POSIX hosts)
- * and the default report sink (stderr on hosts, none when freestanding). */
+/* Prepares a loop with the build's default backend (epoll on Linux, poll
+ * on other POSIX hosts, the port's with --with-port) and the default
+ * report sink (stderr on hosts, none when freestanding). */
 void ptrio_loop_init(ptrio_loop *loop);
 
 /* Selects the backend. Returns 0, -PTRIO_EINVAL (NULL, or a backend

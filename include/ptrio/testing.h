@@ -4,7 +4,7 @@
  *
  *     static ptrio_mock_clock clock;
  *     static ptrio_loop loop;
- *     ptrio_loop_init(&loop);                    (a real backend: poll)
+ *     ptrio_loop_init(&loop);                    (a real backend: epoll)
  *     ptrio_mock_clock_init(&clock, 0);
  *     ptrio_mock_clock_set_autojump(&clock, PTRIO_MS(10));
  *     ptrio_loop_use_clock(&loop, &clock.clock);
