@@ -630,6 +630,7 @@ struct lim_main {
     struct borrower b[8];
     ptrio_limiter c;
     ptrio_limiter_token tok, tok2, tok3;
+    ptrio_scope sc;
     int i;
 };
 
@@ -2348,6 +2349,35 @@ START_TEST(test_lim_awaited_twice)
 }
 END_TEST
 
+/* An acquire that fails (cancelled before it could borrow, or refused)
+ * leaves its token as it was: no borrower noted in a token nobody holds. */
+static int lim_failed_leaves_token_main(ptrio_frame *fr)
+{
+    struct lim_main *f = PTRIO_SELF(fr, struct lim_main);
+    PTRIO_BEGIN(f);
+    ptrio_limiter_init(&f->c, 1);
+    PTRIO_CANCEL_SCOPE(f, &f->sc) {
+        ptrio_cancel(&f->sc);
+        PTRIO_TRY(f, f->i, ptrio_limiter_acquire(f, &f->c, &f->tok));
+        EXPECT(f->i == -PTRIO_ECANCELED);
+        PTRIO_TRY(f, f->i, ptrio_limiter_acquire_on_behalf_of(
+                               f, &f->c, &f->tok2, &vals[1]));
+        EXPECT(f->i == -PTRIO_ECANCELED);
+    }
+    EXPECT(ptrio_limiter_borrower(&f->tok) == NULL);
+    EXPECT(ptrio_limiter_borrower(&f->tok2) == NULL);
+    EXPECT(ptrio_limiter_borrowed(&f->c) == 0);
+    PTRIO_END(f);
+}
+
+START_TEST(test_lim_failed_acquire_leaves_token)
+{
+    struct lim_main *m = FIXTURE(struct lim_main);
+    RUN_MAIN(lim_failed_leaves_token_main, *m, 0);
+    ck_assert_str_eq(L.buf, "");
+}
+END_TEST
+
 /* `who` holds the one token `lim` lends. */
 static int only_borrower_is(const ptrio_limiter *lim, const void *who)
 {
@@ -2633,6 +2663,7 @@ int main(void)
     tcase_add_misuse_test(tc, test_lim_token_in_use);
     tcase_add_misuse_test(tc, test_lim_init_borrowed);
     tcase_add_test(tc, test_lim_proxy_cancelled);
+    tcase_add_test(tc, test_lim_failed_acquire_leaves_token);
     tcase_add_misuse_test(tc, test_lim_awaited_twice);
     tcase_add_misuse_test(tc, test_lim_self_awaited);
     tcase_add_misuse_test(tc, test_lim_awaited_token_in_use);

@@ -193,11 +193,15 @@ static int acquire(void *self, ptrio_limiter *lim, ptrio_limiter_token *tok,
                    const void *who)
 {
     int rc = bad_token(lim, tok);
+    const void *was;
 
     if (rc < 0)
         return rc;
+    was = tok->borrower;
     tok->borrower = who;
     rc = ptrio_park_unless(self, &lim->waiters, try_take, lim, tok);
+    if (rc < 0 && rc != PTRIO_PENDING)
+        tok->borrower = was;        /* no effect: cancelled, or refused */
     if (rc == PTRIO_PENDING && !tok->limiter) {
         tok->waiter = ptrio_current_task();     /* parked, not granted */
         if (by_proxy(tok->waiter, tok))
