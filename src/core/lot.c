@@ -390,7 +390,7 @@ int ptrio_lot_unpark_task(ptrio_lot *lot, ptrio_task *t, int value)
 
 /* Repark onto the same lot, as Trio's (which pops the first n, then
  * appends them): the first n move to the end, a turn of the ring. */
-static unsigned rotate(ptrio_lot *lot, unsigned n)
+static unsigned turn(ptrio_lot *lot, unsigned n)
 {
     unsigned k, count = ptrio_lot_count(lot);
     ptrio_task *t;
@@ -413,7 +413,7 @@ unsigned ptrio_lot_repark(ptrio_lot *from, ptrio_lot *to, unsigned n)
     if (!from || !to)
         return 0;
     if (from == to)
-        return rotate(from, n);
+        return turn(from, n);
     if (ptrio_lot_broken(to))
         return ptrio_lot_unpark_n(from, n, -PTRIO_EBROKEN);
     while (k < n && (t = ptrio_lot_first(from))) {

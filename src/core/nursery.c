@@ -238,10 +238,6 @@ void ptrio__start_undone(ptrio_task *st)
 
 /* A task finished with an error, while being started, with lots to break
  * or instruments to call: everything task_finished does. */
-static const ptrio_site forged_site = {
-    NULL, 0, "task ended with PTRIO_ECANCELED outside a cancelled scope"
-};
-
 /* Whether a cancellation from outside the task reaches where it lives. */
 static int home_cancelled(const ptrio_task *t)
 {
@@ -267,6 +263,10 @@ static NOINLINE void task_finished_slow(ptrio_loop *l, ptrio_task *t, int rc)
          * cancellation nothing made, by PTRIO_CHECK, PTRIO_RETURN or a C
          * return, would vanish in the nursery it cancels. (A failed run
          * aborts waits through shields: not a scope's cancellation.) */
+        static const ptrio_site forged_site = {
+            NULL, 0, "task ended with PTRIO_ECANCELED outside a cancelled "
+                     "scope"
+        };
         MISUSE("a task ended with -PTRIO_ECANCELED outside a cancelled "
                "scope");
         t->state &= (uint8_t)~T_ARMED;

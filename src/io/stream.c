@@ -276,15 +276,15 @@ int ptrio_stream_send_eof(void *self, ptrio_stream *s)
         return send_call(self, s, NULL, 0);
     if ((rc = ptrio_checkpoint_if_cancelled(self)) < 0)
         return rc;
-    if (!(s->flags & S_SOCKET)) {
+    if (!(s->flags & S_SOCKET))
         rc = -PTRIO_ENOTSOCK;
-    } else if (!(s->flags & S_EOF_SENT)) {
-        /* ENOTCONN: the peer is gone already; its end has seen EOF. */
-        if (shutdown(fd_of(s), SHUT_WR) < 0 && errno != ENOTCONN)
-            rc = -errno;
-        else
-            s->flags |= S_EOF_SENT;
-    }
+    else if (s->flags & S_EOF_SENT)
+        rc = 0;                     /* idempotent */
+    else if (shutdown(fd_of(s), SHUT_WR) < 0 && errno != ENOTCONN)
+        rc = -errno;                /* ENOTCONN: the peer has gone, and
+                                       its end has seen EOF already */
+    else
+        s->flags |= S_EOF_SENT;
     /* A schedule point, failed or not, as every stream call that did not
      * wait (Trio's send_eof checkpoints first); the checkpoint above has
      * checked the caller. */
