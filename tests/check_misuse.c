@@ -1565,75 +1565,6 @@ START_TEST(test_raise_ecanceled_inside)
 }
 END_TEST
 
-/* The other ways a task can end with -PTRIO_ECANCELED that no scope
- * made: PTRIO_CHECK of a C call that returns it, PTRIO_RETURN of it, a
- * plain C step returning it. A nursery would take it for a cancellation
- * and absorb it, a failure vanishing; the task's exit refuses it as
- * PTRIO_RAISE does, and the nursery fails with -PTRIO_EMISUSE. */
-enum { FORGE_CHECK, FORGE_RETURN, FORGE_PLAIN, FORGE_N };
-
-static int says_cancelled(void) { return -PTRIO_ECANCELED; }
-
-static int forger(ptrio_frame *fr)
-{
-    struct raise_cancelled *f = PTRIO_SELF(fr, struct raise_cancelled);
-    PTRIO_BEGIN(f);
-    PTRIO_CHECK(f, says_cancelled());
-    PTRIO_END(f);
-}
-
-static int forger_return(ptrio_frame *fr)
-{
-    struct raise_cancelled *f = PTRIO_SELF(fr, struct raise_cancelled);
-    PTRIO_BEGIN(f);
-    PTRIO_RETURN(f, -PTRIO_ECANCELED);
-    PTRIO_END(f);
-}
-
-static int forger_plain(ptrio_frame *fr)
-{
-    (void)fr;
-    return -PTRIO_ECANCELED;
-}
-
-struct forge_main {
-    ptrio_frame fr;
-    ptrio_scope tb;
-    ptrio_nursery n;
-    ptrio_task t;
-    struct raise_cancelled child;
-    int how, rc;
-};
-
-static int forge_main(ptrio_frame *fr)
-{
-    static const ptrio_fn how[FORGE_N] = {forger, forger_return,
-                                          forger_plain};
-    struct forge_main *f = PTRIO_SELF(fr, struct forge_main);
-    PTRIO_BEGIN(f);
-    PTRIO_TRY_BLOCK(f, &f->tb) {
-        PTRIO_NURSERY(f, &f->n) {
-            PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t, how[f->how],
-                                            &f->child));
-        }
-        ev("not-reached", "");
-    }
-    f->rc = ptrio_scope_error(&f->tb);
-    ev("after", "");
-    PTRIO_END(f);
-}
-
-START_TEST(test_forged_cancel_at_task_exit)
-{
-    static struct forge_main m;
-    m = (struct forge_main){.how = _i};
-    setup_at(0, NULL);
-    ck_assert_int_eq(RUN(forge_main, &m), 0);
-    ck_assert_int_eq(m.rc, -PTRIO_EMISUSE);
-    ck_assert_str_eq(L.buf, "after@0");
-}
-END_TEST
-
 /* A report sink for no loop: nothing done, no crash. */
 START_TEST(test_report_for_null_loop)
 {
@@ -1786,12 +1717,6 @@ int main(void)
     tcase_add_test(tc, test_foreign_ecanceled_in_nursery);
     tcase_add_test(tc, test_foreign_ecanceled_not_swallowed);
     tcase_add_misuse_test(tc, test_raise_ecanceled_outside);
-#ifdef PTRIO_DEBUG
-    tcase_add_loop_test_raise_signal(tc, test_forged_cancel_at_task_exit,
-                                     SIGILL, 0, FORGE_N);
-#else
-    tcase_add_loop_test(tc, test_forged_cancel_at_task_exit, 0, FORGE_N);
-#endif
     tcase_add_test(tc, test_raise_ecanceled_inside);
 #ifdef PTRIO_DEBUG
     tcase_add_loop_test_raise_signal(tc, test_misuse_names_line, SIGILL, 0, 4);

@@ -238,13 +238,6 @@ void ptrio__start_undone(ptrio_task *st)
 
 /* A task finished with an error, while being started, with lots to break
  * or instruments to call: everything task_finished does. */
-/* Whether a cancellation from outside the task reaches where it lives. */
-static int home_cancelled(const ptrio_task *t)
-{
-    const ptrio_scope *home = ptrio__home(t);
-    return ptrio__chain_cancelled(home ? home->task : NULL, home);
-}
-
 static NOINLINE void task_finished_slow(ptrio_loop *l, ptrio_task *t, int rc)
 {
     ptrio_nursery *n;
@@ -252,26 +245,14 @@ static NOINLINE void task_finished_slow(ptrio_loop *l, ptrio_task *t, int rc)
     if (t->state & T_CANCELLED) {
         /* ptrio_task_cancel's cancellation ends here, at the task, unless
          * a cancellation from outside it reached it too. */
+        const ptrio_scope *home = ptrio__home(t);
         t->state &= (uint8_t)~T_CANCELLED;
         l->ncalled--;
-        if (rc == -PTRIO_ECANCELED && !home_cancelled(t)) {
+        if (rc == -PTRIO_ECANCELED &&
+            !ptrio__chain_cancelled(home ? home->task : NULL, home)) {
             t->state &= (uint8_t)~T_ARMED;
             rc = 0;
         }
-    } else if (rc == -PTRIO_ECANCELED && !l->fatal && !home_cancelled(t)) {
-        /* Only the scheduler cancels (PTRIO_RAISE checks the same): a
-         * cancellation nothing made, by PTRIO_CHECK, PTRIO_RETURN or a C
-         * return, would vanish in the nursery it cancels. (A failed run
-         * aborts waits through shields: not a scope's cancellation.) */
-        static const ptrio_site forged_site = {
-            NULL, 0, "task ended with PTRIO_ECANCELED outside a cancelled "
-                     "scope"
-        };
-        MISUSE("a task ended with -PTRIO_ECANCELED outside a cancelled "
-               "scope");
-        t->state &= (uint8_t)~T_ARMED;
-        rc = -PTRIO_EMISUSE;
-        ptrio__note_origin(t, rc, &forged_site);
     }
     if (rc < 0 && !((t->state & T_ARMED) && t->err == (int16_t)rc))
         ptrio__note_origin(t, rc, NULL);    /* e.g. a C `return -E;` */
