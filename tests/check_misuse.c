@@ -1565,6 +1565,44 @@ START_TEST(test_raise_ecanceled_inside)
 }
 END_TEST
 
+/* A nursery opened while its own scope is open as a plain block: refused
+ * (-PTRIO_EBUSY), as a scope opened twice is. It used to clear that open
+ * scope and push it onto itself, and the run spun for ever. */
+struct nursery_over_scope_main {
+    ptrio_frame fr;
+    ptrio_scope tb;
+    ptrio_nursery n;
+    int rc;
+};
+
+static int nursery_over_scope(ptrio_frame *fr)
+{
+    struct nursery_over_scope_main *f =
+        PTRIO_SELF(fr, struct nursery_over_scope_main);
+    PTRIO_BEGIN(f);
+    PTRIO_TRY_BLOCK(f, &f->tb) {
+        PTRIO_CANCEL_SCOPE(f, ptrio_nursery_scope(&f->n)) {
+            PTRIO_NURSERY(f, &f->n) {
+                ev("nursery-open", "");
+            }
+        }
+    }
+    f->rc = ptrio_scope_error(&f->tb);
+    ev("after", "");
+    PTRIO_END(f);
+}
+
+START_TEST(test_nursery_over_its_open_scope)
+{
+    static struct nursery_over_scope_main m;
+    m = (struct nursery_over_scope_main){0};
+    setup_at(0, NULL);
+    ck_assert_int_eq(RUN(nursery_over_scope, &m), 0);
+    ck_assert_int_eq(m.rc, -PTRIO_EBUSY);
+    ck_assert_str_eq(L.buf, "after@0");
+}
+END_TEST
+
 /* A report sink for no loop: nothing done, no crash. */
 START_TEST(test_report_for_null_loop)
 {
@@ -1717,6 +1755,7 @@ int main(void)
     tcase_add_test(tc, test_foreign_ecanceled_in_nursery);
     tcase_add_test(tc, test_foreign_ecanceled_not_swallowed);
     tcase_add_misuse_test(tc, test_raise_ecanceled_outside);
+    tcase_add_misuse_test(tc, test_nursery_over_its_open_scope);
     tcase_add_test(tc, test_raise_ecanceled_inside);
 #ifdef PTRIO_DEBUG
     tcase_add_loop_test_raise_signal(tc, test_misuse_names_line, SIGILL, 0, 4);

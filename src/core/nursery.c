@@ -321,6 +321,11 @@ int ptrio__nursery_open(ptrio_frame *fr, ptrio_nursery *n, uintptr_t exit,
         MISUSE("opening a nursery that is already open");
         return -PTRIO_EBUSY;
     }
+    if (n->scope.flags & PTRIO__SCOPE_OPEN) {
+        /* Its scope is open as a block: clearing it would unlink it. */
+        MISUSE("opening a nursery whose scope is open as a cancel scope");
+        return -PTRIO_EBUSY;
+    }
     memset(n, 0, sizeof *n);
     ptrio__loop->nursery_close = ptrio__nursery_close;  /* for strays */
     n->state = N_OPEN;
