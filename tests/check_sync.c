@@ -2378,6 +2378,14 @@ START_TEST(test_lim_failed_acquire_leaves_token)
 }
 END_TEST
 
+/* Starts p2, borrowing on behalf of the running (main) task. */
+static void start_proxy_of_main(struct lim_main *f)
+{
+    f->b[2] = (struct borrower){.name = names[2], .lim = &f->c,
+                                .who = ptrio_current_task()};
+    EXPECT(ptrio_start_soon(&f->n, &f->t[2], borrower, &f->b[2]) == 0);
+}
+
 /* `who` holds the one token `lim` lends. */
 static int only_borrower_is(const ptrio_limiter *lim, const void *who)
 {
@@ -2397,9 +2405,7 @@ static int lim_self_awaited_main(ptrio_frame *fr)
     PTRIO_BEGIN(f);
     ptrio_limiter_init(&f->c, 0);
     PTRIO_NURSERY(f, &f->n) {
-        f->b[2] = (struct borrower){.name = names[2], .lim = &f->c,
-                                    .who = ptrio_current_task()};
-        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[2], borrower, &f->b[2]));
+        start_proxy_of_main(f);
         PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
         EXPECT(ptrio_limiter_acquire_nowait(&f->c, &f->tok) ==
                -PTRIO_EDEADLK);
@@ -2432,9 +2438,7 @@ static int lim_proxy_cancelled_main(ptrio_frame *fr)
     PTRIO_BEGIN(f);
     ptrio_limiter_init(&f->c, 0);
     PTRIO_NURSERY(f, &f->n) {
-        f->b[2] = (struct borrower){.name = names[2], .lim = &f->c,
-                                    .who = ptrio_current_task()};
-        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[2], borrower, &f->b[2]));
+        start_proxy_of_main(f);
         start_borrower(f, 3);
         PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
         EXPECT(ptrio_task_cancel(&f->t[2]) == 0);
