@@ -145,14 +145,8 @@ int ptrio_getaddrinfo(void *self, ptrio_resolve *r, const char *host,
 
 void ptrio_freeaddrinfo(ptrio_resolve *r, struct addrinfo *res)
 {
-    ptrio__gai_req q;
-    if (!r)
-        return;
-    q.resolve = r->req.resolve;
-    q.freeres = r->req.freeres;
-    q.numeric = r->req.numeric;
-    free_res(&q, res);
-    r->req.numeric = q.numeric;
+    if (r)
+        free_res(&r->req, res);     /* a worker has a copy of its own */
 }
 
 const char *ptrio_resolve_strerror(const ptrio_resolve *r)
