@@ -392,6 +392,19 @@ END_TEST
  * first sleep. */
 static int stale_step;
 
+/* The raiser's halves use the library's spelling of atomics (the fields
+ * are _Atomic under PTRIO_CONF_STDATOMIC). */
+#if PTRIO_CONF_STDATOMIC
+#include <stdatomic.h>
+#define RAISER_CLAIM(s) atomic_exchange(&(s)->loop, NULL)
+#define RAISER_DONE(s) atomic_store_explicit(&(s)->woke, 1u, memory_order_release)
+#define RAISER_COUNT(s) ((void)atomic_fetch_add(&(s)->count, 1u))
+#else
+#define RAISER_CLAIM(s) __atomic_exchange_n(&(s)->loop, NULL, __ATOMIC_SEQ_CST)
+#define RAISER_DONE(s) __atomic_store_n(&(s)->woke, 1u, __ATOMIC_RELEASE)
+#define RAISER_COUNT(s) ((void)__atomic_fetch_add(&(s)->count, 1u, __ATOMIC_SEQ_CST))
+#endif
+
 static void stale_claim_then_raise(void *ctx, ptrio_time deadline)
 {
     ptrio_loop *l;
@@ -401,10 +414,10 @@ static void stale_claim_then_raise(void *ctx, ptrio_time deadline)
         return;
     if (stale_step == 0 && S.waiter && S.count == 0u) {
         stale_step = 1;
-        l = __atomic_exchange_n(&S.loop, NULL, __ATOMIC_SEQ_CST);
+        l = RAISER_CLAIM(&S);
         ck_assert_ptr_nonnull(l);
         ptrio_loop_wake(l);
-        __atomic_store_n(&S.woke, 1u, __ATOMIC_RELEASE);
+        RAISER_DONE(&S);
     } else if (stale_step == 1) {
         stale_step = 2;
         ptrio_signal_raise(&S);
@@ -416,7 +429,7 @@ static const ptrio_hooks stale_hooks = {
 
 static void count_half_of_a_raise(void)
 {
-    __atomic_fetch_add(&S.count, 1u, __ATOMIC_SEQ_CST);
+    RAISER_COUNT(&S);
 }
 
 START_TEST(test_stale_raiser_claims_the_next_wait)

@@ -33,12 +33,32 @@
 extern "C" {
 #endif
 
+/* PTRIO_CONF_STDATOMIC: the fields shared with raisers are C11 _Atomic
+ * and signal.c uses <stdatomic.h>. The default where the compiler is C11
+ * with atomics but not GCC or Clang (whose __atomic builtins are used
+ * otherwise); configure --enable-stdatomic forces it. The library and the
+ * programs using it must agree (ptrio.pc carries the setting). */
+#ifndef PTRIO_CONF_STDATOMIC
+#if !defined(__GNUC__) && !defined(__cplusplus) && \
+    defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L && \
+    !defined(__STDC_NO_ATOMICS__)
+#define PTRIO_CONF_STDATOMIC 1
+#else
+#define PTRIO_CONF_STDATOMIC 0
+#endif
+#endif
+#if PTRIO_CONF_STDATOMIC && !defined(__cplusplus)
+#define PTRIO__SHARED(type) _Atomic(type)
+#else
+#define PTRIO__SHARED(type) type
+#endif
+
 typedef struct ptrio_signal {
     ptrio_source src;               /* polled by the loop while awaited */
-    ptrio_task *waiter;             /* the task awaiting it, or NULL */
-    ptrio_loop *volatile loop;      /* its loop: raise wakes it */
-    volatile uint32_t count;        /* raises not yet taken (atomic) */
-    volatile uint32_t woke;         /* the raiser that took `loop` is done */
+    PTRIO__SHARED(ptrio_task *) waiter;     /* the task awaiting it */
+    PTRIO__SHARED(ptrio_loop *) volatile loop;  /* raise wakes this loop */
+    volatile PTRIO__SHARED(uint32_t) count; /* raises not yet taken */
+    volatile PTRIO__SHARED(uint32_t) woke;  /* `loop`'s claimer is done */
 } ptrio_signal;
 
 /* Counts one raise and wakes the awaiting task's loop. Safe from an

@@ -60,60 +60,115 @@
 #define TAKE_INLINE inline
 #endif
 
+/* The atomic operations, in one of two spellings: C11's <stdatomic.h>
+ * (PTRIO_CONF_STDATOMIC, ptrio/signal.h: the shared fields are _Atomic),
+ * or the GCC/Clang builtins, which give the same memory model in C99.
+ * INT_LOCK_FREE and PTR_LOCK_FREE say which the part has lock-free. */
+#if PTRIO_CONF_STDATOMIC
+#include <stdatomic.h>
+#if defined(ATOMIC_INT_LOCK_FREE) && ATOMIC_INT_LOCK_FREE == 2
+#define INT_LOCK_FREE 1
+#else
+#define INT_LOCK_FREE 0
+#endif
+#if defined(ATOMIC_POINTER_LOCK_FREE) && ATOMIC_POINTER_LOCK_FREE == 2
+#define PTR_LOCK_FREE 1
+#else
+#define PTR_LOCK_FREE 0
+#endif
+#define MO_RELAXED memory_order_relaxed
+#define MO_ACQUIRE memory_order_acquire
+#define MO_RELEASE memory_order_release
+#define MO_SEQ_CST memory_order_seq_cst
+#define A_ADD(p, v, mo) atomic_fetch_add_explicit((p), (v), (mo))
+#define A_XCHG(p, v, mo) atomic_exchange_explicit((p), (v), (mo))
+#define A_LOAD(p, mo) atomic_load_explicit((p), (mo))
+#define A_STORE(p, v, mo) atomic_store_explicit((p), (v), (mo))
+#define A_CAS(p, e, d, ok, no) \
+    atomic_compare_exchange_strong_explicit((p), (e), (d), (ok), (no))
+#define COMPILER_FENCE() atomic_signal_fence(memory_order_seq_cst)
+/* Under the critical section: single loads and stores, never a call. */
+#define PLAIN_LOAD(p) atomic_load_explicit((p), memory_order_relaxed)
+#define PLAIN_STORE(p, v) atomic_store_explicit((p), (v), memory_order_relaxed)
+#else
+#if defined(__GCC_ATOMIC_INT_LOCK_FREE) && __GCC_ATOMIC_INT_LOCK_FREE == 2
+#define INT_LOCK_FREE 1
+#else
+#define INT_LOCK_FREE 0
+#endif
+#if defined(__GCC_ATOMIC_POINTER_LOCK_FREE) && \
+    __GCC_ATOMIC_POINTER_LOCK_FREE == 2
+#define PTR_LOCK_FREE 1
+#else
+#define PTR_LOCK_FREE 0
+#endif
+#define MO_RELAXED __ATOMIC_RELAXED
+#define MO_ACQUIRE __ATOMIC_ACQUIRE
+#define MO_RELEASE __ATOMIC_RELEASE
+#define MO_SEQ_CST __ATOMIC_SEQ_CST
+#define A_ADD(p, v, mo) __atomic_fetch_add((p), (v), (mo))
+#define A_XCHG(p, v, mo) __atomic_exchange_n((p), (v), (mo))
+#define A_LOAD(p, mo) __atomic_load_n((p), (mo))
+#define A_STORE(p, v, mo) __atomic_store_n((p), (v), (mo))
+#define A_CAS(p, e, d, ok, no) \
+    __atomic_compare_exchange_n((p), (e), (d), 0, (ok), (no))
+#define COMPILER_FENCE() __atomic_signal_fence(__ATOMIC_SEQ_CST)
+#define PLAIN_LOAD(p) (*(p))
+#define PLAIN_STORE(p, v) (*(p) = (v))
+#endif
+
 /* PTRIO_CONF_SINGLE_CORE (set by configure --with-port): every raiser runs
  * on the loop's core. */
-#if defined(__GCC_ATOMIC_INT_LOCK_FREE) && __GCC_ATOMIC_INT_LOCK_FREE == 2 && \
-    defined(PTRIO_CONF_SINGLE_CORE) && PTRIO_CONF_SINGLE_CORE
+#if INT_LOCK_FREE && defined(PTRIO_CONF_SINGLE_CORE) && PTRIO_CONF_SINGLE_CORE
 
 /* A port with atomics: the count's read-modify-writes stay atomic (a
  * nested interrupt may raise too); the order is the compiler's only. */
 static uint32_t count_add(ptrio_signal *s)
 {
-    uint32_t c = __atomic_fetch_add(&s->count, 1u, __ATOMIC_RELAXED);
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    uint32_t c = A_ADD(&s->count, 1u, MO_RELAXED);
+    COMPILER_FENCE();
     return c;
 }
 
 static TAKE_INLINE uint32_t count_take(ptrio_signal *s)
 {
     uint32_t c;
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    c = __atomic_exchange_n(&s->count, 0u, __ATOMIC_RELAXED);
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    COMPILER_FENCE();
+    c = A_XCHG(&s->count, 0u, MO_RELAXED);
+    COMPILER_FENCE();
     return c;
 }
 
 static ptrio_loop *loop_get(ptrio_signal *s)
 {
-    return s->loop;     /* one aligned word: a single load */
+    return PLAIN_LOAD(&s->loop);    /* one aligned word: a single load */
 }
 
 static inline void loop_set(ptrio_signal *s, ptrio_loop *l)
 {
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    s->loop = l;        /* one aligned word: a single store */
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    COMPILER_FENCE();
+    PLAIN_STORE(&s->loop, l);       /* one aligned word: a single store */
+    COMPILER_FENCE();
 }
 
 #define SIGNAL_CLAIMS 0   /* claiming is reading (below) */
 
-#elif defined(__GCC_ATOMIC_INT_LOCK_FREE) && __GCC_ATOMIC_INT_LOCK_FREE == 2 && \
-    defined(__GCC_ATOMIC_POINTER_LOCK_FREE) && __GCC_ATOMIC_POINTER_LOCK_FREE == 2
+#elif INT_LOCK_FREE && PTR_LOCK_FREE
 
-/* GCC and Clang: the C11 memory model's atomics, usable in C99. */
+/* Hosts and multi-core parts: sequentially consistent atomics. */
 static uint32_t count_add(ptrio_signal *s)
 {
-    return __atomic_fetch_add(&s->count, 1u, __ATOMIC_SEQ_CST);
+    return A_ADD(&s->count, 1u, MO_SEQ_CST);
 }
 
 static TAKE_INLINE uint32_t count_take(ptrio_signal *s)
 {
-    return __atomic_exchange_n(&s->count, 0u, __ATOMIC_SEQ_CST);
+    return A_XCHG(&s->count, 0u, MO_SEQ_CST);
 }
 
 static inline void loop_set(ptrio_signal *s, ptrio_loop *l)
 {
-    __atomic_store_n(&s->loop, l, __ATOMIC_SEQ_CST);
+    A_STORE(&s->loop, l, MO_SEQ_CST);
 }
 
 /* A raiser takes the loop it wakes, leaving NULL for the next raisers and
@@ -121,14 +176,14 @@ static inline void loop_set(ptrio_signal *s, ptrio_loop *l)
 #define SIGNAL_CLAIMS 1
 static inline ptrio_loop *loop_claim(ptrio_signal *s)
 {
-    return __atomic_exchange_n(&s->loop, NULL, __ATOMIC_SEQ_CST);
+    return A_XCHG(&s->loop, NULL, MO_SEQ_CST);
 }
 
 /* The claimer's wake has returned: its release orders the claimer's use of
  * the loop before whatever the loop does next. */
 static inline void raise_done(ptrio_signal *s)
 {
-    __atomic_store_n(&s->woke, 1u, __ATOMIC_RELEASE);
+    A_STORE(&s->woke, 1u, MO_RELEASE);
 }
 
 /* Ends the wait's publication of its loop. Taking NULL means a raiser
@@ -141,7 +196,7 @@ static void claimer_wait(ptrio_signal *s)
 {
     unsigned spins = 0;
 
-    while (__atomic_load_n(&s->woke, __ATOMIC_ACQUIRE) == 0u) {
+    while (A_LOAD(&s->woke, MO_ACQUIRE) == 0u) {
         if (++spins == 64u) {
             spins = 0;
 #ifdef PTRIO_CONF_HOSTED
@@ -149,12 +204,12 @@ static void claimer_wait(ptrio_signal *s)
 #endif
         }
     }
-    __atomic_store_n(&s->woke, 0u, __ATOMIC_RELAXED);
+    A_STORE(&s->woke, 0u, MO_RELAXED);
 }
 
 static void loop_clear(ptrio_signal *s)
 {
-    if (__atomic_exchange_n(&s->loop, NULL, __ATOMIC_SEQ_CST) == NULL) {
+    if (A_XCHG(&s->loop, NULL, MO_SEQ_CST) == NULL) {
         claimer_wait(s);
     }
 }
@@ -167,7 +222,7 @@ static void loop_clear(ptrio_signal *s)
  * only counted). Returns what it took. Loop's thread, while waiting. */
 static uint32_t loop_reclaim(ptrio_signal *s, ptrio_loop *l)
 {
-    if (__atomic_load_n(&s->loop, __ATOMIC_SEQ_CST) != NULL) {
+    if (A_LOAD(&s->loop, MO_SEQ_CST) != NULL) {
         return 0u;
     }
     claimer_wait(s);
@@ -188,8 +243,8 @@ static uint32_t loop_reclaim(ptrio_signal *s, ptrio_loop *l)
 static uint32_t count_add(ptrio_signal *s)
 {
     ptrio_irqstate st = ptrio_port_critical_enter();
-    uint32_t c = s->count;
-    s->count = c + 1u;
+    uint32_t c = PLAIN_LOAD(&s->count);
+    PLAIN_STORE(&s->count, c + 1u);
     ptrio_port_critical_exit(st);
     return c;
 }
@@ -197,21 +252,23 @@ static uint32_t count_add(ptrio_signal *s)
 static TAKE_INLINE uint32_t count_take(ptrio_signal *s)
 {
     ptrio_irqstate st = ptrio_port_critical_enter();
-    uint32_t c = s->count;
-    s->count = 0;
+    uint32_t c = PLAIN_LOAD(&s->count);
+    PLAIN_STORE(&s->count, 0u);
     ptrio_port_critical_exit(st);
     return c;
 }
 
 static ptrio_loop *loop_get(ptrio_signal *s)
 {
-    return s->loop;     /* one aligned word: a single load */
+    return PLAIN_LOAD(&s->loop);    /* one aligned word: a single load */
 }
 
-#if !defined(PTRIO_PORT_CORTEX_M) && !defined(PTRIO_PORT_RISCV)
+#if !defined(PTRIO_PORT_CORTEX_M) && !defined(PTRIO_PORT_RISCV) && \
+    (defined(__GNUC__) || defined(__clang__))
 /* No port and no atomics: the application must define the hook (see
  * ptrio/port.h). These stand-ins only make a forgotten one impossible to
- * miss: the first raise or wait traps. */
+ * miss: the first raise or wait traps. (Without weak symbols, a forgotten
+ * hook is a link error.) */
 __attribute__((__weak__)) ptrio_irqstate ptrio_port_critical_enter(void)
 {
     __builtin_trap();
@@ -226,7 +283,7 @@ __attribute__((__weak__)) void ptrio_port_critical_exit(ptrio_irqstate state)
 
 static inline void loop_set(ptrio_signal *s, ptrio_loop *l)
 {
-    s->loop = l;        /* one aligned word: a single store */
+    PLAIN_STORE(&s->loop, l);       /* one aligned word: a single store */
 }
 
 #define SIGNAL_CLAIMS 0   /* claiming is reading (below) */
@@ -252,11 +309,18 @@ static inline uint32_t loop_reclaim(ptrio_signal *s, ptrio_loop *l)
 static inline int waiter_claim(ptrio_signal *s, ptrio_task **t)
 {
     (void)t;
-    return s->waiter == NULL;
+    return PLAIN_LOAD(&s->waiter) == NULL;
 }
 
-static inline ptrio_task *waiter_get(ptrio_signal *s) { return s->waiter; }
-static inline void waiter_release(ptrio_signal *s) { s->waiter = NULL; }
+static inline ptrio_task *waiter_get(ptrio_signal *s)
+{
+    return PLAIN_LOAD(&s->waiter);
+}
+
+static inline void waiter_release(ptrio_signal *s)
+{
+    PLAIN_STORE(&s->waiter, NULL);
+}
 #else
 /* Loops on other threads may wait on the signal too: one takes the waiter
  * slot for its running task (one compare-exchange; the others get
@@ -271,8 +335,7 @@ static inline int waiter_claim(ptrio_signal *s, ptrio_task **t)
 
     *t = ptrio_current_task();
     if ((*t != NULL) &&
-        !__atomic_compare_exchange_n(&s->waiter, &none, *t, 0,
-                                     __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+        !A_CAS(&s->waiter, &none, *t, MO_ACQUIRE, MO_RELAXED)) {
         taken = 0;
     }
     return taken;
@@ -281,12 +344,12 @@ static inline int waiter_claim(ptrio_signal *s, ptrio_task **t)
 /* The holder's own read: atomic only because the others' attempts are. */
 static inline ptrio_task *waiter_get(ptrio_signal *s)
 {
-    return __atomic_load_n(&s->waiter, __ATOMIC_RELAXED);
+    return A_LOAD(&s->waiter, MO_RELAXED);
 }
 
 static inline void waiter_release(ptrio_signal *s)
 {
-    __atomic_store_n(&s->waiter, NULL, __ATOMIC_RELEASE);
+    A_STORE(&s->waiter, NULL, MO_RELEASE);
 }
 #endif
 
@@ -390,7 +453,7 @@ int ptrio_signal_wait(void *self, ptrio_signal *s)
     if (rc == PTRIO_PENDING) {
 #if !SIGNAL_CLAIMS
         t = ptrio_current_task();
-        s->waiter = t;
+        PLAIN_STORE(&s->waiter, t);
 #endif
         loop_set(s, ptrio_current_loop());
         n = count_take(s);
