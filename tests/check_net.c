@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -1308,6 +1309,83 @@ START_TEST(test_reopen_while_a_call_ends)
     ck_assert_int_eq(C.listen_busy, -PTRIO_EBUSY);
     ck_assert_int_eq(C.accept_busy, -PTRIO_EBUSY);
     ck_assert_int_eq(C.open_after, 0);
+    ck_assert_int_eq(count_fds(), fds0);
+}
+END_TEST
+
+/* An end of stream is not a drained fd: a receive reads first, as
+ * Trio's FdStream does, so a second receive after an end of stream gets
+ * 0 again, on every backend. /dev/null (which epoll cannot watch), a
+ * FIFO no writer ever opened (whose end poll never reports as
+ * readiness) and a regular file. Bounded: each receive is under a 2 s
+ * move_on. */
+struct eofs {
+    ptrio_frame fr;
+    ptrio_stream s;
+    ptrio_scope sc;
+    char path[64], buf[8];
+    int i, fd, rc[6];
+};
+
+static int eofs(ptrio_frame *fr)
+{
+    struct eofs *e = PTRIO_SELF(fr, struct eofs);
+    PTRIO_BEGIN(e);
+    for (e->i = 0; e->i < 6; e->i++)
+        e->rc[e->i] = 99;
+    PTRIO_CHECK(e, ptrio_stream_open(&e->s, open("/dev/null", O_RDONLY)));
+    PTRIO_MOVE_ON_AFTER(e, &e->sc, PTRIO_SEC(2)) {
+        for (e->i = 0; e->i < 2; e->i++)
+            PTRIO_TRY(e, e->rc[e->i],
+                      ptrio_stream_receive_some(e, &e->s, e->buf, 8));
+    }
+    ptrio_stream_close(&e->s);
+
+    strcpy(e->path, "/tmp/ptrio-fifo-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(e->path));
+    strcat(e->path, "/f");
+    ck_assert_int_eq(mkfifo(e->path, 0600), 0);
+    PTRIO_CHECK(e, ptrio_stream_open(&e->s,
+                                     open(e->path, O_RDONLY | O_NONBLOCK)));
+    PTRIO_MOVE_ON_AFTER(e, &e->sc, PTRIO_SEC(2)) {
+        for (e->i = 2; e->i < 4; e->i++)
+            PTRIO_TRY(e, e->rc[e->i],
+                      ptrio_stream_receive_some(e, &e->s, e->buf, 8));
+    }
+    ptrio_stream_close(&e->s);
+    unlink(e->path);
+    *strrchr(e->path, '/') = '\0';
+    rmdir(e->path);
+
+    /* a regular file: one byte, then the end */
+    strcpy(e->path, "/tmp/ptrio-file-XXXXXX");
+    e->fd = mkstemp(e->path);
+    ck_assert_int_ge(e->fd, 0);
+    ck_assert_int_eq((int)write(e->fd, "z", 1), 1);
+    ck_assert_int_eq((int)lseek(e->fd, 0, SEEK_SET), 0);
+    unlink(e->path);
+    PTRIO_CHECK(e, ptrio_stream_open(&e->s, e->fd));
+    PTRIO_MOVE_ON_AFTER(e, &e->sc, PTRIO_SEC(2)) {
+        for (e->i = 4; e->i < 6; e->i++)
+            PTRIO_TRY(e, e->rc[e->i],
+                      ptrio_stream_receive_some(e, &e->s, e->buf, 8));
+    }
+    ptrio_stream_close(&e->s);
+    PTRIO_END(e);
+}
+
+START_TEST(test_end_of_stream_twice_on_files)
+{
+    static struct eofs E;
+    int fds0 = count_fds();
+    memset(&E, 0, sizeof E);
+    ck_assert_int_eq(run_io(eofs, &E), 0);
+    ck_assert_int_eq(E.rc[0], 0);       /* /dev/null */
+    ck_assert_int_eq(E.rc[1], 0);
+    ck_assert_int_eq(E.rc[2], 0);       /* the FIFO */
+    ck_assert_int_eq(E.rc[3], 0);
+    ck_assert_int_eq(E.rc[4], 1);       /* the file: its byte, then 0 */
+    ck_assert_int_eq(E.rc[5], 0);
     ck_assert_int_eq(count_fds(), fds0);
 }
 END_TEST
@@ -3123,6 +3201,7 @@ int main(void)
     tcase_add_test(tc, test_closed_under_waiter_and_busy);
     tcase_add_test(tc, test_reopen_while_a_call_ends);
     tcase_add_test(tc, test_pipes_and_bad_arguments);
+    tcase_add_test(tc, test_end_of_stream_twice_on_files);
     tcase_add_test(tc, test_failure_at_once_is_a_schedule_point);
     tcase_add_test(tc, test_send_after_send_eof_is_closed);
     tcase_add_test(tc, test_listen_port_in_use_and_rebind);

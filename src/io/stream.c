@@ -161,7 +161,11 @@ static int rx_step(ptrio_frame *fr)
             n = do_recv(s, op->buf.in, op->len);
             if (n >= 0) {
                 op->done = (size_t)n;
-                if ((size_t)n < op->len && !(s->flags & S_FILE))
+                /* A short read drained the socket or pipe: the next
+                 * receive waits first. Not an end of stream (0), which
+                 * the next read says again, and which a FIFO no writer
+                 * opened never reports as readiness. */
+                if (n > 0 && (size_t)n < op->len && !(s->flags & S_FILE))
                     s->flags |= S_DRAINED;
                 else
                     s->flags &= ~(unsigned)S_DRAINED;
