@@ -1037,6 +1037,71 @@ START_TEST(test_readme_answer_on_second_try)
 }
 END_TEST
 
+/* A clock of your own may leave jump_to NULL: it never jumps, whatever
+ * its autojump says. A frozen one then leaves a sleeper nothing that can
+ * wake it: a deadlock, reported, not a call through NULL. */
+struct until { ptrio_frame fr; ptrio_time when; };
+
+static int until(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct until, f);
+    PTRIO_AWAIT(f, ptrio_sleep_until(f, f->when));
+    PTRIO_END(f);
+}
+
+START_TEST(test_clock_without_jump_to)
+{
+    static ptrio_loop loop;
+    static ptrio_mock_clock clock;
+    static struct until f;
+    treport rep;
+
+    loop_setup(&loop, &ptrio_backend_virtual, &rep);
+    ptrio_mock_clock_init(&clock, 0);
+    clock.clock.jump_to = NULL;
+    clock.clock.autojump = 0;
+    ck_assert_int_eq(ptrio_loop_use_clock(&loop, &clock.clock), 0);
+    f = (struct until){.when = PTRIO_SEC(1)};
+    ck_assert_int_eq(ptrio_loop_run(&loop, until, &f), -PTRIO_EDEADLK);
+    ck_assert_int_eq(ptrio_mock_clock_now(&clock), 0);
+    ck_assert_int_ge(rep.count, 1);
+}
+END_TEST
+
+/* A mock clock reading below 0 and the latest deadline there is: frozen,
+ * a deadlock (reported at once, not a wait loop on an overflowed
+ * distance); with autojump 0, one jump to that deadline. */
+START_TEST(test_mock_clock_below_zero_far_deadline)
+{
+    static ptrio_loop loop;
+    static ptrio_mock_clock clock;
+    static struct until f;
+    treport rep;
+
+    loop_setup(&loop, &ptrio_backend_virtual, &rep);
+    ptrio_mock_clock_init(&clock, -PTRIO_SEC(5));
+    ck_assert_int_eq(ptrio_loop_use_clock(&loop, &clock.clock), 0);
+    f = (struct until){.when = PTRIO_TIME_INF - 1};
+    ck_assert_int_eq(ptrio_loop_run(&loop, until, &f), -PTRIO_EDEADLK);
+    ck_assert_int_eq(ptrio_mock_clock_now(&clock), -PTRIO_SEC(5));
+
+    ptrio_mock_clock_set_autojump(&clock, 0);
+    f = (struct until){.when = PTRIO_TIME_INF - 1};
+    ck_assert_int_eq(ptrio_loop_run(&loop, until, &f), 0);
+    ck_assert_int_eq(ptrio_mock_clock_now(&clock), PTRIO_TIME_INF - 1);
+}
+END_TEST
+
+/* Hooks for a NULL loop: misuse, refused (a debug build traps). */
+START_TEST(test_set_hooks_null_loop)
+{
+    static const ptrio_hooks hooks;
+
+    ptrio_loop_set_hooks(NULL, &hooks, NULL);
+    ptrio_loop_set_hooks(NULL, NULL, NULL);
+}
+END_TEST
+
 /* ================================================================== */
 /* ---- the deadlock detector ---------------------------------------- */
 
@@ -3164,6 +3229,138 @@ START_TEST(test_instruments_every_hook)
 }
 END_TEST
 
+/* Trio's TaskRecorder (test_instrumentation.py) asserts that the task a
+ * before_task_step or after_task_step names is the current task, and
+ * test_instrument_call_trio_context that task_exited runs in the task's
+ * context: here too, also for a task's last step. */
+static int ctx_seen, ctx_wrong;
+
+static void ctx_check(void *c, const ptrio_task *t)
+{
+    (void)c;
+    ctx_seen++;
+    if (ptrio_current_task() != t)
+        ctx_wrong++;
+}
+
+static void ctx_exited(void *c, const ptrio_task *t, int status)
+{
+    (void)status;
+    ctx_check(c, t);
+}
+
+START_TEST(test_instruments_see_the_current_task)
+{
+    static const ptrio_hooks hooks = {.before_task_step = ctx_check,
+                                      .after_task_step = ctx_check,
+                                      .task_exited = ctx_exited};
+    static struct order_main f;
+    static ptrio_instrument a;
+
+    ctx_seen = ctx_wrong = 0;
+    f = (struct order_main){0};
+    loop_setup(&instr_loop, &ptrio_backend_virtual, NULL);
+    ck_assert_int_eq(ptrio_loop_add_instrument(&instr_loop, &a, &hooks,
+                                               NULL), 0);
+    ck_assert_int_eq(ptrio_loop_run(&instr_loop, order_main, &f), 0);
+    /* order_main and kid: 3 steps each, and two exits */
+    ck_assert_int_eq(ctx_seen, 2 * 3 + 2 * 3 + 2);
+    ck_assert_int_eq(ctx_wrong, 0);
+    ck_assert_ptr_null(ptrio_current_task());
+    ptrio_loop_remove_instrument(&instr_loop, &a);
+}
+END_TEST
+
+/* An instrument added by a task, with none installed before, sees that
+ * task's step end at once, as in Trio (whose runner looks its
+ * instruments up at each hook): the rest of the batch is reported. */
+static ptrio_instrument adder_inst;
+static struct recorder adder_rec;
+
+struct adder { ptrio_frame fr; int rc; };
+
+static int adder(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct adder, f);
+    f->rc = ptrio_loop_add_instrument(&instr_loop, &adder_inst,
+                                      &recorder_hooks, &adder_rec);
+    PTRIO_CHECKPOINT(f);
+    PTRIO_END(f);
+}
+
+struct sib { ptrio_frame fr; };
+
+static int sibling(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct sib, f);
+    PTRIO_CHECKPOINT(f);
+    PTRIO_END(f);
+}
+
+struct adder_main { ptrio_frame fr; ptrio_nursery n; ptrio_task t[2]; struct adder a; struct sib k; };
+
+static int adder_main(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct adder_main, f);
+    PTRIO_NURSERY(f, &f->n) {
+        PTRIO_CHECK(f, ptrio_start_soon_named(&f->n, &f->t[0], adder, &f->a,
+                                              "adder"));
+        PTRIO_CHECK(f, ptrio_start_soon_named(&f->n, &f->t[1], sibling,
+                                              &f->k, "sib"));
+    }
+    PTRIO_END(f);
+}
+
+START_TEST(test_instrument_added_in_a_batch)
+{
+    static struct adder_main f;
+
+    memset(&adder_rec, 0, sizeof adder_rec);
+    f = (struct adder_main){0};
+    loop_setup(&instr_loop, &ptrio_backend_virtual, NULL);
+    ck_assert_int_eq(ptrio_loop_run(&instr_loop, adder_main, &f), 0);
+    ck_assert_int_eq(f.a.rc, 0);
+    ck_assert_str_eq(adder_rec.log.buf,
+        "sched:adder after:adder before:sib sched:sib after:sib "
+        "before:adder exit:adder =0 after:adder "
+        "before:sib exit:sib =0 sched:adder_main after:sib "
+        "before:adder_main exit:adder_main =0 after:adder_main after_run");
+    ptrio_loop_remove_instrument(&instr_loop, &adder_inst);
+}
+END_TEST
+
+/* An instrument is in one loop at a time: adding it to a second one is
+ * -PTRIO_EBUSY, and the first loop keeps every instrument it had. Once
+ * removed, it may be added again. */
+START_TEST(test_instrument_in_two_loops)
+{
+    static const ptrio_hooks hooks = {.before_task_step = ctx_check};
+    static ptrio_loop other;
+    static ptrio_instrument a, b;
+    static struct order_main f;
+
+    loop_setup(&instr_loop, &ptrio_backend_virtual, NULL);
+    loop_setup(&other, &ptrio_backend_virtual, NULL);
+    ck_assert_int_eq(ptrio_loop_add_instrument(&instr_loop, &a, &hooks,
+                                               NULL), 0);
+    ck_assert_int_eq(ptrio_loop_add_instrument(&instr_loop, &b, &hooks,
+                                               NULL), 0);
+    ck_assert_int_eq(ptrio_loop_add_instrument(&other, &a, &hooks, NULL),
+                     -PTRIO_EBUSY);
+    ptrio_loop_remove_instrument(&other, &a);       /* not there: nothing */
+    ctx_seen = ctx_wrong = 0;
+    f = (struct order_main){0};
+    ck_assert_int_eq(ptrio_loop_run(&instr_loop, order_main, &f), 0);
+    ck_assert_int_eq(ctx_seen, 2 * 6);              /* a and b, 6 steps */
+    ptrio_loop_remove_instrument(&instr_loop, &a);
+    ptrio_loop_remove_instrument(&instr_loop, &b);
+    ck_assert_int_eq(instr_loop.ninstruments, 0);
+    ck_assert_int_eq(ptrio_loop_add_instrument(&other, &a, &hooks, NULL), 0);
+    ptrio_loop_remove_instrument(&other, &a);
+    ck_assert_int_eq(other.ninstruments, 0);
+}
+END_TEST
+
 /* ================================================================== */
 /* ---- tracebacks, caught and pending failures ----------------------- */
 
@@ -3531,6 +3728,8 @@ int main(void)
     tcase_add_test(tc, test_mock_clock_next_loop);
     tcase_add_test(tc, test_mock_clock_frozen_deadlock);
     tcase_add_test(tc, test_dump_times);
+    tcase_add_test(tc, test_clock_without_jump_to);
+    tcase_add_test(tc, test_mock_clock_below_zero_far_deadline);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("wait_all_tasks_blocked");
@@ -3584,6 +3783,10 @@ int main(void)
     tc = tcase_create("instruments");
     tcase_add_test(tc, test_instruments);
     tcase_add_test(tc, test_instruments_every_hook);
+    tcase_add_test(tc, test_instruments_see_the_current_task);
+    tcase_add_test(tc, test_instrument_added_in_a_batch);
+    tcase_add_test(tc, test_instrument_in_two_loops);
+    tcase_add_misuse_test(tc, test_set_hooks_null_loop);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("failures");

@@ -324,6 +324,72 @@ START_TEST(test_autojump_nothing_to_jump_to)
 }
 END_TEST
 
+/* ---- an early return of the backend's wait --------------------------- */
+
+/* The first wait with a deadline returns at once: a wake, as from a
+ * thread or a signal handler (a backend's wait may return early). */
+static int early_wakes;
+
+static void wake_once(void *ctx, ptrio_time deadline)
+{
+    if (early_wakes == 0 && deadline != PTRIO_TIME_NINF) {
+        early_wakes++;
+        ptrio_loop_wake(ctx);
+    }
+}
+
+struct blocked_for { ptrio_frame fr; ptrio_time cushion, sleep, real; };
+
+static int blocked_for(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct blocked_for, f);
+    f->real = real_ns();
+    if (f->cushion > 0)
+        PTRIO_AWAIT(f, ptrio_wait_all_tasks_blocked(f, f->cushion));
+    else
+        PTRIO_AWAIT(f, ptrio_sleep(f, f->sleep));
+    f->real = real_ns() - f->real;
+    PTRIO_END(f);
+}
+
+/* Trio acts on a cushion or an autojump threshold only when its wait
+ * timed out with nothing to do (_run.py: idle_primed with no events): a
+ * wait woken early starts the cushion again. So a 50 ms cushion, or
+ * threshold, lasts 50 ms of real time even when the first wait is woken
+ * at once. */
+START_TEST(test_early_wake_restarts_the_cushion)
+{
+    static const ptrio_hooks hooks = {.before_io_wait = wake_once};
+    static ptrio_loop loop;
+    static ptrio_mock_clock c;
+    static ptrio_instrument inst;
+    static struct blocked_for f;
+
+    ptrio_loop_init(&loop);
+    ck_assert_int_eq(ptrio_loop_add_instrument(&loop, &inst, &hooks, &loop),
+                     0);
+    early_wakes = 0;
+    f = (struct blocked_for){.cushion = PTRIO_MS(50)};
+    ck_assert_int_eq(ptrio_loop_run(&loop, blocked_for, &f), 0);
+    ck_assert_int_eq(early_wakes, 1);
+    ck_assert_int_ge(f.real, PTRIO_MS(50));
+    ck_assert_int_lt(f.real, GENEROUS);
+    ptrio_loop_remove_instrument(&loop, &inst);
+
+    mock_loop(&loop, &c, PTRIO_MS(50), NULL);
+    ck_assert_int_eq(ptrio_loop_add_instrument(&loop, &inst, &hooks, &loop),
+                     0);
+    early_wakes = 0;
+    f = (struct blocked_for){.sleep = PTRIO_SEC(3600)};
+    ck_assert_int_eq(ptrio_loop_run(&loop, blocked_for, &f), 0);
+    ck_assert_int_eq(early_wakes, 1);
+    ck_assert_int_ge(f.real, PTRIO_MS(50));
+    ck_assert_int_lt(f.real, GENEROUS);
+    ck_assert_int_eq(ptrio_mock_clock_now(&c), PTRIO_SEC(3600));
+    ptrio_loop_remove_instrument(&loop, &inst);
+}
+END_TEST
+
 static int nonblocking_pipe(int p[2])
 {
     if (pipe(p) < 0)
@@ -645,6 +711,7 @@ int main(void)
     tcase_add_test(tc, test_poll_autojump_interference);
     tcase_add_test(tc, test_source_from_thread_not_deadlock);
     tcase_add_test(tc, test_autojump_nothing_to_jump_to);
+    tcase_add_test(tc, test_early_wake_restarts_the_cushion);
     tcase_add_test(tc, test_fd_wait_not_deadlock);
     tcase_add_test(tc, test_deadlock_on_poll);
     tcase_add_test(tc, test_mock_clock_stands_still_between_runs);

@@ -58,7 +58,10 @@ struct ptrio_backend {
     void (*unwatch)(ptrio_loop *loop, int fd);
     /* Makes a wait() in progress (or the next one) return at once. Safe
      * from a signal handler, an interrupt and another thread; a no-op on a
-     * loop that is not open (never opened, or closed). May be NULL. */
+     * loop that is not open (never opened, or closed). NULL marks a
+     * simulation, as the virtual backend: its time moves only when it
+     * waits, so the loop takes idle cushions and autojump thresholds as
+     * passed at once instead of waiting them out. */
     void (*wake)(ptrio_loop *loop);
 };
 

@@ -151,11 +151,12 @@ typedef struct ptrio_hooks {
 } ptrio_hooks;
 
 /* One instrument among several: its hooks and their context, linked into
- * the loop (caller-owned). */
+ * the loop (caller-owned; zero it before its first add). */
 typedef struct ptrio_instrument {
     const ptrio_hooks *hooks;
     void *ctx;
     struct ptrio_instrument *next;
+    struct ptrio_loop *loop;        /* the loop it is added to, or NULL */
 } ptrio_instrument;
 
 struct ptrio_loop {
@@ -167,6 +168,8 @@ struct ptrio_loop {
     ptrio_time last_now;            /* the clock's last reading */
     struct ptrio_clock *clock;      /* the loop's clock, if not the backend's */
     ptrio_task *idle;               /* in wait_all_tasks_blocked, by cushion */
+    ptrio_time idle_from;           /* backend time since which no task ran
+                                       (PTRIO_TIME_NINF: one runs) */
     int (*wait_full)(struct ptrio_loop *l);  /* the wait with a clock or
                                        idle waiters: set by what uses them
                                        (src/core/loop.c) */
@@ -219,12 +222,13 @@ void ptrio_loop_set_report(ptrio_loop *loop, ptrio_report_fn fn, void *ctx);
 
 /* Adds an instrument (its hooks, their ctx) to the loop, after those it
  * has; several may be installed at once. Returns 0, -PTRIO_EINVAL (NULL,
- * no hooks), -PTRIO_EBUSY (already added). Takes effect from the next
- * batch. */
+ * no hooks), -PTRIO_EBUSY (added already, to this loop or another: remove
+ * it first). Takes effect at once, also inside a batch (the next hook
+ * called is its too). */
 int ptrio_loop_add_instrument(ptrio_loop *loop, ptrio_instrument *inst,
                               const ptrio_hooks *hooks, void *ctx);
 
-/* Removes an instrument (no effect if it is not added). */
+/* Removes an instrument (no effect if it is not in this loop). */
 void ptrio_loop_remove_instrument(ptrio_loop *loop, ptrio_instrument *inst);
 
 /* Installs the loop's own instrument (NULL removes it); the others of
@@ -271,7 +275,8 @@ struct ptrio_clock {
      * (0: passed; PTRIO_TIME_INF: it never will by itself). */
     ptrio_time (*sleep_time)(ptrio_clock *c, ptrio_time deadline);
     /* After `autojump` of the backend's time with every task blocked, the
-     * loop calls jump_to with the next deadline (PTRIO_TIME_INF: never). */
+     * loop calls jump_to with the next deadline (PTRIO_TIME_INF: never;
+     * a NULL jump_to: the clock never jumps). */
     ptrio_time autojump;
     void (*jump_to)(ptrio_clock *c, ptrio_time deadline);
     /* Called as each run of the loop starts, before its first reading

@@ -139,7 +139,7 @@ enum { I_SPAWNED, I_BEFORE_STEP, I_AFTER_STEP, I_SCHEDULED, I_BEFORE_RUN,
 typedef struct ptrio__instrumenting {
     void (*task)(ptrio_loop *l, int which, const ptrio_task *t);
     void (*run)(ptrio_loop *l, int which);
-    void (*exited)(ptrio_loop *l, const ptrio_task *t, int status);
+    void (*exited)(ptrio_loop *l, ptrio_task *t, int status);
     void (*wait)(ptrio_loop *l, ptrio_time deadline);
 } ptrio__instrumenting;
 
@@ -155,7 +155,7 @@ static inline void ptrio__instr_run(ptrio_loop *l, int which)
     l->instr->run(l, which);
 }
 
-static inline void ptrio__instr_exited(ptrio_loop *l, const ptrio_task *t,
+static inline void ptrio__instr_exited(ptrio_loop *l, ptrio_task *t,
                                        int status)
 {
     l->instr->exited(l, t, status);

@@ -129,6 +129,10 @@ static void instruments_changed(ptrio_loop *l, int delta)
 void ptrio_loop_set_hooks(ptrio_loop *loop, const ptrio_hooks *hooks,
                           void *ctx)
 {
+    if (!loop) {
+        MISUSE("hooks for a NULL loop");
+        return;
+    }
     if (!loop->hooks != !hooks)
         instruments_changed(loop, hooks ? 1 : -1);
     loop->hooks = hooks;
@@ -142,12 +146,17 @@ int ptrio_loop_add_instrument(ptrio_loop *loop, ptrio_instrument *inst,
 
     if (!loop || !inst || !hooks)
         return -PTRIO_EINVAL;
-    for (p = &loop->instruments; *p; p = &(*p)->next)
-        if (*p == inst)
-            return -PTRIO_EBUSY;
+    /* In a loop already, this one or another: relinking it would cut the
+     * other loop's list after it. */
+    if (inst->loop)
+        return -PTRIO_EBUSY;
+    p = &loop->instruments;
+    while (*p)
+        p = &(*p)->next;
     inst->hooks = hooks;
     inst->ctx = ctx;
     inst->next = NULL;
+    inst->loop = loop;
     *p = inst;
     instruments_changed(loop, 1);
     return 0;
@@ -160,6 +169,8 @@ void ptrio_loop_remove_instrument(ptrio_loop *loop, ptrio_instrument *inst)
     for (p = loop ? &loop->instruments : NULL; p && *p; p = &(*p)->next)
         if (*p == inst) {
             *p = inst->next;
+            inst->next = NULL;
+            inst->loop = NULL;
             instruments_changed(loop, -1);
             return;
         }
@@ -207,15 +218,19 @@ static void instr_run(ptrio_loop *l, int which)
             fn(i->ctx);
 }
 
-static void instr_exited(ptrio_loop *l, const ptrio_task *t, int status)
+/* In the exiting task's context, as Trio's task_exited. */
+static void instr_exited(ptrio_loop *l, ptrio_task *t, int status)
 {
     ptrio_instrument *i;
+    ptrio_task *was = l->current;
 
+    l->current = t;
     if (l->hooks && l->hooks->task_exited)
         l->hooks->task_exited(l->hooks_ctx, t, status);
     for (i = l->instruments; i; i = i->next)
         if (i->hooks->task_exited)
             i->hooks->task_exited(i->ctx, t, status);
+    l->current = was;
 }
 
 static void instr_wait(ptrio_loop *l, ptrio_time deadline)
@@ -506,6 +521,17 @@ static NOINLINE void frame_taken(ptrio_loop *l, ptrio_task *t)
     ptrio__task_finished(l, t, -PTRIO_EMISUSE);
 }
 
+/* The after_task_step hooks, with `t` the current task even when it has
+ * just finished (Trio's hooks run in the task's context). */
+static NOINLINE void after_step(ptrio_loop *l, ptrio_task *t)
+{
+    ptrio_task *was = l->current;
+
+    l->current = t;
+    ptrio__instr_task(l, I_AFTER_STEP, t);
+    l->current = was;
+}
+
 /* One step of `t`: its innermost frame runs until it waits; a finished
  * frame hands its status to its caller, which runs on in the same step. */
 static void step(ptrio_loop *l, ptrio_task *t, uint32_t instrumented)
@@ -551,7 +577,7 @@ static void step(ptrio_loop *l, ptrio_task *t, uint32_t instrumented)
             TMOVE(t, T_RUNNING, T_READY);
             t->wait = W_YIELD;
             ptrio__enqueue_quiet(l, t);
-            if (instrumented)
+            if (l->ninstruments)
                 ptrio__instr_task(l, I_SCHEDULED, t);
             return;
         }
@@ -585,8 +611,8 @@ static void step(ptrio_loop *l, ptrio_task *t, uint32_t instrumented)
  * happen between batches: a batch is what the queue holds when it starts,
  * and a task made ready during it joins the queue behind it, in the next
  * batch. Tasks are taken off the head of the queue one by one, so a task
- * knows it is alone when the queue is empty. Hooks installed during a
- * batch apply from the next one. Called with a task ready. */
+ * knows it is alone when the queue is empty. Instruments apply from the
+ * moment they are added, as in Trio. Called with a task ready. */
 static void run_batches(ptrio_loop *l)
 {
     uint32_t instrumented = l->ninstruments;
@@ -595,13 +621,13 @@ static void run_batches(ptrio_loop *l)
     do {
         l->runq = t->w.next;
         step(l, t, instrumented);
+        instrumented = l->ninstruments;     /* the step may add one */
         if (instrumented)
-            ptrio__instr_task(l, I_AFTER_STEP, t);
+            after_step(l, t);
         if (t == end) {
             if (l->between)
                 break;
             end = l->runq_tail;
-            instrumented = l->ninstruments;
         }
     } while ((t = l->runq));
     l->current = NULL;
@@ -734,10 +760,12 @@ static int nothing_can_wake(const ptrio_loop *l)
 
 /* The same on a loop with its own clock, which may never reach the
  * deadlines left by itself. */
+static ptrio_time autojump_of(const ptrio_clock *c);
+
 static int clock_cannot_wake(ptrio_loop *l)
 {
     return nothing_can_wake(l) ||
-           (l->clock && l->clock->autojump == PTRIO_TIME_INF && l->first &&
+           (l->clock && autojump_of(l->clock) == PTRIO_TIME_INF && l->first &&
             !l->nwatch && !l->sources && !l->idle &&
             l->clock->sleep_time(l->clock, ptrio__timer_when(l->first)) ==
                 PTRIO_TIME_INF);
@@ -789,12 +817,28 @@ static ALWAYS_INLINE int backend_wait(ptrio_loop *l, ptrio_time deadline,
     return rc != 0 || l->ninstruments ? waited(l, rc) : 0;
 }
 
+/* What is left of a cushion or threshold `c` after `idle` of it. */
+static ptrio_time left_of(ptrio_time c, ptrio_time idle)
+{
+    return c == PTRIO_TIME_INF ? c : c > idle ? c - idle : 0;
+}
+
+/* The clock's autojump threshold; a clock without jump_to never jumps. */
+static ptrio_time autojump_of(const ptrio_clock *c)
+{
+    return c->jump_to ? c->autojump : PTRIO_TIME_INF;
+}
+
 /* wait_step with nothing ready (the sources polled) on a loop with a
  * clock of its own or idle waiters: until the next deadline, an idle
- * cushion or an autojump. */
+ * cushion or an autojump. Cushions and thresholds count from the moment
+ * no task ran any more (idle_from), so a wait that returns early with
+ * nothing to run (a wake, EINTR, a source with nothing for a task) waits
+ * out the rest: only the backend's clock reaching the primed deadline
+ * lets them act. */
 static int wait_full(ptrio_loop *l)
 {
-    ptrio_time deadline, next, now, sleep;
+    ptrio_time deadline, next, now, sleep, idle;
     int rc, primed = PRIMED_NONE;
 
     if (clock_cannot_wake(l)) {
@@ -805,17 +849,20 @@ static int wait_full(ptrio_loop *l)
     deadline = next;
     if (l->clock || l->idle) {
         now = l->backend->now(l);
+        if (l->idle_from == PTRIO_TIME_NINF || l->idle_from > now)
+            l->idle_from = now;
+        idle = now - l->idle_from;
         sleep = l->clock ? l->clock->sleep_time(l->clock, next)
               : next == PTRIO_TIME_INF ? PTRIO_TIME_INF
               : next > now ? next - now : 0;
-        if (l->idle && cushion_of(l->idle) < sleep) {
-            sleep = cushion_of(l->idle);
+        if (l->idle && left_of(cushion_of(l->idle), idle) < sleep) {
+            sleep = left_of(cushion_of(l->idle), idle);
             primed = PRIMED_IDLE;
         } else if (!l->idle && next != PTRIO_TIME_INF && l->clock &&
-                   l->clock->autojump < sleep) {
+                   left_of(autojump_of(l->clock), idle) < sleep) {
             /* Trio never autojumps while a task waits for idle; nor
              * here with no deadline to jump to (Trio spins then) */
-            sleep = l->clock->autojump;
+            sleep = left_of(autojump_of(l->clock), idle);
             primed = PRIMED_AUTOJUMP;
         }
         if (primed && SIMULATED(l))
@@ -828,6 +875,10 @@ static int wait_full(ptrio_loop *l)
      * nothing was idle, and there is nothing to jump to (Trio's
      * idle_primed = None when deadlines expire). */
     if (rc == 0 && primed && next != PTRIO_TIME_INF && next <= ptrio__now(l))
+        primed = PRIMED_NONE;
+    /* Woken before the cushion or threshold passed: the next wait waits
+     * out the rest (Trio restarts it on the wake's event instead). */
+    if (rc == 0 && primed && !SIMULATED(l) && l->backend->now(l) < deadline)
         primed = PRIMED_NONE;
     if (rc == 0 && primed && !l->runq) {
         if (l->sources)
@@ -896,6 +947,7 @@ static void run_until_done(ptrio_loop *l)
 
     while (l->ntasks) {
         if (l->runq) {
+            l->idle_from = PTRIO_TIME_NINF;
             run_batches(l);
             if (!l->ntasks)
                 break;
@@ -964,6 +1016,7 @@ int ptrio_loop_run_named(ptrio_loop *loop, ptrio_fn fn, void *frame,
     loop->running = 1;
     loop->fatal = 0;
     loop->teardown = 0;
+    loop->idle_from = PTRIO_TIME_NINF;
     loop->lot_owners = NULL;
     ptrio__loop = loop;
     ptrio__awaiter = NOBODY;

@@ -80,15 +80,19 @@ static void rebase(ptrio_mock_clock *m)
 static ptrio_time mock_sleep_time(ptrio_clock *c, ptrio_time deadline)
 {
     ptrio_mock_clock *m = (ptrio_mock_clock *)(void *)c;
+    ptrio_time now;
     ptrio_time ahead;
 
     if (deadline == PTRIO_TIME_INF)
         return PTRIO_TIME_INF;
-    ahead = deadline - ptrio_mock_clock_now(m);
-    if (ahead <= 0)
+    now = ptrio_mock_clock_now(m);
+    if (deadline <= now)
         return 0;
     if (!m->rate)
         return PTRIO_TIME_INF;
+    /* A clock below 0 and a far deadline: the distance saturates. */
+    ahead = now < 0 && deadline > PTRIO_TIME_INF - 1 + now
+                ? PTRIO_TIME_INF - 1 : deadline - now;
     /* Rounded up: once that much real time passed, the clock (rounded
      * down) reads the deadline. Rounded down, a remainder shorter than a
      * real nanosecond (rate > 1000) would ask for waits of 0, for ever. */
@@ -98,10 +102,12 @@ static ptrio_time mock_sleep_time(ptrio_clock *c, ptrio_time deadline)
 static void mock_jump_to(ptrio_clock *c, ptrio_time deadline)
 {
     ptrio_mock_clock *m = (ptrio_mock_clock *)(void *)c;
-    ptrio_time now = ptrio_mock_clock_now(m);
 
-    if (deadline > now)
-        ptrio_mock_clock_jump(m, deadline - now);
+    if (deadline > ptrio_mock_clock_now(m)) {
+        rebase(m);
+        m->base = deadline;     /* a jump of deadline - now, which may
+                                   not fit when the clock reads below 0 */
+    }
 }
 
 /* A run starts: the backend's time in between, which may have passed in
