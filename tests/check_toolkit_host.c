@@ -10,7 +10,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -390,6 +392,41 @@ START_TEST(test_early_wake_restarts_the_cushion)
 }
 END_TEST
 
+/* Misuse outside a running loop has no loop's sink: a debug build says
+ * it on the default one (stderr) before it traps, never silently; a
+ * normal build refuses the call quietly. */
+START_TEST(test_misuse_outside_a_loop_is_said)
+{
+    int p[2], status;
+    char buf[512];
+    ssize_t n, got = 0;
+    pid_t pid;
+
+    ck_assert_int_eq(pipe(p), 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(p[1], 2);
+        close(p[0]);
+        ptrio_loop_set_hooks(NULL, NULL, NULL);
+        _exit(0);
+    }
+    close(p[1]);
+    while ((n = read(p[0], buf + got, sizeof buf - 1 - (size_t)got)) > 0)
+        got += n;
+    buf[got] = '\0';
+    close(p[0]);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+#ifdef PTRIO_DEBUG
+    ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGILL);
+    ck_assert_ptr_nonnull(strstr(buf, "misuse: hooks for a NULL loop"));
+#else
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_str_eq(buf, "");
+#endif
+}
+END_TEST
+
 static int nonblocking_pipe(int p[2])
 {
     if (pipe(p) < 0)
@@ -712,6 +749,7 @@ int main(void)
     tcase_add_test(tc, test_source_from_thread_not_deadlock);
     tcase_add_test(tc, test_autojump_nothing_to_jump_to);
     tcase_add_test(tc, test_early_wake_restarts_the_cushion);
+    tcase_add_test(tc, test_misuse_outside_a_loop_is_said);
     tcase_add_test(tc, test_fd_wait_not_deadlock);
     tcase_add_test(tc, test_deadlock_on_poll);
     tcase_add_test(tc, test_mock_clock_stands_still_between_runs);

@@ -738,7 +738,15 @@ void ptrio__misuse(const char *what, const char *file, int lineno)
     put(&b, "; ptrio's check: ");
     put_site(&b, file, lineno);
     put(&b, ")");
-    ptrio__report(l, b.buf);
+    if (l) {
+        ptrio__report(l, b.buf);
+    } else {
+        /* No running loop, no sink of its: the build's default says it,
+         * so the trap is never silent where one exists (stderr). */
+        ptrio_report_fn sink = ptrio__default_sink();
+        if (sink)
+            sink(NULL, b.buf);
+    }
     __builtin_trap();
 }
 #endif
