@@ -920,6 +920,37 @@ START_TEST(test_numeric_list_is_not_the_resolvers)
 }
 END_TEST
 
+/* Only a numeric host with a numeric service is resolved on the loop's
+ * thread (Trio: AI_NUMERICHOST | AI_NUMERICSERV): a named service goes
+ * to the resolver, here the custom one, which does not know it. Before,
+ * the service was looked up on the loop's thread, and the resolver was
+ * never asked. */
+struct named_service { ptrio_frame fr; ptrio_resolve r; struct addrinfo *res; int rc; };
+
+static int named_service(ptrio_frame *fr)
+{
+    struct named_service *f = PTRIO_SELF(fr, struct named_service);
+    PTRIO_BEGIN(f);
+    ptrio_resolve_set_resolver(&f->r, fake_resolve, NULL);
+    PTRIO_TRY(f, f->rc, ptrio_getaddrinfo(f, &f->r, "127.0.0.1", "http",
+                                          AF_INET, SOCK_STREAM, 0, &f->res));
+    if (f->rc == 0)
+        ptrio_freeaddrinfo(&f->r, f->res);
+    PTRIO_END(f);
+}
+
+START_TEST(test_numeric_host_named_service)
+{
+    static struct named_service F;
+    memset(&F, 0, sizeof F);
+    fake_n = 0;
+    resolver_calls = 0;
+    ck_assert_int_eq(run_io(named_service, &F), 0);
+    ck_assert_int_eq(resolver_calls, 1);
+    ck_assert_int_eq(F.rc, -PTRIO_ERESOLVE);
+}
+END_TEST
+
 /* The caller is cancelled just after an attempt failed, while the
  * connector is ready to start the next one. */
 struct he_cancel {
@@ -3195,6 +3226,7 @@ int main(void)
     tcase_add_test(tc, test_happy_eyeballs_family_unsupported);
     tcase_add_test(tc, test_resolve_failure);
     tcase_add_test(tc, test_numeric_list_is_not_the_resolvers);
+    tcase_add_test(tc, test_numeric_host_named_service);
     tcase_add_test(tc, test_happy_eyeballs_cancelled_attempt_never_connects);
     tcase_add_test(tc, test_happy_eyeballs_no_hosts);
     tcase_add_test(tc, test_cancel_in_each_call);

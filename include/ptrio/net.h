@@ -264,8 +264,9 @@ void ptrio_resolve_set_resolver(ptrio_resolve *r, ptrio_resolver_fn resolve,
                                 ptrio_freeres_fn freeres);
 
 /* getaddrinfo(host, service) on a worker thread: awaitable checkpoint.
- * Numeric hosts are resolved at once, without a thread (nor the custom
- * resolver). `family` (0: any,
+ * A numeric host with a numeric (or no) service is resolved at once,
+ * without a thread (nor the custom resolver), as Trio does; a named
+ * service goes to the thread or the resolver. `family` (0: any,
  * or AF_INET, AF_INET6), `socktype` (0, SOCK_STREAM...), `flags`
  * (AI_PASSIVE...) are the hints. On success `*res` holds the list: free it
  * with ptrio_freeaddrinfo(r, *res) (with a custom resolver, a numeric

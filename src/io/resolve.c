@@ -96,10 +96,12 @@ static int gai_step(ptrio_frame *fr)
     PTRIO_BEGIN(r);
     PTRIO_CHECK(r, ptrio_checkpoint_if_cancelled(r));
     {
-        /* Numeric: never the custom resolver's, as in Trio. */
+        /* Numeric host and service: never the custom resolver's, as in
+         * Trio; a named service is a lookup (/etc/services, NSS) that
+         * goes to the thread, or to the custom resolver. */
         ptrio_resolver_fn custom = r->req.resolve;
         r->req.resolve = NULL;
-        r->req.rc = lookup(&r->req, AI_NUMERICHOST);
+        r->req.rc = lookup(&r->req, AI_NUMERICHOST | AI_NUMERICSERV);
         r->req.resolve = custom;
         if (r->req.rc == 0)
             r->req.numeric = r->req.res;
