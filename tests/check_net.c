@@ -829,6 +829,24 @@ START_TEST(test_happy_eyeballs_family_unsupported)
 }
 END_TEST
 
+/* A delay too long for a deadline is no delay at all (one address at a
+ * time, as PTRIO_TIME_INF), never -PTRIO_EOVERFLOW after the first
+ * attempt: every attempt fails at once and the next starts. */
+START_TEST(test_happy_eyeballs_huge_delay)
+{
+    static struct he H;
+    fake_n = 0;
+    fake_add("127.0.0.1", closed_port("127.0.0.1"));
+    fake_add("127.0.0.2", closed_port("127.0.0.2"));
+    fake_add("127.0.0.3", closed_port("127.0.0.3"));
+    memset(&H, 0, sizeof H);
+    H.delay = PTRIO_TIME_INF - 1;
+    ck_assert_int_eq(run_io(he, &H), 0);
+    ck_assert_int_eq(H.rc, -PTRIO_ECONNREFUSED);
+    ck_assert_int_eq(ptrio_tcp_connect_attempts(&H.c), 3);
+}
+END_TEST
+
 /* Every attempt fails: the first attempt's error, after trying all. */
 START_TEST(test_happy_eyeballs_all_fail)
 {
@@ -3223,6 +3241,7 @@ int main(void)
     tcase_add_test(tc, test_happy_eyeballs_accepts_late);
     tcase_add_test(tc, test_happy_eyeballs_failure_starts_next_at_once);
     tcase_add_test(tc, test_happy_eyeballs_all_fail);
+    tcase_add_test(tc, test_happy_eyeballs_huge_delay);
     tcase_add_test(tc, test_happy_eyeballs_family_unsupported);
     tcase_add_test(tc, test_resolve_failure);
     tcase_add_test(tc, test_numeric_list_is_not_the_resolvers);

@@ -322,8 +322,8 @@ struct ptrio_tcp_connect {
 };
 
 /* Uses `delay` between attempts instead of RFC 8305's 250 ms (Trio's
- * happy_eyeballs_delay; PTRIO_TIME_INF: one address at a time; <= 0:
- * back to 250 ms). */
+ * happy_eyeballs_delay; PTRIO_TIME_INF, or anything over 2^62 ns: one
+ * address at a time; <= 0: back to 250 ms). */
 void ptrio_tcp_connect_set_delay(ptrio_tcp_connect *c, ptrio_time delay);
 
 /* Connects to `host` (a name or a numeric address) on `port`, into `out`:

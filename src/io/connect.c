@@ -25,10 +25,13 @@
 
 #define HE_DELAY PTRIO_MS(250)      /* RFC 8305's connection attempt delay */
 
+/* A delay too long for a deadline (over 2^62 ns, 146 years) is none:
+ * as PTRIO_TIME_INF, one address at a time. */
 void ptrio_tcp_connect_set_delay(ptrio_tcp_connect *c, ptrio_time delay)
 {
     if (c)
-        c->delay = delay > 0 ? delay : HE_DELAY;
+        c->delay = delay <= 0 ? HE_DELAY
+                 : delay > TIME_HUGE ? PTRIO_TIME_INF : delay;
 }
 
 int ptrio_tcp_connect_attempts(const ptrio_tcp_connect *c)
