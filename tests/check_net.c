@@ -1262,7 +1262,7 @@ struct closer {
     ptrio_nursery n;
     ptrio_task t[2];
     struct victim v[2];
-    int busy, zero, after;
+    int busy, zero, after, at_once;
     char buf[4];
 };
 
@@ -1284,6 +1284,12 @@ static int closer(ptrio_frame *fr)
                                                         0));
         ptrio_stream_close(&c->v[0].s);
         ptrio_listener_close(&c->v[1].ls);
+        /* Closed, before the woken receiver has resumed: closed, not
+         * busy (Trio's receive has no conflict detector of its own;
+         * its recv on the closed socket raises ClosedResourceError). */
+        PTRIO_TRY(c, c->at_once, ptrio_stream_receive_some(c, &c->v[0].s,
+                                                           c->buf,
+                                                           sizeof c->buf));
     }
     PTRIO_TRY(c, c->after, ptrio_stream_receive_some(c, &c->v[0].s, c->buf,
                                                      sizeof c->buf));
@@ -1303,6 +1309,69 @@ START_TEST(test_closed_under_waiter_and_busy)
     ck_assert_int_eq(C.busy, -PTRIO_EBUSY);
     ck_assert_int_eq(C.zero, -PTRIO_EINVAL);
     ck_assert_int_eq(C.after, -PTRIO_ECLOSED);
+    ck_assert_int_eq(C.at_once, -PTRIO_ECLOSED);
+}
+END_TEST
+
+/* Trio's send_eof holds the send conflict detector across its
+ * checkpoint and shuts the socket down after it: a send_all started while
+ * it checkpoints is busy, not "after EOF". And it is idempotent before
+ * anything else: once EOF was sent, it succeeds on a closed stream too. */
+struct eof_side { ptrio_frame fr; ptrio_stream *s; int eof, rc; };
+
+static int eof_sender(ptrio_frame *fr)
+{
+    struct eof_side *e = PTRIO_SELF(fr, struct eof_side);
+    PTRIO_BEGIN(e);
+    if (e->eof)
+        PTRIO_TRY(e, e->rc, ptrio_stream_send_eof(e, e->s));
+    else
+        PTRIO_TRY(e, e->rc, ptrio_stream_send_all(e, e->s, "x", 1));
+    PTRIO_END(e);
+}
+
+struct eof_race {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[2];
+    struct eof_side side[2];
+    ptrio_stream s;
+    int sp[2], again, closed_again, peer_eof;
+    char b[4];
+};
+
+static int eof_race(ptrio_frame *fr)
+{
+    struct eof_race *r = PTRIO_SELF(fr, struct eof_race);
+    PTRIO_BEGIN(r);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, r->sp), 0);
+    PTRIO_CHECK(r, ptrio_stream_open(&r->s, r->sp[0]));
+    r->side[0] = (struct eof_side){.s = &r->s, .eof = 1};
+    r->side[1] = (struct eof_side){.s = &r->s};
+    PTRIO_NURSERY(r, &r->n) {
+        PTRIO_CHECK(r, ptrio_start_soon(&r->n, &r->t[0], eof_sender,
+                                        &r->side[0]));
+        PTRIO_CHECK(r, ptrio_start_soon(&r->n, &r->t[1], eof_sender,
+                                        &r->side[1]));
+    }
+    r->peer_eof = (int)read(r->sp[1], r->b, sizeof r->b);
+    PTRIO_TRY(r, r->again, ptrio_stream_send_eof(r, &r->s));
+    ptrio_stream_close(&r->s);
+    PTRIO_TRY(r, r->closed_again, ptrio_stream_send_eof(r, &r->s));
+    close(r->sp[1]);
+    PTRIO_END(r);
+}
+
+START_TEST(test_send_eof_holds_the_sender)
+{
+    static struct eof_race R;
+    memset(&R, 0, sizeof R);
+    ck_assert_int_eq(run_io(eof_race, &R), 0);
+    ck_assert_int_eq(R.side[0].rc, 0);
+    ck_assert_int_eq(R.side[1].rc, -PTRIO_EBUSY);
+    ck_assert_int_eq(R.peer_eof, 0);        /* nothing sent, then EOF */
+    ck_assert_int_eq(R.again, 0);
+    ck_assert_int_eq(R.closed_again, 0);
 }
 END_TEST
 
@@ -3250,6 +3319,7 @@ int main(void)
     tcase_add_test(tc, test_happy_eyeballs_no_hosts);
     tcase_add_test(tc, test_cancel_in_each_call);
     tcase_add_test(tc, test_closed_under_waiter_and_busy);
+    tcase_add_test(tc, test_send_eof_holds_the_sender);
     tcase_add_test(tc, test_reopen_while_a_call_ends);
     tcase_add_test(tc, test_pipes_and_bad_arguments);
     tcase_add_test(tc, test_end_of_stream_twice_on_files);

@@ -67,7 +67,9 @@ int ptrio_stream_fd(const ptrio_stream *s);
 /* Receives at most `max` (>= 1) bytes into `buf`: awaitable checkpoint.
  * Returns how many (> 0), or 0 at end of stream. Errors: -PTRIO_EINVAL
  * (max 0, NULL stream or buf), -PTRIO_ECLOSED (closed before the call,
- * after the checkpoint as in Trio, or while waiting), -PTRIO_EBUSY, the
+ * after the checkpoint as in Trio, also while a receiver the close woke
+ * has not returned yet; or while waiting), -PTRIO_EBUSY (another task
+ * receives), the
  * socket's (-PTRIO_ECONNRESET...), those of ptrio_wait_readable
  * (-PTRIO_EFDLIMIT...), -PTRIO_ECANCELED, -PTRIO_ENOTASK. */
 PTRIO_NODISCARD int ptrio_stream_receive_some(void *self, ptrio_stream *s,
@@ -85,8 +87,11 @@ PTRIO_NODISCARD int ptrio_stream_send_all(void *self, ptrio_stream *s,
                                           const void *buf, size_t len);
 
 /* Half-close: the peer's receive gets end of stream, receiving here goes
- * on. Awaitable checkpoint; idempotent; returns 0. Errors: -PTRIO_EBUSY (a
- * send is in progress), -PTRIO_ECLOSED (after the checkpoint),
+ * on. Awaitable checkpoint, then the shutdown (as Trio's); it holds the
+ * sending side meanwhile, so a send_all started then is -PTRIO_EBUSY.
+ * Idempotent (also once closed, EOF sent); returns 0. Errors:
+ * -PTRIO_EBUSY (a send is in progress), -PTRIO_ECLOSED (after the
+ * checkpoint),
  * -PTRIO_ENOTSOCK (not a socket), -PTRIO_EINVAL (NULL), shutdown's error,
  * -PTRIO_ECANCELED, -PTRIO_ENOTASK. */
 PTRIO_NODISCARD int ptrio_stream_send_eof(void *self, ptrio_stream *s);

@@ -188,11 +188,27 @@ static int rx_step(ptrio_frame *fr)
     PTRIO_END(op);
 }
 
+/* A call that fails with `rc` without running its frame: a checkpoint
+ * first, as every stream call that did not wait. */
+static int fail_at_a_checkpoint(void *self, int rc)
+{
+    int c = ptrio_checkpoint_if_cancelled(self);
+
+    if (c < 0)
+        return c;
+    return ptrio__done_yield(ptrio__loop, ptrio__self(self), rc);
+}
+
 int ptrio_stream_receive_some(void *self, ptrio_stream *s, void *buf,
                               size_t max)
 {
     if (!s || !buf || max == 0)
         return -PTRIO_EINVAL;
+    /* Closed under a receiver that has not resumed yet: closed, as for
+     * any receive now (Trio's receive has no conflict detector; only a
+     * receiver still waiting makes another one busy). */
+    if (!s->fdp1 && !ptrio_frame_idle(&s->rx))
+        return fail_at_a_checkpoint(self, -PTRIO_ECLOSED);
     if (!ptrio_frame_idle(&s->rx))
         return -PTRIO_EBUSY;    /* another task receives: Trio's Busy... */
     s->rx.s = s;
@@ -268,31 +284,39 @@ int ptrio_stream_send_all(void *self, ptrio_stream *s, const void *buf,
     return send_call(self, s, buf, len);
 }
 
+/* Trio's send_eof: in the sender's slot (a send_all meanwhile is busy),
+ * a checkpoint, then the shutdown, idempotent before anything else. */
+static int eof_step(ptrio_frame *fr)
+{
+    ptrio__stream_op *op = PTRIO_SELF(fr, ptrio__stream_op);
+    ptrio_stream *s = op->s;
+
+    PTRIO_BEGIN(op);
+    PTRIO_AWAIT(op, ptrio_checkpoint(op));
+    if (s->flags & S_EOF_SENT)
+        op->err = 0;
+    else if (!s->fdp1)
+        op->err = -PTRIO_ECLOSED;
+    else if (!(s->flags & S_SOCKET))
+        op->err = -PTRIO_ENOTSOCK;
+    else if (shutdown(fd_of(s), SHUT_WR) < 0 && errno != ENOTCONN)
+        op->err = -errno;           /* ENOTCONN: the peer has gone, and
+                                       its end has seen EOF already */
+    else
+        s->flags |= S_EOF_SENT;
+    PTRIO_CHECK(op, op->err);
+    PTRIO_END(op);
+}
+
 int ptrio_stream_send_eof(void *self, ptrio_stream *s)
 {
-    int rc;
-
     if (!s)
         return -PTRIO_EINVAL;
     if (!ptrio_frame_idle(&s->tx))
         return -PTRIO_EBUSY;
-    if (!s->fdp1)   /* Trio: a checkpoint, then ClosedResourceError */
-        return send_call(self, s, NULL, 0);
-    if ((rc = ptrio_checkpoint_if_cancelled(self)) < 0)
-        return rc;
-    if (!(s->flags & S_SOCKET))
-        rc = -PTRIO_ENOTSOCK;
-    else if (s->flags & S_EOF_SENT)
-        rc = 0;                     /* idempotent */
-    else if (shutdown(fd_of(s), SHUT_WR) < 0 && errno != ENOTCONN)
-        rc = -errno;                /* ENOTCONN: the peer has gone, and
-                                       its end has seen EOF already */
-    else
-        s->flags |= S_EOF_SENT;
-    /* A schedule point, failed or not, as every stream call that did not
-     * wait (Trio's send_eof checkpoints first); the checkpoint above has
-     * checked the caller. */
-    return ptrio__done_yield(ptrio__loop, ptrio__self(self), rc);
+    s->tx.s = s;
+    s->tx.err = 0;
+    return ptrio_call(self, &s->tx, eof_step);
 }
 
 void ptrio__close_fdp1(int *fdp1)
