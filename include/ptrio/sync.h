@@ -180,7 +180,9 @@ struct ptrio_limiter {
 int ptrio_limiter_init(ptrio_limiter *lim, unsigned total);
 
 /* Borrows a token for the calling task, recorded in `tok`: awaitable
- * checkpoint. Errors: -PTRIO_ECANCELED, -PTRIO_EDEADLK (the task borrows
+ * checkpoint. The borrower is the task's struct: release the token before
+ * the task ends, or a task started later in that struct is its borrower.
+ * Errors: -PTRIO_ECANCELED, -PTRIO_EDEADLK (the task borrows
  * one already, or another task waits for one on its behalf),
  * -PTRIO_EBUSY (`tok` is in use), -PTRIO_EINVAL (a NULL limiter or
  * token), -PTRIO_ENOTASK. */
