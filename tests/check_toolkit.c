@@ -420,12 +420,16 @@ START_TEST(test_mock_clock_autojump_interference)
 }
 END_TEST
 
-struct sleeps { ptrio_frame fr; ptrio_time d; };
+/* Sleeps for d, or until `until` when that is set. */
+struct sleeps { ptrio_frame fr; ptrio_time d, until; };
 
 static int sleeps(ptrio_frame *fr)
 {
     PTRIO_BEGIN_AS(struct sleeps, f);
-    PTRIO_AWAIT(f, ptrio_sleep(f, f->d));
+    if (f->until)
+        PTRIO_AWAIT(f, ptrio_sleep_until(f, f->until));
+    else
+        PTRIO_AWAIT(f, ptrio_sleep(f, f->d));
     PTRIO_END(f);
 }
 
@@ -1040,20 +1044,11 @@ END_TEST
 /* A clock of your own may leave jump_to NULL: it never jumps, whatever
  * its autojump says. A frozen one then leaves a sleeper nothing that can
  * wake it: a deadlock, reported, not a call through NULL. */
-struct until { ptrio_frame fr; ptrio_time when; };
-
-static int until(ptrio_frame *fr)
-{
-    PTRIO_BEGIN_AS(struct until, f);
-    PTRIO_AWAIT(f, ptrio_sleep_until(f, f->when));
-    PTRIO_END(f);
-}
-
 START_TEST(test_clock_without_jump_to)
 {
     static ptrio_loop loop;
     static ptrio_mock_clock clock;
-    static struct until f;
+    static struct sleeps f;
     treport rep;
 
     loop_setup(&loop, &ptrio_backend_virtual, &rep);
@@ -1061,8 +1056,8 @@ START_TEST(test_clock_without_jump_to)
     clock.clock.jump_to = NULL;
     clock.clock.autojump = 0;
     ck_assert_int_eq(ptrio_loop_use_clock(&loop, &clock.clock), 0);
-    f = (struct until){.when = PTRIO_SEC(1)};
-    ck_assert_int_eq(ptrio_loop_run(&loop, until, &f), -PTRIO_EDEADLK);
+    f = (struct sleeps){.d = PTRIO_SEC(1)};
+    ck_assert_int_eq(ptrio_loop_run(&loop, sleeps, &f), -PTRIO_EDEADLK);
     ck_assert_int_eq(ptrio_mock_clock_now(&clock), 0);
     ck_assert_int_ge(rep.count, 1);
 }
@@ -1075,19 +1070,19 @@ START_TEST(test_mock_clock_below_zero_far_deadline)
 {
     static ptrio_loop loop;
     static ptrio_mock_clock clock;
-    static struct until f;
+    static struct sleeps f;
     treport rep;
 
     loop_setup(&loop, &ptrio_backend_virtual, &rep);
     ptrio_mock_clock_init(&clock, -PTRIO_SEC(5));
     ck_assert_int_eq(ptrio_loop_use_clock(&loop, &clock.clock), 0);
-    f = (struct until){.when = PTRIO_TIME_INF - 1};
-    ck_assert_int_eq(ptrio_loop_run(&loop, until, &f), -PTRIO_EDEADLK);
+    f = (struct sleeps){.until = PTRIO_TIME_INF - 1};
+    ck_assert_int_eq(ptrio_loop_run(&loop, sleeps, &f), -PTRIO_EDEADLK);
     ck_assert_int_eq(ptrio_mock_clock_now(&clock), -PTRIO_SEC(5));
 
     ptrio_mock_clock_set_autojump(&clock, 0);
-    f = (struct until){.when = PTRIO_TIME_INF - 1};
-    ck_assert_int_eq(ptrio_loop_run(&loop, until, &f), 0);
+    f = (struct sleeps){.until = PTRIO_TIME_INF - 1};
+    ck_assert_int_eq(ptrio_loop_run(&loop, sleeps, &f), 0);
     ck_assert_int_eq(ptrio_mock_clock_now(&clock), PTRIO_TIME_INF - 1);
 }
 END_TEST
