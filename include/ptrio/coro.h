@@ -80,9 +80,9 @@ typedef struct ptrio_site {
 
 
 /* Resume points besides the awaits' lines (or label addresses): lines 1
- * to 5 of a file cannot hold an await (a `#line` that makes one would be a
- * duplicate case, a compile error), and no label lives at such an
- * address, so one compare tells them apart. 0 and DONE are idle frames:
+ * to 5 of a file cannot hold an await (PTRIO__LABEL refuses to compile
+ * one there), and no label lives at such an address, so one compare tells
+ * them apart. 0 and DONE are idle frames:
  * never run (or ended without END), and ended through END. */
 #define PTRIO__DONE     ((uintptr_t)1)        /* ended through PTRIO_END */
 #define PTRIO__START    ((uintptr_t)2)        /* first step */
@@ -155,7 +155,11 @@ static inline int ptrio__end(ptrio_frame *fr)
     _Pragma("GCC diagnostic pop")
 #else
 #define PTRIO__POINT(n) ((uintptr_t)(n))
-#define PTRIO__LABEL(n) case n
+/* An await's `case __LINE__`. On lines 1 to 5 of a file, whose numbers
+ * are the special resume points, it does not compile ("size of array is
+ * negative"): there it would re-enter the body. */
+#define PTRIO__LABEL(n)                                                     \
+    case (n) + 0 * (int)sizeof(char[(n) >= (int)PTRIO__SPECIAL ? 1 : -1])
 #define PTRIO__SET_LINE(n) ((void)0)
 #define PTRIO__JUMP_TO_LABEL()
 #endif
