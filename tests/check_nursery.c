@@ -1021,6 +1021,83 @@ START_TEST(test_start_cancel_starter)
 }
 END_TEST
 
+/* The same cancellation, seen three ways: PTRIO_TRY's variable, the
+ * frame's PTRIO_RESULT after it, and a step function written by hand
+ * (no macros) that returns the status its ptrio_start woke with. Each is
+ * -PTRIO_ECANCELED, never a ptrio marker; raised, the scope catches it. */
+struct hand_starter {
+    ptrio_frame fr;
+    int state, seen;
+    ptrio_nursery *n;
+    ptrio_task *t;
+    struct start_kid *k;
+};
+
+static int hand_starter(ptrio_frame *fr)
+{
+    struct hand_starter *h = PTRIO_SELF(fr, struct hand_starter);
+    if (h->state == 0) {
+        h->state = 1;
+        return ptrio_start(fr, h->n, h->t, start_kid, h->k, NULL);
+    }
+    h->seen = fr->result;
+    return fr->result;
+}
+
+struct sresult_main {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_scope cs[2];
+    ptrio_task ct[2], t[2];
+    struct start_kid k[2];
+    struct canceller c[2];
+    struct hand_starter h;
+    int rc, result;
+};
+
+static int sresult_main(ptrio_frame *fr)
+{
+    struct sresult_main *f = PTRIO_SELF(fr, struct sresult_main);
+    PTRIO_BEGIN(f);
+    PTRIO_NURSERY(f, &f->n) {
+        f->c[0] = (struct canceller){.name = "c0", .d = PTRIO_SEC(2),
+                                     .target = &f->cs[0]};
+        f->c[1] = (struct canceller){.name = "c1", .d = PTRIO_SEC(3),
+                                     .target = &f->cs[1]};
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->ct[0], canceller,
+                                        &f->c[0]));
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->ct[1], canceller,
+                                        &f->c[1]));
+        PTRIO_CANCEL_SCOPE(f, &f->cs[0]) {
+            f->k[0] = (struct start_kid){.before = PTRIO_SEC(10)};
+            PTRIO_TRY(f, f->rc, ptrio_start(f, &f->n, &f->t[0], start_kid,
+                                            &f->k[0], NULL));
+            f->result = PTRIO_RESULT(f);
+        }
+        PTRIO_CANCEL_SCOPE(f, &f->cs[1]) {
+            f->k[1] = (struct start_kid){.before = PTRIO_SEC(10)};
+            f->h = (struct hand_starter){.n = &f->n, .t = &f->t[1],
+                                         .k = &f->k[1]};
+            PTRIO_AWAIT(f, ptrio_call(f, &f->h, hand_starter));
+        }
+    }
+    PTRIO_END(f);
+}
+
+START_TEST(test_start_cancelled_status_everywhere)
+{
+    static struct sresult_main m;
+    tlog_clear(&L);
+    memset(&m, 0, sizeof m);
+    ck_assert_int_eq(run_virtual(sresult_main, &m, NULL), 0);
+    ck_assert_int_eq(m.rc, -PTRIO_ECANCELED);
+    ck_assert_int_eq(m.result, -PTRIO_ECANCELED);
+    ck_assert_int_eq(m.h.seen, -PTRIO_ECANCELED);
+    ck_assert(!ptrio_cancelled_caught(&m.cs[0]));   /* TRY caught it */
+    ck_assert(ptrio_cancelled_caught(&m.cs[1]));
+}
+END_TEST
+
 struct sprecancel_main {
     ptrio_frame fr;
     ptrio_nursery n;
@@ -1743,6 +1820,7 @@ int main(void)
     tcase_add_test(tc, test_start_just_started_cancelled);
     tcase_add_test(tc, test_start_started_no_checkpoint_cancelled);
     tcase_add_test(tc, test_start_cancel_starter);
+    tcase_add_test(tc, test_start_cancelled_status_everywhere);
     tcase_add_test(tc, test_start_when_already_cancelled);
     tcase_add_misuse_test(tc, test_started_twice);
     tcase_add_test(tc, test_started_ignored);

@@ -71,26 +71,11 @@ static const ptrio_site cancel_site = {
     NULL, 0, "PTRIO_ECANCELED raised outside a cancelled scope"
 };
 
-/* ptrio_start's child ended cancelled before it called started(). Trio
- * runs it in a hidden nursery whose scope that cancellation cancels: the
- * starter, resuming now, gets it if a cancellation is visible to it, else
- * the hidden scope caught it and the child just did not start. */
-static int start_cancelled(ptrio_task *t)
-{
-    if (t && ptrio__cancelled(t))
-        return -PTRIO_ECANCELED;
-    if (t)
-        ptrio__note_origin(t, -PTRIO_ENOSTART, &ptrio__enostart_site);
-    return -PTRIO_ENOSTART;
-}
-
 /* AWAIT, TRY and CHECK: raise the status an expression returned. */
 uintptr_t ptrio__raise(ptrio_frame *fr, int rc, const ptrio_site *site)
 {
     ptrio_task *t = running();
 
-    if (rc == PTRIO__START_CANCELLED)
-        rc = start_cancelled(t);
     if (rc < PTRIO_ERRMIN) {
         /* PTRIO_PENDING (or a marker) is never an error: the expression
          * was an awaitable. Its wait is undone, so the task is not left
@@ -227,8 +212,6 @@ int ptrio__caught(int rc)
 {
     ptrio_task *t = running();
 
-    if (rc == PTRIO__START_CANCELLED)
-        rc = start_cancelled(t);
     ptrio__take_origin(t, rc, NULL);
     return rc;
 }

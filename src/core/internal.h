@@ -360,6 +360,8 @@ void ptrio__fill_source(const ptrio_scope *sc, const ptrio_task *task,
 /* A start whose child was cancelled before started(): the starter decides
  * as it resumes whether that was a cancellation it sees (frame.c). */
 #define PTRIO__START_CANCELLED (INT_MIN + 6)
+/* nursery.c: the status a starter woken with it resumes with. */
+void ptrio__start_resumed(ptrio_task *t, ptrio_frame *fr);
 extern const ptrio_site ptrio__enostart_site;
 int ptrio__frame_where(const ptrio_frame *fr, ptrio_frame_info *out);
 /* Takes the origin handed on with `rc` (the task's armed one, if it is

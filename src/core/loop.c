@@ -549,6 +549,8 @@ static void step(ptrio_loop *l, ptrio_task *t, uint32_t instrumented)
         return;
     }
     ptrio__awaiter = fr;
+    if (fr->result == PTRIO__START_CANCELLED)
+        ptrio__start_resumed(t, fr);
     if (l->ncalled) {
         ptrio__awaiter = NOBODY;
         /* A checkpoint's cancel point comes after its schedule point, as

@@ -225,6 +225,22 @@ static void start_finished(ptrio_loop *l, ptrio_task *t, int rc)
     }
 }
 
+/* The starter resumes from a start whose child ended cancelled before
+ * started() (it was woken with PTRIO__START_CANCELLED). Trio runs the
+ * child in a hidden nursery whose scope that cancellation cancels: the
+ * starter gets it if a cancellation is visible to it now, else the
+ * hidden scope caught it and the child just did not start. Decided here,
+ * as the starter resumes, so no step ever reads the marker. */
+void ptrio__start_resumed(ptrio_task *t, ptrio_frame *fr)
+{
+    if (ptrio__cancelled(t)) {
+        fr->result = -PTRIO_ECANCELED;
+    } else {
+        ptrio__note_origin(t, -PTRIO_ENOSTART, &ptrio__enostart_site);
+        fr->result = -PTRIO_ENOSTART;
+    }
+}
+
 /* The starter's frame ended while its start was pending (ptrio_start's
  * PTRIO_PENDING dropped, misuse): the child can no longer report to it,
  * so it becomes the nursery's child at once, as if started. */
