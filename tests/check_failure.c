@@ -1551,6 +1551,95 @@ static int filter_main(ptrio_frame *fr)
     PTRIO_END(f);
 }
 
+/* A failure 200 calls deep keeps its site and message: the record
+ * follows it through every frame (it used to give up after 64). Trio's
+ * traceback has no depth limit either. */
+#define DEEP 200
+struct deep { ptrio_frame fr; int depth; };
+static struct deep deep_frames[DEEP + 1];
+
+static int deep(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct deep, k);
+    if (k->depth == DEEP)
+        PTRIO_RAISE(k, -PTRIO_EIO, "bottom");
+    k[1].depth = k->depth + 1;
+    PTRIO_CALL(k, deep, &k[1]);
+    PTRIO_END(k);
+}
+
+struct deep_main { ptrio_frame fr; ptrio_scope tb; ptrio_failure fail; int rc; };
+
+static int deep_main(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct deep_main, f);
+    PTRIO_TRY_BLOCK(f, &f->tb) {
+        PTRIO_CALL(f, deep, &deep_frames[0]);
+    }
+    f->rc = ptrio_scope_failure(&f->tb, &f->fail);
+    PTRIO_END(f);
+}
+
+START_TEST(test_deep_failure_keeps_its_site)
+{
+    static struct deep_main m;
+    memset(&m, 0, sizeof m);
+    memset(deep_frames, 0, sizeof deep_frames);
+    ck_assert_int_eq(run_virtual(deep_main, &m, NULL), 0);
+    ck_assert_int_eq(m.rc, 0);
+    ck_assert_int_eq(m.fail.code, -PTRIO_EIO);
+    ck_assert_ptr_nonnull(m.fail.msg);
+    ck_assert_str_eq(m.fail.msg, "bottom");
+    ck_assert_ptr_nonnull(strstr(m.fail.file, "check_failure.c"));
+}
+END_TEST
+
+/* ptrio_failure_last describes the error caught last: after a raise
+ * caught by a TRY block, an -EIO that an awaitable returns (no site: it
+ * was not raised) and PTRIO_TRY catches is a new error, not the old
+ * record of the same code. */
+static int fails_eio(ptrio_task *t, void *obj, void *data)
+{
+    (void)t, (void)obj, (void)data;
+    return -PTRIO_EIO;
+}
+
+struct last_main {
+    ptrio_frame fr;
+    ptrio_scope tb;
+    ptrio_lot lot;
+    ptrio_failure first, second;
+    int rc[3];
+};
+
+static int last_main(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct last_main, f);
+    PTRIO_TRY_BLOCK(f, &f->tb) {
+        PTRIO_RAISE(f, -PTRIO_EIO, "first");
+    }
+    f->rc[0] = ptrio_failure_last(-PTRIO_EIO, &f->first);
+    PTRIO_TRY(f, f->rc[1], ptrio_park_unless(f, &f->lot, fails_eio, NULL,
+                                             NULL));
+    f->rc[2] = ptrio_failure_last(-PTRIO_EIO, &f->second);
+    PTRIO_END(f);
+}
+
+START_TEST(test_failure_last_is_the_last)
+{
+    static struct last_main m;
+    memset(&m, 0, sizeof m);
+    ck_assert_int_eq(run_virtual(last_main, &m, NULL), 0);
+    ck_assert_int_eq(m.rc[0], 0);
+    ck_assert_str_eq(m.first.msg, "first");
+    ck_assert_int_eq(m.rc[1], -PTRIO_EIO);
+    ck_assert_int_eq(m.rc[2], 0);
+    ck_assert_int_eq(m.second.code, -PTRIO_EIO);
+    ck_assert_ptr_null(m.second.msg);
+    ck_assert_int_eq(m.second.line, 0);
+}
+END_TEST
+
 /* The -ECANCELEDs are absorbed by the outer scope (Trio splits them out
  * of the group there, so it caught a cancellation); the real error passes
  * through it unchanged. */
@@ -1734,6 +1823,8 @@ int main(void)
 
     tcase_set_timeout(tc, 10);
     tcase_add_test(tc, test_child_crash_basic);
+    tcase_add_test(tc, test_deep_failure_keeps_its_site);
+    tcase_add_test(tc, test_failure_last_is_the_last);
     tcase_add_test(tc, test_body_error_basic);
     tcase_add_test(tc, test_task_crash_propagation);
     tcase_add_test(tc, test_crash_cancels_siblings_and_body);

@@ -211,7 +211,13 @@ uintptr_t ptrio__stray(ptrio_frame *fr)
 int ptrio__caught(int rc)
 {
     ptrio_task *t = running();
+    const void *origin = ptrio__take_origin(t, rc, NULL);
 
-    ptrio__take_origin(t, rc, NULL);
+    if (t) {
+        /* The error caught last, for ptrio_failure_last: with its origin
+         * when it was handed on, none when an awaitable returned it. */
+        t->origin = origin;
+        t->err = (int16_t)rc;
+    }
     return rc;
 }
