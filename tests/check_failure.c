@@ -1640,6 +1640,64 @@ START_TEST(test_failure_last_is_the_last)
 }
 END_TEST
 
+/* A nursery's failure carries the cancellations it absorbed to the
+ * scope that catches them (S here), which then has caught a cancellation
+ * once the failure arrives. Caught on the way by a TRY block, it never
+ * arrives: a later, unrelated failure raised in S with no checkpoint in
+ * between does not make S's cancelled_caught true (Trio sets it only
+ * when a Cancelled reaches the scope). */
+struct cleanup_fails { ptrio_frame fr; };
+
+static int cleanup_fails(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct cleanup_fails, k);
+    PTRIO_AWAIT(k, ptrio_sleep_forever(k));
+    PTRIO_FINALLY(k);
+    if (PTRIO_FINALLY_ERROR(k) == -PTRIO_ECANCELED)
+        PTRIO_RAISE(k, -PTRIO_EIO, "cleanup failed");
+    PTRIO_END(k);
+}
+
+struct absorbed_main {
+    ptrio_frame fr;
+    ptrio_scope u, s, t;
+    ptrio_nursery n;
+    ptrio_task kt;
+    struct cleanup_fails k;
+};
+
+static int absorbed_main(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct absorbed_main, f);
+    PTRIO_TRY_BLOCK(f, &f->u) {
+        PTRIO_CANCEL_SCOPE(f, &f->s) {
+            PTRIO_TRY_BLOCK(f, &f->t) {
+                PTRIO_NURSERY(f, &f->n) {
+                    PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->kt,
+                                                    cleanup_fails, &f->k));
+                    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+                    ptrio_cancel(&f->s);
+                    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+                }
+            }
+            PTRIO_RAISE(f, -PTRIO_EINVAL, "unrelated");
+        }
+    }
+    PTRIO_END(f);
+}
+
+START_TEST(test_absorbed_caught_on_the_way)
+{
+    static struct absorbed_main m;
+    memset(&m, 0, sizeof m);
+    ck_assert_int_eq(run_virtual(absorbed_main, &m, NULL), 0);
+    ck_assert_int_eq(ptrio_scope_error(&m.t), -PTRIO_EIO);
+    ck_assert_int_eq(ptrio_scope_error(&m.u), -PTRIO_EINVAL);
+    ck_assert(ptrio_cancel_called(&m.s));
+    ck_assert(!ptrio_cancelled_caught(&m.s));
+}
+END_TEST
+
 /* The -ECANCELEDs are absorbed by the outer scope (Trio splits them out
  * of the group there, so it caught a cancellation); the real error passes
  * through it unchanged. */
@@ -1825,6 +1883,7 @@ int main(void)
     tcase_add_test(tc, test_child_crash_basic);
     tcase_add_test(tc, test_deep_failure_keeps_its_site);
     tcase_add_test(tc, test_failure_last_is_the_last);
+    tcase_add_test(tc, test_absorbed_caught_on_the_way);
     tcase_add_test(tc, test_body_error_basic);
     tcase_add_test(tc, test_task_crash_propagation);
     tcase_add_test(tc, test_crash_cancels_siblings_and_body);

@@ -88,6 +88,21 @@ void ptrio__absorbed_arrives(ptrio_scope *sc, int rc)
     sc->flags &= ~(uint32_t)PTRIO__SCOPE_ABSORBED;
 }
 
+/* A TRY block caught a failure that carried absorbed cancellations to a
+ * scope further out: they never get there (Trio's group is caught whole
+ * here), so that scope has caught nothing. */
+static void absorbed_caught_here(const ptrio_scope *sc)
+{
+    ptrio_scope *p;
+
+    for (p = sc->parent; p; p = p->parent) {
+        if (p->flags & PTRIO__SCOPE_ABSORBED) {
+            p->flags &= ~(uint32_t)PTRIO__SCOPE_ABSORBED;
+            return;
+        }
+    }
+}
+
 /* Trio's rule: a cancelled scope catches the -ECANCELED at its end only
  * when no cancellation outside it is visible; otherwise the outermost
  * cancelled scope catches it. */
@@ -694,6 +709,7 @@ static NOINLINE int close_slow(ptrio_task *t, ptrio_scope *sc, int rc)
         /* sc->pending keeps the code for ptrio_scope_error, the closed
          * block's exit word its origin for ptrio_scope_failure. */
         sc->exit = (uintptr_t)ptrio__take_origin(t, rc, NULL);
+        absorbed_caught_here(sc);
         return 0;
     }
     if (sc->flags & PTRIO__SCOPE_CATCH)
