@@ -3356,6 +3356,53 @@ START_TEST(test_instrument_in_two_loops)
 }
 END_TEST
 
+/* An instrument that removes itself in a hook (a one-shot) does not
+ * keep the next ones from that event: Trio calls every hook of the
+ * event. And re-initialising a loop forgets its instruments: one that
+ * was in it may be added again. */
+static ptrio_instrument once_a, once_b;
+static int once_seen[2];
+
+static void once_step(void *c, const ptrio_task *t)
+{
+    int *seen = c;
+    (void)t;
+    (*seen)++;
+    if (seen == &once_seen[0])
+        ptrio_loop_remove_instrument(&instr_loop, &once_a);
+}
+
+START_TEST(test_instrument_removed_in_its_hook)
+{
+    static const ptrio_hooks hooks = {.before_task_step = once_step};
+    static struct order_main f;
+
+    memset(once_seen, 0, sizeof once_seen);
+    loop_setup(&instr_loop, &ptrio_backend_virtual, NULL);
+    ck_assert_int_eq(ptrio_loop_add_instrument(&instr_loop, &once_a, &hooks,
+                                               &once_seen[0]), 0);
+    ck_assert_int_eq(ptrio_loop_add_instrument(&instr_loop, &once_b, &hooks,
+                                               &once_seen[1]), 0);
+    f = (struct order_main){0};
+    ck_assert_int_eq(ptrio_loop_run(&instr_loop, order_main, &f), 0);
+    ck_assert_int_eq(once_seen[0], 1);
+    ck_assert_int_eq(once_seen[1], 6);              /* every step */
+
+    /* b is still in the loop; re-initialised, the loop has none */
+    loop_setup(&instr_loop, &ptrio_backend_virtual, NULL);
+    ck_assert_int_eq(ptrio_loop_add_instrument(&instr_loop, &once_b, &hooks,
+                                               &once_seen[1]), 0);
+    ck_assert_int_eq(ptrio_loop_add_instrument(&instr_loop, &once_b, &hooks,
+                                               &once_seen[1]), -PTRIO_EBUSY);
+    once_seen[1] = 0;
+    f = (struct order_main){0};
+    ck_assert_int_eq(ptrio_loop_run(&instr_loop, order_main, &f), 0);
+    ck_assert_int_eq(once_seen[1], 6);
+    ptrio_loop_remove_instrument(&instr_loop, &once_b);
+    ck_assert_int_eq(instr_loop.ninstruments, 0);
+}
+END_TEST
+
 /* ================================================================== */
 /* ---- tracebacks, caught and pending failures ----------------------- */
 
@@ -3781,6 +3828,7 @@ int main(void)
     tcase_add_test(tc, test_instruments_see_the_current_task);
     tcase_add_test(tc, test_instrument_added_in_a_batch);
     tcase_add_test(tc, test_instrument_in_two_loops);
+    tcase_add_test(tc, test_instrument_removed_in_its_hook);
     tcase_add_misuse_test(tc, test_set_hooks_null_loop);
     suite_add_tcase(s, tc);
 

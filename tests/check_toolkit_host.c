@@ -355,10 +355,10 @@ static int blocked_for(ptrio_frame *fr)
 }
 
 /* Trio acts on a cushion or an autojump threshold only when its wait
- * timed out with nothing to do (_run.py: idle_primed with no events): a
- * wait woken early starts the cushion again. So a 50 ms cushion, or
- * threshold, lasts 50 ms of real time even when the first wait is woken
- * at once. */
+ * timed out with nothing to do (_run.py: idle_primed with no events).
+ * Here a wait woken early with nothing to run waits out the rest of it:
+ * a 50 ms cushion, or threshold, lasts 50 ms of real time even when the
+ * first wait is woken at once. */
 START_TEST(test_early_wake_restarts_the_cushion)
 {
     static const ptrio_hooks hooks = {.before_io_wait = wake_once};
@@ -389,6 +389,39 @@ START_TEST(test_early_wake_restarts_the_cushion)
     ck_assert_int_lt(f.real, GENEROUS);
     ck_assert_int_eq(ptrio_mock_clock_now(&c), PTRIO_SEC(3600));
     ptrio_loop_remove_instrument(&loop, &inst);
+}
+END_TEST
+
+/* A deadline that expires and wakes no task (a scope's, over a shielded
+ * sleep) starts the threshold again, as Trio's idle_primed = None when
+ * deadlines expire: two thresholds of real time, one per jump. */
+struct shielded_past { ptrio_frame fr; ptrio_scope outer, sh; ptrio_time real; };
+
+static int shielded_past(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct shielded_past, f);
+    f->real = real_ns();
+    PTRIO_MOVE_ON_AFTER(f, &f->outer, PTRIO_SEC(3600)) {
+        PTRIO_SHIELD(f, &f->sh) {
+            PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_SEC(7200)));
+        }
+    }
+    f->real = real_ns() - f->real;
+    PTRIO_END(f);
+}
+
+START_TEST(test_expired_deadline_restarts_the_threshold)
+{
+    static ptrio_loop loop;
+    static ptrio_mock_clock c;
+    static struct shielded_past f;
+
+    mock_loop(&loop, &c, PTRIO_MS(40), NULL);
+    f = (struct shielded_past){0};
+    ck_assert_int_eq(ptrio_loop_run(&loop, shielded_past, &f), 0);
+    ck_assert_int_ge(f.real, PTRIO_MS(80));
+    ck_assert_int_lt(f.real, GENEROUS);
+    ck_assert_int_eq(ptrio_mock_clock_now(&c), PTRIO_SEC(7200));
 }
 END_TEST
 
@@ -750,6 +783,7 @@ int main(void)
     tcase_add_test(tc, test_autojump_nothing_to_jump_to);
     tcase_add_test(tc, test_early_wake_restarts_the_cushion);
     tcase_add_test(tc, test_misuse_outside_a_loop_is_said);
+    tcase_add_test(tc, test_expired_deadline_restarts_the_threshold);
     tcase_add_test(tc, test_fd_wait_not_deadlock);
     tcase_add_test(tc, test_deadlock_on_poll);
     tcase_add_test(tc, test_mock_clock_stands_still_between_runs);

@@ -222,9 +222,10 @@ void ptrio_loop_set_report(ptrio_loop *loop, ptrio_report_fn fn, void *ctx);
 
 /* Adds an instrument (its hooks, their ctx) to the loop, after those it
  * has; several may be installed at once. Returns 0, -PTRIO_EINVAL (NULL,
- * no hooks), -PTRIO_EBUSY (added already, to this loop or another: remove
- * it first). Takes effect at once, also inside a batch (the next hook
- * called is its too). */
+ * no hooks), -PTRIO_EBUSY (added already to this loop, or in another one:
+ * remove it there first; ptrio_loop_init forgets a loop's instruments).
+ * Takes effect at once, also inside a batch (the next hook called is its
+ * too). */
 int ptrio_loop_add_instrument(ptrio_loop *loop, ptrio_instrument *inst,
                               const ptrio_hooks *hooks, void *ctx);
 

@@ -47,7 +47,10 @@ extern "C" {
 #define PTRIO_CONF_STDATOMIC 0
 #endif
 #endif
-#if PTRIO_CONF_STDATOMIC && !defined(__cplusplus)
+/* A C99 or C++ program sees the plain types: the same layout where the
+ * atomics are lock-free, and only signal.c touches the fields. */
+#if PTRIO_CONF_STDATOMIC && !defined(__cplusplus) && \
+    defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
 #define PTRIO__SHARED(type) _Atomic(type)
 #else
 #define PTRIO__SHARED(type) type

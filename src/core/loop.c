@@ -146,13 +146,14 @@ int ptrio_loop_add_instrument(ptrio_loop *loop, ptrio_instrument *inst,
 
     if (!loop || !inst || !hooks)
         return -PTRIO_EINVAL;
-    /* In a loop already, this one or another: relinking it would cut the
-     * other loop's list after it. */
-    if (inst->loop)
+    /* In another loop: relinking it would cut that loop's list after it
+     * (remove it there first). In this one: added twice. A loop
+     * re-initialised since has forgotten it: it may come back. */
+    if (inst->loop && inst->loop != loop)
         return -PTRIO_EBUSY;
-    p = &loop->instruments;
-    while (*p)
-        p = &(*p)->next;
+    for (p = &loop->instruments; *p; p = &(*p)->next)
+        if (*p == inst)
+            return -PTRIO_EBUSY;
     inst->hooks = hooks;
     inst->ctx = ctx;
     inst->next = NULL;
@@ -168,8 +169,9 @@ void ptrio_loop_remove_instrument(ptrio_loop *loop, ptrio_instrument *inst)
 
     for (p = loop ? &loop->instruments : NULL; p && *p; p = &(*p)->next)
         if (*p == inst) {
+            /* inst->next stays: a hook walk that is at inst (one that
+             * removes itself) goes on to the next instrument. */
             *p = inst->next;
-            inst->next = NULL;
             inst->loop = NULL;
             instruments_changed(loop, -1);
             return;
@@ -663,6 +665,9 @@ static void fire_timers(ptrio_loop *l)
     before = l->runq ? l->runq_tail : NULL;
     now = ptrio__now(l);
     while ((n = l->first) && ptrio__timer_when(n) <= now) {
+        /* A deadline passed: not idle (Trio's idle_primed = None), even
+         * if it wakes no task, so cushions and thresholds start again. */
+        l->idle_from = PTRIO_TIME_NINF;
         ptrio__timer_del(l, n);
         if (ptrio__timer_is_scope(n)) {
             ptrio__scope_expired(CONTAINER(n, ptrio_scope, timer));
