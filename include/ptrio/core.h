@@ -169,7 +169,7 @@ struct ptrio_loop {
     struct ptrio_clock *clock;      /* the loop's clock, if not the backend's */
     ptrio_task *idle;               /* in wait_all_tasks_blocked, by cushion */
     ptrio_time idle_from;           /* backend time since which no task ran
-                                       (PTRIO_TIME_NINF: one runs) */
+                                       (while idle_set) */
     int (*wait_full)(struct ptrio_loop *l);  /* the wait with a clock or
                                        idle waiters: set by what uses them
                                        (src/core/loop.c) */
@@ -203,6 +203,7 @@ struct ptrio_loop {
     int fatal;                      /* backend failure that ends the run */
     uint8_t teardown;               /* while every wait is aborted,
                                        shields or not (src/core/scope.c) */
+    uint8_t idle_set;               /* idle_from holds since no task ran */
     const char *where_file;         /* debug builds: the user's last macro */
     int where_line;
     uint8_t running;

@@ -62,7 +62,10 @@ enum {
     W_LOT,              /* in the lot w.park.on.lot */
     W_HOOK,             /* parked with the abort hook w.park.on.abort */
     W_JOIN,             /* nursery close waiting for children */
-    W_START             /* ptrio_start waiting for started() */
+    W_START,            /* ptrio_start waiting for started() */
+    W_START_CANCELLED   /* ready: its start's child was cancelled before
+                           started(); -ENOSTART unless, as it resumes, a
+                           cancellation is visible to it (step, loop.c) */
 };
 
 /* Nursery states and flags. */
@@ -357,11 +360,6 @@ void ptrio__fill_source(const ptrio_scope *sc, const ptrio_task *task,
 
 /* frame.c */
 #define PTRIO__DESCRIBED (INT_MIN + 5)  /* a frame answered DESCRIBE */
-/* A start whose child was cancelled before started(): the starter decides
- * as it resumes whether that was a cancellation it sees (frame.c). */
-#define PTRIO__START_CANCELLED (INT_MIN + 6)
-/* nursery.c: the status a starter woken with it resumes with. */
-void ptrio__start_resumed(ptrio_task *t, ptrio_frame *fr);
 extern const ptrio_site ptrio__enostart_site;
 int ptrio__frame_where(const ptrio_frame *fr, ptrio_frame_info *out);
 /* Takes the origin handed on with `rc` (the task's armed one, if it is

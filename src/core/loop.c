@@ -551,15 +551,18 @@ static void step(ptrio_loop *l, ptrio_task *t, uint32_t instrumented)
         return;
     }
     ptrio__awaiter = fr;
-    if (fr->result == PTRIO__START_CANCELLED)
-        ptrio__start_resumed(t, fr);
     if (l->ncalled) {
         ptrio__awaiter = NOBODY;
         /* A checkpoint's cancel point comes after its schedule point, as
          * in Trio: whether it fails is decided now, as the task resumes,
-         * so a shield set meanwhile holds. */
+         * so a shield set meanwhile holds. So is a start whose child was
+         * cancelled before started(): Trio's hidden nursery catches that
+         * cancellation (-ENOSTART, the status it woke with) unless one is
+         * visible to the starter. With no scope cancelled none is. */
         if (t->wait == W_YIELD)
             fr->result = ptrio__cancelled(t) ? -PTRIO_ECANCELED : 0;
+        else if (t->wait == W_START_CANCELLED && ptrio__cancelled(t))
+            fr->result = -PTRIO_ECANCELED;
     }
     for (;;) {
         rc = fr->fn(fr);
@@ -667,7 +670,7 @@ static void fire_timers(ptrio_loop *l)
     while ((n = l->first) && ptrio__timer_when(n) <= now) {
         /* A deadline passed: not idle (Trio's idle_primed = None), even
          * if it wakes no task, so cushions and thresholds start again. */
-        l->idle_from = PTRIO_TIME_NINF;
+        l->idle_set = 0;
         ptrio__timer_del(l, n);
         if (ptrio__timer_is_scope(n)) {
             ptrio__scope_expired(CONTAINER(n, ptrio_scope, timer));
@@ -856,8 +859,10 @@ static int wait_full(ptrio_loop *l)
     deadline = next;
     if (l->clock || l->idle) {
         now = l->backend->now(l);
-        if (l->idle_from == PTRIO_TIME_NINF || l->idle_from > now)
+        if (!l->idle_set || l->idle_from > now) {
             l->idle_from = now;
+            l->idle_set = 1;
+        }
         idle = now - l->idle_from;
         sleep = l->clock ? l->clock->sleep_time(l->clock, next)
               : next == PTRIO_TIME_INF ? PTRIO_TIME_INF
@@ -954,7 +959,7 @@ static void run_until_done(ptrio_loop *l)
 
     while (l->ntasks) {
         if (l->runq) {
-            l->idle_from = PTRIO_TIME_NINF;
+            l->idle_set = 0;        /* a task runs: not idle */
             run_batches(l);
             if (!l->ntasks)
                 break;
@@ -1023,7 +1028,7 @@ int ptrio_loop_run_named(ptrio_loop *loop, ptrio_fn fn, void *frame,
     loop->running = 1;
     loop->fatal = 0;
     loop->teardown = 0;
-    loop->idle_from = PTRIO_TIME_NINF;
+    loop->idle_set = 0;
     loop->lot_owners = NULL;
     ptrio__loop = loop;
     ptrio__awaiter = NOBODY;

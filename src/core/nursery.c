@@ -206,7 +206,11 @@ static void start_finished(ptrio_loop *l, ptrio_task *t, int rc)
      * goes on as if the child had returned. Before started(), Trio decides
      * that when the starter resumes: so does the starter (frame.c). */
     if (rc == -PTRIO_ECANCELED && !(t->state & T_STARTED)) {
-        ptrio__wake(l, st, PTRIO__START_CANCELLED);
+        /* -ENOSTART, the hidden scope's catch, unless the starter sees a
+         * cancellation as it resumes (W_START_CANCELLED: loop.c, step) */
+        ptrio__note_origin(st, -PTRIO_ENOSTART, &ptrio__enostart_site);
+        ptrio__wake(l, st, -PTRIO_ENOSTART);
+        st->wait = W_START_CANCELLED;
         return;
     }
     if (rc == -PTRIO_ECANCELED && !ptrio__chain_cancelled(st, st->scope))
@@ -222,22 +226,6 @@ static void start_finished(ptrio_loop *l, ptrio_task *t, int rc)
     } else {
         ptrio__note_origin(st, -PTRIO_ENOSTART, &ptrio__enostart_site);
         ptrio__wake(l, st, -PTRIO_ENOSTART);
-    }
-}
-
-/* The starter resumes from a start whose child ended cancelled before
- * started() (it was woken with PTRIO__START_CANCELLED). Trio runs the
- * child in a hidden nursery whose scope that cancellation cancels: the
- * starter gets it if a cancellation is visible to it now, else the
- * hidden scope caught it and the child just did not start. Decided here,
- * as the starter resumes, so no step ever reads the marker. */
-void ptrio__start_resumed(ptrio_task *t, ptrio_frame *fr)
-{
-    if (ptrio__cancelled(t)) {
-        fr->result = -PTRIO_ECANCELED;
-    } else {
-        ptrio__note_origin(t, -PTRIO_ENOSTART, &ptrio__enostart_site);
-        fr->result = -PTRIO_ENOSTART;
     }
 }
 
