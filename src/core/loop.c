@@ -848,7 +848,7 @@ static ptrio_time autojump_of(const ptrio_clock *c)
  * lets them act. */
 static int wait_full(ptrio_loop *l)
 {
-    ptrio_time deadline, next, now, sleep, idle;
+    ptrio_time deadline, next, now, sleep, idle, left;
     int rc, primed = PRIMED_NONE;
 
     if (clock_cannot_wake(l)) {
@@ -859,7 +859,7 @@ static int wait_full(ptrio_loop *l)
     deadline = next;
     if (l->clock || l->idle) {
         now = l->backend->now(l);
-        if (!l->idle_set || l->idle_from > now) {
+        if (!l->idle_set) {
             l->idle_from = now;
             l->idle_set = 1;
         }
@@ -867,15 +867,20 @@ static int wait_full(ptrio_loop *l)
         sleep = l->clock ? l->clock->sleep_time(l->clock, next)
               : next == PTRIO_TIME_INF ? PTRIO_TIME_INF
               : next > now ? next - now : 0;
-        if (l->idle && left_of(cushion_of(l->idle), idle) < sleep) {
-            sleep = left_of(cushion_of(l->idle), idle);
-            primed = PRIMED_IDLE;
-        } else if (!l->idle && next != PTRIO_TIME_INF && l->clock &&
-                   left_of(autojump_of(l->clock), idle) < sleep) {
+        if (l->idle) {
+            left = left_of(cushion_of(l->idle), idle);
+            if (left < sleep) {
+                sleep = left;
+                primed = PRIMED_IDLE;
+            }
+        } else if (next != PTRIO_TIME_INF && l->clock) {
             /* Trio never autojumps while a task waits for idle; nor
              * here with no deadline to jump to (Trio spins then) */
-            sleep = left_of(autojump_of(l->clock), idle);
-            primed = PRIMED_AUTOJUMP;
+            left = left_of(autojump_of(l->clock), idle);
+            if (left < sleep) {
+                sleep = left;
+                primed = PRIMED_AUTOJUMP;
+            }
         }
         if (primed && SIMULATED(l))
             sleep = 0;          /* no real time passes there */

@@ -204,7 +204,7 @@ static void start_finished(ptrio_loop *l, ptrio_task *t, int rc)
      * Cancelled ending the child cancels (_add_exc): with no cancellation
      * visible to the starter, that hidden scope catches it, and the start
      * goes on as if the child had returned. Before started(), Trio decides
-     * that when the starter resumes: so does the starter (frame.c). */
+     * that when the starter resumes: so does ptrio (step, loop.c). */
     if (rc == -PTRIO_ECANCELED && !(t->state & T_STARTED)) {
         /* -ENOSTART, the hidden scope's catch, unless the starter sees a
          * cancellation as it resumes (W_START_CANCELLED: loop.c, step) */
