@@ -1272,6 +1272,71 @@ START_TEST(test_condition_cancel_holds_lock)
 }
 END_TEST
 
+/* A waiter cancelled in the condition's lot is in neither queue until it
+ * resumes, so the condition may be rebound meanwhile: it must still take
+ * back the lock it released, not the condition's new one. */
+struct rbwaiter {
+    ptrio_frame fr;
+    ptrio_condition *c;
+    ptrio_lock *a, *b;
+    ptrio_condition_waiter w;
+    ptrio_scope sc;
+    int rc, held_a, held_b;
+};
+
+static int rbwaiter(ptrio_frame *fr)
+{
+    struct rbwaiter *f = PTRIO_SELF(fr, struct rbwaiter);
+    PTRIO_BEGIN(f);
+    PTRIO_AWAIT(f, ptrio_condition_acquire(f, f->c));
+    PTRIO_CANCEL_SCOPE(f, &f->sc) {
+        PTRIO_TRY(f, f->rc, ptrio_condition_wait(f, f->c, &f->w));
+    }
+    f->held_a = ptrio_lock_owner(f->a) == ptrio_current_task();
+    f->held_b = ptrio_lock_owner(f->b) == ptrio_current_task();
+    if (f->held_a)
+        PTRIO_CHECK(f, ptrio_lock_release(f->a));
+    if (f->held_b)
+        PTRIO_CHECK(f, ptrio_lock_release(f->b));
+    PTRIO_END(f);
+}
+
+struct cond_rebind_main {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t;
+    struct rbwaiter w;
+    ptrio_lock a, b;
+    ptrio_condition c;
+};
+
+static int cond_rebind_main(ptrio_frame *fr)
+{
+    struct cond_rebind_main *f = PTRIO_SELF(fr, struct cond_rebind_main);
+    PTRIO_BEGIN(f);
+    EXPECT(ptrio_condition_init(&f->c, &f->a) == 0);
+    PTRIO_NURSERY(f, &f->n) {
+        f->w = (struct rbwaiter){.c = &f->c, .a = &f->a, .b = &f->b};
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t, rbwaiter, &f->w));
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+        EXPECT(ptrio_condition_waiting(&f->c) == 1);
+        ptrio_cancel(&f->w.sc);
+        /* The lock is free and nobody waits in either lot. */
+        EXPECT(ptrio_condition_init(&f->c, &f->b) == 0);
+    }
+    EXPECT(f->w.rc == -PTRIO_ECANCELED);
+    EXPECT(f->w.held_a && !f->w.held_b);
+    EXPECT(!ptrio_lock_locked(&f->a) && !ptrio_lock_locked(&f->b));
+    PTRIO_END(f);
+}
+
+START_TEST(test_condition_rebound_under_cancelled_waiter)
+{
+    struct cond_rebind_main *m = FIXTURE(struct cond_rebind_main);
+    RUN_MAIN(cond_rebind_main, *m, 0);
+}
+END_TEST
+
 /* Holds the lock of `c` for 1 ms, notifies everyone, exits holding it. */
 struct bad_notifier {
     ptrio_frame fr;
@@ -2646,6 +2711,7 @@ int main(void)
     tcase_add_test(tc, test_condition_waiter_reused);
     tcase_add_test(tc, test_condition_waiter_reused_after_failure);
     tcase_add_test(tc, test_condition_cancel_holds_lock);
+    tcase_add_test(tc, test_condition_rebound_under_cancelled_waiter);
     tcase_add_test(tc, test_condition_wait_when_cancelled);
     tcase_add_test(tc, test_condition_lock_breaks);
     tcase_add_test(tc, test_handoff_then_cancelled);

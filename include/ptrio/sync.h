@@ -258,9 +258,9 @@ typedef struct ptrio_condition {
 
 /* Binds the condition to `lock`. Returns 0, or -PTRIO_EINVAL (NULL),
  * -PTRIO_EBUSY while tasks wait, or while the lock it had is held or
- * awaited (a notified waiter takes that one again). Rebind only a
- * condition no wait is in: a waiter cancelled but not yet resumed is in
- * neither queue, and would take the new lock. */
+ * awaited (a notified waiter takes that one again). A waiter cancelled
+ * but not yet resumed is in neither queue: it takes back the lock it
+ * released, not the new one. */
 int ptrio_condition_init(ptrio_condition *c, ptrio_lock *lock);
 
 /* The lock's operations, through the condition: as ptrio_lock_acquire,
@@ -277,6 +277,7 @@ bool ptrio_condition_locked(const ptrio_condition *c);
 typedef struct ptrio_condition_waiter {
     ptrio_frame fr;
     ptrio_condition *cond;
+    ptrio_lock *lock;           /* the lock the wait released */
     int rc;
     ptrio_scope shield;
 } ptrio_condition_waiter;

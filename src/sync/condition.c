@@ -4,7 +4,9 @@
  * the end of the lock's lot (Trio's repark), so the release that follows
  * hands it the lock and it wakes holding it. Cancelled or broken, it must
  * still re-acquire the lock before it returns: that needs a shielded
- * acquire after the park, hence a coroutine with its own frame. */
+ * acquire after the park, hence a coroutine with its own frame. The
+ * waiter keeps the lock it released: a cancelled waiter is in neither lot
+ * until it resumes, and the condition may be rebound meanwhile. */
 #include <ptrio.h>
 
 #include "misuse.h"
@@ -73,15 +75,14 @@ bool ptrio_condition_locked(const ptrio_condition *c)
 static int wait_step(ptrio_frame *fr)
 {
     ptrio_condition_waiter *w = PTRIO_SELF(fr, ptrio_condition_waiter);
-    ptrio_condition *c = w->cond;
 
     PTRIO_BEGIN(w);
-    PTRIO_TRY(w, w->rc, ptrio_park(w, &c->waiters, NULL));
+    PTRIO_TRY(w, w->rc, ptrio_park(w, &w->cond->waiters, NULL));
     if (w->rc < 0) {
         /* Trio: cancelled (or broken), wait for the lock all the same, so
          * that the caller's release still finds it held. */
         PTRIO_SHIELD(w, &w->shield) {
-            PTRIO_AWAIT(w, ptrio_lock_acquire(w, c->lock));
+            PTRIO_AWAIT(w, ptrio_lock_acquire(w, w->lock));
         }
         PTRIO_CHECK(w, w->rc);
     }
@@ -111,6 +112,7 @@ int ptrio_condition_wait(void *self, ptrio_condition *c,
         return -PTRIO_EPERM;
     }
     w->cond = c;
+    w->lock = c->lock;
     w->rc = 0;
     ptrio_lock_release(c->lock);
     return ptrio_call(self, w, wait_step);
