@@ -2284,6 +2284,60 @@ static int cond_rebind_held(struct mis_main *f)
     return rc;
 }
 
+/* A held lock zeroed (there is no lock init: `= {0}` is how a lock is
+ * re-initialised) left its lot linked among the loop's owned lots; the
+ * next acquire linked it again, a cycle that the next task to exit walked
+ * forever. Now the acquire notices it (a debug build traps) and works. */
+struct exiter {
+    ptrio_frame fr;
+};
+
+static int exiter(ptrio_frame *fr)
+{
+    struct exiter *f = PTRIO_SELF(fr, struct exiter);
+    PTRIO_BEGIN(f);
+    PTRIO_CHECKPOINT(f);
+    PTRIO_END(f);
+}
+
+struct zeroed_lock_main {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t;
+    struct exiter k;
+    ptrio_lock a, b;
+};
+
+static int zeroed_lock_main(ptrio_frame *fr)
+{
+    struct zeroed_lock_main *f = PTRIO_SELF(fr, struct zeroed_lock_main);
+    PTRIO_BEGIN(f);
+    EXPECT(ptrio_lock_acquire_nowait(&f->a) == 0);
+    EXPECT(ptrio_lock_acquire_nowait(&f->b) == 0);
+    f->a = (ptrio_lock){0};
+    EXPECT(ptrio_lock_acquire_nowait(&f->a) == 0);
+    EXPECT(ptrio_lock_owner(&f->a) == ptrio_current_task());
+    EXPECT(ptrio_lock_release(&f->b) == 0);
+    PTRIO_NURSERY(f, &f->n) {
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t, exiter, &f->k));
+    }
+    EXPECT(ptrio_lock_release(&f->a) == 0);
+    EXPECT(ptrio_lock_acquire_nowait(&f->b) == 0);
+    PTRIO_END(f);
+}
+
+START_TEST(test_lock_zeroed_held)
+{
+    struct zeroed_lock_main *m = FIXTURE(struct zeroed_lock_main);
+    reset();
+    memset(m, 0, sizeof *m);
+    ck_assert_int_eq(run_virtual(zeroed_lock_main, m, NULL), 0);
+    ck_expect_ok();
+    /* b broke when main exited holding it: the list still reached it */
+    ck_assert(ptrio_lock_locked(&m->b) && !ptrio_lock_owner(&m->b));
+}
+END_TEST
+
 START_TEST(test_lock_reacquire_nowait)
 {
     reset();
@@ -2746,6 +2800,7 @@ int main(void)
     tcase_add_misuse_test(tc, test_cond_uninit);
     tcase_add_misuse_test(tc, test_cond_wait_dropped);
     tcase_add_misuse_test(tc, test_cond_rebind_held);
+    tcase_add_misuse_test(tc, test_lock_zeroed_held);
     tcase_add_misuse_test(tc, test_null_setters);
     tcase_add_test(tc, test_sync_outside_task);
     suite_add_tcase(s, tc);

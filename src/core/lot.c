@@ -435,6 +435,18 @@ void ptrio_lot_break(ptrio_lot *lot)
 
 /* ---- owned lots ----------------------------------------------------- */
 
+/* Whether `ol` is in the loop's list: the list is as long as the lots
+ * owned at once, a few. */
+static int owned_linked(const ptrio_loop *l, const ptrio_owned_lot *ol)
+{
+    const ptrio_owned_lot *p;
+
+    for (p = l->lot_owners; p; p = p->next)
+        if (p == ol)
+            return 1;
+    return 0;
+}
+
 static void owned_unlink(ptrio_loop *l, ptrio_owned_lot *ol)
 {
     ptrio_owned_lot **pp;
@@ -463,8 +475,14 @@ int ptrio_lot_set_owner(ptrio_owned_lot *ol, ptrio_task *t)
     if (t && (TSTATE(t) == T_IDLE || TSTATE(t) == T_DONE))
         return -PTRIO_EBROKEN;
     if (t && !ol->owner) {
-        ol->next = l->lot_owners;
-        l->lot_owners = ol;
+        if (owned_linked(l, ol)) {
+            /* zeroed while owned (a held lock `= {0}`): linking it again
+             * would make a cycle of the list, walked at each task exit */
+            MISUSE("an owned lot (a held lock?) was zeroed");
+        } else {
+            ol->next = l->lot_owners;
+            l->lot_owners = ol;
+        }
     } else if (!t && ol->owner) {
         owned_unlink(l, ol);
     }
