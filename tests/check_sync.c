@@ -2329,10 +2329,7 @@ static int zeroed_lock_main(ptrio_frame *fr)
 START_TEST(test_lock_zeroed_held)
 {
     struct zeroed_lock_main *m = FIXTURE(struct zeroed_lock_main);
-    reset();
-    memset(m, 0, sizeof *m);
-    ck_assert_int_eq(run_virtual(zeroed_lock_main, m, NULL), 0);
-    ck_expect_ok();
+    RUN_MAIN(zeroed_lock_main, *m, 0);
     /* b broke when main exited holding it: the list still reached it */
     ck_assert(ptrio_lock_locked(&m->b) && !ptrio_lock_owner(&m->b));
 }

@@ -435,31 +435,29 @@ void ptrio_lot_break(ptrio_lot *lot)
 
 /* ---- owned lots ----------------------------------------------------- */
 
-/* Whether `ol` is in the loop's list: the list is as long as the lots
- * owned at once, a few. */
-static int owned_linked(const ptrio_loop *l, const ptrio_owned_lot *ol)
+/* The link in the loop's list that points at `ol`, or NULL: the list is
+ * as long as the lots owned at once, a few. */
+static ptrio_owned_lot **owned_link(ptrio_loop *l, const ptrio_owned_lot *ol)
 {
-    const ptrio_owned_lot *p;
+    ptrio_owned_lot **pp;
 
-    for (p = l->lot_owners; p; p = p->next)
-        if (p == ol)
-            return 1;
-    return 0;
+    for (pp = &l->lot_owners; *pp; pp = &(*pp)->next)
+        if (*pp == ol)
+            return pp;
+    return NULL;
 }
 
 static void owned_unlink(ptrio_loop *l, ptrio_owned_lot *ol)
 {
-    ptrio_owned_lot **pp;
+    ptrio_owned_lot **pp = owned_link(l, ol);
 
-    for (pp = &l->lot_owners; *pp; pp = &(*pp)->next) {
-        if (*pp == ol) {
-            *pp = ol->next;
-            ol->next = NULL;
-            return;
-        }
+    if (!pp) {
+        MISUSE("an owned lot with an owner is missing from the loop's list "
+               "(moved, or owned in another run?)");
+        return;
     }
-    MISUSE("an owned lot with an owner is missing from the loop's list "
-           "(moved, or owned in another run?)");
+    *pp = ol->next;
+    ol->next = NULL;
 }
 
 int ptrio_lot_set_owner(ptrio_owned_lot *ol, ptrio_task *t)
@@ -475,7 +473,7 @@ int ptrio_lot_set_owner(ptrio_owned_lot *ol, ptrio_task *t)
     if (t && (TSTATE(t) == T_IDLE || TSTATE(t) == T_DONE))
         return -PTRIO_EBROKEN;
     if (t && !ol->owner) {
-        if (owned_linked(l, ol)) {
+        if (owned_link(l, ol)) {
             /* zeroed while owned (a held lock `= {0}`): linking it again
              * would make a cycle of the list, walked at each task exit */
             MISUSE("an owned lot (a held lock?) was zeroed");
