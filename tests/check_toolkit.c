@@ -2889,13 +2889,15 @@ static int slow_start(ptrio_frame *fr)
     PTRIO_END(f);
 }
 
-struct cancels_starting { ptrio_frame fr; ptrio_task *t; };
+struct cancels_starting { ptrio_frame fr; ptrio_task *t, *also; };
 
 static int cancels_starting(ptrio_frame *fr)
 {
     PTRIO_BEGIN_AS(struct cancels_starting, f);
     PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
     PTRIO_CHECK(f, ptrio_task_cancel(f->t));
+    if (f->also)
+        PTRIO_CHECK(f, ptrio_task_cancel(f->also));
     PTRIO_END(f);
 }
 
@@ -2932,6 +2934,97 @@ START_TEST(test_task_cancel_while_starting)
     f = (struct tc4_main){0};
     ck_assert_int_eq(run_virtual(tc4_main, &f, NULL), 0);
     ck_assert_str_eq(L.buf, "start-9004@1 joined@1");
+}
+END_TEST
+
+/* A task cancelled while it starts a child into a nursery it does not own
+ * (it has no scope of its own open): the child, still running under the
+ * starter, is cancelled with it. In Trio terms the starter's body runs
+ * in a cancel scope that is cancelled: the child's sleep ends, it exits
+ * without started(), the start fails with -ECANCELED and the cancellation
+ * ends at the starter, which exits with 0; the nursery raises nothing.
+ * With the child cancelled too, its own cancellation does not end at it
+ * (the starter's is visible from it, as Trio's outer scope catches): it
+ * exits with -ECANCELED and the start fails the same way. */
+struct g_start { ptrio_frame fr; struct seen seen; };
+
+static int g_start(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct g_start, f);
+    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_SEC(1)));
+    PTRIO_CHECK(f, ptrio_started(f, NULL));
+    PTRIO_FINALLY(f);
+    see(f, &f->seen);
+    tlog_at(&L, "g-fin");
+    PTRIO_END(f);
+}
+
+struct starts_into {
+    ptrio_frame fr;
+    ptrio_nursery *n;
+    ptrio_task t;
+    struct g_start g;
+    int rc;
+};
+
+static int starts_into(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct starts_into, f);
+    PTRIO_TRY(f, f->rc, ptrio_start(f, f->n, &f->t, g_start, &f->g, NULL));
+    logn_at(&L, "start", f->rc);
+    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_SEC(5)));
+    tlog_add(&L, "unreached");
+    PTRIO_END(f);
+}
+
+struct tc5_main {
+    ptrio_frame fr;
+    ptrio_nursery n;
+    ptrio_task t[2];
+    struct starts_into s;
+    struct cancels_starting c;
+    int both;
+};
+
+static int tc5_main(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct tc5_main, f);
+    PTRIO_NURSERY(f, &f->n) {
+        f->s.n = &f->n;
+        f->c.t = &f->t[0];
+        if (f->both)
+            f->c.also = &f->s.t;
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[0], starts_into, &f->s));
+        PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t[1], cancels_starting,
+                                        &f->c));
+    }
+    tlog_at(&L, "joined");
+    PTRIO_END(f);
+}
+
+START_TEST(test_task_cancel_starter_without_scope)
+{
+    static struct tc5_main f;
+    static ptrio_loop loop;
+    int i;
+
+    tlog_clear(&L);
+    nexits = 0;
+    f = (struct tc5_main){.both = _i};
+    loop_setup(&loop, &ptrio_backend_virtual, NULL);
+    ptrio_loop_set_hooks(&loop, &exit_hooks, NULL);
+    ck_assert_int_eq(ptrio_loop_run(&loop, tc5_main, &f), 0);
+    ck_assert_str_eq(L.buf, "g-fin@1 start-9007@1 joined@1");
+    ck_assert_int_eq(f.s.g.seen.info.kind, PTRIO_CANCEL_TASK);
+    ck_assert_ptr_eq(f.s.g.seen.info.task, _i ? &f.s.t : &f.t[0]);
+    ck_assert(!ptrio_cancel_called(&f.n.scope));
+    for (i = 0; i < nexits; i++) {
+        if (exit_task[i] == &f.s.t)
+            ck_assert_int_eq(exit_status[i], -PTRIO_ECANCELED);
+        else
+            ck_assert_int_eq(exit_status[i], 0);
+    }
+    ck_assert_int_eq(nexits, 4);
 }
 END_TEST
 
@@ -3819,6 +3912,7 @@ int main(void)
     tcase_add_test(tc, test_task_cancel_subtree_busy_shield);
     tcase_add_test(tc, test_task_cancel_cleanup_fails);
     tcase_add_test(tc, test_task_cancel_while_starting);
+    tcase_add_loop_test(tc, test_task_cancel_starter_without_scope, 0, 2);
     tcase_add_test(tc, test_task_cancel_main_itself);
     suite_add_tcase(s, tc);
 

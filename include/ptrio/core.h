@@ -737,7 +737,8 @@ int ptrio_cancel_text(const ptrio_cancel_info *info, char *buf, int n);
 
 /* Cancels the task `t` alone, as if its outermost scope were cancelled:
  * it fails its next checkpoint (its cleanup runs, shields inside it hold),
- * and the cancellation ends at the task: it is not a failure of its
+ * the children of its nurseries and the child it is starting are
+ * cancelled with it, and the cancellation ends at the task: it is not a failure of its
  * nursery, and its siblings go on. Returns 0, -PTRIO_EINVAL when `t` is
  * not running (NULL, never started or done), -PTRIO_ENOTASK outside a
  * running loop. Not a checkpoint. */

@@ -248,12 +248,12 @@ static NOINLINE void task_finished_slow(ptrio_loop *l, ptrio_task *t, int rc)
 
     if (t->state & T_CANCELLED) {
         /* ptrio_task_cancel's cancellation ends here, at the task, unless
-         * a cancellation from outside it reached it too. */
-        const ptrio_scope *home = ptrio__home(t);
+         * a cancellation from outside it reached it too (its starter's
+         * included: the walk starts in the task's own, empty, region). */
         t->state &= (uint8_t)~T_CANCELLED;
         l->ncalled--;
         if (rc == -PTRIO_ECANCELED &&
-            !ptrio__chain_cancelled(home ? home->task : NULL, home)) {
+            !ptrio__chain_cancelled(t, ptrio__home(t))) {
             t->state &= (uint8_t)~T_ARMED;
             rc = 0;
         }

@@ -23,6 +23,23 @@ const ptrio_scope *ptrio__home(const ptrio_task *t)
     return s;
 }
 
+/* The task cancelled by ptrio_task_cancel that a walk up the scopes
+ * meets as it leaves the region of task `t` for scope `next`. Before
+ * started(), a child runs under its starter, whose region is empty when
+ * the starter has no scope of its own open: the starter's cancellation
+ * reaches the child all the same (and so on up a chain of starts). */
+static const ptrio_task *leaving(const ptrio_task *t, const ptrio_scope *next)
+{
+    for (; t; t = t->n.starting.starter) {
+        if (t->state & T_CANCELLED)
+            return t;
+        if (!(t->state & T_STARTING) ||
+            (next && next->task == t->n.starting.starter))
+            return NULL;
+    }
+    return NULL;
+}
+
 /* The scope whose cancellation reaches code at `sc`, in the region of
  * task `owner` (the task whose scopes come first on the way up): the
  * first cancelled scope on the way to the root with no shield before it.
@@ -36,10 +53,9 @@ static const ptrio_scope *source_of(const ptrio_task *owner,
     *task = NULL;
     for (; sc; sc = sc->parent) {
         if (sc->task != owner) {
-            if (owner && (owner->state & T_CANCELLED)) {
-                *task = owner;
+            *task = leaving(owner, sc);
+            if (*task)
                 return NULL;
-            }
             owner = sc->task;
         }
         if (sc->flags & PTRIO__SCOPE_CALLED)
@@ -47,8 +63,7 @@ static const ptrio_scope *source_of(const ptrio_task *owner,
         if (sc->flags & PTRIO__SCOPE_SHIELD)
             return NULL;
     }
-    if (owner && (owner->state & T_CANCELLED))
-        *task = owner;
+    *task = leaving(owner, NULL);
     return NULL;
 }
 
