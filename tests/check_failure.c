@@ -1698,6 +1698,93 @@ START_TEST(test_absorbed_caught_on_the_way)
 }
 END_TEST
 
+/* The same, through frames and tasks: the failure that carries the
+ * absorbed cancellation is the one whose arrival counts, wherever it
+ * travels. x_sub (Trio: a function whose nursery's child fails in its
+ * cleanup after x_sub cancelled an outer scope) raises -EIO with the
+ * cancellation absorbed.
+ *  0. awaited in S: the failure arrives, S caught a cancellation;
+ *  1. caught by PTRIO_TRY in S, then an unrelated failure: S caught none;
+ *  2. swallowed by x_sub's FINALLY (PTRIO_RETURN), then the same;
+ *  3. x_sub a child task of nursery N, cancelling N: the failure arrives
+ *     at N's close inside the child's failure, and N caught a
+ *     cancellation (Trio splits it out of the group there).
+ * A Trio main twin prints True, False, False, True. */
+struct x_sub {
+    ptrio_frame fr;
+    ptrio_scope *outer;
+    ptrio_nursery n;
+    ptrio_task kt;
+    struct cleanup_fails k;
+    int swallow;
+};
+
+static int x_sub(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct x_sub, x);
+    PTRIO_NURSERY(x, &x->n) {
+        PTRIO_CHECK(x, ptrio_start_soon(&x->n, &x->kt, cleanup_fails,
+                                        &x->k));
+        PTRIO_AWAIT(x, ptrio_sleep(x, PTRIO_MS(1)));
+        ptrio_cancel(x->outer);
+        PTRIO_AWAIT(x, ptrio_sleep(x, PTRIO_MS(1)));
+    }
+    PTRIO_FINALLY(x);
+    if (x->swallow)
+        PTRIO_RETURN(x, 0);
+    PTRIO_END(x);
+}
+
+struct travel_main {
+    ptrio_frame fr;
+    int variant, rc;
+    ptrio_scope u, s;
+    ptrio_nursery n;
+    ptrio_task xt;
+    struct x_sub x;
+};
+
+static int travel_main(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct travel_main, f);
+    PTRIO_TRY_BLOCK(f, &f->u) {
+        if (f->variant == 3) {
+            PTRIO_NURSERY(f, &f->n) {
+                f->x.outer = ptrio_nursery_scope(&f->n);
+                PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->xt, x_sub, &f->x));
+            }
+        } else {
+            PTRIO_CANCEL_SCOPE(f, &f->s) {
+                f->x.outer = &f->s;
+                f->x.swallow = f->variant == 2;
+                if (f->variant == 0)
+                    PTRIO_AWAIT(f, ptrio_call(f, &f->x, x_sub));
+                else
+                    PTRIO_TRY(f, f->rc, ptrio_call(f, &f->x, x_sub));
+                PTRIO_RAISE(f, -PTRIO_EINVAL, "unrelated");
+            }
+        }
+    }
+    PTRIO_END(f);
+}
+
+START_TEST(test_absorbed_travels_with_its_failure)
+{
+    static struct travel_main m;
+    const ptrio_scope *caught;
+
+    memset(&m, 0, sizeof m);
+    m.variant = _i;
+    ck_assert_int_eq(run_virtual(travel_main, &m, NULL), 0);
+    caught = _i == 3 ? ptrio_nursery_scope(&m.n) : &m.s;
+    ck_assert(ptrio_cancel_called(caught));
+    ck_assert_int_eq(ptrio_cancelled_caught(caught), _i == 0 || _i == 3);
+    ck_assert_int_eq(ptrio_scope_error(&m.u),
+                     _i == 0 || _i == 3 ? -PTRIO_EIO : -PTRIO_EINVAL);
+    ck_assert_int_eq(m.rc, _i == 1 ? -PTRIO_EIO : 0);
+}
+END_TEST
+
 /* The -ECANCELEDs are absorbed by the outer scope (Trio splits them out
  * of the group there, so it caught a cancellation); the real error passes
  * through it unchanged. */
@@ -1884,6 +1971,7 @@ int main(void)
     tcase_add_test(tc, test_deep_failure_keeps_its_site);
     tcase_add_test(tc, test_failure_last_is_the_last);
     tcase_add_test(tc, test_absorbed_caught_on_the_way);
+    tcase_add_loop_test(tc, test_absorbed_travels_with_its_failure, 0, 4);
     tcase_add_test(tc, test_body_error_basic);
     tcase_add_test(tc, test_task_crash_propagation);
     tcase_add_test(tc, test_crash_cancels_siblings_and_body);

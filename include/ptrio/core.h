@@ -94,6 +94,8 @@ struct ptrio_scope {
     const void *why;                /* what cancelled it (kind in flags) */
     int pending;                    /* what ended the body; TRY_BLOCK's catch */
     uint32_t flags;
+    const void *absorbed;           /* ABSORBED: the origin of the failure
+                                       that carries the cancellation */
 };
 
 struct ptrio_nursery {
@@ -630,7 +632,7 @@ static inline bool ptrio_source_added(const ptrio_source *src)
 #define PTRIO__SCOPE_ABSORBED 0x10000u /* a nursery inside absorbed a
                                           cancellation that this scope
                                           catches if the failure it came
-                                          with reaches it */
+                                          with (`absorbed`) reaches it */
 
 /* Internal: what the block macros below expand to (not API). */
 PTRIO_NODISCARD int ptrio__scope_open(ptrio_frame *fr, ptrio_scope *sc,

@@ -95,6 +95,10 @@ enum {
  * error was forwarded, a nursery (the group), or a frame the error left
  * through (its own origin leads on: the chain of them is the traceback). */
 enum { O_SITE = 0, O_TASK = 1, O_GROUP = 2, O_FRAME = 3 };
+/* An origin chain has one hop per frame or nursery the error came
+ * through: far below this, unless reused storage made a cycle, which the
+ * bound keeps from looping for ever. */
+#define MAX_HOPS 32767
 #define OTAG(o) ((unsigned)((uintptr_t)(o) & 3u))
 #define OPTR(o) ((const void *)((uintptr_t)(o) & ~(uintptr_t)3))
 #define OMAKE(p, tag) ((const void *)((uintptr_t)(p) | (tag)))
@@ -336,7 +340,6 @@ void ptrio__arm_lazy(ptrio_loop *l);
 void ptrio__drop_timer(ptrio_scope *sc);
 ptrio_time ptrio__relative_when(const ptrio_scope *sc);
 void ptrio__scope_closed(ptrio_scope *sc);
-void ptrio__absorbed_arrives(ptrio_scope *sc, int rc);
 void ptrio__scope_push(ptrio_task *t, ptrio_frame *fr, ptrio_scope *sc,
                        uintptr_t exit, unsigned flags);
 void ptrio__abort_all(ptrio_loop *l);
@@ -375,6 +378,7 @@ static inline int ptrio__frame_line(const ptrio_frame *fr)
     return fr->resume >= PTRIO__SPECIAL ? (int)fr->resume : 0;
 #endif
 }
+int ptrio__origin_reaches(const void *o, const void *target);
 void ptrio__note_origin(ptrio_task *t, int rc, const void *origin);
 
 /* lot.c */

@@ -348,25 +348,63 @@ static int count_failures(const ptrio_nursery *n)
     return k;
 }
 
+/* Whether `origin` is that of a failure the nursery collected: its
+ * body's or a child's. */
+static int collected(const ptrio_nursery *n, const void *origin)
+{
+    const ptrio_task *c;
+
+    if (n->body_err < 0 && ptrio__origin_reaches(n->body_origin, origin))
+        return 1;
+    for (c = n->failed; c; c = c->w.done.next)
+        if (ptrio__origin_reaches(c->origin, origin))
+            return 1;
+    return 0;
+}
+
 /* The nursery absorbed cancellations of its body or children while it
- * raises a real failure. In Trio they travel with it, in a group, to the
- * scope that catches them (the nursery's own, or the outermost cancelled
- * scope visible from it), which splits them out: that scope has caught a
- * cancellation if the failure gets there (not if FINALLY swallows it on
- * the way). */
-static void cancellation_absorbed(ptrio_nursery *n)
+ * raises a real failure, whose origin is `origin`. In Trio they travel
+ * with it, in a group, to the scope that catches them (the nursery's own,
+ * or the outermost cancelled scope visible from it), which splits them
+ * out: that scope has caught a cancellation if that failure gets there
+ * (scope.c, absorbed_arrives; not if it is caught or replaced on the
+ * way). */
+static void cancellation_absorbed(ptrio_nursery *n, const void *origin)
 {
     ptrio_scope *sc;
 
     for (sc = &n->scope; sc; sc = sc->parent) {
         if (ptrio__scope_catches(sc)) {
-            sc->flags |= sc == &n->scope ? PTRIO__SCOPE_CAUGHT
-                                         : PTRIO__SCOPE_ABSORBED;
+            if (sc == &n->scope) {
+                sc->flags |= PTRIO__SCOPE_CAUGHT;
+            } else {
+                sc->flags |= PTRIO__SCOPE_ABSORBED;
+                sc->absorbed = origin;
+            }
             return;
         }
         if (sc->flags & PTRIO__SCOPE_SHIELD)
             return;
     }
+}
+
+/* The nursery's own scope closes: a failure it collected, from its body
+ * or inside a child's, may carry cancellations absorbed further in for
+ * this scope, which then has caught them. Marks for scopes further out
+ * now travel with what the nursery raises (`origin`), as Trio's group
+ * holds the group it came in. */
+static void absorbed_arrive(ptrio_nursery *n, const void *origin)
+{
+    ptrio_scope *sc = &n->scope;
+
+    if ((sc->flags & PTRIO__SCOPE_ABSORBED) && collected(n, sc->absorbed))
+        sc->flags |= PTRIO__SCOPE_CAUGHT;
+    sc->flags &= ~(uint32_t)PTRIO__SCOPE_ABSORBED;
+    if (!origin)
+        return;
+    for (sc = sc->parent; sc; sc = sc->parent)
+        if ((sc->flags & PTRIO__SCOPE_ABSORBED) && collected(n, sc->absorbed))
+            sc->absorbed = origin;
 }
 
 /* The body ended: record its error (first pass), join, then decide what
@@ -377,6 +415,7 @@ static void cancellation_absorbed(ptrio_nursery *n)
 int ptrio__nursery_close(ptrio_frame *fr, ptrio_nursery *n)
 {
     ptrio_task *t = ptrio__loop ? ptrio__loop->current : NULL, *c;
+    const void *origin = NULL;
     int rc, k;
 
     (void)fr;
@@ -425,9 +464,19 @@ int ptrio__nursery_close(ptrio_frame *fr, ptrio_nursery *n)
         c->state &= (uint8_t)~T_LISTED;
     t->scope = n->scope.parent;
     ptrio__scope_closed(&n->scope);
-    ptrio__absorbed_arrives(&n->scope, n->body_err);
     n->state = (uint8_t)(n->state & ~N_STATE);
     k = count_failures(n);
+    if (k > 1) {
+        rc = -PTRIO_EGROUP;
+        origin = OMAKE(n, O_GROUP);
+    } else if (n->body_err < 0) {
+        rc = n->body_err;
+        origin = n->body_origin;
+    } else if (k) {
+        rc = n->failed->w.done.code;
+        origin = OMAKE(n->failed, O_TASK);
+    }
+    absorbed_arrive(n, origin);
     if (k == 0) {
         if (!(n->state & N_CANCELLED))
             return n->scope.pending;    /* 0, or PTRIO_RETURN unwinding */
@@ -438,17 +487,9 @@ int ptrio__nursery_close(ptrio_frame *fr, ptrio_nursery *n)
         return -PTRIO_ECANCELED;
     }
     if (n->state & N_CANCELLED)
-        cancellation_absorbed(n);
-    if (k > 1) {
-        ptrio__note_origin(t, -PTRIO_EGROUP, OMAKE(n, O_GROUP));
-        return -PTRIO_EGROUP;
-    }
-    if (n->body_err < 0) {
-        ptrio__note_origin(t, n->body_err, n->body_origin);
-        return n->body_err;
-    }
-    ptrio__note_origin(t, n->failed->w.done.code, OMAKE(n->failed, O_TASK));
-    return n->failed->w.done.code;
+        cancellation_absorbed(n, origin);
+    ptrio__note_origin(t, rc, origin);
+    return rc;
 }
 
 void ptrio_nursery_cancel(ptrio_nursery *n)

@@ -94,28 +94,19 @@ void ptrio__scope_closed(ptrio_scope *sc)
     sc->flags &= (uint32_t)~PTRIO__SCOPE_OPEN;
 }
 
-/* A failure that a nursery raised with cancellations it absorbed reached
- * the scope that catches them (nursery.c, cancellation_absorbed). */
-void ptrio__absorbed_arrives(ptrio_scope *sc, int rc)
+/* The scope closes with `rc`, which task `t` raised to its close. If it
+ * is the failure that a nursery inside raised with cancellations it
+ * absorbed for this scope (nursery.c, cancellation_absorbed), the scope
+ * has caught a cancellation. That failure is known by its origin, which
+ * travels with it: caught on the way (Trio's group caught whole) or
+ * replaced in a FINALLY, it never arrives. */
+static void absorbed_arrives(const ptrio_task *t, ptrio_scope *sc, int rc)
 {
-    if ((sc->flags & PTRIO__SCOPE_ABSORBED) && rc < 0 && !IS_MARKER(rc))
+    if ((sc->flags & PTRIO__SCOPE_ABSORBED) && rc < 0 && !IS_MARKER(rc) &&
+        (t->state & T_ARMED) && t->err == (int16_t)rc &&
+        ptrio__origin_reaches(t->origin, sc->absorbed))
         sc->flags |= PTRIO__SCOPE_CAUGHT;
     sc->flags &= ~(uint32_t)PTRIO__SCOPE_ABSORBED;
-}
-
-/* A TRY block caught a failure that carried absorbed cancellations to a
- * scope further out: they never get there (Trio's group is caught whole
- * here), so that scope has caught nothing. */
-static void absorbed_caught_here(const ptrio_scope *sc)
-{
-    ptrio_scope *p;
-
-    for (p = sc->parent; p; p = p->parent) {
-        if (p->flags & PTRIO__SCOPE_ABSORBED) {
-            p->flags &= ~(uint32_t)PTRIO__SCOPE_ABSORBED;
-            return;
-        }
-    }
 }
 
 /* Trio's rule: a cancelled scope catches the -ECANCELED at its end only
@@ -713,7 +704,7 @@ int ptrio__scope_open_after(ptrio_frame *fr, ptrio_scope *sc,
 static NOINLINE int close_slow(ptrio_task *t, ptrio_scope *sc, int rc)
 {
     ptrio__scope_closed(sc);
-    ptrio__absorbed_arrives(sc, rc);
+    absorbed_arrives(t, sc, rc);
     if (rc == -PTRIO_ECANCELED && ptrio__scope_catches(sc)) {
         sc->flags |= PTRIO__SCOPE_CAUGHT;
         t->state &= (uint8_t)~T_ARMED;
@@ -724,7 +715,6 @@ static NOINLINE int close_slow(ptrio_task *t, ptrio_scope *sc, int rc)
         /* sc->pending keeps the code for ptrio_scope_error, the closed
          * block's exit word its origin for ptrio_scope_failure. */
         sc->exit = (uintptr_t)ptrio__take_origin(t, rc, NULL);
-        absorbed_caught_here(sc);
         return 0;
     }
     if (sc->flags & PTRIO__SCOPE_CATCH)
