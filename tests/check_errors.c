@@ -479,7 +479,7 @@ END_TEST
 
 static ptrio_loop the_loop;
 
-struct nested_main { ptrio_frame fr; struct plain other; int rc[3]; };
+struct nested_main { ptrio_frame fr; struct plain other; int rc[4]; };
 
 static int nested_main(ptrio_frame *fr)
 {
@@ -487,6 +487,7 @@ static int nested_main(ptrio_frame *fr)
     PTRIO_BEGIN(f);
     f->rc[0] = ptrio_loop_run(&the_loop, plain_value, &f->other);
     f->rc[1] = ptrio_loop_use_backend(&the_loop, &ptrio_backend_virtual);
+    f->rc[3] = ptrio_loop_init(&the_loop);  /* refused: it would wipe it */
     PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
     f->rc[2] = ptrio_loop_run(&the_loop, nested_main, f);
     PTRIO_RETURN(f, 5);
@@ -494,7 +495,9 @@ static int nested_main(ptrio_frame *fr)
 }
 
 /* ptrio_loop_run: NULL arguments -> -PTRIO_EINVAL; the loop already
- * running -> -PTRIO_EBUSY; use_backend while it runs -> -PTRIO_EBUSY. */
+ * running -> -PTRIO_EBUSY; use_backend and init while it runs ->
+ * -PTRIO_EBUSY, and it runs on unharmed (init used to wipe it, and the
+ * next sleep crashed); init of NULL -> -PTRIO_EINVAL. */
 START_TEST(test_loop_run_errors)
 {
     static struct nested_main f;
@@ -502,7 +505,7 @@ START_TEST(test_loop_run_errors)
 
     f = (struct nested_main){0};
     p = (struct plain){0};
-    ptrio_loop_init(&the_loop);
+    ck_assert_int_eq(ptrio_loop_init(&the_loop), 0);
     ck_assert_int_eq(ptrio_loop_use_backend(&the_loop, &ptrio_backend_virtual),
                      0);
     ptrio_loop_set_report(&the_loop, NULL, NULL);
@@ -520,6 +523,8 @@ START_TEST(test_loop_run_errors)
     ck_assert_int_eq(f.rc[0], -PTRIO_EBUSY);
     ck_assert_int_eq(f.rc[1], -PTRIO_EBUSY);
     ck_assert_int_eq(f.rc[2], -PTRIO_EBUSY);
+    ck_assert_int_eq(f.rc[3], -PTRIO_EBUSY);
+    ck_assert_int_eq(ptrio_loop_init(NULL), -PTRIO_EINVAL);
     ck_assert(ptrio_frame_idle(&f.other.fr));
 
     /* the loop is usable again */

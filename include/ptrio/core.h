@@ -213,8 +213,10 @@ struct ptrio_loop {
 
 /* Prepares a loop with the build's default backend (epoll on Linux, poll
  * on other POSIX hosts, the port's with --with-port) and the default
- * report sink (stderr on hosts, none when freestanding). */
-void ptrio_loop_init(ptrio_loop *loop);
+ * report sink (stderr on hosts, none when freestanding). Returns 0,
+ * -PTRIO_EINVAL (NULL), -PTRIO_EBUSY (the loop running on this thread,
+ * left as it is). */
+int ptrio_loop_init(ptrio_loop *loop);
 
 /* Selects the backend. Returns 0, -PTRIO_EINVAL (NULL, or a backend
  * without now or wait), -PTRIO_EBUSY while the loop runs. */

@@ -85,12 +85,21 @@ void ptrio__wake(ptrio_loop *l, ptrio_task *t, int rc)
 
 /* ---- loop setup --------------------------------------------------- */
 
-void ptrio_loop_init(ptrio_loop *loop)
+int ptrio_loop_init(ptrio_loop *loop)
 {
+    if (!loop)
+        return -PTRIO_EINVAL;
+    /* Only the loop running on this thread can be told from garbage: a
+     * loop on the stack starts out as anything, `running` included. */
+    if (loop == ptrio__loop) {
+        MISUSE("ptrio_loop_init of the loop that is running");
+        return -PTRIO_EBUSY;
+    }
     memset(loop, 0, sizeof *loop);
     loop->backend = ptrio_default_backend();
     loop->report = ptrio__default_sink();
     loop->reporter = ptrio__default_reporter();
+    return 0;
 }
 
 int ptrio_loop_use_backend(ptrio_loop *loop, const ptrio_backend *backend)
@@ -1067,7 +1076,7 @@ int ptrio_loop_run_named(ptrio_loop *loop, ptrio_fn fn, void *frame,
 int ptrio_run_named(ptrio_fn fn, void *frame, const char *name)
 {
     ptrio_loop loop;
-    ptrio_loop_init(&loop);
+    (void)ptrio_loop_init(&loop);          /* a new loop: never refused */
     return ptrio_loop_run_named(&loop, fn, frame, name);
 }
 

@@ -154,7 +154,7 @@ int ptrio_run_virtual_named(ptrio_fn fn, void *frame, const char *name)
     ptrio_loop loop;
     int rc;
 
-    ptrio_loop_init(&loop);
+    (void)ptrio_loop_init(&loop);          /* a new loop: never refused */
     ptrio_loop_set_report(&loop, NULL, NULL);
     rc = ptrio_loop_use_backend(&loop, &ptrio_backend_virtual);
     return rc < 0 ? rc : ptrio_loop_run_named(&loop, fn, frame, name);
