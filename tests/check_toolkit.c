@@ -3419,7 +3419,9 @@ END_TEST
 
 /* An instrument is in one loop at a time: adding it to a second one is
  * -PTRIO_EBUSY, and the first loop keeps every instrument it had. Once
- * removed, it may be added again. */
+ * removed, it may be added again, and so it may once the loop it was in
+ * is re-initialised (which forgets its instruments), to another loop
+ * too. */
 START_TEST(test_instrument_in_two_loops)
 {
     static const ptrio_hooks hooks = {.before_task_step = ctx_check};
@@ -3444,6 +3446,16 @@ START_TEST(test_instrument_in_two_loops)
     ptrio_loop_remove_instrument(&instr_loop, &b);
     ck_assert_int_eq(instr_loop.ninstruments, 0);
     ck_assert_int_eq(ptrio_loop_add_instrument(&other, &a, &hooks, NULL), 0);
+    ptrio_loop_remove_instrument(&other, &a);
+    ck_assert_int_eq(other.ninstruments, 0);
+
+    ck_assert_int_eq(ptrio_loop_add_instrument(&instr_loop, &a, &hooks,
+                                               NULL), 0);
+    loop_setup(&instr_loop, &ptrio_backend_virtual, NULL);
+    ck_assert_int_eq(ptrio_loop_add_instrument(&other, &a, &hooks, NULL), 0);
+    ck_assert_int_eq(other.ninstruments, 1);
+    ck_assert_int_eq(ptrio_loop_add_instrument(&instr_loop, &a, &hooks,
+                                               NULL), -PTRIO_EBUSY);
     ptrio_loop_remove_instrument(&other, &a);
     ck_assert_int_eq(other.ninstruments, 0);
 }

@@ -228,7 +228,9 @@ void ptrio_loop_set_report(ptrio_loop *loop, ptrio_report_fn fn, void *ctx);
 /* Adds an instrument (its hooks, their ctx) to the loop, after those it
  * has; several may be installed at once. Returns 0, -PTRIO_EINVAL (NULL,
  * no hooks), -PTRIO_EBUSY (added already to this loop, or in another one:
- * remove it there first; ptrio_loop_init forgets a loop's instruments).
+ * remove it there first; ptrio_loop_init forgets a loop's instruments,
+ * which may then go anywhere). The loop it was last added to must still
+ * exist, or the instrument be zeroed again.
  * Takes effect at once, also inside a batch (the next hook called is its
  * too). */
 int ptrio_loop_add_instrument(ptrio_loop *loop, ptrio_instrument *inst,

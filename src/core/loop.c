@@ -148,6 +148,17 @@ void ptrio_loop_set_hooks(ptrio_loop *loop, const ptrio_hooks *hooks,
     loop->hooks_ctx = ctx;
 }
 
+/* Whether `inst` is in the list of loop `l`. */
+static int instrument_listed(const ptrio_loop *l, const ptrio_instrument *inst)
+{
+    const ptrio_instrument *i;
+
+    for (i = l->instruments; i; i = i->next)
+        if (i == inst)
+            return 1;
+    return 0;
+}
+
 int ptrio_loop_add_instrument(ptrio_loop *loop, ptrio_instrument *inst,
                               const ptrio_hooks *hooks, void *ctx)
 {
@@ -157,12 +168,15 @@ int ptrio_loop_add_instrument(ptrio_loop *loop, ptrio_instrument *inst,
         return -PTRIO_EINVAL;
     /* In another loop: relinking it would cut that loop's list after it
      * (remove it there first). In this one: added twice. A loop
-     * re-initialised since has forgotten it: it may come back. */
-    if (inst->loop && inst->loop != loop)
+     * re-initialised since has forgotten it (its list no longer has it):
+     * it may come back, or go to another loop. */
+    if ((inst->loop && inst->loop != loop &&
+         instrument_listed(inst->loop, inst)) ||
+        instrument_listed(loop, inst))
         return -PTRIO_EBUSY;
-    for (p = &loop->instruments; *p; p = &(*p)->next)
-        if (*p == inst)
-            return -PTRIO_EBUSY;
+    p = &loop->instruments;
+    while (*p)
+        p = &(*p)->next;
     inst->hooks = hooks;
     inst->ctx = ctx;
     inst->next = NULL;
