@@ -919,6 +919,28 @@ START_TEST(test_park_hook)
 }
 END_TEST
 
+/* A hook that always refuses, in a run where nothing else can wake its
+ * task: the run is deadlocked, cancelled, and its abort of every wait is
+ * refused again. Rather than spin for ever on that, the run wakes the
+ * task with -ECANCELED all the same (misuse: a debug build traps there),
+ * so that it ends, with every task joined, returning -PTRIO_EDEADLK. */
+START_TEST(test_abort_hook_refusing_in_deadlock)
+{
+    static struct hooked k;
+    static struct hook_state h;
+    treport rep;
+
+    reset();
+    h = (struct hook_state){.refuse = 1};
+    k = (struct hooked){.name = "h", .h = &h};
+    ck_assert_int_eq(run_virtual(hooked, &k, &rep), -PTRIO_EDEADLK);
+    ck_assert_int_eq(k.rc, -PTRIO_ECANCELED);
+    ck_assert_int_eq(h.calls, 2);
+    ck_assert_str_eq(L.buf, "h+@0 h!PTRIO_ECANCELED@0");
+    ck_assert_ptr_nonnull(strstr(rep.lines.buf, "deadlock"));
+}
+END_TEST
+
 /* A hook that cannot undo its wait at once: it notes the call and leaves
  * the task parked, for its owner to wake later. */
 static int slow_abort(ptrio_task *t, void *data)
@@ -1403,6 +1425,7 @@ int main(void)
     tcase_add_test(tc, test_parking_lot_breaker_rebreak);
     tcase_add_test(tc, test_park_hook);
     tcase_add_test(tc, test_slow_abort_edge_cases);
+    tcase_add_misuse_test(tc, test_abort_hook_refusing_in_deadlock);
     tcase_add_test(tc, test_source_wake);
     tcase_add_test(tc, test_sources_remove_themselves);
     tcase_add_misuse_test(tc, test_source_wake_misuse);

@@ -167,8 +167,6 @@ static inline void treport_sink(void *ctx, const char *line)
     tlog_add(&r->lines, "|");
 }
 
-/* Runs `fn` over `frame` on a fresh loop with the virtual clock; reports
- * go to `rep` (may be NULL: discarded). Returns ptrio_loop_run's status. */
 /* Initialises `loop` on `backend`; reports go to `rep` (may be NULL:
  * discarded). */
 static inline void loop_setup(ptrio_loop *loop, const ptrio_backend *backend,
@@ -184,6 +182,8 @@ static inline void loop_setup(ptrio_loop *loop, const ptrio_backend *backend,
     }
 }
 
+/* Runs `fn` over `frame` on a fresh loop with the virtual clock; reports
+ * go to `rep` (may be NULL: discarded). Returns ptrio_loop_run's status. */
 static inline int run_virtual_named(ptrio_fn fn, void *frame, const char *name,
                                     treport *rep)
 {

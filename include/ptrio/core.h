@@ -50,8 +50,10 @@ typedef struct ptrio_loop ptrio_loop;
 /* Called when a task parked with ptrio_park_hook is cancelled. Returns 0
  * when the wait is undone (the task then wakes with -PTRIO_ECANCELED), or
  * anything else when it cannot be: the task stays parked until the owner of
- * the wait calls ptrio_wake. It may be called again on a later change of
- * cancellation, so it must be idempotent. Runs on the loop's thread. */
+ * the wait calls ptrio_wake (in a deadlocked run, where nothing can, the
+ * refusal is overruled: misuse, and the task wakes with -PTRIO_ECANCELED).
+ * It may be called again on a later change of cancellation, so it must be
+ * idempotent. Runs on the loop's thread. */
 typedef int (*ptrio_abort_fn)(ptrio_task *t, void *data);
 
 /* A parking lot: the FIFO wait queue under every blocking primitive. One

@@ -342,7 +342,10 @@ ptrio_time ptrio__relative_when(const ptrio_scope *sc);
 void ptrio__scope_closed(ptrio_scope *sc);
 void ptrio__scope_push(ptrio_task *t, ptrio_frame *fr, ptrio_scope *sc,
                        uintptr_t exit, unsigned flags);
-void ptrio__abort_all(ptrio_loop *l);
+/* ptrio__abort_all's levels (loop->teardown): through every shield; and
+ * also overruling abort hooks that refuse. */
+enum { TEARDOWN_SHIELDS = 1, TEARDOWN_FORCE = 2 };
+void ptrio__abort_all(ptrio_loop *l, uint8_t level);
 
 /* nursery.c */
 void ptrio__task_finished(ptrio_loop *l, ptrio_task *t, int rc);

@@ -965,18 +965,21 @@ static int wait_step(ptrio_loop *l)
     return backend_wait(l, deadline, 0);
 }
 
-/* The backend failed (or, on the virtual clock, every task waits forever):
- * the first time, everything is cancelled as the run's own cancellation;
- * if tasks still block after that (shielded cleanup that waits again),
- * every wait is aborted, shields or not: a run always ends with every
- * task joined, never with tasks left inside. */
+/* The backend failed (or every task waits forever: -EDEADLK): the first
+ * time, everything is cancelled as the run's own cancellation; if tasks
+ * still block after that (shielded cleanup that waits again), every wait
+ * is aborted, shields or not: a run always ends with every task joined,
+ * never with tasks left inside. In a deadlock nothing can wake a task
+ * whose abort hook refuses, and the run would spin on that for ever: the
+ * hook is overruled. */
 static void backend_failed(ptrio_loop *l, int rc)
 {
     if (!l->fatal) {
         l->fatal = rc;
         ptrio__cancel_why(&l->system.scope, PTRIO_CANCEL_RUN, l);
     } else {
-        ptrio__abort_all(l);
+        ptrio__abort_all(l, rc == -PTRIO_EDEADLK ? TEARDOWN_FORCE
+                                                 : TEARDOWN_SHIELDS);
     }
 }
 

@@ -89,6 +89,13 @@ void ptrio__abort_wait(ptrio_loop *l, ptrio_task *t)
             ptrio__wake(l, t, -PTRIO_ECANCELED);
         else        /* the hook woke it itself, and said it did not */
             MISUSE("an abort hook woke its task and returned 0");
+    } else if (l->teardown == TEARDOWN_FORCE && TSTATE(t) == T_PARKED) {
+        /* A deadlocked run: its owner can never wake it (loop.c,
+         * backend_failed). The owner must forget it: it is not its any
+         * more. */
+        MISUSE("an abort hook refused in a deadlocked run: its task is "
+               "woken with -PTRIO_ECANCELED");
+        ptrio__wake(l, t, -PTRIO_ECANCELED);
     }
 }
 

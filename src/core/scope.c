@@ -197,10 +197,12 @@ static void deliver(ptrio_scope *sc)
 
 /* The run's last resort, after its cancellation left tasks blocked with
  * nothing that can wake them: every wait ends with -ECANCELED, shields
- * or not. The walk is a cancellation's delivery, through every shield. */
-void ptrio__abort_all(ptrio_loop *l)
+ * or not. The walk is a cancellation's delivery, through every shield.
+ * `level` TEARDOWN_FORCE: nothing at all can wake a task any more, so an
+ * abort hook that refuses is overruled (lot.c, ptrio__abort_wait). */
+void ptrio__abort_all(ptrio_loop *l, uint8_t level)
 {
-    l->teardown = 1;
+    l->teardown = level;
     deliver(&l->system.scope);
     l->teardown = 0;
 }
