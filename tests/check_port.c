@@ -31,7 +31,8 @@ static uint32_t fake_read(void)
 #define ICSR_PENDSVSET (1u << 28)
 
 /* With `late` set, the next arming takes so long that its time passes.
- * With `fires` set, the alarm fires: PendSV stands for its interrupt. */
+ * With `fires` set (a count), the alarm fires: PendSV stands for its
+ * interrupt. A beat (an alarm a half wrap ahead) never fires here. */
 static void fake_alarm(uint32_t at)
 {
     alarm_at = at;
@@ -40,7 +41,7 @@ static void fake_alarm(uint32_t at)
         late = 0;
         fake = at + 10u;
     }
-    if (fires)
+    if (fires && at - fake != BEAT)
         ICSR = ICSR_PENDSVSET;
 }
 
@@ -330,6 +331,65 @@ START_TEST(test_sleep_across_the_wrap)
 }
 END_TEST
 
+/* Sleeps f->d. */
+struct snooze {
+    ptrio_frame fr;
+    ptrio_time d;
+};
+
+static int snooze(ptrio_frame *fr)
+{
+    struct snooze *f = PTRIO_SELF(fr, struct snooze);
+    PTRIO_BEGIN(f);
+    PTRIO_AWAIT(f, ptrio_sleep(f, f->d));
+    PTRIO_END(f);
+}
+
+/* A counter at exactly 1 GHz, tickless: a 3 s sleep, longer than an
+ * alarm may be ahead (2^30 counts), sleeps in three alarms, 2^30, 2^30
+ * and the rest, each armed ahead and firing, and wakes on its deadline's
+ * count. (An alarm capped at 2^31 counts used to be taken for one
+ * already reached: the wait spun, never sleeping.) */
+START_TEST(test_long_sleep_at_1ghz)
+{
+    static const ptrio_cortex_m_counter ghz = {1000000000u, fake_read,
+                                               fake_alarm};
+    static struct snooze f;
+
+    use(&ghz, 0u);
+    f.d = PTRIO_SEC(3);
+    fires = 100;
+    ck_assert_int_eq(ptrio_run(snooze, &f), 0);
+    ck_assert_int_eq(100 - fires, 3);
+    fires = 0;
+    ck_assert_uint_eq(fake, 3000000000u);
+    ck_assert_int_eq(alarms, 7);    /* a beat, then 3 alarms, each + a beat */
+    ck_assert(ptrio_cortex_m_now() == PTRIO_SEC(3));
+}
+END_TEST
+
+/* At 48 MHz a count is 20.83 ns, and now() rounds down: count 48000
+ * reads 999,999 ns. A 1 ms sleep's alarm is on count 48001, the first
+ * that reads 1 ms: one alarm, no second wake to make up for an alarm one
+ * count early. */
+START_TEST(test_alarm_on_the_first_count_at_48mhz)
+{
+    static const ptrio_cortex_m_counter mhz48 = {48000000u, fake_read,
+                                                 fake_alarm};
+    static struct snooze f;
+
+    use(&mhz48, 0u);
+    f.d = PTRIO_MS(1);
+    fires = 100;
+    ck_assert_int_eq(ptrio_run(snooze, &f), 0);
+    ck_assert_int_eq(100 - fires, 1);
+    fires = 0;
+    ck_assert_uint_eq(fake, 48001u);
+    ck_assert_int_eq(alarms, 3);    /* a beat, the alarm, a beat */
+    ck_assert(ptrio_cortex_m_now() == 1000020);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("port");
@@ -346,6 +406,8 @@ int main(void)
     tcase_add_test(tc, test_alarm_isr_without_alarm);
     tcase_add_test(tc, test_passed_alarm_rearms_the_beat);
     tcase_add_test(tc, test_sleep_across_the_wrap);
+    tcase_add_test(tc, test_long_sleep_at_1ghz);
+    tcase_add_test(tc, test_alarm_on_the_first_count_at_48mhz);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -70,7 +70,8 @@ void ptrio_cortex_m_systick_isr(void);
  * `at` still ahead when the arming write completes. Its handler clears
  * the event and calls ptrio_cortex_m_alarm_isr. The port then keeps an
  * alarm armed at most 2^31 counts after its last read at all times (a
- * sleep's, or a beat's), so the clock stays right whatever the program
+ * sleep's, at most 2^30 ahead and on the first count whose time is its
+ * deadline; or a beat's), so the clock stays right whatever the program
  * does: sleeping, running tasks that never sleep, or no loop at all, as
  * long as interrupts are never masked for 2^31 counts. Without set_alarm
  * (NULL), call ptrio_cortex_m_now from an interrupt of your own at least

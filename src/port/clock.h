@@ -57,4 +57,25 @@ static inline uint64_t ptrio__rate_apply(uint64_t x, ptrio__rate r)
     return y;
 }
 
+/* How many counts after count `c` (whose time, converted by `to_ns` as
+ * the port's now() does, is `now`) that clock first reads `deadline`
+ * (later than `now`) or more: an alarm there is never early. The estimate
+ * through `to_counts` can fall a count or two short, both rates rounding
+ * down, so a few steps correct it; a deadline so far ahead that they do
+ * not suffice wakes early and arms again. */
+static inline uint64_t ptrio__counts_until(uint64_t c, uint64_t now,
+                                           uint64_t deadline,
+                                           ptrio__rate to_counts,
+                                           ptrio__rate to_ns)
+{
+    uint64_t k = ptrio__rate_apply(deadline - now, to_counts);
+    unsigned i;
+
+    for (i = 0u; (i < 4u) && (ptrio__rate_apply(c + k, to_ns) < deadline);
+         i++) {
+        k++;
+    }
+    return k;
+}
+
 #endif /* PTRIO_PORT_CLOCK_H */

@@ -29,7 +29,7 @@
 /* One clock per core: SysTick has one interrupt and no context. */
 static struct cm_clock {
     uint64_t (*counts)(uint32_t *raw);  /* the source's reader (NULL: none) */
-    int (*arm)(ptrio_time now, uint32_t raw, ptrio_time deadline);
+    int (*arm)(uint64_t c, uint32_t raw, ptrio_time now, ptrio_time deadline);
     const ptrio_cortex_m_counter *ctr;  /* NULL: SysTick */
     ptrio__rate to_ns;              /* counts -> ns */
     ptrio__rate to_counts;          /* ns -> counts (counter mode) */
@@ -44,7 +44,8 @@ static struct cm_clock {
 /* The two sources, and the tickless alarm (below). */
 static uint64_t systick_counts(uint32_t *raw);
 static uint64_t counter_counts(uint32_t *raw);
-static int arm_alarm(ptrio_time now, uint32_t raw, ptrio_time deadline);
+static int arm_alarm(uint64_t c, uint32_t raw, ptrio_time now,
+                     ptrio_time deadline);
 
 ptrio_irqstate ptrio_port_critical_enter(void)
 {
@@ -127,11 +128,15 @@ int ptrio_cortex_m_use_counter(const ptrio_cortex_m_counter *c)
     cm.arm = (c->set_alarm != NULL) ? arm_alarm : NULL;
     cm.to_ns = ptrio__rate_of(1000000000u, c->hz);
     cm.to_counts = to_counts;
-    /* An alarm at most 2^31 counts ahead keeps every wrap observed; and
-     * at most 2^32 - 1 ns, so that ns -> counts stays in 64 bits. */
+    /* An alarm at most 2^30 counts ahead keeps every wrap observed, and
+     * stays well inside the half wrap that tells an alarm ahead from one
+     * already reached (arm_alarm; at 2^31 exactly, as at 1 GHz, a capped
+     * alarm read as reached, and a long sleep spun); and at most
+     * 2^32 - 1 ns, so that ns -> counts stays in 64 bits. */
     {
-        uint64_t half = ptrio__rate_apply((uint64_t)1 << 31, cm.to_ns);
-        cm.max_sleep = (half > 0xFFFFFFFFu) ? 0xFFFFFFFFu : (uint32_t)half;
+        uint64_t quarter = ptrio__rate_apply((uint64_t)1 << 30, cm.to_ns);
+        cm.max_sleep = (quarter > 0xFFFFFFFFu) ? 0xFFFFFFFFu
+                                               : (uint32_t)quarter;
     }
     cm.last = c->read();
     cm.base = 0u;
@@ -219,19 +224,25 @@ static ptrio_time cm_now(ptrio_loop *l)
     return ptrio_cortex_m_now();
 }
 
-/* Tickless: arms the alarm for `deadline` (at most max_sleep ahead, one
- * count late rather than early). Returns 0 when the alarm is set for a
- * time still ahead, nonzero when the counter already reached it. */
-static int arm_alarm(ptrio_time now, uint32_t raw, ptrio_time deadline)
+/* Tickless: arms the alarm for `deadline`, on the first count at which
+ * now() reads it (never early), or max_sleep ahead of `now` (the count
+ * `c`, its low word `raw`) when it is further. Returns 0 when the alarm is
+ * set for a time still ahead, nonzero when the counter already reached
+ * it. */
+static int arm_alarm(uint64_t c, uint32_t raw, ptrio_time now,
+                     ptrio_time deadline)
 {
     uint64_t ahead = (uint64_t)deadline - (uint64_t)now;   /* > 0 */
     uint32_t at;
     uint32_t after;
 
     if (ahead > cm.max_sleep) {
-        ahead = cm.max_sleep;
+        at = raw + (uint32_t)ptrio__rate_apply(cm.max_sleep, cm.to_counts);
+    } else {
+        at = raw + (uint32_t)ptrio__counts_until(c, (uint64_t)now,
+                                                 (uint64_t)deadline,
+                                                 cm.to_counts, cm.to_ns);
     }
-    at = raw + (uint32_t)ptrio__rate_apply(ahead, cm.to_counts) + 1u;
     cm.ctr->set_alarm(at);
     after = cm.ctr->read();
     if ((after - at) < 0x80000000u) {
@@ -269,6 +280,7 @@ static int cm_wait(ptrio_loop *l, ptrio_time deadline)
     for (;;) {
         ptrio_irqstate s = ptrio_port_critical_enter();
         uint32_t raw = 0;
+        uint64_t c;
         ptrio_time now;
 
         if ((WOKEN(l) != 0) || (deadline == PTRIO_TIME_NINF)) {
@@ -276,12 +288,13 @@ static int cm_wait(ptrio_loop *l, ptrio_time deadline)
             ptrio_port_critical_exit(s);
             return 0;
         }
-        now = (ptrio_time)ptrio__rate_apply(cm.counts(&raw), cm.to_ns);
+        c = cm.counts(&raw);
+        now = (ptrio_time)ptrio__rate_apply(c, cm.to_ns);
         if (now >= deadline) {
             ptrio_port_critical_exit(s);
             return 0;
         }
-        if ((cm.arm == NULL) || (cm.arm(now, raw, deadline) == 0)) {
+        if ((cm.arm == NULL) || (cm.arm(c, raw, now, deadline) == 0)) {
             __asm__ volatile("dsb\n\twfi" ::: "memory");
         }
         ptrio_port_critical_exit(s);

@@ -128,12 +128,14 @@ static ptrio_time rv_now(ptrio_loop *l)
     return ptrio_riscv_now();
 }
 
-/* mtimecmp for `deadline`, one tick late rather than early. A deadline
- * past the range of mtime (or PTRIO_TIME_INF) disarms the timer. */
+/* mtimecmp for `deadline`: the first tick at which now() reads it (never
+ * early). A deadline past the range of mtime (or PTRIO_TIME_INF) disarms
+ * the timer. */
 static void arm(uint64_t ticks, ptrio_time now, ptrio_time deadline)
 {
-    uint64_t ahead = ptrio__rate_apply((uint64_t)deadline - (uint64_t)now,
-                                       rv.to_ticks) + 1u;
+    uint64_t ahead = ptrio__counts_until(ticks, (uint64_t)now,
+                                         (uint64_t)deadline, rv.to_ticks,
+                                         rv.to_ns);
     mtimecmp_write((ahead > (UINT64_MAX - ticks)) ? UINT64_MAX
                                                   : (ticks + ahead));
 }
