@@ -1841,6 +1841,47 @@ START_TEST(test_failure_last_errors)
 }
 END_TEST
 
+/* A code below -32767 (a task keeps 16 bits of the code its record
+ * belongs to): its record is found by that code, never by a small code
+ * with the same low 16 bits (-70000 + 65536 = -4464), which is a code of
+ * its own that was not raised. */
+struct raises_big { ptrio_frame fr; };
+
+struct big_code {
+    ptrio_frame fr;
+    struct raises_big sub;
+    int rc[3];
+    ptrio_failure f;
+};
+
+static int raises_big(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct raises_big, f);
+    PTRIO_RAISE(f, -70000, "big");
+    PTRIO_END(f);
+}
+
+static int big_code_main(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct big_code, f);
+    PTRIO_TRY(f, f->rc[0], ptrio_call(f, &f->sub, raises_big));
+    f->rc[1] = ptrio_failure_last(-4464, &f->f);
+    f->rc[2] = ptrio_failure_last(-70000, &f->f);
+    PTRIO_END(f);
+}
+
+START_TEST(test_failure_last_big_code)
+{
+    static struct big_code m;
+    memset(&m, 0, sizeof m);
+    ck_assert_int_eq(run_virtual(big_code_main, &m, NULL), 0);
+    ck_assert_int_eq(m.rc[0], -70000);
+    ck_assert_int_eq(m.rc[1], -PTRIO_EINVAL);
+    ck_assert_int_eq(m.rc[2], 0);
+    ck_assert_str_eq(m.f.msg, "big");
+}
+END_TEST
+
 /* A step function written without the macros: it fails with a plain
  * C return. */
 static int plain_fail(ptrio_frame *fr)
@@ -1997,6 +2038,7 @@ int main(void)
     tcase_add_test(tc, test_failure_waits_for_shielded_body);
     tcase_add_test(tc, test_error_passes_cancelled_scope);
     tcase_add_test(tc, test_failure_last_errors);
+    tcase_add_test(tc, test_failure_last_big_code);
     tcase_add_test(tc, test_plain_step_failure);
     tcase_add_test(tc, test_failure_through_call_chain);
     tcase_add_test(tc, test_errnames);

@@ -82,7 +82,8 @@ struct ptrio_task {
     ptrio_scope *scope;             /* innermost cancel scope */
     const char *name;
     const void *origin;             /* site (or group) of the last error */
-    int16_t err;                    /* the code `origin` belongs to */
+    int16_t err;                    /* the code `origin` belongs to
+                                       (below -32767: INT16_MIN) */
     uint8_t state;
     uint8_t wait;
 };

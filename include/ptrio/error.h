@@ -116,7 +116,8 @@ int ptrio_failure_pending(void *self, ptrio_failure *out);
 
 /* Describes the error the calling task raised or caught last, whose code
  * is `code`. Returns 0, or -PTRIO_ENOTASK outside a task, -PTRIO_EINVAL if
- * `code` is not that error (or `out` is NULL). */
+ * `code` is not that error (or `out` is NULL). The task keeps 16 bits of
+ * the code: codes below -32767 are not told apart from each other. */
 int ptrio_failure_last(int code, ptrio_failure *out);
 
 /* Walks a group: pass cursor NULL first, then what it returned. Returns the

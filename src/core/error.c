@@ -225,7 +225,7 @@ int ptrio_failure_last(int code, ptrio_failure *out)
     ptrio_task *t = ptrio_current_task();
     if (!t)
         return -PTRIO_ENOTASK;
-    if (!out || code >= 0 || t->err != (int16_t)code)
+    if (!out || code >= 0 || t->err != ERR_TAG(code))
         return -PTRIO_EINVAL;
     describe(code, t->origin, ptrio_task_name(t), NULL, out, NULL, 0);
     return 0;

@@ -21,7 +21,7 @@
 void ptrio__note_origin(ptrio_task *t, int rc, const void *origin)
 {
     t->origin = origin;
-    t->err = (int16_t)rc;
+    t->err = ERR_TAG(rc);
     t->state |= T_ARMED;
 }
 
@@ -29,7 +29,7 @@ const void *ptrio__take_origin(ptrio_task *t, int rc, const void *site)
 {
     if (t && (t->state & T_ARMED)) {
         t->state &= (uint8_t)~T_ARMED;
-        if (t->err == (int16_t)rc)
+        if (t->err == ERR_TAG(rc))
             return t->origin;
     }
     return site;
@@ -239,7 +239,7 @@ int ptrio__caught(int rc)
         /* The error caught last, for ptrio_failure_last: with its origin
          * when it was handed on, none when an awaitable returned it. */
         t->origin = origin;
-        t->err = (int16_t)rc;
+        t->err = ERR_TAG(rc);
     }
     return rc;
 }

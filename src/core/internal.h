@@ -95,6 +95,11 @@ enum {
  * error was forwarded, a nursery (the group), or a frame the error left
  * through (its own origin leads on: the chain of them is the traceback). */
 enum { O_SITE = 0, O_TASK = 1, O_GROUP = 2, O_FRAME = 3 };
+/* The 16 bits of an error code that a task keeps with its origin (the
+ * code the record belongs to): codes below -32767 all keep INT16_MIN, so
+ * that none is taken for a small code with the same low bits. */
+#define ERR_TAG(rc) ((int16_t)((rc) < -32767 ? INT16_MIN : (rc)))
+
 /* An origin chain has one hop per frame or nursery the error came
  * through: far below this, unless reused storage made a cycle, which the
  * bound keeps from looping for ever. */

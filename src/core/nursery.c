@@ -258,7 +258,7 @@ static NOINLINE void task_finished_slow(ptrio_loop *l, ptrio_task *t, int rc)
             rc = 0;
         }
     }
-    if (rc < 0 && !((t->state & T_ARMED) && t->err == (int16_t)rc))
+    if (rc < 0 && !((t->state & T_ARMED) && t->err == ERR_TAG(rc)))
         ptrio__note_origin(t, rc, NULL);    /* e.g. a C `return -E;` */
     TSET(t, T_DONE);
     t->w.done.next = NULL;

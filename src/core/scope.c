@@ -103,7 +103,7 @@ void ptrio__scope_closed(ptrio_scope *sc)
 static void absorbed_arrives(const ptrio_task *t, ptrio_scope *sc, int rc)
 {
     if ((sc->flags & PTRIO__SCOPE_ABSORBED) && rc < 0 && !IS_MARKER(rc) &&
-        (t->state & T_ARMED) && t->err == (int16_t)rc &&
+        (t->state & T_ARMED) && t->err == ERR_TAG(rc) &&
         ptrio__origin_reaches(t->origin, sc->absorbed))
         sc->flags |= PTRIO__SCOPE_CAUGHT;
     sc->flags &= ~(uint32_t)PTRIO__SCOPE_ABSORBED;
