@@ -1,5 +1,5 @@
 /* tests/await_line.c: an await on line AWAIT_LINE (tests/await_lines).
- * Lines 1 to 5 of a file carry the special resume points of the portable
+ * Lines 1 to 6 of a file carry the special resume points of the portable
  * build: an await there must not compile. */
 #include <ptrio.h>
 

@@ -772,6 +772,37 @@ START_TEST(test_c_return_in_scope)
 }
 END_TEST
 
+static int creturn_plain(ptrio_frame *fr)
+{
+    struct creturn_main *f = PTRIO_SELF(fr, struct creturn_main);
+    PTRIO_BEGIN(f);
+    if (f->go == 2)
+        PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(5)));
+    if (f->go)
+        return -PTRIO_EIO;  /* misuse: a C return in the body */
+    ev("after", "");
+    PTRIO_FINALLY(f);
+    ev_err("main", PTRIO_FINALLY_ERROR(f));
+    PTRIO_END(f);
+}
+
+/* Outside any block, in the first step (before the frame ever
+ * suspended: go 1) or in a later one (go 2): the C return is noticed
+ * all the same, FINALLY runs and the frame fails with -PTRIO_EMISUSE
+ * (the first step's used to pass for a step written by hand, ending the
+ * frame with the value returned and FINALLY skipped). */
+START_TEST(test_c_return_outside_blocks)
+{
+    static struct creturn_main m;
+    m = (struct creturn_main){.go = _i + 1};
+    setup_at(0, NULL);
+    ck_assert_int_eq(RUN(creturn_plain, &m), -PTRIO_EMISUSE);
+    ck_assert_str_eq(L.buf, _i ? "main!PTRIO_EMISUSE@5"
+                               : "main!PTRIO_EMISUSE@0");
+    assert_all_exited(1);
+}
+END_TEST
+
 struct goto_main {
     ptrio_frame fr;
     ptrio_scope outer, inner;
@@ -1731,6 +1762,7 @@ int main(void)
     tcase_add_misuse_test(tc, test_report_for_null_loop);
     tcase_add_misuse_test(tc, test_c_return_in_nursery);
     tcase_add_misuse_test(tc, test_c_return_in_scope);
+    tcase_add_misuse_loop_test(tc, test_c_return_outside_blocks, 0, 2);
     tcase_add_misuse_test(tc, test_goto_out_of_inner_scope);
     tcase_add_misuse_test(tc, test_cannot_wake_sleep_forever);
     tcase_add_test(tc, test_backend_fails_once);

@@ -80,7 +80,7 @@ typedef struct ptrio_site {
 
 
 /* Resume points besides the awaits' lines (or label addresses): lines 1
- * to 5 of a file cannot hold an await (PTRIO__LABEL refuses to compile
+ * to 6 of a file cannot hold an await (PTRIO__LABEL refuses to compile
  * one there), and no label lives at such an address, so one compare tells
  * them apart. 0 and DONE are idle frames:
  * never run (or ended without END), and ended through END. */
@@ -89,7 +89,10 @@ typedef struct ptrio_site {
 #define PTRIO__END      ((uintptr_t)3)        /* straight to the end */
 #define PTRIO__FINALLY  ((uintptr_t)4)        /* the FINALLY section */
 #define PTRIO__DESCRIBE ((uintptr_t)5)        /* say where you are: file, func */
-#define PTRIO__SPECIAL  ((uintptr_t)6)        /* values below are not labels */
+#define PTRIO__BODY     ((uintptr_t)6)        /* in the first step's body: a
+                                                 C return there is seen (a
+                                                 step by hand stays START) */
+#define PTRIO__SPECIAL  ((uintptr_t)7)        /* values below are not labels */
 
 /* Whether a frame runs no step now: never started, or finished. A frame
  * that is not idle must not be re-initialised (set its fields instead).
@@ -155,7 +158,7 @@ static inline int ptrio__end(ptrio_frame *fr)
     _Pragma("GCC diagnostic pop")
 #else
 #define PTRIO__POINT(n) ((uintptr_t)(n))
-/* An await's `case __LINE__`. On lines 1 to 5 of a file, whose numbers
+/* An await's `case __LINE__`. On lines 1 to 6 of a file, whose numbers
  * are the special resume points, it does not compile ("size of array is
  * negative"): there it would re-enter the body. */
 #define PTRIO__LABEL(n)                                                     \
@@ -187,7 +190,8 @@ static inline int ptrio__end(ptrio_frame *fr)
     ptrio__dispatch:                                                        \
     PTRIO__JUMP_TO_LABEL()                                                  \
     switch (ptrio__fr->resume) {                                            \
-    case PTRIO__START:
+    case PTRIO__START:                                                      \
+        ptrio__fr->resume = PTRIO__BODY
 
 /* The one-line prologue of a step function whose parameter is named `fr`:
  * declares `f`, its frame struct of type `type`, and opens the body.
