@@ -1640,6 +1640,67 @@ START_TEST(test_failure_last_is_the_last)
 }
 END_TEST
 
+/* A step written by hand that drops a sub-call's failure: the record
+ * that failure handed on is not left for the next error of the same
+ * code (here an attempt's -EIO, which has none) once the task has
+ * suspended since. */
+struct raises_stale { ptrio_frame fr; };
+
+static int raises_stale(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct raises_stale, f);
+    PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+    PTRIO_RAISE(f, -PTRIO_EIO, "stale");
+    PTRIO_END(f);
+}
+
+struct by_hand { ptrio_frame fr; int stage; struct raises_stale sub; };
+
+static int by_hand(ptrio_frame *fr)
+{
+    struct by_hand *h = PTRIO_SELF(fr, struct by_hand);
+
+    switch (h->stage++) {
+    case 0:
+        return ptrio_call(h, &h->sub, raises_stale);
+    case 1:                         /* fr->result: -EIO, dropped */
+        return ptrio_sleep(h, PTRIO_MS(1));
+    default:
+        return 0;
+    }
+}
+
+struct stale_main {
+    ptrio_frame fr;
+    struct by_hand h;
+    ptrio_lot lot;
+    ptrio_failure f;
+    int rc[3];
+};
+
+static int stale_main(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct stale_main, f);
+    PTRIO_TRY(f, f->rc[0], ptrio_call(f, &f->h, by_hand));
+    PTRIO_TRY(f, f->rc[1], ptrio_park_unless(f, &f->lot, fails_eio, NULL,
+                                             NULL));
+    f->rc[2] = ptrio_failure_last(-PTRIO_EIO, &f->f);
+    PTRIO_END(f);
+}
+
+START_TEST(test_dropped_failure_record_not_reused)
+{
+    static struct stale_main m;
+    memset(&m, 0, sizeof m);
+    ck_assert_int_eq(run_virtual(stale_main, &m, NULL), 0);
+    ck_assert_int_eq(m.rc[0], 0);
+    ck_assert_int_eq(m.rc[1], -PTRIO_EIO);
+    ck_assert_int_eq(m.rc[2], 0);
+    ck_assert_ptr_null(m.f.msg);
+    ck_assert_int_eq(m.f.line, 0);
+}
+END_TEST
+
 /* A nursery's failure carries the cancellations it absorbed to the
  * scope that catches them (S here), which then has caught a cancellation
  * once the failure arrives. Caught on the way by a TRY block, it never
@@ -2039,6 +2100,7 @@ int main(void)
     tcase_add_test(tc, test_error_passes_cancelled_scope);
     tcase_add_test(tc, test_failure_last_errors);
     tcase_add_test(tc, test_failure_last_big_code);
+    tcase_add_test(tc, test_dropped_failure_record_not_reused);
     tcase_add_test(tc, test_plain_step_failure);
     tcase_add_test(tc, test_failure_through_call_chain);
     tcase_add_test(tc, test_errnames);

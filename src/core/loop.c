@@ -590,6 +590,12 @@ static void step(ptrio_loop *l, ptrio_task *t, uint32_t instrumented)
     for (;;) {
         rc = fr->fn(fr);
         if (rc == PTRIO_PENDING) {
+            /* An error handed on in this step was taken at once, or
+             * dropped (a step written by hand may ignore a sub-call's
+             * status): its origin must not go to a later error of the
+             * same code. Handed on while the task waits, it is noted
+             * after this (a start's child to its starter). */
+            t->state &= (uint8_t)~T_ARMED;
             if (ptrio__awaiter != YIELDED)
                 break;
             /* A fast checkpoint. Alone, with nothing to do between
