@@ -1769,31 +1769,61 @@ END_TEST
  *  2. swallowed by x_sub's FINALLY (PTRIO_RETURN), then the same;
  *  3. x_sub a child task of nursery N, cancelling N: the failure arrives
  *     at N's close inside the child's failure, and N caught a
- *     cancellation (Trio splits it out of the group there).
- * A Trio main twin prints True, False, False, True. */
+ *     cancellation (Trio splits it out of the group there);
+ *  4. as 1, then x_sub again, whose nursery body now raises -EIO from
+ *     the same line before anything is cancelled in it: that failure
+ *     carries nothing, and S caught none (it has the same origin as the
+ *     one caught: a mark left by that one would take it for itself);
+ *  5. as 0, x_sub's frame in storage its caller reuses in its FINALLY
+ *     while the failure is on its way: S still caught a cancellation
+ *     (marks compare origins, never follow them into that storage).
+ * A Trio main twin prints True, False, False, True, False, True. */
 struct x_sub {
     ptrio_frame fr;
     ptrio_scope *outer;
     ptrio_nursery n;
     ptrio_task kt;
     struct cleanup_fails k;
-    int swallow;
+    int swallow, plain;
 };
 
 static int x_sub(ptrio_frame *fr)
 {
     PTRIO_BEGIN_AS(struct x_sub, x);
     PTRIO_NURSERY(x, &x->n) {
+        if (x->plain)
+            PTRIO_RAISE(x, -PTRIO_EIO, "plain");
         PTRIO_CHECK(x, ptrio_start_soon(&x->n, &x->kt, cleanup_fails,
                                         &x->k));
         PTRIO_AWAIT(x, ptrio_sleep(x, PTRIO_MS(1)));
         ptrio_cancel(x->outer);
         PTRIO_AWAIT(x, ptrio_sleep(x, PTRIO_MS(1)));
+        PTRIO_RAISE(x, -PTRIO_EIO, "plain");
     }
     PTRIO_FINALLY(x);
     if (x->swallow)
         PTRIO_RETURN(x, 0);
     PTRIO_END(x);
+}
+
+/* Calls x_sub in storage that its FINALLY then reuses. */
+struct reuser {
+    ptrio_frame fr;
+    ptrio_scope *outer;
+    union {
+        struct x_sub x;
+        unsigned char other[sizeof(struct x_sub)];
+    } u;
+};
+
+static int reuser(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct reuser, r);
+    r->u.x = (struct x_sub){.outer = r->outer};
+    PTRIO_AWAIT(r, ptrio_call(r, &r->u.x, x_sub));
+    PTRIO_FINALLY(r);
+    memset(r->u.other, 0xA5, sizeof r->u.other);
+    PTRIO_END(r);
 }
 
 struct travel_main {
@@ -1803,6 +1833,7 @@ struct travel_main {
     ptrio_nursery n;
     ptrio_task xt;
     struct x_sub x;
+    struct reuser r;
 };
 
 static int travel_main(ptrio_frame *fr)
@@ -1814,6 +1845,11 @@ static int travel_main(ptrio_frame *fr)
                 f->x.outer = ptrio_nursery_scope(&f->n);
                 PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->xt, x_sub, &f->x));
             }
+        } else if (f->variant == 5) {
+            PTRIO_CANCEL_SCOPE(f, &f->s) {
+                f->r.outer = &f->s;
+                PTRIO_AWAIT(f, ptrio_call(f, &f->r, reuser));
+            }
         } else {
             PTRIO_CANCEL_SCOPE(f, &f->s) {
                 f->x.outer = &f->s;
@@ -1822,6 +1858,10 @@ static int travel_main(ptrio_frame *fr)
                     PTRIO_AWAIT(f, ptrio_call(f, &f->x, x_sub));
                 else
                     PTRIO_TRY(f, f->rc, ptrio_call(f, &f->x, x_sub));
+                if (f->variant == 4) {
+                    f->x.plain = 1;
+                    PTRIO_AWAIT(f, ptrio_call(f, &f->x, x_sub));
+                }
                 PTRIO_RAISE(f, -PTRIO_EINVAL, "unrelated");
             }
         }
@@ -1839,10 +1879,11 @@ START_TEST(test_absorbed_travels_with_its_failure)
     ck_assert_int_eq(run_virtual(travel_main, &m, NULL), 0);
     caught = _i == 3 ? ptrio_nursery_scope(&m.n) : &m.s;
     ck_assert(ptrio_cancel_called(caught));
-    ck_assert_int_eq(ptrio_cancelled_caught(caught), _i == 0 || _i == 3);
+    ck_assert_int_eq(ptrio_cancelled_caught(caught),
+                     _i == 0 || _i == 3 || _i == 5);
     ck_assert_int_eq(ptrio_scope_error(&m.u),
-                     _i == 0 || _i == 3 ? -PTRIO_EIO : -PTRIO_EINVAL);
-    ck_assert_int_eq(m.rc, _i == 1 ? -PTRIO_EIO : 0);
+                     _i == 1 || _i == 2 ? -PTRIO_EINVAL : -PTRIO_EIO);
+    ck_assert_int_eq(m.rc, _i == 1 || _i == 4 ? -PTRIO_EIO : 0);
 }
 END_TEST
 
@@ -2073,7 +2114,7 @@ int main(void)
     tcase_add_test(tc, test_deep_failure_keeps_its_site);
     tcase_add_test(tc, test_failure_last_is_the_last);
     tcase_add_test(tc, test_absorbed_caught_on_the_way);
-    tcase_add_loop_test(tc, test_absorbed_travels_with_its_failure, 0, 4);
+    tcase_add_loop_test(tc, test_absorbed_travels_with_its_failure, 0, 6);
     tcase_add_test(tc, test_body_error_basic);
     tcase_add_test(tc, test_task_crash_propagation);
     tcase_add_test(tc, test_crash_cancels_siblings_and_body);

@@ -105,6 +105,11 @@ const char *ptrio_strerror(int code)
 
 /* ---- failure records ---------------------------------------------- */
 
+/* An origin chain has one hop per frame or nursery the error came
+ * through: far below this, unless reused storage made a cycle, which the
+ * bound keeps from looping for ever. */
+#define MAX_HOPS 32767
+
 static const ptrio_nursery *nursery_of_task(const ptrio_task *c)
 {
     if (!(c->state & T_STARTING) && c->scope &&

@@ -35,28 +35,6 @@ const void *ptrio__take_origin(ptrio_task *t, int rc, const void *site)
     return site;
 }
 
-/* Whether the error whose origin is `o` is the one whose origin was
- * `target` when it was handed on, now seen from further out: the frames
- * it left (O_FRAME) and the child task it ended (O_TASK) each point on to
- * the origin it had inside them, as for its traceback. A group (O_GROUP)
- * or a site ends the walk; the walk is bounded, like describe's. */
-int ptrio__origin_reaches(const void *o, const void *target)
-{
-    int hops;
-
-    for (hops = 0; o && hops < MAX_HOPS; hops++) {
-        if (o == target)
-            return 1;
-        if (OTAG(o) == O_FRAME)
-            o = ((const ptrio_frame *)OPTR(o))->origin;
-        else if (OTAG(o) == O_TASK)
-            o = ((const ptrio_task *)OPTR(o))->origin;
-        else
-            return 0;
-    }
-    return 0;
-}
-
 static ptrio_task *running(void)
 {
     return ptrio__loop ? ptrio__loop->current : NULL;
@@ -73,6 +51,8 @@ static uintptr_t route(ptrio_frame *fr, ptrio_task *t, int rc,
             ptrio__note_origin(t, rc, origin);  /* for the close step */
         return sc->exit;
     }
+    if (fr->pending != PTRIO__IN_BODY && fr->pending < 0 && t)
+        ptrio__absorbed_moved(t->scope, fr->origin, NULL);  /* replaced */
     if (IS_MARKER(rc)) {            /* PTRIO_RETURN left the last block */
         fr->pending = fr->result;   /* the value it stashed */
         return rc == PTRIO__UNWIND_BODY ? PTRIO__FINALLY : PTRIO__END;
@@ -240,6 +220,7 @@ int ptrio__caught(int rc)
          * when it was handed on, none when an awaitable returned it. */
         t->origin = origin;
         t->err = ERR_TAG(rc);
+        ptrio__absorbed_moved(t->scope, origin, NULL);
     }
     return rc;
 }

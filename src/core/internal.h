@@ -100,10 +100,6 @@ enum { O_SITE = 0, O_TASK = 1, O_GROUP = 2, O_FRAME = 3 };
  * that none is taken for a small code with the same low bits. */
 #define ERR_TAG(rc) ((int16_t)((rc) < -32767 ? INT16_MIN : (rc)))
 
-/* An origin chain has one hop per frame or nursery the error came
- * through: far below this, unless reused storage made a cycle, which the
- * bound keeps from looping for ever. */
-#define MAX_HOPS 32767
 #define OTAG(o) ((unsigned)((uintptr_t)(o) & 3u))
 #define OPTR(o) ((const void *)((uintptr_t)(o) & ~(uintptr_t)3))
 #define OMAKE(p, tag) ((const void *)((uintptr_t)(p) | (tag)))
@@ -386,7 +382,8 @@ static inline int ptrio__frame_line(const ptrio_frame *fr)
     return fr->resume >= PTRIO__SPECIAL ? (int)fr->resume : 0;
 #endif
 }
-int ptrio__origin_reaches(const void *o, const void *target);
+void ptrio__absorbed_moved(const ptrio_scope *from, const void *was,
+                           const void *now);
 void ptrio__note_origin(ptrio_task *t, int rc, const void *origin);
 
 /* lot.c */

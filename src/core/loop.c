@@ -508,10 +508,13 @@ static NOINLINE int frame_ended(ptrio_loop *l, ptrio_task *t,
     }
     /* An error leaving a frame through END names the frame: the frames it
      * left through, each pointing on to the next, are its traceback. */
-    if (*rc < 0)
-        ptrio__note_origin(t, *rc, fr->resume == PTRIO__DONE &&
-                                   origin == fr->origin
-                                       ? OMAKE(fr, O_FRAME) : origin);
+    if (*rc < 0) {
+        const void *now = fr->resume == PTRIO__DONE && origin == fr->origin
+                              ? OMAKE(fr, O_FRAME) : origin;
+        if (now != origin)
+            ptrio__absorbed_moved(t->scope, origin, now);
+        ptrio__note_origin(t, *rc, now);
+    }
     if (fr->resume != PTRIO__DONE)
         fr->resume = 0;
     return 0;

@@ -216,6 +216,7 @@ static void start_finished(ptrio_loop *l, ptrio_task *t, int rc)
     if (rc == -PTRIO_ECANCELED && !ptrio__chain_cancelled(st, st->scope))
         rc = 0;
     if (rc < 0) {
+        ptrio__absorbed_moved(st->scope, t->origin, OMAKE(t, O_TASK));
         ptrio__note_origin(st, rc, OMAKE(t, O_TASK));
         ptrio__wake(l, st, rc);
     } else if (t->state & T_STARTED) {
@@ -354,10 +355,10 @@ static int collected(const ptrio_nursery *n, const void *origin)
 {
     const ptrio_task *c;
 
-    if (n->body_err < 0 && ptrio__origin_reaches(n->body_origin, origin))
+    if (n->body_err < 0 && n->body_origin == origin)
         return 1;
     for (c = n->failed; c; c = c->w.done.next)
-        if (ptrio__origin_reaches(c->origin, origin))
+        if (c->origin == origin)
             return 1;
     return 0;
 }

@@ -94,17 +94,39 @@ void ptrio__scope_closed(ptrio_scope *sc)
     sc->flags &= (uint32_t)~PTRIO__SCOPE_OPEN;
 }
 
+/* A failure that carries cancellations absorbed for a scope (nursery.c,
+ * cancellation_absorbed) is known there by its origin, kept current as
+ * the failure travels: its origin changed from `was` to `now` (it left a
+ * frame, a child's start, a nursery's group), or it stopped (`now` NULL:
+ * caught, or replaced in a FINALLY), and the marks from `from` up follow.
+ * Only identities are compared, never followed: storage the failure came
+ * through may hold something else by now. A mark lives on a cancelled
+ * open scope: with none, there is none to look for. */
+void ptrio__absorbed_moved(const ptrio_scope *from, const void *was,
+                           const void *now)
+{
+    ptrio_scope *sc;
+
+    if (!was || !ptrio__loop || !ptrio__loop->ncalled)
+        return;
+    for (sc = (ptrio_scope *)from; sc; sc = sc->parent) {
+        if (!(sc->flags & PTRIO__SCOPE_ABSORBED) || sc->absorbed != was)
+            continue;
+        if (now)
+            sc->absorbed = now;
+        else
+            sc->flags &= ~(uint32_t)PTRIO__SCOPE_ABSORBED;
+    }
+}
+
 /* The scope closes with `rc`, which task `t` raised to its close. If it
  * is the failure that a nursery inside raised with cancellations it
- * absorbed for this scope (nursery.c, cancellation_absorbed), the scope
- * has caught a cancellation. That failure is known by its origin, which
- * travels with it: caught on the way (Trio's group caught whole) or
- * replaced in a FINALLY, it never arrives. */
+ * absorbed for this scope, the scope has caught a cancellation. */
 static void absorbed_arrives(const ptrio_task *t, ptrio_scope *sc, int rc)
 {
     if ((sc->flags & PTRIO__SCOPE_ABSORBED) && rc < 0 && !IS_MARKER(rc) &&
         (t->state & T_ARMED) && t->err == ERR_TAG(rc) &&
-        ptrio__origin_reaches(t->origin, sc->absorbed))
+        t->origin == sc->absorbed)
         sc->flags |= PTRIO__SCOPE_CAUGHT;
     sc->flags &= ~(uint32_t)PTRIO__SCOPE_ABSORBED;
 }
@@ -717,6 +739,7 @@ static NOINLINE int close_slow(ptrio_task *t, ptrio_scope *sc, int rc)
         /* sc->pending keeps the code for ptrio_scope_error, the closed
          * block's exit word its origin for ptrio_scope_failure. */
         sc->exit = (uintptr_t)ptrio__take_origin(t, rc, NULL);
+        ptrio__absorbed_moved(sc->parent, (const void *)sc->exit, NULL);
         return 0;
     }
     if (sc->flags & PTRIO__SCOPE_CATCH)
