@@ -1776,8 +1776,12 @@ END_TEST
  *     one caught: a mark left by that one would take it for itself);
  *  5. as 0, x_sub's frame in storage its caller reuses in its FINALLY
  *     while the failure is on its way: S still caught a cancellation
- *     (marks compare origins, never follow them into that storage).
- * A Trio main twin prints True, False, False, True, False, True. */
+ *     (marks compare origins, never follow them into that storage);
+ *  6. as 0 inside scope O, which x_sub's FINALLY cancels: when the
+ *     failure reaches S, O's cancellation is visible from S, so S does
+ *     not catch the absorbed cancellation and O does.
+ * A Trio main twin prints True, False, False, True, False, True, and
+ * False then True for S and O. */
 struct x_sub {
     ptrio_frame fr;
     ptrio_scope *outer;
@@ -1785,6 +1789,7 @@ struct x_sub {
     ptrio_task kt;
     struct cleanup_fails k;
     int swallow, plain;
+    ptrio_scope *cancels;       /* cancelled in its FINALLY */
 };
 
 static int x_sub(ptrio_frame *fr)
@@ -1801,6 +1806,8 @@ static int x_sub(ptrio_frame *fr)
         PTRIO_RAISE(x, -PTRIO_EIO, "plain");
     }
     PTRIO_FINALLY(x);
+    if (x->cancels)
+        ptrio_cancel(x->cancels);
     if (x->swallow)
         PTRIO_RETURN(x, 0);
     PTRIO_END(x);
@@ -1829,7 +1836,7 @@ static int reuser(ptrio_frame *fr)
 struct travel_main {
     ptrio_frame fr;
     int variant, rc;
-    ptrio_scope u, s;
+    ptrio_scope u, s, o;
     ptrio_nursery n;
     ptrio_task xt;
     struct x_sub x;
@@ -1849,6 +1856,14 @@ static int travel_main(ptrio_frame *fr)
             PTRIO_CANCEL_SCOPE(f, &f->s) {
                 f->r.outer = &f->s;
                 PTRIO_AWAIT(f, ptrio_call(f, &f->r, reuser));
+            }
+        } else if (f->variant == 6) {
+            PTRIO_CANCEL_SCOPE(f, &f->o) {
+                PTRIO_CANCEL_SCOPE(f, &f->s) {
+                    f->x.outer = &f->s;
+                    f->x.cancels = &f->o;
+                    PTRIO_AWAIT(f, ptrio_call(f, &f->x, x_sub));
+                }
             }
         } else {
             PTRIO_CANCEL_SCOPE(f, &f->s) {
@@ -1881,6 +1896,7 @@ START_TEST(test_absorbed_travels_with_its_failure)
     ck_assert(ptrio_cancel_called(caught));
     ck_assert_int_eq(ptrio_cancelled_caught(caught),
                      _i == 0 || _i == 3 || _i == 5);
+    ck_assert_int_eq(ptrio_cancelled_caught(&m.o), _i == 6);
     ck_assert_int_eq(ptrio_scope_error(&m.u),
                      _i == 1 || _i == 2 ? -PTRIO_EINVAL : -PTRIO_EIO);
     ck_assert_int_eq(m.rc, _i == 1 || _i == 4 ? -PTRIO_EIO : 0);
@@ -2114,7 +2130,7 @@ int main(void)
     tcase_add_test(tc, test_deep_failure_keeps_its_site);
     tcase_add_test(tc, test_failure_last_is_the_last);
     tcase_add_test(tc, test_absorbed_caught_on_the_way);
-    tcase_add_loop_test(tc, test_absorbed_travels_with_its_failure, 0, 6);
+    tcase_add_loop_test(tc, test_absorbed_travels_with_its_failure, 0, 7);
     tcase_add_test(tc, test_body_error_basic);
     tcase_add_test(tc, test_task_crash_propagation);
     tcase_add_test(tc, test_crash_cancels_siblings_and_body);

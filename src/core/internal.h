@@ -384,6 +384,7 @@ static inline int ptrio__frame_line(const ptrio_frame *fr)
 }
 void ptrio__absorbed_moved(const ptrio_scope *from, const void *was,
                            const void *now);
+void ptrio__absorbed_leave(ptrio_scope *sc, const void *origin);
 void ptrio__note_origin(ptrio_task *t, int rc, const void *origin);
 
 /* lot.c */

@@ -363,44 +363,21 @@ static int collected(const ptrio_nursery *n, const void *origin)
     return 0;
 }
 
-/* The nursery absorbed cancellations of its body or children while it
- * raises a real failure, whose origin is `origin`. In Trio they travel
- * with it, in a group, to the scope that catches them (the nursery's own,
- * or the outermost cancelled scope visible from it), which splits them
- * out: that scope has caught a cancellation if that failure gets there
- * (scope.c, absorbed_arrives; not if it is caught or replaced on the
- * way). */
-static void cancellation_absorbed(ptrio_nursery *n, const void *origin)
-{
-    ptrio_scope *sc;
-
-    for (sc = &n->scope; sc; sc = sc->parent) {
-        if (ptrio__scope_catches(sc)) {
-            if (sc == &n->scope) {
-                sc->flags |= PTRIO__SCOPE_CAUGHT;
-            } else {
-                sc->flags |= PTRIO__SCOPE_ABSORBED;
-                sc->absorbed = origin;
-            }
-            return;
-        }
-        if (sc->flags & PTRIO__SCOPE_SHIELD)
-            return;
-    }
-}
-
 /* The nursery's own scope closes: a failure it collected, from its body
  * or inside a child's, may carry cancellations absorbed further in for
- * this scope, which then has caught them. Marks for scopes further out
- * now travel with what the nursery raises (`origin`), as Trio's group
- * holds the group it came in. */
+ * this scope, which catches them now unless a cancellation outside it
+ * has become visible since (scope.c, ptrio__absorbed_leave). Marks for
+ * scopes further out now travel with what the nursery raises (`origin`),
+ * as Trio's group holds the group it came in. */
 static void absorbed_arrive(ptrio_nursery *n, const void *origin)
 {
     ptrio_scope *sc = &n->scope;
+    int carried = (sc->flags & PTRIO__SCOPE_ABSORBED) &&
+                  collected(n, sc->absorbed);
 
-    if ((sc->flags & PTRIO__SCOPE_ABSORBED) && collected(n, sc->absorbed))
-        sc->flags |= PTRIO__SCOPE_CAUGHT;
     sc->flags &= ~(uint32_t)PTRIO__SCOPE_ABSORBED;
+    if (carried)
+        ptrio__absorbed_leave(sc, origin);
     if (!origin)
         return;
     for (sc = sc->parent; sc; sc = sc->parent)
@@ -487,8 +464,10 @@ int ptrio__nursery_close(ptrio_frame *fr, ptrio_nursery *n)
         }
         return -PTRIO_ECANCELED;
     }
+    /* The cancellations it absorbed travel with its failure (Trio: in
+     * its group) to the scope that catches them. */
     if (n->state & N_CANCELLED)
-        cancellation_absorbed(n, origin);
+        ptrio__absorbed_leave(&n->scope, origin);
     ptrio__note_origin(t, rc, origin);
     return rc;
 }

@@ -119,16 +119,46 @@ void ptrio__absorbed_moved(const ptrio_scope *from, const void *was,
     }
 }
 
+/* A failure whose origin is `origin` carries cancellations that a
+ * nursery absorbed, and leaves scope `sc` (closing). In Trio they travel
+ * with it, in a group, to the scope that splits them out: the first one
+ * from `sc` up that catches a cancellation now (the outermost cancelled
+ * scope visible; ptrio__scope_catches), before any shield. `sc` itself
+ * has caught them at once; a scope further out is marked, and catches
+ * them if that failure gets there (not if it is caught or replaced on the
+ * way). */
+void ptrio__absorbed_leave(ptrio_scope *sc, const void *origin)
+{
+    ptrio_scope *s;
+
+    for (s = sc; s; s = s->parent) {
+        if (ptrio__scope_catches(s)) {
+            if (s == sc) {
+                s->flags |= PTRIO__SCOPE_CAUGHT;
+            } else {
+                s->flags |= PTRIO__SCOPE_ABSORBED;
+                s->absorbed = origin;
+            }
+            return;
+        }
+        if (s->flags & PTRIO__SCOPE_SHIELD)
+            return;
+    }
+}
+
 /* The scope closes with `rc`, which task `t` raised to its close. If it
  * is the failure that a nursery inside raised with cancellations it
- * absorbed for this scope, the scope has caught a cancellation. */
+ * absorbed for this scope, the scope catches them, unless a cancellation
+ * outside it became visible meanwhile: then they go on out. */
 static void absorbed_arrives(const ptrio_task *t, ptrio_scope *sc, int rc)
 {
-    if ((sc->flags & PTRIO__SCOPE_ABSORBED) && rc < 0 && !IS_MARKER(rc) &&
-        (t->state & T_ARMED) && t->err == ERR_TAG(rc) &&
-        t->origin == sc->absorbed)
-        sc->flags |= PTRIO__SCOPE_CAUGHT;
+    int carried = (sc->flags & PTRIO__SCOPE_ABSORBED) && rc < 0 &&
+                  !IS_MARKER(rc) && (t->state & T_ARMED) &&
+                  t->err == ERR_TAG(rc) && t->origin == sc->absorbed;
+
     sc->flags &= ~(uint32_t)PTRIO__SCOPE_ABSORBED;
+    if (carried)
+        ptrio__absorbed_leave(sc, t->origin);
 }
 
 /* Trio's rule: a cancelled scope catches the -ECANCELED at its end only
