@@ -1779,17 +1779,34 @@ END_TEST
  *     (marks compare origins, never follow them into that storage);
  *  6. as 0 inside scope O, which x_sub's FINALLY cancels: when the
  *     failure reaches S, O's cancellation is visible from S, so S does
- *     not catch the absorbed cancellation and O does.
- * A Trio main twin prints True, False, False, True, False, True, and
- * False then True for S and O. */
+ *     not catch the absorbed cancellation and O does;
+ *  7. as 0, x_sub's FINALLY running a nursery whose -EINVAL also carries
+ *     a cancellation absorbed for S, caught there by a TRY block: the
+ *     first failure still reaches S, which caught a cancellation (two
+ *     marks on one scope).
+ * A Trio main twin prints True, False, False, True, False, True, False
+ * then True for S and O, and True. */
+struct raises_einval { ptrio_frame fr; };
+
+static int raises_einval(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct raises_einval, f);
+    PTRIO_RAISE(f, -PTRIO_EINVAL, "now");
+    PTRIO_END(f);
+}
+
 struct x_sub {
     ptrio_frame fr;
     ptrio_scope *outer;
     ptrio_nursery n;
     ptrio_task kt;
     struct cleanup_fails k;
-    int swallow, plain;
+    int swallow, plain, nested;
     ptrio_scope *cancels;       /* cancelled in its FINALLY */
+    ptrio_scope tb;             /* nested: a TRY block in its FINALLY, */
+    ptrio_nursery n3;           /* around a nursery whose child fails */
+    ptrio_task t3;
+    struct raises_einval k3;
 };
 
 static int x_sub(ptrio_frame *fr)
@@ -1808,6 +1825,15 @@ static int x_sub(ptrio_frame *fr)
     PTRIO_FINALLY(x);
     if (x->cancels)
         ptrio_cancel(x->cancels);
+    if (x->nested) {
+        PTRIO_TRY_BLOCK(x, &x->tb) {
+            PTRIO_NURSERY(x, &x->n3) {
+                PTRIO_CHECK(x, ptrio_start_soon(&x->n3, &x->t3, raises_einval,
+                                                &x->k3));
+                PTRIO_AWAIT(x, ptrio_sleep(x, PTRIO_MS(1)));
+            }
+        }
+    }
     if (x->swallow)
         PTRIO_RETURN(x, 0);
     PTRIO_END(x);
@@ -1869,7 +1895,8 @@ static int travel_main(ptrio_frame *fr)
             PTRIO_CANCEL_SCOPE(f, &f->s) {
                 f->x.outer = &f->s;
                 f->x.swallow = f->variant == 2;
-                if (f->variant == 0)
+                f->x.nested = f->variant == 7;
+                if (f->variant == 0 || f->variant == 7)
                     PTRIO_AWAIT(f, ptrio_call(f, &f->x, x_sub));
                 else
                     PTRIO_TRY(f, f->rc, ptrio_call(f, &f->x, x_sub));
@@ -1895,7 +1922,7 @@ START_TEST(test_absorbed_travels_with_its_failure)
     caught = _i == 3 ? ptrio_nursery_scope(&m.n) : &m.s;
     ck_assert(ptrio_cancel_called(caught));
     ck_assert_int_eq(ptrio_cancelled_caught(caught),
-                     _i == 0 || _i == 3 || _i == 5);
+                     _i == 0 || _i == 3 || _i == 5 || _i == 7);
     ck_assert_int_eq(ptrio_cancelled_caught(&m.o), _i == 6);
     ck_assert_int_eq(ptrio_scope_error(&m.u),
                      _i == 1 || _i == 2 ? -PTRIO_EINVAL : -PTRIO_EIO);
@@ -2130,7 +2157,7 @@ int main(void)
     tcase_add_test(tc, test_deep_failure_keeps_its_site);
     tcase_add_test(tc, test_failure_last_is_the_last);
     tcase_add_test(tc, test_absorbed_caught_on_the_way);
-    tcase_add_loop_test(tc, test_absorbed_travels_with_its_failure, 0, 7);
+    tcase_add_loop_test(tc, test_absorbed_travels_with_its_failure, 0, 8);
     tcase_add_test(tc, test_body_error_basic);
     tcase_add_test(tc, test_task_crash_propagation);
     tcase_add_test(tc, test_crash_cancels_siblings_and_body);

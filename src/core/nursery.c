@@ -372,8 +372,9 @@ static int collected(const ptrio_nursery *n, const void *origin)
 static void absorbed_arrive(ptrio_nursery *n, const void *origin)
 {
     ptrio_scope *sc = &n->scope;
-    int carried = (sc->flags & PTRIO__SCOPE_ABSORBED) &&
-                  collected(n, sc->absorbed);
+    int carried = (sc->flags & PTRIO__SCOPE_ABSORBED) && origin &&
+                  (sc->absorbed == ABSORBED_ANY(sc) ||
+                   collected(n, sc->absorbed));
 
     sc->flags &= ~(uint32_t)PTRIO__SCOPE_ABSORBED;
     if (carried)

@@ -135,6 +135,12 @@ void ptrio__absorbed_leave(ptrio_scope *sc, const void *origin)
         if (ptrio__scope_catches(s)) {
             if (s == sc) {
                 s->flags |= PTRIO__SCOPE_CAUGHT;
+            } else if ((s->flags & PTRIO__SCOPE_ABSORBED) &&
+                       s->absorbed != origin) {
+                /* Marked for another failure too: one mark cannot tell
+                 * which arrives, so whichever does counts (ABSORBED_ANY,
+                 * which no catch clears). */
+                s->absorbed = ABSORBED_ANY(s);
             } else {
                 s->flags |= PTRIO__SCOPE_ABSORBED;
                 s->absorbed = origin;
@@ -154,7 +160,9 @@ static void absorbed_arrives(const ptrio_task *t, ptrio_scope *sc, int rc)
 {
     int carried = (sc->flags & PTRIO__SCOPE_ABSORBED) && rc < 0 &&
                   !IS_MARKER(rc) && (t->state & T_ARMED) &&
-                  t->err == ERR_TAG(rc) && t->origin == sc->absorbed;
+                  t->err == ERR_TAG(rc) &&
+                  (t->origin == sc->absorbed ||
+                   sc->absorbed == ABSORBED_ANY(sc));
 
     sc->flags &= ~(uint32_t)PTRIO__SCOPE_ABSORBED;
     if (carried)
