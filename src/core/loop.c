@@ -978,17 +978,18 @@ static int wait_step(ptrio_loop *l)
  * time, everything is cancelled as the run's own cancellation; if tasks
  * still block after that (shielded cleanup that waits again), every wait
  * is aborted, shields or not: a run always ends with every task joined,
- * never with tasks left inside. In a deadlock nothing can wake a task
- * whose abort hook refuses, and the run would spin on that for ever: the
- * hook is overruled. */
+ * never with tasks left inside. When nothing at all can wake a task any
+ * more (no deadline, fd or source: the virtual backend reports -EDEADLK
+ * with sources too), an abort hook that refuses would keep the run
+ * spinning for ever: it is overruled. */
 static void backend_failed(ptrio_loop *l, int rc)
 {
     if (!l->fatal) {
         l->fatal = rc;
         ptrio__cancel_why(&l->system.scope, PTRIO_CANCEL_RUN, l);
     } else {
-        ptrio__abort_all(l, rc == -PTRIO_EDEADLK ? TEARDOWN_FORCE
-                                                 : TEARDOWN_SHIELDS);
+        ptrio__abort_all(l, rc == -PTRIO_EDEADLK && nothing_can_wake(l)
+                                ? TEARDOWN_FORCE : TEARDOWN_SHIELDS);
     }
 }
 
