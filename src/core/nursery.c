@@ -372,13 +372,11 @@ static int collected(const ptrio_nursery *n, const void *origin)
 static void absorbed_arrive(ptrio_nursery *n, const void *origin)
 {
     ptrio_scope *sc = &n->scope;
-    int carried = (sc->flags & PTRIO__SCOPE_ABSORBED) && origin &&
-                  (sc->absorbed == ABSORBED_ANY(sc) ||
-                   collected(n, sc->absorbed));
 
+    if ((sc->flags & PTRIO__SCOPE_ABSORBED) && origin &&
+        (sc->absorbed == ABSORBED_ANY(sc) || collected(n, sc->absorbed)))
+        ptrio__absorbed_leave(sc, origin);      /* never marks sc itself */
     sc->flags &= ~(uint32_t)PTRIO__SCOPE_ABSORBED;
-    if (carried)
-        ptrio__absorbed_leave(sc, origin);
     if (!origin)
         return;
     for (sc = sc->parent; sc; sc = sc->parent)

@@ -158,15 +158,11 @@ void ptrio__absorbed_leave(ptrio_scope *sc, const void *origin)
  * outside it became visible meanwhile: then they go on out. */
 static void absorbed_arrives(const ptrio_task *t, ptrio_scope *sc, int rc)
 {
-    int carried = (sc->flags & PTRIO__SCOPE_ABSORBED) && rc < 0 &&
-                  !IS_MARKER(rc) && (t->state & T_ARMED) &&
-                  t->err == ERR_TAG(rc) &&
-                  (t->origin == sc->absorbed ||
-                   sc->absorbed == ABSORBED_ANY(sc));
-
+    if ((sc->flags & PTRIO__SCOPE_ABSORBED) && rc < 0 && !IS_MARKER(rc) &&
+        (t->state & T_ARMED) && t->err == ERR_TAG(rc) &&
+        (t->origin == sc->absorbed || sc->absorbed == ABSORBED_ANY(sc)))
+        ptrio__absorbed_leave(sc, t->origin);   /* never marks sc itself */
     sc->flags &= ~(uint32_t)PTRIO__SCOPE_ABSORBED;
-    if (carried)
-        ptrio__absorbed_leave(sc, t->origin);
 }
 
 /* Trio's rule: a cancelled scope catches the -ECANCELED at its end only
