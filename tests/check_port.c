@@ -345,6 +345,22 @@ static int snooze(ptrio_frame *fr)
     PTRIO_END(f);
 }
 
+/* Runs a sleep of `d` on counter `c` (from 0), every alarm but the beats
+ * firing; returns how many fired. */
+static int snooze_on(const ptrio_cortex_m_counter *c, ptrio_time d)
+{
+    static struct snooze f;
+    int fired;
+
+    use(c, 0u);
+    f.d = d;
+    fires = 100;
+    ck_assert_int_eq(ptrio_run(snooze, &f), 0);
+    fired = 100 - fires;
+    fires = 0;
+    return fired;
+}
+
 /* A counter at exactly 1 GHz, tickless: a 3 s sleep, longer than an
  * alarm may be ahead (2^30 counts), sleeps in three alarms, 2^30, 2^30
  * and the rest, each armed ahead and firing, and wakes on its deadline's
@@ -354,14 +370,8 @@ START_TEST(test_long_sleep_at_1ghz)
 {
     static const ptrio_cortex_m_counter ghz = {1000000000u, fake_read,
                                                fake_alarm};
-    static struct snooze f;
 
-    use(&ghz, 0u);
-    f.d = PTRIO_SEC(3);
-    fires = 100;
-    ck_assert_int_eq(ptrio_run(snooze, &f), 0);
-    ck_assert_int_eq(100 - fires, 3);
-    fires = 0;
+    ck_assert_int_eq(snooze_on(&ghz, PTRIO_SEC(3)), 3);
     ck_assert_uint_eq(fake, 3000000000u);
     ck_assert_int_eq(alarms, 7);    /* a beat, then 3 alarms, each + a beat */
     ck_assert(ptrio_cortex_m_now() == PTRIO_SEC(3));
@@ -376,14 +386,8 @@ START_TEST(test_alarm_on_the_first_count_at_48mhz)
 {
     static const ptrio_cortex_m_counter mhz48 = {48000000u, fake_read,
                                                  fake_alarm};
-    static struct snooze f;
 
-    use(&mhz48, 0u);
-    f.d = PTRIO_MS(1);
-    fires = 100;
-    ck_assert_int_eq(ptrio_run(snooze, &f), 0);
-    ck_assert_int_eq(100 - fires, 1);
-    fires = 0;
+    ck_assert_int_eq(snooze_on(&mhz48, PTRIO_MS(1)), 1);
     ck_assert_uint_eq(fake, 48001u);
     ck_assert_int_eq(alarms, 3);    /* a beat, the alarm, a beat */
     ck_assert(ptrio_cortex_m_now() == 1000020);
