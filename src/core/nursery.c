@@ -443,6 +443,7 @@ int ptrio__nursery_close(ptrio_frame *fr, ptrio_nursery *n)
     ptrio__scope_closed(&n->scope);
     n->state = (uint8_t)(n->state & ~N_STATE);
     k = count_failures(n);
+    rc = 0;                         /* k == 0: what it raises comes below */
     if (k > 1) {
         rc = -PTRIO_EGROUP;
         origin = OMAKE(n, O_GROUP);
