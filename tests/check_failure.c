@@ -1783,9 +1783,15 @@ END_TEST
  *  7. as 0, x_sub's FINALLY running a nursery whose -EINVAL also carries
  *     a cancellation absorbed for S, caught there by a TRY block: the
  *     first failure still reaches S, which caught a cancellation (two
- *     marks on one scope).
+ *     marks on one scope);
+ *  8. as 0 through a frame whose FINALLY calls x_sub again in the same
+ *     storage, failing at once (-EIO, nothing absorbed) and caught by
+ *     PTRIO_TRY: that failure has the first one's origin, yet the first,
+ *     still pending, reaches S, which caught a cancellation;
+ *  9. as 0 through a step written by hand that returns the status its
+ *     sub-call handed it: S caught a cancellation.
  * A Trio main twin prints True, False, False, True, False, True, False
- * then True for S and O, and True. */
+ * then True for S and O, True, True, True. */
 struct raises_einval { ptrio_frame fr; };
 
 static int raises_einval(ptrio_frame *fr)
@@ -1839,6 +1845,41 @@ static int x_sub(ptrio_frame *fr)
     PTRIO_END(x);
 }
 
+/* Calls x_sub, then again in its FINALLY, in the same storage. */
+struct again {
+    ptrio_frame fr;
+    ptrio_scope *outer;
+    struct x_sub x;
+    int rc;
+};
+
+static int again(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct again, g);
+    g->x = (struct x_sub){.outer = g->outer};
+    PTRIO_AWAIT(g, ptrio_call(g, &g->x, x_sub));
+    PTRIO_FINALLY(g);
+    g->x.plain = 1;
+    PTRIO_TRY(g, g->rc, ptrio_call(g, &g->x, x_sub));
+    PTRIO_END(g);
+}
+
+/* A step by hand: calls x_sub, returns the status it hands back. */
+struct passes_on {
+    ptrio_frame fr;
+    int stage;
+    struct x_sub x;
+};
+
+static int passes_on(ptrio_frame *fr)
+{
+    struct passes_on *p = PTRIO_SELF(fr, struct passes_on);
+
+    if (p->stage++ == 0)
+        return ptrio_call(p, &p->x, x_sub);
+    return fr->result;
+}
+
 /* Calls x_sub in storage that its FINALLY then reuses. */
 struct reuser {
     ptrio_frame fr;
@@ -1867,6 +1908,8 @@ struct travel_main {
     ptrio_task xt;
     struct x_sub x;
     struct reuser r;
+    struct again g;
+    struct passes_on p;
 };
 
 static int travel_main(ptrio_frame *fr)
@@ -1882,6 +1925,16 @@ static int travel_main(ptrio_frame *fr)
             PTRIO_CANCEL_SCOPE(f, &f->s) {
                 f->r.outer = &f->s;
                 PTRIO_AWAIT(f, ptrio_call(f, &f->r, reuser));
+            }
+        } else if (f->variant == 8) {
+            PTRIO_CANCEL_SCOPE(f, &f->s) {
+                f->g.outer = &f->s;
+                PTRIO_AWAIT(f, ptrio_call(f, &f->g, again));
+            }
+        } else if (f->variant == 9) {
+            PTRIO_CANCEL_SCOPE(f, &f->s) {
+                f->p.x.outer = &f->s;
+                PTRIO_AWAIT(f, ptrio_call(f, &f->p, passes_on));
             }
         } else if (f->variant == 6) {
             PTRIO_CANCEL_SCOPE(f, &f->o) {
@@ -1922,7 +1975,7 @@ START_TEST(test_absorbed_travels_with_its_failure)
     caught = _i == 3 ? ptrio_nursery_scope(&m.n) : &m.s;
     ck_assert(ptrio_cancel_called(caught));
     ck_assert_int_eq(ptrio_cancelled_caught(caught),
-                     _i == 0 || _i == 3 || _i == 5 || _i == 7);
+                     _i == 0 || _i == 3 || _i == 5 || _i >= 7);
     ck_assert_int_eq(ptrio_cancelled_caught(&m.o), _i == 6);
     ck_assert_int_eq(ptrio_scope_error(&m.u),
                      _i == 1 || _i == 2 ? -PTRIO_EINVAL : -PTRIO_EIO);
@@ -2157,7 +2210,7 @@ int main(void)
     tcase_add_test(tc, test_deep_failure_keeps_its_site);
     tcase_add_test(tc, test_failure_last_is_the_last);
     tcase_add_test(tc, test_absorbed_caught_on_the_way);
-    tcase_add_loop_test(tc, test_absorbed_travels_with_its_failure, 0, 8);
+    tcase_add_loop_test(tc, test_absorbed_travels_with_its_failure, 0, 10);
     tcase_add_test(tc, test_body_error_basic);
     tcase_add_test(tc, test_task_crash_propagation);
     tcase_add_test(tc, test_crash_cancels_siblings_and_body);

@@ -220,7 +220,7 @@ int ptrio__caught(int rc)
          * when it was handed on, none when an awaitable returned it. */
         t->origin = origin;
         t->err = ERR_TAG(rc);
-        ptrio__absorbed_moved(t->scope, origin, NULL);
+        ptrio__absorbed_caught(t, t->scope, origin);
     }
     return rc;
 }

@@ -385,6 +385,8 @@ static inline int ptrio__frame_line(const ptrio_frame *fr)
 void ptrio__absorbed_moved(const ptrio_scope *from, const void *was,
                            const void *now);
 void ptrio__absorbed_leave(ptrio_scope *sc, const void *origin);
+void ptrio__absorbed_caught(const ptrio_task *t, const ptrio_scope *from,
+                            const void *o);
 /* A scope's mark for two failures at once: its own address, never an
  * origin (those are sites, and tagged tasks, frames and nurseries). */
 #define ABSORBED_ANY(sc) ((const void *)(sc))

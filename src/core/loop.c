@@ -486,8 +486,12 @@ static NOINLINE int frame_ended(ptrio_loop *l, ptrio_task *t,
                                 ptrio_frame *fr, int *rc)
 {
     ptrio_scope *sc = t->scope;
-    /* Through END: the error's origin; a plain C step has none. */
-    const void *origin = fr->resume == PTRIO__DONE ? fr->origin : NULL;
+    /* Through END: the error's origin. A plain C step has none of its
+     * own; returning the status a sub-call handed it in this step (its
+     * origin still armed), it passes that origin on. */
+    const void *origin = fr->resume == PTRIO__DONE ? fr->origin
+                       : (*rc < 0 && (t->state & T_ARMED) &&
+                          t->err == ERR_TAG(*rc)) ? t->origin : NULL;
 
     if (DROPPED_WAIT(l, t, "a frame ended while its task waits (an "
                      "awaitable called without PTRIO_AWAIT?)")) {

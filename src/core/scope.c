@@ -94,6 +94,29 @@ void ptrio__scope_closed(ptrio_scope *sc)
     sc->flags &= (uint32_t)~PTRIO__SCOPE_OPEN;
 }
 
+/* Whether a frame of `t` holds a failure whose origin is `o` pending in
+ * its FINALLY: a failure with that origin caught now is another one (the
+ * same frame storage failed again), not that one. */
+static int held_in_finally(const ptrio_task *t, const void *o)
+{
+    const ptrio_frame *fr;
+
+    for (fr = t->frame; fr; fr = CALLER_OF(fr))
+        if (fr->pending != PTRIO__IN_BODY && fr->pending < 0 &&
+            fr->origin == o)
+            return 1;
+    return 0;
+}
+
+/* A failure caught by task `t` (PTRIO_TRY, PTRIO_TRY_BLOCK), whose origin
+ * is `o`, no longer carries anything anywhere. */
+void ptrio__absorbed_caught(const ptrio_task *t, const ptrio_scope *from,
+                            const void *o)
+{
+    if (o && ptrio__loop && ptrio__loop->ncalled && !held_in_finally(t, o))
+        ptrio__absorbed_moved(from, o, NULL);
+}
+
 /* A failure that carries cancellations absorbed for a scope (nursery.c,
  * cancellation_absorbed) is known there by its origin, kept current as
  * the failure travels: its origin changed from `was` to `now` (it left a
@@ -773,7 +796,7 @@ static NOINLINE int close_slow(ptrio_task *t, ptrio_scope *sc, int rc)
         /* sc->pending keeps the code for ptrio_scope_error, the closed
          * block's exit word its origin for ptrio_scope_failure. */
         sc->exit = (uintptr_t)ptrio__take_origin(t, rc, NULL);
-        ptrio__absorbed_moved(sc->parent, (const void *)sc->exit, NULL);
+        ptrio__absorbed_caught(t, sc->parent, (const void *)sc->exit);
         return 0;
     }
     if (sc->flags & PTRIO__SCOPE_CATCH)
