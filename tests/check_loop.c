@@ -766,6 +766,31 @@ START_TEST(test_dump_in_finally)
 }
 END_TEST
 
+/* Dumped from its first step (no resume line yet either): it says so,
+ * not "at file:0". */
+static int dump_first_step(ptrio_frame *fr)
+{
+    struct dump_main *f = PTRIO_SELF(fr, struct dump_main);
+    PTRIO_BEGIN(f);
+    f->in_body = ptrio_dump(dump_sink, &fin_rep);
+    PTRIO_END(f);
+}
+
+START_TEST(test_dump_in_first_step)
+{
+    static struct dump_main f;
+
+    f = (struct dump_main){0};
+    memset(&fin_rep, 0, sizeof fin_rep);
+    ck_assert_int_eq(run_virtual(dump_first_step, &f, NULL), 0);
+    ck_assert_int_eq(f.in_body, 1);
+    ck_assert_int_eq(count_of(fin_rep.lines.buf, "task 'dump_first_step' "
+                              "running in its first step of "
+                              "dump_first_step() ("), 1);
+    ck_assert_int_eq(count_of(fin_rep.lines.buf, "check_loop.c:0"), 0);
+}
+END_TEST
+
 /* ---- deadlock ------------------------------------------------------ */
 
 struct forever {
@@ -963,6 +988,7 @@ int main(void)
     tcase_add_test(tc, test_hooks_partial_and_none);
     tcase_add_test(tc, test_dump);
     tcase_add_test(tc, test_dump_in_finally);
+    tcase_add_test(tc, test_dump_in_first_step);
     tcase_add_test(tc, test_deadlock_detected);
     tcase_add_test(tc, test_deadlock_main_alone);
     tcase_add_test(tc, test_no_deadlock_when_cancelled);

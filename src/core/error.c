@@ -563,12 +563,14 @@ static void put_time(line *b, ptrio_time t)
 }
 
 /* " at app.c:20 in child()", as much as the frame can say; a frame
- * running its FINALLY (or past its body) has no resume line. */
+ * running its FINALLY (or past its body, or its first step: described
+ * from inside that step) has no resume line. */
 static void put_where(line *b, const ptrio_frame *fr,
                       const ptrio_frame_info *w)
 {
     int tail = !w->line && (fr->resume == PTRIO__FINALLY ||
-                            fr->resume == PTRIO__END);
+                            fr->resume == PTRIO__END ||
+                            fr->resume == PTRIO__BODY);
 
     if (fr->resume == PTRIO__START && !w->file) {
         put(b, " (not started)");
@@ -576,6 +578,7 @@ static void put_where(line *b, const ptrio_frame *fr,
     }
     if (tail) {
         put(b, fr->resume == PTRIO__FINALLY ? " in the FINALLY"
+               : fr->resume == PTRIO__BODY  ? " in its first step"
                                             : " past the body");
     } else {
         put(b, " at ");
