@@ -1139,6 +1139,9 @@ int ptrio_call(void *self, void *sub, ptrio_fn fn)
     }
     ptrio__frame_init(s, fn, self);
     t->frame = s;
+    /* An origin still armed was dropped (a step by hand ignoring a
+     * sub-call's failure): it is not this call's to hand on. */
+    t->state &= (uint8_t)~T_ARMED;
     if (ptrio__awaiter == self)
         ptrio__awaiter = s;
     for (;;) {
