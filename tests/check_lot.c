@@ -923,21 +923,20 @@ END_TEST
  * task: the run is deadlocked, cancelled, and its abort of every wait is
  * refused again. Rather than spin for ever on that, the run wakes the
  * task with -ECANCELED all the same (misuse: a debug build traps there),
- * so that it ends, with every task joined, returning -PTRIO_EDEADLK. */
+ * so that it ends, with every task joined, returning -PTRIO_EDEADLK.
+ * (No report sink: the micro:bit build has no stack to spare for one.) */
 START_TEST(test_abort_hook_refusing_in_deadlock)
 {
     static struct hooked k;
     static struct hook_state h;
-    treport rep;
 
     reset();
     h = (struct hook_state){.refuse = 1};
     k = (struct hooked){.name = "h", .h = &h};
-    ck_assert_int_eq(run_virtual(hooked, &k, &rep), -PTRIO_EDEADLK);
+    ck_assert_int_eq(run_virtual(hooked, &k, NULL), -PTRIO_EDEADLK);
     ck_assert_int_eq(k.rc, -PTRIO_ECANCELED);
     ck_assert_int_eq(h.calls, 2);
     ck_assert_str_eq(L.buf, "h+@0 h!PTRIO_ECANCELED@0");
-    ck_assert_ptr_nonnull(strstr(rep.lines.buf, "deadlock"));
 }
 END_TEST
 
