@@ -117,8 +117,8 @@ void ptrio__absorbed_caught(const ptrio_task *t, const ptrio_scope *from,
         ptrio__absorbed_moved(from, o, NULL);
 }
 
-/* A failure that carries cancellations absorbed for a scope (nursery.c,
- * cancellation_absorbed) is known there by its origin, kept current as
+/* A failure that carries cancellations absorbed for a scope
+ * (ptrio__absorbed_leave, below) is known there by its origin, kept current as
  * the failure travels: its origin changed from `was` to `now` (it left a
  * frame, a child's start, a nursery's group), or it stopped (`now` NULL:
  * caught, or replaced in a FINALLY), and the marks from `from` up follow.
