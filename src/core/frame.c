@@ -51,7 +51,7 @@ static uintptr_t route(ptrio_frame *fr, ptrio_task *t, int rc,
             ptrio__note_origin(t, rc, origin);  /* for the close step */
         return sc->exit;
     }
-    if (fr->pending != PTRIO__IN_BODY && fr->pending < 0 && t)
+    if (t && ptrio__frame_failing(fr))
         ptrio__absorbed_moved(t->scope, fr->origin, NULL);  /* replaced */
     if (IS_MARKER(rc)) {            /* PTRIO_RETURN left the last block */
         fr->pending = fr->result;   /* the value it stashed */

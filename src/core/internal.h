@@ -258,6 +258,13 @@ static inline void ptrio__frame_init(ptrio_frame *fr, ptrio_fn fn,
     fr->pending = PTRIO__IN_BODY;
 }
 
+/* Whether `fr` carries a failure through its FINALLY (fr->origin is
+ * then that failure's origin). */
+static inline int ptrio__frame_failing(const ptrio_frame *fr)
+{
+    return fr->pending != PTRIO__IN_BODY && fr->pending < 0;
+}
+
 /* The loop's clock; the last reading is kept, for a relative deadline
  * that ends before it was armed (scope.c). */
 static inline ptrio_time ptrio__now(ptrio_loop *l)

@@ -170,13 +170,12 @@ int ptrio_loop_add_instrument(ptrio_loop *loop, ptrio_instrument *inst,
      * (remove it there first). In this one: added twice. A loop
      * re-initialised since has forgotten it (its list no longer has it):
      * it may come back, or go to another loop. */
-    if ((inst->loop && inst->loop != loop &&
-         instrument_listed(inst->loop, inst)) ||
-        instrument_listed(loop, inst))
+    if (inst->loop && inst->loop != loop &&
+        instrument_listed(inst->loop, inst))
         return -PTRIO_EBUSY;
-    p = &loop->instruments;
-    while (*p)
-        p = &(*p)->next;
+    for (p = &loop->instruments; *p; p = &(*p)->next)
+        if (*p == inst)
+            return -PTRIO_EBUSY;
     inst->hooks = hooks;
     inst->ctx = ctx;
     inst->next = NULL;
@@ -489,9 +488,9 @@ static NOINLINE int frame_ended(ptrio_loop *l, ptrio_task *t,
     /* Through END: the error's origin. A plain C step has none of its
      * own; returning the status a sub-call handed it in this step (its
      * origin still armed), it passes that origin on. */
-    const void *origin = fr->resume == PTRIO__DONE ? fr->origin
-                       : (*rc < 0 && (t->state & T_ARMED) &&
-                          t->err == ERR_TAG(*rc)) ? t->origin : NULL;
+    const void *origin = fr->resume == PTRIO__DONE
+                             ? fr->origin
+                             : ptrio__take_origin(t, *rc, NULL);
 
     if (DROPPED_WAIT(l, t, "a frame ended while its task waits (an "
                      "awaitable called without PTRIO_AWAIT?)")) {

@@ -102,8 +102,7 @@ static int held_in_finally(const ptrio_task *t, const void *o)
     const ptrio_frame *fr;
 
     for (fr = t->frame; fr; fr = CALLER_OF(fr))
-        if (fr->pending != PTRIO__IN_BODY && fr->pending < 0 &&
-            fr->origin == o)
+        if (ptrio__frame_failing(fr) && fr->origin == o)
             return 1;
     return 0;
 }
