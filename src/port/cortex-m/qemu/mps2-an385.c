@@ -1,5 +1,6 @@
 /* src/port/cortex-m/qemu/mps2-an385.c: QEMU's mps2-an385 (ARM's MPS2 FPGA
- * board with a Cortex-M3 at 25 MHz). The port's clock is the CMSDK dual
+ * board with a Cortex-M3 at 25 MHz), and mps2-an386 (the same board with
+ * a Cortex-M4, whose FPU startup.c turns on for -mfpu). The port's clock is the CMSDK dual
  * timer, tickless: its timer 1 runs free as the 32-bit counter (it counts
  * down, so the port reads its complement), and one-shot timer 2 is the
  * alarm (the combined interrupt, IRQ 10). The counter wraps every 171 s,
@@ -48,7 +49,12 @@
 #define DUAL_EN 0x80u               /* mode bit 6 clear: free-running */
 #define DUAL_IRQ 10
 
+/* AN386, the same board for a Cortex-M4 (ARMv7E-M), runs this file too. */
+#ifdef __ARM_ARCH_7EM__
+const char qemu_board_name[] = "mps2-an386";
+#else
 const char qemu_board_name[] = "mps2-an385";
+#endif
 
 static uint32_t counter_read(void)
 {

@@ -59,10 +59,20 @@ const vector qemu_vectors[16 + 16] = {
     {IRQ12_Handler}, {IRQ13_Handler}, {IRQ14_Handler}, {IRQ15_Handler},
 };
 
+/* CPACR: the floating-point unit (CP10, CP11) is off at reset, so with an
+ * -mfpu target the first floating-point instruction faults (NOCP). Full
+ * access turns it on; the barriers make the next instruction see it. */
+#define CPACR (*(volatile uint32_t *)0xE000ED88u)
+#define CPACR_CP10_CP11_FULL (0xFu << 20)
+
 void Reset_Handler(void)
 {
     size_t n = (size_t)((char *)__data_end - (char *)__data_start);
 
+#ifdef __ARM_FP
+    CPACR |= CPACR_CP10_CP11_FULL;
+    __asm__ volatile("dsb\n\tisb" ::: "memory");
+#endif
     if (n)
         memcpy(__data_start, __data_load, n);
     memset(__bss_start, 0, (size_t)((char *)__bss_end - (char *)__bss_start));

@@ -80,10 +80,19 @@ static void trap(void)
     __asm__ volatile(PTRIO_CSR("csrw mepc, %0") :: "r"((uintptr_t)trap_entry));
 }
 
+/* mstatus.FS: the floating-point unit is off at reset, so the first
+ * floating-point instruction traps, and with an F or D target that is
+ * the trap handler's own register saves: a hang. "Initial" turns it on. */
+#define MSTATUS_FS_INITIAL 0x2000u
+
 void qemu__reset(void)
 {
     size_t n = (size_t)((char *)__data_end - (char *)__data_start);
 
+#ifdef __riscv_flen
+    __asm__ volatile(PTRIO_CSR("csrs mstatus, %0")
+                     :: "r"((uintptr_t)MSTATUS_FS_INITIAL) : "memory");
+#endif
     if (n && (uintptr_t)__data_load != (uintptr_t)__data_start)
         memcpy(__data_start, __data_load, n);
     memset(__bss_start, 0, (size_t)((char *)__bss_end - (char *)__bss_start));
