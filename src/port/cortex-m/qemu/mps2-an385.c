@@ -1,11 +1,11 @@
 /* src/port/cortex-m/qemu/mps2-an385.c: QEMU's mps2-an385 (ARM's MPS2 FPGA
  * board with a Cortex-M3 at 25 MHz), and mps2-an386 (the same board with
- * a Cortex-M4, whose FPU startup.c turns on for -mfpu). The port's clock is the CMSDK dual
- * timer, tickless: its timer 1 runs free as the 32-bit counter (it counts
- * down, so the port reads its complement), and one-shot timer 2 is the
- * alarm (the combined interrupt, IRQ 10). The counter wraps every 171 s,
- * which the port extends to 64 bits. CMSDK APB timer 0 (IRQ 8) is the
- * alarm interrupt of qemu_alarm. SysTick is left to the program: its
+ * a Cortex-M4, whose FPU startup.c turns on for -mfpu). The port's clock
+ * is the CMSDK dual timer, tickless: its timer 1 runs free as the 32-bit
+ * counter (it counts down, so the port reads its complement), and one-shot
+ * timer 2 is the alarm (the combined interrupt, IRQ 10). The counter
+ * wraps every 171 s, which the port extends to 64 bits. CMSDK APB timer 0
+ * (IRQ 8) is the alarm interrupt of qemu_alarm. SysTick is left to the program: its
  * handler is here, for a program that switches the port to it with
  * ptrio_cortex_m_use_systick (the port's tests, the latency figure).
  *
