@@ -232,6 +232,23 @@ START_TEST(test_dropped_sleep_then_await)
 }
 END_TEST
 
+/* Its report names the cause: a dropped PTRIO_PENDING, not a bare "API
+ * misuse" at the innocent await after it. */
+START_TEST(test_dropped_sleep_report_names_cause)
+{
+    static struct dropper m;
+    static treport rep;
+    m = (struct dropper){.name = "main"};
+    setup_at(0, &rep);
+    ck_assert_int_eq(RUN(drop_sleep, &m), -PTRIO_EMISUSE);
+    ck_assert_int_eq(rep.count, 1);
+    ck_assert_str_eq(rep.lines.buf,
+                     "ptrio: task 'drop_sleep' failed: PTRIO_EMISUSE (an "
+                     "awaitable's PTRIO_PENDING was dropped (no "
+                     "PTRIO_AWAIT?)) in drop_sleep() |");
+}
+END_TEST
+
 /* The same in a child: its nursery joins it once it has really ended (it
  * is not left sleeping), its failure cancels the sibling, and the nursery
  * raises it. */
@@ -1750,6 +1767,7 @@ int main(void)
 
     tcase_set_timeout(tc, 10);
     tcase_add_misuse_test(tc, test_dropped_sleep_then_await);
+    tcase_add_misuse_test(tc, test_dropped_sleep_report_names_cause);
     tcase_add_misuse_test(tc, test_dropped_sleep_in_nursery);
     tcase_add_misuse_test(tc, test_two_dropped_checkpoints);
     tcase_add_misuse_test(tc, test_dropped_sleep_then_end);

@@ -460,8 +460,11 @@ int ptrio__await_check(void *self, ptrio_task **out)
         return -PTRIO_ENOTASK;
     if (DROPPED_WAIT(ptrio__loop, t, "await while the task already "
                      "waits (an awaitable called without "
-                     "PTRIO_AWAIT?)"))
+                     "PTRIO_AWAIT?)")) {
+        /* the report names the cause, not just "API misuse" here */
+        ptrio__note_origin(t, -PTRIO_EMISUSE, &ptrio__dropped_site);
         return -PTRIO_EMISUSE;
+    }
     return 0;
 }
 
