@@ -1201,7 +1201,7 @@ START_TEST(test_deadlock_two_events)
     want[0] = '\0';
     strcat(want, "ptrio: deadlock: every task waits, and nothing can wake "
                  "one; every task is cancelled. The tasks: | ");
-    strcat(want, "ptrio: nursery at (run):0, 1 live | ");
+    strcat(want, "ptrio: the run's nursery, 1 live | ");
     strcat(want, "ptrio:   task 'dl_events' joining a nursery at ");
     cat_site(want, f.nline);
     strcat(want, " in dl_events() | ptrio:     nursery at ");
@@ -1984,6 +1984,72 @@ static void dump_sink(void *ctx, const char *line)
 {
     treport_sink(ctx, line);
 }
+
+/* ---- the dump names scopes and the run's nursery ---------------------- */
+
+struct dscope_kid { ptrio_frame fr; ptrio_scope a, b; };
+
+static int dscope_kid(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct dscope_kid, f);
+    PTRIO_MOVE_ON_AFTER(f, &f->a, PTRIO_SEC(30)) {
+        PTRIO_SHIELD(f, &f->b) {
+            PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(2)));
+        }
+    }
+    PTRIO_END(f);
+}
+
+struct dscope_main {
+    ptrio_frame fr;
+    ptrio_scope sc;
+    ptrio_nursery n;
+    ptrio_task t;
+    struct dscope_kid kid;
+    int tasks;
+};
+
+static int dscope_main(ptrio_frame *fr)
+{
+    PTRIO_BEGIN_AS(struct dscope_main, f);
+    PTRIO_MOVE_ON_AFTER(f, &f->sc, PTRIO_SEC(10)) {
+        PTRIO_NURSERY(f, &f->n) {
+            PTRIO_CHECK(f, ptrio_start_soon(&f->n, &f->t, dscope_kid,
+                                            &f->kid));
+            PTRIO_AWAIT(f, ptrio_sleep(f, PTRIO_MS(1)));
+            memset(&dump_rep, 0, sizeof dump_rep);
+            f->tasks = ptrio_dump(dump_sink, &dump_rep);
+        }
+    }
+    PTRIO_END(f);
+}
+
+/* Each scope line names the function whose block opened it (nested
+ * scopes of one task are told apart by their deadlines and shields, and
+ * scopes of different frames by name); the run's own nursery is named so,
+ * not by a file:line it does not have. */
+START_TEST(test_dump_names_scopes)
+{
+    static struct dscope_main f;
+
+    f = (struct dscope_main){0};
+    ck_assert_int_eq(run_virtual(dscope_main, &f, NULL), 0);
+    ck_assert_int_eq(f.tasks, 2);
+    ck_assert_int_eq(dump_rep.count, 7);
+    ck_assert_ptr_eq(strstr(dump_rep.lines.buf,
+                            "ptrio: the run's nursery, 1 live | "),
+                     dump_rep.lines.buf);
+    ck_assert_ptr_nonnull(strstr(dump_rep.lines.buf,
+                                 " | ptrio:     scope in dscope_main(), "
+                                 "deadline 10.000s | ptrio:       nursery "
+                                 "at "));
+    ck_assert_ptr_nonnull(strstr(dump_rep.lines.buf,
+                                 " | ptrio:           scope in "
+                                 "dscope_kid(), deadline 30.000s | "
+                                 "ptrio:             scope in "
+                                 "dscope_kid(), shielded |"));
+}
+END_TEST
 
 struct dumps_cleanup { ptrio_frame fr; struct seen seen; };
 
@@ -3892,6 +3958,7 @@ int main(void)
 
     tc = tcase_create("deadlock");
     tcase_add_test(tc, test_deadlock_two_events);
+    tcase_add_test(tc, test_dump_names_scopes);
     tcase_add_test(tc, test_deadlock_two_locks);
     tcase_add_test(tc, test_deadlock_while_failing);
     tcase_add_test(tc, test_no_deadlock_idle_waiter);

@@ -874,6 +874,8 @@ typedef struct ptrio_scope_info {
     const ptrio_nursery *nursery;   /* a nursery's scope: the nursery */
     const char *file;               /* a nursery: where its block is */
     int line;
+    const char *func;               /* an open scope: its frame's function
+                                       (NULL: a hand-written step's) */
     unsigned live;                  /* a nursery: children running, starting */
     ptrio_time deadline;            /* PTRIO_TIME_INF: none */
     bool shield, cancel_called;

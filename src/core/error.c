@@ -636,13 +636,25 @@ static void put_scope(line *b, const ptrio_scope *sc)
 
     ptrio_scope_info_get(sc, &si);
     if (si.nursery) {
-        put(b, "nursery at ");
-        put_site(b, si.file ? si.file : "(run)", si.line);
+        if (ptrio__loop && si.nursery == &ptrio__loop->system) {
+            put(b, "the run's nursery");
+        } else {
+            put(b, "nursery");
+            if (si.file) {
+                put(b, " at ");
+                put_site(b, si.file, si.line);
+            }
+        }
         put(b, ", ");
         put_int(b, (long)si.live);
         put(b, " live");
     } else {
         put(b, "scope");
+        if (si.func) {
+            put(b, " in ");
+            put(b, si.func);
+            put(b, "()");
+        }
     }
     if (si.deadline != PTRIO_TIME_INF) {
         put(b, ", deadline ");

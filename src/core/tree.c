@@ -240,6 +240,12 @@ int ptrio_scope_info_get(const ptrio_scope *sc, ptrio_scope_info *out)
         out->line = n->site.line;
         out->live = n->live;
     }
+    /* a closed scope's frame may be gone: only an open one says */
+    if ((sc->flags & PTRIO__SCOPE_OPEN) && sc->frame) {
+        ptrio_frame_info fi;
+        (void)ptrio__frame_where(sc->frame, &fi);
+        out->func = fi.func;
+    }
     out->deadline = PTRIO_TIME_INF;
     if (sc->flags & PTRIO__SCOPE_DEADLINE) {
         ptrio_time d = ptrio__timer_when(&sc->timer);
