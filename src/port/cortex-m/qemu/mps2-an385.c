@@ -5,9 +5,10 @@
  * counter (it counts down, so the port reads its complement), and one-shot
  * timer 2 is the alarm (the combined interrupt, IRQ 10). The counter
  * wraps every 171 s, which the port extends to 64 bits. CMSDK APB timer 0
- * (IRQ 8) is the alarm interrupt of qemu_alarm. SysTick is left to the program: its
- * handler is here, for a program that switches the port to it with
- * ptrio_cortex_m_use_systick (the port's tests, the latency figure).
+ * (IRQ 8) is the alarm interrupt of qemu_alarm. SysTick is left to the
+ * program: its handler is here, for a program that switches the port to
+ * it with ptrio_cortex_m_use_systick (the port's tests, the latency
+ * figure).
  *
  * Why not SysTick as the board's clock: QEMU (7.2) delivers one SysTick
  * interrupt when its virtual clock jumps over several ticks (over a WFI,
