@@ -117,10 +117,11 @@ void ptrio__absorbed_caught(const ptrio_task *t, const ptrio_scope *from,
 }
 
 /* A failure that carries cancellations absorbed for a scope
- * (ptrio__absorbed_leave, below) is known there by its origin, kept current as
- * the failure travels: its origin changed from `was` to `now` (it left a
- * frame, a child's start, a nursery's group), or it stopped (`now` NULL:
- * caught, or replaced in a FINALLY), and the marks from `from` up follow.
+ * (ptrio__absorbed_leave, below) is known there by its origin, kept
+ * current as the failure travels: its origin changed from `was` to `now`
+ * (it left a frame, a child's start, a nursery's group), or it stopped
+ * (`now` NULL: caught, or replaced in a FINALLY), and the marks from
+ * `from` up follow.
  * Only identities are compared, never followed: storage the failure came
  * through may hold something else by now. A mark lives on a cancelled
  * open scope: with none, there is none to look for. */

@@ -50,8 +50,9 @@
 #define DUAL_EN 0x80u               /* mode bit 6 clear: free-running */
 #define DUAL_IRQ 10
 
-/* AN386, the same board for a Cortex-M4 (ARMv7E-M), runs this file too. */
-#ifdef __ARM_ARCH_7EM__
+/* AN386, the same board with a Cortex-M4, runs this file too (configure
+ * defines QEMU_MPS2_AN386 for --with-qemu-board=mps2-an386). */
+#ifdef QEMU_MPS2_AN386
 const char qemu_board_name[] = "mps2-an386";
 #else
 const char qemu_board_name[] = "mps2-an385";
