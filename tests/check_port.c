@@ -60,7 +60,7 @@ __attribute__((__weak__)) void PendSV_Handler(void)
 #define TICK_NS 1000000         /* 1 kHz */
 
 /* The microbit board clocks the port from TIMER0 and leaves SysTick's
- * vector alone; the mps2-an385 board's own handler overrides this one. */
+ * vector alone; the MPS2 boards' own handler (mps2.c) overrides this one. */
 void SysTick_Handler(void);
 __attribute__((__weak__)) void SysTick_Handler(void)
 {

@@ -1,9 +1,10 @@
 /* tests/qemu/latency.c: instructions from an interrupt to the task it
- * wakes, on QEMU's mps2-an385 (Cortex-M3; mps2-an386 for a Cortex-M4)
- * under -icount, where virtual time advances 2^shift ns per instruction.
- * SysTick counts the 25 MHz core clock in that virtual time: the counts
- * between two points over the counts per instruction (calibrated on a run
- * of NOPs) are the instructions between them.
+ * wakes, on QEMU's MPS2 boards (src/port/cortex-m/qemu/mps2.h: a
+ * Cortex-M3, M4, M7 or M33) under -icount, where virtual time advances
+ * 2^shift ns per instruction. SysTick counts the core clock in that
+ * virtual time: the counts between two points over the counts per
+ * instruction (calibrated on a run of NOPs) are the instructions between
+ * them.
  *
  *   ptrio      CMSDK timer 1's interrupt raises a ptrio_signal; a task
  *              parked in ptrio_signal_wait reads SysTick when it resumes
@@ -19,10 +20,14 @@
 #include <ptrio.h>
 
 #include "board.h"
+#include "mps2.h"
 
-/* mps2-an386, the same board with a Cortex-M4, runs it too (the board
- * file's QEMU_MPS2_AN386, from configure). */
-#ifdef QEMU_MPS2_AN386
+/* The figure's name says the core (configure defines the board). */
+#if defined(QEMU_MPS2_AN505)
+#define LATENCY_FIGURE "irq_to_task_m33"
+#elif defined(QEMU_MPS2_AN500)
+#define LATENCY_FIGURE "irq_to_task_m7"
+#elif defined(QEMU_MPS2_AN386)
 #define LATENCY_FIGURE "irq_to_task_m4"
 #else
 #define LATENCY_FIGURE "irq_to_task_m3"
@@ -31,20 +36,20 @@
 #define REG(a) (*(volatile uint32_t *)(uintptr_t)(a))
 #define SYST_CVR REG(0xE000E018u)
 #define NVIC_ISER REG(0xE000E100u)
-#define T1 0x40001000u
+#define T1 MPS2_TIMER1
 #define T1_CTRL REG(T1 + 0x00u)
 #define T1_VALUE REG(T1 + 0x04u)
 #define T1_RELOAD REG(T1 + 0x08u)
 #define T1_INTCLEAR REG(T1 + 0x0Cu)
-#define PERIOD 2500000u             /* SysTick at 10 Hz: few ticks */
+#define TICK_HZ 10u                 /* SysTick at 10 Hz: few ticks */
 #define RUNS 16
 
 static ptrio_signal sig;
 static volatile uint32_t t_irq, t_irq_end;
 static volatile int flag, bare;
 
-void IRQ9_Handler(void);
-void IRQ9_Handler(void)
+void MPS2_TIMER1_HANDLER(void);
+void MPS2_TIMER1_HANDLER(void)
 {
     t_irq = SYST_CVR;
     T1_CTRL = 0;
@@ -60,7 +65,7 @@ static void arm_timer(void)
 {
     T1_INTCLEAR = 1;
     T1_RELOAD = 0xFFFFFFFFu;
-    T1_VALUE = 25000;               /* 1 ms */
+    T1_VALUE = MPS2_HZ / 1000u;     /* 1 ms */
     T1_CTRL = 0x9;                  /* enable, interrupt */
 }
 
@@ -172,8 +177,8 @@ int main(void)
     uint32_t cal, base;
     int rc;
 
-    (void)ptrio_cortex_m_use_systick(25000000u, 25000000u / PERIOD);
-    NVIC_ISER = 1u << 9;
+    (void)ptrio_cortex_m_use_systick(MPS2_HZ, TICK_HZ);
+    NVIC_ISER = 1u << MPS2_TIMER1_IRQ;
     cal = calibrate();
     if (cal < 1000) {
         put("latency: SysTick counts fewer than one per instruction: run "

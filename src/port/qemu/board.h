@@ -3,8 +3,10 @@
  * files to start a real one: the vector table or trap vector, the reset
  * code, the linker script, the clock set-up and a console.
  *
- *   src/port/cortex-m/qemu/  mps2-an385 (Cortex-M3, dual timer tickless) and
- *                            microbit (Cortex-M0, nRF51 TIMER0, tickless)
+ *   src/port/cortex-m/qemu/  the MPS2 boards mps2-an385, -an386, -an500 and
+ *                            -an505 (Cortex-M3, M4, M7, M33: mps2.c, dual
+ *                            timer tickless) and microbit (Cortex-M0,
+ *                            nRF51 TIMER0, tickless)
  *   src/port/riscv/qemu/     virt (RV32/RV64, CLINT, tickless)
  *
  * Output and the exit status go through semihosting (QEMU's
@@ -17,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The board's name ("mps2-an385", "microbit", "virt"). */
+/* The board's name ("mps2-an385", "mps2-an505", "microbit", "virt"...). */
 extern const char qemu_board_name[];
 
 /* Writes `n` bytes to the console (unbuffered; stdout is buffered). */

@@ -1,8 +1,8 @@
 /* src/port/cortex-m/qemu/startup.c: vector table, reset handler, fault
- * handler and semihosting of the Cortex-M QEMU boards (ARMv6-M and
- * ARMv7-M alike). A board file defines qemu_board_init and the handlers it
- * uses (SysTick_Handler, IRQn_Handler): every other vector is a handler
- * that reports the exception and ends the program.
+ * handler and semihosting of the Cortex-M QEMU boards (ARMv6-M, ARMv7-M
+ * and ARMv8-M Mainline alike). A board file defines qemu_board_init and
+ * the handlers it uses (SysTick_Handler, IRQn_Handler): every other vector
+ * is a handler that reports the exception and ends the program.
  *
  * The linker script provides __stack_top, __stack_limit, __data_load,
  * __data_start, __data_end, __bss_start and __bss_end.

@@ -1,14 +1,15 @@
-/* src/port/cortex-m/qemu/mps2-an385.c: QEMU's mps2-an385 (ARM's MPS2 FPGA
- * board with a Cortex-M3 at 25 MHz), and mps2-an386 (the same board with
- * a Cortex-M4, whose FPU startup.c turns on for -mfpu). The port's clock
- * is the CMSDK dual timer, tickless: its timer 1 runs free as the 32-bit
- * counter (it counts down, so the port reads its complement), and one-shot
- * timer 2 is the alarm (the combined interrupt, IRQ 10). The counter
- * wraps every 171 s, which the port extends to 64 bits. CMSDK APB timer 0
- * (IRQ 8) is the alarm interrupt of qemu_alarm. SysTick is left to the
- * program: its handler is here, for a program that switches the port to
- * it with ptrio_cortex_m_use_systick (the port's tests, the latency
- * figure).
+/* src/port/cortex-m/qemu/mps2.c: QEMU's MPS2 boards (ARM's MPS2 FPGA
+ * board): mps2-an385 (Cortex-M3), mps2-an386 (Cortex-M4), mps2-an500
+ * (Cortex-M7) and mps2-an505 (Cortex-M33); mps2.h has what differs between
+ * them, and startup.c turns a Cortex-M4F's or M7F's FPU on for -mfpu. The
+ * port's clock is the CMSDK dual timer, tickless: its timer 1 runs free as
+ * the 32-bit counter (it counts down, so the port reads its complement),
+ * and one-shot timer 2 is the alarm (the combined interrupt). The counter
+ * wraps every 171 s at 25 MHz (215 s at 20), which the port extends to 64
+ * bits. CMSDK APB timer 0 is the alarm interrupt of qemu_alarm. SysTick is
+ * left to the program: its handler is here, for a program that switches
+ * the port to it with ptrio_cortex_m_use_systick (the port's tests, the
+ * latency figure).
  *
  * Why not SysTick as the board's clock: QEMU (7.2) delivers one SysTick
  * interrupt when its virtual clock jumps over several ticks (over a WFI,
@@ -23,23 +24,21 @@
 #include <ptrio/port.h>
 
 #include "../../qemu/board.h"
-
-#define CPU_HZ 25000000u
+#include "mps2.h"
 
 #define REG(a) (*(volatile uint32_t *)(uintptr_t)(a))
 #define NVIC_ISER REG(0xE000E100u)
 
-#define TIMER0 0x40000000u          /* CMSDK APB timer: qemu_alarm */
+#define TIMER0 MPS2_TIMER0          /* CMSDK APB timer: qemu_alarm */
 #define TIMER_CTRL(t) REG((t) + 0x00u)
 #define TIMER_VALUE(t) REG((t) + 0x04u)
 #define TIMER_RELOAD(t) REG((t) + 0x08u)
 #define TIMER_INTCLEAR(t) REG((t) + 0x0Cu)
 #define CTRL_EN 0x1u
 #define CTRL_IRQEN 0x8u
-#define TIMER0_IRQ 8
 
-#define DUAL1 0x40002000u           /* CMSDK dual timer: the port's clock */
-#define DUAL2 0x40002020u
+#define DUAL1 MPS2_DUAL             /* CMSDK dual timer: the port's clock */
+#define DUAL2 (MPS2_DUAL + 0x20u)
 #define DUAL_LOAD(t) REG((t) + 0x00u)
 #define DUAL_VALUE(t) REG((t) + 0x04u)
 #define DUAL_CTRL(t) REG((t) + 0x08u)
@@ -48,15 +47,8 @@
 #define DUAL_32BIT 0x02u
 #define DUAL_INTEN 0x20u
 #define DUAL_EN 0x80u               /* mode bit 6 clear: free-running */
-#define DUAL_IRQ 10
 
-/* AN386, the same board with a Cortex-M4, runs this file too (configure
- * defines QEMU_MPS2_AN386 for --with-qemu-board=mps2-an386). */
-#ifdef QEMU_MPS2_AN386
-const char qemu_board_name[] = "mps2-an386";
-#else
-const char qemu_board_name[] = "mps2-an385";
-#endif
+const char qemu_board_name[] = MPS2_NAME;
 
 static uint32_t counter_read(void)
 {
@@ -77,7 +69,7 @@ static void counter_alarm(uint32_t at)
 
 /* The alarm ends the WFI, and keeps the port's beat (its clock read at
  * least every 2^31 counts, a run going on or not). */
-void IRQ10_Handler(void)
+void MPS2_DUAL_HANDLER(void)
 {
     DUAL_INTCLR(DUAL2) = 1u;
     ptrio_cortex_m_alarm_isr();
@@ -90,7 +82,7 @@ void SysTick_Handler(void)
 
 static void (*volatile alarm_fn)(void);
 
-void IRQ8_Handler(void)
+void MPS2_TIMER0_HANDLER(void)
 {
     void (*fn)(void) = alarm_fn;
 
@@ -109,7 +101,7 @@ int qemu_alarm(uint32_t us, void (*fn)(void))
     TIMER_CTRL(TIMER0) = 0;
     TIMER_INTCLEAR(TIMER0) = 1;
     TIMER_RELOAD(TIMER0) = 0xFFFFFFFFu;
-    TIMER_VALUE(TIMER0) = us ? us * (CPU_HZ / 1000000u) : 1u;
+    TIMER_VALUE(TIMER0) = us ? us * (MPS2_HZ / 1000000u) : 1u;
     TIMER_CTRL(TIMER0) = CTRL_EN | CTRL_IRQEN;
     return 0;
 }
@@ -117,13 +109,13 @@ int qemu_alarm(uint32_t us, void (*fn)(void))
 void qemu_board_init(void)
 {
     static const ptrio_cortex_m_counter counter = {
-        CPU_HZ, counter_read, counter_alarm
+        MPS2_HZ, counter_read, counter_alarm
     };
 
     DUAL_CTRL(DUAL1) = 0u;
     DUAL_LOAD(DUAL1) = 0xFFFFFFFFu;
     DUAL_CTRL(DUAL1) = DUAL_EN | DUAL_32BIT;
     DUAL_CTRL(DUAL2) = 0u;
-    NVIC_ISER = (1u << TIMER0_IRQ) | (1u << DUAL_IRQ);
+    NVIC_ISER = (1u << MPS2_TIMER0_IRQ) | (1u << MPS2_DUAL_IRQ);
     (void)ptrio_cortex_m_use_counter(&counter);
 }
