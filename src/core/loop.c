@@ -477,15 +477,16 @@ static const ptrio_site c_return_site = {
     NULL, 0, "a C return inside a coroutine body (use PTRIO_RETURN)"
 };
 
-/* Frame `fr` of `t` returned `*rc`: the checks of the fast path failed
+/* Frame `fr` of `t` returned `rc`: the checks of the fast path failed
  * (an error, a plain C step, a cancelled scope somewhere, or misuse).
- * Returns 1 when it must run again: a C return (or goto) left the body
- * inside an open block, or skipped END, so it is re-entered raising
- * -PTRIO_EMISUSE: its blocks close (a nursery joins its children) and
- * FINALLY runs. Else 0: the frame is done, its status in *rc and an
- * error's origin handed on. */
+ * Returns PTRIO_PENDING when it must run again: a C return (or goto) left
+ * the body inside an open block, or skipped END, so it is re-entered
+ * raising -PTRIO_EMISUSE: its blocks close (a nursery joins its children)
+ * and FINALLY runs. Else the frame is done: returns its status, an
+ * error's origin handed on. (rc is not passed by address: that kept the
+ * scheduler's rc in memory, a store on every step.) */
 static NOINLINE int frame_ended(ptrio_loop *l, ptrio_task *t,
-                                ptrio_frame *fr, int *rc)
+                                ptrio_frame *fr, int rc)
 {
     ptrio_scope *sc = t->scope;
     /* Through END: the error's origin. A plain C step has none of its
@@ -493,11 +494,11 @@ static NOINLINE int frame_ended(ptrio_loop *l, ptrio_task *t,
      * origin still armed), it passes that origin on. */
     const void *origin = fr->resume == PTRIO__DONE
                              ? fr->origin
-                             : ptrio__take_origin(t, *rc, NULL);
+                             : ptrio__take_origin(t, rc, NULL);
 
     if (DROPPED_WAIT(l, t, "a frame ended while its task waits (an "
                      "awaitable called without PTRIO_AWAIT?)")) {
-        *rc = -PTRIO_EMISUSE;
+        rc = -PTRIO_EMISUSE;
         origin = &ptrio__dropped_site;
     }
     if ((sc && sc->frame == fr && (sc->flags & PTRIO__SCOPE_OPEN)) ||
@@ -505,25 +506,25 @@ static NOINLINE int frame_ended(ptrio_loop *l, ptrio_task *t,
         MISUSE("a C return inside a coroutine body (use PTRIO_RETURN)");
         fr->resume = ptrio__raise_new(fr, -PTRIO_EMISUSE, &c_return_site);
         permit(l, t);
-        return 1;
+        return PTRIO_PENDING;
     }
-    if (*rc < PTRIO_ERRMIN) {
+    if (rc < PTRIO_ERRMIN) {
         MISUSE("a step returned a ptrio marker");
-        *rc = -PTRIO_EMISUSE;
+        rc = -PTRIO_EMISUSE;
         origin = NULL;
     }
     /* An error leaving a frame through END names the frame: the frames it
      * left through, each pointing on to the next, are its traceback. */
-    if (*rc < 0) {
+    if (rc < 0) {
         const void *now = fr->resume == PTRIO__DONE && origin == fr->origin
                               ? OMAKE(fr, O_FRAME) : origin;
         if (now != origin)
             ptrio__absorbed_moved(t->scope, origin, now);
-        ptrio__note_origin(t, *rc, now);
+        ptrio__note_origin(t, rc, now);
     }
     if (fr->resume != PTRIO__DONE)
         fr->resume = 0;
-    return 0;
+    return rc;
 }
 
 /* Whether the fast path may take a finished frame: it ended through END
@@ -604,7 +605,8 @@ static void step(ptrio_loop *l, ptrio_task *t, uint32_t instrumented)
              * status): its origin must not go to a later error of the
              * same code. Handed on while the task waits, it is noted
              * after this (a start's child to its starter). */
-            t->state &= (uint8_t)~T_ARMED;
+            if (t->state & T_ARMED)     /* rare: a test, no store */
+                t->state &= (uint8_t)~T_ARMED;
             if (ptrio__awaiter != YIELDED)
                 break;
             /* A fast checkpoint. Alone, with nothing to do between
@@ -626,7 +628,8 @@ static void step(ptrio_loop *l, ptrio_task *t, uint32_t instrumented)
                 ptrio__instr_task(l, I_SCHEDULED, t);
             return;
         }
-        if (!ENDED_CLEANLY(fr, rc) && frame_ended(l, t, fr, &rc))
+        if (!ENDED_CLEANLY(fr, rc) &&
+            (rc = frame_ended(l, t, fr, rc)) == PTRIO_PENDING)
             continue;               /* re-entered: run it again */
         if (IS_ROOT(fr)) {
             ptrio__awaiter = NOBODY;
@@ -1149,7 +1152,8 @@ int ptrio_call(void *self, void *sub, ptrio_fn fn)
     for (;;) {
         if ((rc = fn(s)) == PTRIO_PENDING)
             return rc;
-        if (ENDED_CLEANLY(s, rc) || !frame_ended(ptrio__loop, t, s, &rc))
+        if (ENDED_CLEANLY(s, rc) ||
+            (rc = frame_ended(ptrio__loop, t, s, rc)) != PTRIO_PENDING)
             break;
     }
     t->frame = self;
