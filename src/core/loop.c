@@ -628,9 +628,11 @@ static void step(ptrio_loop *l, ptrio_task *t, uint32_t instrumented)
                 ptrio__instr_task(l, I_SCHEDULED, t);
             return;
         }
-        if (!ENDED_CLEANLY(fr, rc) &&
-            (rc = frame_ended(l, t, fr, rc)) == PTRIO_PENDING)
-            continue;               /* re-entered: run it again */
+        if (!ENDED_CLEANLY(fr, rc)) {
+            rc = frame_ended(l, t, fr, rc);
+            if (rc == PTRIO_PENDING)
+                continue;           /* re-entered: run it again */
+        }
         if (IS_ROOT(fr)) {
             ptrio__awaiter = NOBODY;
             l->current = NULL;
@@ -1152,8 +1154,9 @@ int ptrio_call(void *self, void *sub, ptrio_fn fn)
     for (;;) {
         if ((rc = fn(s)) == PTRIO_PENDING)
             return rc;
-        if (ENDED_CLEANLY(s, rc) ||
-            (rc = frame_ended(ptrio__loop, t, s, rc)) != PTRIO_PENDING)
+        if (!ENDED_CLEANLY(s, rc))
+            rc = frame_ended(ptrio__loop, t, s, rc);
+        if (rc != PTRIO_PENDING)    /* else re-entered: run it again */
             break;
     }
     t->frame = self;
