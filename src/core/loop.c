@@ -1151,14 +1151,12 @@ int ptrio_call(void *self, void *sub, ptrio_fn fn)
     t->state &= (uint8_t)~T_ARMED;
     if (ptrio__awaiter == self)
         ptrio__awaiter = s;
-    for (;;) {
+    do {                            /* again while frame_ended re-enters */
         if ((rc = fn(s)) == PTRIO_PENDING)
             return rc;
         if (!ENDED_CLEANLY(s, rc))
             rc = frame_ended(ptrio__loop, t, s, rc);
-        if (rc != PTRIO_PENDING)    /* else re-entered: run it again */
-            break;
-    }
+    } while (rc == PTRIO_PENDING);
     t->frame = self;
     permit(ptrio__loop, t);
     return rc;
